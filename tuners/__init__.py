@@ -1,0 +1,26 @@
+"""metanas search strategies: keras-tuner Oracles and their Tuners.
+
+Importing this package imports keras-tuner (and so Keras), never MLflow,
+Optuna or AutoKeras.
+"""
+
+from metanas.tuners.base import MetanasOracle
+from metanas.tuners.codec import SearchSpaceCodec, values_hash
+from metanas.tuners.evolution import EvolutionOracle
+from metanas.tuners.random_search import RandomSearchOracle
+from metanas.tuners.selection import RouletteSelection, Selection, TournamentSelection
+from metanas.tuners.tuner import EvolutionSearch, RandomSearch, StrategyTuner
+
+__all__ = [
+    "EvolutionOracle",
+    "EvolutionSearch",
+    "MetanasOracle",
+    "RandomSearch",
+    "RandomSearchOracle",
+    "RouletteSelection",
+    "SearchSpaceCodec",
+    "Selection",
+    "StrategyTuner",
+    "TournamentSelection",
+    "values_hash",
+]

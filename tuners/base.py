@@ -1,0 +1,232 @@
+"""The base oracle every metanas strategy extends.
+
+It adds to `keras_tuner.Oracle` what all strategies share: one seeded random
+source (a numpy ``Generator`` whose state is JSON), the search-space codec,
+AutoKeras-style ``initial_hps`` served first, de-duplicated proposals with an
+exact end when a finite space is exhausted, and one hook, `on_trial_result`,
+called once for every trial that ends for good (completed or failed).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import keras_tuner
+from keras_tuner.engine import trial as trial_module
+
+from metanas.tuners.codec import Config, SearchSpaceCodec
+
+__all__ = ["MetanasOracle", "check_rate", "check_int"]
+
+TrialStatus = trial_module.TrialStatus
+
+#: Proposals that collide with tried configurations before the oracle looks
+#: for an unseen one by enumerating the (finite) space.
+_MAX_COLLISIONS = 50
+#: Spaces up to this many configurations are enumerated to find unseen ones.
+_ENUMERATE_LIMIT = 200_000
+
+
+def check_int(name: str, value: Any, *, low: int, high: Optional[int] = None) -> int:
+    """Validates an integer setting; raises ValueError naming value and range."""
+    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int {allowed}, got {value!r}.")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be an int {allowed}, got {value!r}.")
+    return int(value)
+
+
+def check_rate(name: str, value: Any) -> float:
+    """Validates a probability setting; raises ValueError naming value and range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
+    return float(value)
+
+
+class MetanasOracle(keras_tuner.Oracle):
+    """Base class of the metanas oracles.
+
+    Subclasses implement `propose` (and usually `on_trial_result`), and extend
+    `get_state`/`set_state` with their own JSON-serialisable state.
+
+    Args:
+        objective: As for `keras_tuner.Oracle`.
+        max_trials: Total number of trials to run at most.
+        seed: Seed of the oracle's own random source. Equal seeds give equal
+            trials; the global ``random``/``np.random`` states are never used.
+        hyperparameters: Optional `HyperParameters` to override or pre-register
+            parts of the search space (e.g. ``Fixed`` values).
+        allow_new_entries: As for `keras_tuner.Oracle`.
+        tune_new_entries: As for `keras_tuner.Oracle`.
+        max_retries_per_trial: As for `keras_tuner.Oracle`.
+        max_consecutive_failed_trials: As for `keras_tuner.Oracle`.
+        initial_hps: Configurations (``{name: value}`` dicts, possibly partial)
+            tried first, in order; AutoKeras passes its task-specific
+            known-good configurations this way. Missing or invalid values are
+            filled from the space; duplicates are skipped.
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials: Optional[int] = None,
+        *,
+        seed: Optional[int] = None,
+        hyperparameters=None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        initial_hps: Optional[Sequence[Mapping[str, Any]]] = None,
+    ) -> None:
+        if max_trials is not None:
+            check_int("max_trials", max_trials, low=1)
+        if seed is not None:
+            check_int("seed", seed, low=0)
+        if initial_hps is not None and (
+            isinstance(initial_hps, Mapping)
+            or not all(isinstance(v, Mapping) for v in initial_hps)
+        ):
+            raise ValueError(
+                "initial_hps must be a list of {name: value} dicts, "
+                f"got {initial_hps!r}."
+            )
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        self.initial_hps: List[Dict[str, Any]] = [
+            dict(v) for v in copy.deepcopy(list(initial_hps or []))
+        ]
+        self._rng = np.random.default_rng(self.seed)
+        self._initial_cursor = 0
+        self._codec: Optional[SearchSpaceCodec] = None
+
+    # ---------------------------------------------------------------- codec
+    @property
+    def codec(self) -> SearchSpaceCodec:
+        """The codec over the current space (rebuilt when the space is replaced)."""
+        if self._codec is None or self._codec.hyperparameters is not self.hyperparameters:
+            self._codec = SearchSpaceCodec(self.hyperparameters)
+        return self._codec
+
+    # -------------------------------------------------------------- fitness
+    @property
+    def maximize(self) -> bool:
+        return self.objective.direction == "max"
+
+    def fitness(self, trial) -> float:
+        """The trial's score as a fitness to maximise; -inf when it failed."""
+        if trial.status != TrialStatus.COMPLETED or trial.score is None:
+            return -math.inf
+        score = float(trial.score)
+        if math.isnan(score):
+            return -math.inf
+        return score if self.maximize else -score
+
+    def trial_values(self, trial_id: str) -> Config:
+        return dict(self.trials[trial_id].hyperparameters.values)
+
+    # ------------------------------------------------------------ proposals
+    def is_duplicate(self, values: Config) -> bool:
+        return self.codec.hash(values) in self._tried_so_far
+
+    def random_unique(self) -> Optional[Config]:
+        """A random configuration not tried yet, or None if the space is exhausted.
+
+        Draws from the prior first; after repeated collisions, enumerates a
+        finite space and picks uniformly among the configurations left, so a
+        small space is used up exactly, without duplicates.
+        """
+        for _ in range(_MAX_COLLISIONS):
+            values = self.codec.sample(self._rng)
+            if not self.is_duplicate(values):
+                return values
+        unseen = [
+            v
+            for v in self.codec.enumerate(limit=_ENUMERATE_LIMIT)
+            if not self.is_duplicate(v)
+        ]
+        if unseen:
+            return unseen[int(self._rng.integers(len(unseen)))]
+        return None
+
+    def _next_initial(self) -> Optional[Config]:
+        while self._initial_cursor < len(self.initial_hps):
+            wanted = self.initial_hps[self._initial_cursor]
+            self._initial_cursor += 1
+            values = self.codec.repair(wanted, self._rng)
+            if not self.is_duplicate(values):
+                return values
+        return None
+
+    def propose(self, trial_id: str) -> Optional[Config]:
+        """The next configuration to try, or None to end the search.
+
+        Called once per new trial, after ``initial_hps`` are used up.
+        """
+        raise NotImplementedError
+
+    def populate_space(self, trial_id: str) -> Dict[str, Any]:
+        values = self._next_initial()
+        if values is None:
+            values = self.propose(trial_id)
+        if values is None:
+            return {"status": TrialStatus.STOPPED, "values": None}
+        return {"status": TrialStatus.RUNNING, "values": values}
+
+    # -------------------------------------------------------------- results
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        super().end_trial(trial)
+        trial = self.trials[trial.trial_id]
+        # keras-tuner appends to `end_order` only when a trial ends for good; a
+        # trial sent for retry ends again later, and is learnt from only then.
+        if self.end_order[-1:] == [trial.trial_id]:
+            self.on_trial_result(trial)
+            # keras-tuner saved the oracle before this hook ran; save again so
+            # a kill right after a trial never loses what the strategy learned.
+            self.save()
+
+    def on_trial_result(self, trial) -> None:
+        """Hook: a trial ended for good (COMPLETED, or FAILED with -inf fitness)."""
+
+    def strategy_diagnostics(self) -> Dict[str, float]:
+        """Numbers that describe the strategy's state, for trackers and logs."""
+        return {}
+
+    # ---------------------------------------------------------------- state
+    def get_state(self) -> Dict[str, Any]:
+        state = super().get_state()
+        state.update(
+            {
+                "rng": self._rng.bit_generator.state,
+                "initial_cursor": self._initial_cursor,
+            }
+        )
+        return state
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        super().set_state(state)
+        try:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng"]
+            self._rng = rng
+            self._initial_cursor = int(state["initial_cursor"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"{type(self).__name__} state is missing or has a bad value for "
+                f"{error}; expected the state written by {type(self).__name__}."
+            ) from error

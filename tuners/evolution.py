@@ -1,0 +1,189 @@
+"""Steady-state evolution, with roulette or tournament selection and aging."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+from metanas.tuners.base import MetanasOracle, check_int, check_rate
+from metanas.tuners.codec import Config
+from metanas.tuners.selection import RouletteSelection, Selection, TournamentSelection
+
+__all__ = ["EvolutionOracle"]
+
+#: Times a child that collides with a tried configuration is mutated again
+#: before the oracle falls back to a random unseen configuration.
+_MAX_CHILD_RETRIES = 20
+
+
+def make_selection(selection: Union[str, Selection], tournament_size: int) -> Selection:
+    """The `Selection` object for a ``selection`` setting."""
+    if isinstance(selection, Selection):
+        return selection
+    if selection == "tournament":
+        return TournamentSelection(size=tournament_size)
+    if selection == "roulette":
+        return RouletteSelection()
+    raise ValueError(
+        f"selection must be 'tournament', 'roulette' or a Selection object, "
+        f"got {selection!r}."
+    )
+
+
+class EvolutionOracle(MetanasOracle):
+    """Steady-state evolution of keras-tuner configurations.
+
+    The first ``population_size`` trials are ``initial_hps`` and then random
+    configurations. From then on every new trial is a child: a parent is
+    chosen by ``selection`` among the current population (trials that have
+    finished); with probability ``crossover_rate`` a second parent is chosen and
+    the two are recombined by uniform crossover; then each active decision
+    mutates with probability ``mutation_rate``, and at least one always does
+    unless crossover already made a new configuration. A child that repeats a
+    tried configuration is mutated again, then replaced by a random unseen one,
+    so no configuration is proposed twice while unseen ones remain.
+
+    The population is updated as each trial ends, so any number of workers can
+    ask for trials while others run (steady-state, asynchronous evolution).
+    When it grows past ``population_size``, one member leaves: with
+    ``aging=True`` the oldest (regularized evolution, Real et al.,
+    "Regularized Evolution for Image Classifier Architecture Search",
+    AAAI 2019), otherwise the worst (ties: the oldest). A failed trial (an
+    exception at build, a NaN loss) joins with fitness ``-inf``: it is never
+    preferred, and it never stops the search.
+
+    Args:
+        objective, max_trials, seed, hyperparameters, initial_hps, and the
+            remaining keras-tuner settings: see `MetanasOracle`.
+        population_size: Members kept, at least 2.
+        selection: ``"tournament"``, ``"roulette"`` (rank-based
+            fitness-proportional; see `RouletteSelection`) or a `Selection`.
+        tournament_size: Members per tournament with
+            ``selection="tournament"``, from 1 to ``population_size``.
+        mutation_rate: Probability that each active decision of a child
+            mutates, in [0, 1].
+        crossover_rate: Probability that a child has two parents, in [0, 1].
+        aging: Remove the oldest member (True) or the worst (False).
+
+    Example:
+
+        >>> oracle = EvolutionOracle(
+        ...     objective="val_accuracy", max_trials=50, seed=7,
+        ...     population_size=10, selection="tournament", tournament_size=3)
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials: Optional[int] = None,
+        *,
+        seed: Optional[int] = None,
+        hyperparameters=None,
+        population_size: int = 20,
+        selection: Union[str, Selection] = "tournament",
+        tournament_size: int = 5,
+        mutation_rate: float = 0.1,
+        crossover_rate: float = 0.2,
+        aging: bool = True,
+        initial_hps=None,
+        **kwargs: Any,
+    ) -> None:
+        self.population_size = check_int("population_size", population_size, low=2)
+        self.tournament_size = check_int("tournament_size", tournament_size, low=1)
+        self.selection = make_selection(selection, self.tournament_size)
+        self.selection.validate(self.population_size)
+        self.mutation_rate = check_rate("mutation_rate", mutation_rate)
+        self.crossover_rate = check_rate("crossover_rate", crossover_rate)
+        if not isinstance(aging, bool):
+            raise ValueError(f"aging must be True or False, got {aging!r}.")
+        self.aging = aging
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            initial_hps=initial_hps,
+            **kwargs,
+        )
+        # Trial ids of the current population, oldest first.
+        self.population: List[str] = []
+
+    # ------------------------------------------------------------ proposals
+    def propose(self, trial_id: str) -> Optional[Config]:
+        if len(self.start_order) < self.population_size or len(self.population) < 2:
+            return self.random_unique()
+        return self._breed() or self.random_unique()
+
+    def _select(self, fitness: List[float]) -> str:
+        return self.population[self.selection.select(fitness, self._rng)]
+
+    def _breed(self) -> Optional[Config]:
+        fitness = [self.fitness(self.trials[t]) for t in self.population]
+        first = self.trial_values(self._select(fitness))
+        child = first
+        crossed = False
+        if self._rng.random() < self.crossover_rate:
+            second = self.trial_values(self._select(fitness))
+            child = self.codec.crossover(first, second, self._rng)
+            crossed = child not in (first, second)
+        child = self.codec.mutate(
+            child,
+            self._rng,
+            rate=self.mutation_rate,
+            min_mutations=0 if crossed else 1,
+        )
+        for _ in range(_MAX_CHILD_RETRIES):
+            if not self.is_duplicate(child):
+                return child
+            child = self.codec.mutate(child, self._rng, rate=0.0, min_mutations=1)
+        return None
+
+    # -------------------------------------------------------------- results
+    def on_trial_result(self, trial) -> None:
+        self.population.append(trial.trial_id)
+        if len(self.population) <= self.population_size:
+            return
+        if self.aging:
+            self.population.pop(0)
+            return
+        fitness = [self.fitness(self.trials[t]) for t in self.population]
+        self.population.pop(int(np.argmin(fitness)))  # first minimum: the oldest
+
+    def strategy_diagnostics(self) -> Dict[str, float]:
+        fitness = [self.fitness(self.trials[t]) for t in self.population]
+        finite = [f for f in fitness if f != -math.inf]
+        sign = 1.0 if self.maximize else -1.0
+        out = {
+            "population/size": float(len(self.population)),
+            "population/failed": float(len(fitness) - len(finite)),
+        }
+        if finite:
+            out.update(
+                {
+                    "population/best": sign * max(finite),
+                    "population/mean": sign * float(np.mean(finite)),
+                    "population/worst": sign * min(finite),
+                    "population/std": float(np.std(finite)),
+                }
+            )
+        return out
+
+    # ---------------------------------------------------------------- state
+    def get_state(self) -> Dict[str, Any]:
+        state = super().get_state()
+        state["population"] = list(self.population)
+        return state
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        super().set_state(state)
+        population = state.get("population")
+        if not isinstance(population, list) or any(
+            str(t) not in self.trials for t in population
+        ):
+            raise ValueError(
+                "EvolutionOracle state has a bad 'population': expected a list of "
+                f"known trial ids, got {population!r}."
+            )
+        self.population = [str(t) for t in population]

@@ -16,6 +16,7 @@ __all__ = ["EvolutionOracle"]
 #: Times a child that collides with a tried configuration is mutated again
 #: before the oracle falls back to a random unseen configuration.
 _MAX_CHILD_RETRIES = 20
+DEFAULT_TOURNAMENT_SIZE = 5
 
 
 def make_selection(selection: Union[str, Selection], tournament_size: int) -> Selection:
@@ -61,7 +62,8 @@ class EvolutionOracle(MetanasOracle):
         selection: ``"tournament"``, ``"roulette"`` (rank-based
             fitness-proportional; see `RouletteSelection`) or a `Selection`.
         tournament_size: Members per tournament with
-            ``selection="tournament"``, from 1 to ``population_size``.
+            ``selection="tournament"``, from 1 to ``population_size``; by
+            default 5, or the population size if smaller.
         mutation_rate: Probability that each active decision of a child
             mutates, in [0, 1].
         crossover_rate: Probability that a child has two parents, in [0, 1].
@@ -83,7 +85,7 @@ class EvolutionOracle(MetanasOracle):
         hyperparameters=None,
         population_size: int = 20,
         selection: Union[str, Selection] = "tournament",
-        tournament_size: int = 5,
+        tournament_size: Optional[int] = None,
         mutation_rate: float = 0.1,
         crossover_rate: float = 0.2,
         aging: bool = True,
@@ -91,6 +93,8 @@ class EvolutionOracle(MetanasOracle):
         **kwargs: Any,
     ) -> None:
         self.population_size = check_int("population_size", population_size, low=2)
+        if tournament_size is None:
+            tournament_size = min(DEFAULT_TOURNAMENT_SIZE, self.population_size)
         self.tournament_size = check_int("tournament_size", tournament_size, low=1)
         self.selection = make_selection(selection, self.tournament_size)
         self.selection.validate(self.population_size)

@@ -1,0 +1,68 @@
+"""The installed package: layout, lazy neighbours, the command line."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import metanas
+from metanas import cli
+
+
+def run_python(code):
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_importing_tuners_imports_neither_mlflow_nor_autokeras_nor_optuna():
+    result = run_python(
+        "import sys, metanas.tuners;"
+        "print(sorted(m for m in ('mlflow', 'autokeras', 'optuna') if m in sys.modules))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_package_dirs_map_to_one_import_name():
+    import metanas.tuners
+
+    assert metanas.__file__.replace("\\", "/").endswith("plugin/__init__.py")
+    assert metanas.tuners.__file__.replace("\\", "/").endswith("tuners/__init__.py")
+    assert set(metanas.tuners.__all__) >= {
+        "RandomSearchOracle", "EvolutionOracle", "RandomSearch", "EvolutionSearch",
+    }
+
+
+def test_cli_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert metanas.__version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["demo", "--max-trials", "0"], ["demo", "--epochs", "-1"]])
+def test_cli_bad_input_is_one_line_and_exit_2(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "must be >= 1" in err
+
+
+def test_cli_unknown_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["frobnicate"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.slow
+def test_demo_command_prints_the_best_configuration(tmp_path):
+    metanas_bin = pathlib.Path(sys.executable).with_name("metanas")
+    result = subprocess.run(
+        [str(metanas_bin), "demo", "--max-trials", "3", "--epochs", "1",
+         "--directory", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "best val_accuracy:" in result.stdout and "layers =" in result.stdout
+    assert "oneDNN" not in result.stderr  # the entry point silences TensorFlow

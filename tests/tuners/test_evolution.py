@@ -1,0 +1,140 @@
+"""EvolutionOracle and its selection rules, beyond the conformance suite."""
+
+import math
+
+import numpy as np
+import pytest
+
+from metanas.tuners import (
+    EvolutionOracle,
+    RandomSearchOracle,
+    RouletteSelection,
+    TournamentSelection,
+)
+from tests.tuners.conformance import MIN, drive, finish, make, nas_score
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"population_size": 1}, "population_size must be an int >= 2, got 1"),
+        ({"population_size": 2.5}, "population_size must be an int >= 2, got 2.5"),
+        ({"tournament_size": 0}, "tournament_size must be an int >= 1, got 0"),
+        ({"population_size": 4, "tournament_size": 5}, r"at most population_size \(4\), got 5"),
+        ({"mutation_rate": -0.1}, r"mutation_rate must be a number in \[0, 1\], got -0.1"),
+        ({"crossover_rate": 1.5}, r"crossover_rate must be a number in \[0, 1\], got 1.5"),
+        ({"selection": "best"}, "selection must be 'tournament', 'roulette' or a Selection"),
+        ({"aging": "yes"}, "aging must be True or False, got 'yes'"),
+        ({"selection": TournamentSelection(size=30)}, r"at most population_size \(20\)"),
+        ({"max_trials": 0}, "max_trials must be an int >= 1, got 0"),
+        ({"initial_hps": {"a": 1}}, "initial_hps must be a list of"),
+    ],
+)
+def test_bad_settings_raise_value_error_naming_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EvolutionOracle(**kwargs)
+
+
+def test_tournament_picks_the_fittest_of_the_drawn():
+    selection = TournamentSelection(size=4)
+    fitness = [0.1, 0.9, 0.5, 0.3]
+    assert {selection.select(fitness, np.random.default_rng(s)) for s in range(10)} == {1}
+    uniform = TournamentSelection(size=1)
+    picks = [uniform.select(fitness, np.random.default_rng(s)) for s in range(200)]
+    assert set(picks) == {0, 1, 2, 3}
+
+
+def test_roulette_weights_are_ranks_and_skip_failures():
+    selection = RouletteSelection()
+    fitness = [1e-6, 2e-6, -math.inf, 3e-6]  # scale-free: tiny spreads still rank
+    rng = np.random.default_rng(0)
+    counts = np.bincount([selection.select(fitness, rng) for _ in range(6000)], minlength=4)
+    assert counts[2] == 0
+    assert np.allclose(counts[[0, 1, 3]] / 6000, [1 / 6, 2 / 6, 3 / 6], atol=0.03)
+    tied = [selection.select([0.5, 0.5], rng) for _ in range(2000)]
+    assert abs(np.mean(tied) - 0.5) < 0.05
+    assert selection.select([-math.inf, -math.inf], rng) in (0, 1)
+
+
+def test_initial_hps_are_tried_first_then_the_population_is_random(tmp_path):
+    wanted = [{"edge_0": "conv3x3"}, {"edge_0": "skip", "edge_1": "none", "bogus": 1}]
+    oracle = make(
+        lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, initial_hps=wanted
+    )
+    values = drive(oracle, trials=6)
+    assert values[0]["edge_0"] == "conv3x3" and len(values[0]) == 6
+    assert values[1]["edge_0"] == "skip" and values[1]["edge_1"] == "none"
+    assert "bogus" not in values[1]
+
+
+def run_population(tmp_path, aging, name):
+    oracle = make(
+        lambda **kw: EvolutionOracle(population_size=5, tournament_size=2, aging=aging, **kw),
+        tmp_path, name=name, max_trials=40,
+    )
+    drive(oracle)
+    return oracle
+
+
+def test_aging_keeps_the_youngest_and_replace_worst_keeps_the_best(tmp_path):
+    aged = run_population(tmp_path, True, "aged")
+    assert aged.population == aged.end_order[-5:]
+    worst = run_population(tmp_path, False, "worst")
+    scores = sorted((worst.trials[t].score for t in worst.end_order), reverse=True)
+    assert sorted((worst.trials[t].score for t in worst.population), reverse=True) == scores[:5]
+
+
+def mean_best(factory, tmp_path, seeds, trials=60):
+    best = []
+    for seed in seeds:
+        oracle = make(factory, tmp_path, name=f"s{seed}", seed=seed, max_trials=trials)
+        best.append(max(nas_score(v) for v in drive(oracle)))
+    return float(np.mean(best))
+
+
+def test_evolution_finds_better_architectures_than_random_search(tmp_path):
+    seeds = range(8)
+    evolution = mean_best(
+        lambda **kw: EvolutionOracle(population_size=10, tournament_size=3, **kw), tmp_path, seeds
+    )
+    random_search = mean_best(lambda **kw: RandomSearchOracle(**kw), tmp_path, seeds)
+    assert evolution > random_search + 0.3, (evolution, random_search)
+
+
+def test_children_come_from_the_population(tmp_path):
+    oracle = make(
+        lambda **kw: EvolutionOracle(population_size=5, crossover_rate=0.0, **kw),
+        tmp_path, max_trials=30,
+    )
+    drive(oracle, trials=10)
+    for _ in range(10):
+        population = [oracle.trials[t].hyperparameters.values for t in oracle.population]
+        trial = oracle.create_trial("tuner0")
+        child = trial.hyperparameters.values
+        # One mutation (rate 0.1 of six edges, at least one): close to a member.
+        distance = min(sum(child[k] != p.get(k) for k in child) for p in population)
+        assert 1 <= distance <= 4
+        finish(oracle, trial, nas_score(child))
+
+
+def test_diagnostics_report_population_in_objective_units(tmp_path):
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, objective=MIN)
+    drive(oracle, lambda v: -nas_score(v), trials=8)
+    diagnostics = oracle.strategy_diagnostics()
+    scores = [oracle.trials[t].score for t in oracle.population]
+    assert diagnostics["population/size"] == 4
+    assert diagnostics["population/best"] == pytest.approx(min(scores))
+    assert diagnostics["population/worst"] == pytest.approx(max(scores))
+
+
+def test_corrupt_population_state_is_a_clear_error(tmp_path):
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path)
+    drive(oracle, trials=5)
+    state = oracle.get_state()
+    state["population"] = ["999"]
+    with pytest.raises(ValueError, match="bad 'population'"):
+        oracle.set_state(state)
+    state = oracle.get_state()
+    del state["rng"]
+    with pytest.raises(ValueError, match="EvolutionOracle state"):
+        oracle.set_state(state)

@@ -1,0 +1,63 @@
+"""The KerasTuner tuners, with real (tiny) training on scikit-learn's digits."""
+
+import keras
+import numpy as np
+import pytest
+
+from metanas.demo import build_mlp, load_digits_split
+from metanas.tuners import EvolutionOracle, EvolutionSearch, RandomSearch, RandomSearchOracle
+
+
+@pytest.fixture(scope="module")
+def digits():
+    (x, y), (x_val, y_val) = load_digits_split(0)
+    return x[:600], y[:600], x_val[:200], y_val[:200]
+
+
+def search(tuner_class, digits, tmp_path, **kwargs):
+    x, y, x_val, y_val = digits
+    keras.utils.set_random_seed(0)
+    tuner = tuner_class(
+        build_mlp, objective="val_accuracy", max_trials=3, seed=2,
+        directory=str(tmp_path), project_name="digits", **kwargs,
+    )
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, batch_size=64, verbose=0)
+    return tuner
+
+
+@pytest.mark.parametrize(
+    "tuner_class, oracle_class, settings",
+    [
+        (RandomSearch, RandomSearchOracle, {}),
+        (EvolutionSearch, EvolutionOracle, {"population_size": 2, "selection": "roulette"}),
+    ],
+)
+def test_tuner_trains_real_models_and_returns_the_best(
+    tuner_class, oracle_class, settings, digits, tmp_path
+):
+    tuner = search(tuner_class, digits, tmp_path, executions_per_trial=1, **settings)
+    assert isinstance(tuner.oracle, oracle_class)
+    for name, value in settings.items():
+        assert getattr(tuner.oracle, name) == value or name == "selection"
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 3 and all(t.status == "COMPLETED" for t in trials)
+    best = tuner.get_best_models(1)[0]
+    x_val, y_val = digits[2], digits[3]
+    predictions = best.predict(x_val, verbose=0)
+    assert predictions.shape == (200, 10)
+    accuracy = float(np.mean(predictions.argmax(1) == y_val))
+    assert accuracy == pytest.approx(tuner.oracle.get_best_trials(1)[0].score, abs=1e-6)
+
+
+def test_fixed_hyperparameters_restrict_the_space(digits, tmp_path):
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("activation", "tanh")
+    tuner = search(EvolutionSearch, digits, tmp_path, hyperparameters=hp, population_size=2)
+    assert {t.hyperparameters.values["activation"] for t in tuner.oracle.trials.values()} == {"tanh"}
+
+
+def test_unknown_keyword_is_rejected_by_keras_tuner(tmp_path):
+    with pytest.raises(ValueError, match="Unrecognized arguments"):
+        EvolutionSearch(build_mlp, objective="val_accuracy", directory=str(tmp_path), colour="red")

@@ -242,6 +242,15 @@ class SearchSpaceCodec:
             if index is None:
                 return _value_at(hp, int(rng.integers(n)))
             if ordered and rng.random() < self.local_move_prob:
+                if n > self.num_buckets and not isinstance(hp, hp_types.Choice):
+                    # A wide range (Int 1..1000): a neighbour is too timid a
+                    # move, so step in the unit interval, as for a Float.
+                    unit = self._unit(hp, value) + float(rng.normal(0.0, 0.1))
+                    moved = _canonical_number(
+                        hp.prob_to_value(min(max(unit, 0.0), 1.0 - 1e-12)), hp
+                    )
+                    if moved != value and self.is_valid_value(hp, moved):
+                        return moved
                 if index == 0:
                     return _value_at(hp, 1)
                 if index == n - 1:

@@ -77,7 +77,7 @@ def test_mutation_rate_one_changes_every_decision():
 
 def test_ordered_mutation_prefers_neighbours():
     hp = keras_tuner.HyperParameters()
-    hp.Int("units", 0, 100, step=10)
+    hp.Int("units", 0, 90, step=10)  # ten values: neighbours are the local moves
     codec = SearchSpaceCodec(hp, local_move_prob=1.0)
     r = rng(5)
     moves = {codec.mutate({"units": 50}, r)["units"] for _ in range(100)}
@@ -191,3 +191,15 @@ def test_step_floats_hash_to_one_string():
     values = {codec.sample(rng(i))["x"] for i in range(200)}
     assert values == {round(0.1 * k, 1) for k in range(1, 10)}
     assert all(not math.isnan(v) for v in values)
+
+
+def test_wide_ranges_take_proportionate_local_moves():
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", 1, 1024, sampling="log")
+    codec = SearchSpaceCodec(hp, local_move_prob=1.0)
+    r = rng(11)
+    moves = [codec.mutate({"units": 32}, r)["units"] for _ in range(300)]
+    ratios = np.abs(np.log2(np.array(moves) / 32))
+    # Log-aware: a move is a fraction of the ten octaves, not +-1 unit.
+    assert all(m != 32 and 1 <= m <= 1024 for m in moves)
+    assert 0.3 < np.median(ratios) < 2.0

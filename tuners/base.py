@@ -9,8 +9,11 @@ called once for every trial that ends for good (completed or failed).
 
 from __future__ import annotations
 
+import collections
 import copy
+import json
 import math
+import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -70,6 +73,12 @@ class MetanasOracle(keras_tuner.Oracle):
             tried first, in order; AutoKeras passes its task-specific
             known-good configurations this way. Missing or invalid values are
             filled from the space; duplicates are skipped.
+        heartbeat_timeout: Seconds without a heartbeat after which a running
+            trial of a distributed search counts as lost (its worker died): it
+            is handed to the next worker that asks, or fails after
+            ``max_lost_retries`` losses. Only trials whose worker sends
+            heartbeats (metanas tuners do) are ever reclaimed. None disables it.
+        max_lost_retries: How many times a lost trial is handed out again.
     """
 
     def __init__(
@@ -84,7 +93,20 @@ class MetanasOracle(keras_tuner.Oracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
         initial_hps: Optional[Sequence[Mapping[str, Any]]] = None,
+        heartbeat_timeout: Optional[float] = 120.0,
+        max_lost_retries: int = 2,
     ) -> None:
+        if heartbeat_timeout is not None and (
+            isinstance(heartbeat_timeout, bool)
+            or not isinstance(heartbeat_timeout, (int, float))
+            or not heartbeat_timeout > 0
+        ):
+            raise ValueError(
+                f"heartbeat_timeout must be a number of seconds > 0 or None, "
+                f"got {heartbeat_timeout!r}."
+            )
+        self.heartbeat_timeout = heartbeat_timeout
+        self.max_lost_retries = check_int("max_lost_retries", max_lost_retries, low=0)
         if max_trials is not None:
             check_int("max_trials", max_trials, low=1)
         if seed is not None:
@@ -113,6 +135,11 @@ class MetanasOracle(keras_tuner.Oracle):
         self._rng = np.random.default_rng(self.seed)
         self._initial_cursor = 0
         self._codec: Optional[SearchSpaceCodec] = None
+        # Monotonic times of the last heartbeat of each trial and of the last
+        # request of each tuner: liveness, not state (clocks differ per process).
+        self._heartbeats: Dict[str, float] = {}
+        self._tuner_seen: Dict[str, float] = {}
+        self._lost_runs: Dict[str, int] = collections.defaultdict(int)
 
     # ---------------------------------------------------------------- codec
     @property
@@ -187,9 +214,95 @@ class MetanasOracle(keras_tuner.Oracle):
             return {"status": TrialStatus.STOPPED, "values": None}
         return {"status": TrialStatus.RUNNING, "values": values}
 
+    # ------------------------------------------------------ workers, liveness
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str):
+        self._tuner_seen[tuner_id] = time.monotonic()
+        self.reclaim_lost_trials()
+        # A trial whose result arrived while it waited for a retry is done.
+        self._retry_queue = [t for t in self._retry_queue if t not in self.end_order]
+        trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.STOPPED and any(
+            ongoing.trial_id in self._heartbeats
+            for other, ongoing in self.ongoing_trials.items()
+            if other != tuner_id
+        ):
+            # Another worker's trial may still be lost and need this worker:
+            # wait (IDLE) rather than leave the chief with no one to re-run it.
+            self.tuner_ids.add(tuner_id)
+            trial = trial_module.Trial(self.get_space(), status=TrialStatus.IDLE)
+        return trial
+
+    @keras_tuner.synchronized
+    def get_trial(self, trial_id: str):
+        """Returns the trial; a worker's call is also its trial's heartbeat."""
+        if any(t.trial_id == trial_id for t in self.ongoing_trials.values()):
+            self._heartbeats[trial_id] = time.monotonic()
+        return super().get_trial(trial_id)
+
+    @keras_tuner.synchronized
+    def reclaim_lost_trials(self) -> List[str]:
+        """Hands out again (or fails) running trials whose heartbeats stopped.
+
+        Returns the ids of the trials reclaimed.
+        """
+        if self.heartbeat_timeout is None:
+            return []
+        now = time.monotonic()
+        lost = []
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            beat = self._heartbeats.get(trial.trial_id)
+            if beat is None or now - beat <= self.heartbeat_timeout:
+                continue
+            lost.append(trial.trial_id)
+            del self.ongoing_trials[tuner_id]
+            self.tuner_ids.discard(tuner_id)
+            self._heartbeats.pop(trial.trial_id, None)
+            self._lost_runs[trial.trial_id] += 1
+            if self._lost_runs[trial.trial_id] <= self.max_lost_retries:
+                print(
+                    f"Trial {trial.trial_id} lost its worker {tuner_id} (no heartbeat "
+                    f"for {self.heartbeat_timeout:g} s); it goes to the next worker."
+                )
+                self._retry_queue.append(trial.trial_id)
+            else:
+                trial.status = TrialStatus.FAILED
+                trial.message = (
+                    f"lost its worker {self._lost_runs[trial.trial_id]} times "
+                    f"(max_lost_retries={self.max_lost_retries})"
+                )
+                self.end_order.append(trial.trial_id)
+                self._save_trial(trial)
+                self.on_trial_result(trial)
+        if lost:
+            self.save()
+        return lost
+
+    @keras_tuner.synchronized
+    def live_tuner_ids(self) -> List[str]:
+        """Workers that may still ask for a trial: not told to stop, not silent."""
+        busy = set(self.ongoing_trials)
+        now = time.monotonic()
+        timeout = math.inf if self.heartbeat_timeout is None else self.heartbeat_timeout
+        return sorted(
+            t
+            for t in self.tuner_ids
+            if t in busy or now - self._tuner_seen.get(t, now) <= timeout
+        )
+
     # -------------------------------------------------------------- results
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
+        if trial.trial_id in self.end_order:
+            # A second result for a trial that already ended for good (its
+            # worker was presumed lost but finished): keep the first one.
+            for tuner_id, ongoing in list(self.ongoing_trials.items()):
+                if ongoing.trial_id == trial.trial_id:
+                    del self.ongoing_trials[tuner_id]
+            return
+        if trial.trial_id in self._retry_queue:
+            self._retry_queue.remove(trial.trial_id)
+        self._heartbeats.pop(trial.trial_id, None)
         super().end_trial(trial)
         trial = self.trials[trial.trial_id]
         # keras-tuner appends to `end_order` only when a trial ends for good; a
@@ -214,9 +327,22 @@ class MetanasOracle(keras_tuner.Oracle):
             {
                 "rng": self._rng.bit_generator.state,
                 "initial_cursor": self._initial_cursor,
+                "lost_runs": dict(self._lost_runs),
             }
         )
         return state
+
+    def reload(self) -> None:
+        """Reloads a saved search; a corrupt state file is an error, never replaced."""
+        fname = self._get_oracle_fname()
+        try:
+            super().reload()
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(
+                f"The saved oracle state {fname} is corrupt ({error}). It was left "
+                "as it is, with every trial file: restore it, or start a new search "
+                "with overwrite=True or another project_name."
+            ) from error
 
     def set_state(self, state: Dict[str, Any]) -> None:
         super().set_state(state)
@@ -225,6 +351,10 @@ class MetanasOracle(keras_tuner.Oracle):
             rng.bit_generator.state = state["rng"]
             self._rng = rng
             self._initial_cursor = int(state["initial_cursor"])
+            self._lost_runs = collections.defaultdict(int)
+            self._lost_runs.update(
+                {str(k): int(v) for k, v in state.get("lost_runs", {}).items()}
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{type(self).__name__} state is missing or has a bad value for "

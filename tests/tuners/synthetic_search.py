@@ -1,0 +1,78 @@
+"""One process of a synthetic search (chief, worker or single), run by the tests.
+
+Usage: python synthetic_search.py STRATEGY DIRECTORY MAX_TRIALS [--overwrite]
+
+The trials are real keras-tuner trials whose score is a formula (no training),
+so the distributed and crash tests exercise keras-tuner's own gRPC and reload
+paths quickly. Environment knobs: ``HANG_TRIAL`` (a trial number that hangs,
+to be killed), ``HANG_TUNER`` (only that tuner hangs), ``TRIAL_SECONDS``
+(time a trial takes), ``HEARTBEAT_TIMEOUT``.
+"""
+
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+import keras_tuner  # noqa: E402
+
+from metanas.tuners import EvolutionOracle, RandomSearchOracle, StrategyTuner  # noqa: E402
+from tests.tuners.conformance import nas_score  # noqa: E402
+
+STRATEGIES = {
+    "random": (RandomSearchOracle, {}),
+    "evolution": (EvolutionOracle, {"population_size": 4, "tournament_size": 2}),
+}
+
+
+def build(hp):
+    for edge in range(6):
+        hp.Choice(f"edge_{edge}", ["none", "skip", "conv1x1", "conv3x3", "avgpool"])
+
+
+def make_tuner(strategy, directory, max_trials, overwrite):
+    oracle_class, settings = STRATEGIES[strategy]
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "single")
+    log = pathlib.Path(directory) / f"ran_{tuner_id}.txt"
+
+    class SyntheticSearch(StrategyTuner):
+        def run_trial(self, trial, *args, **kwargs):
+            number = int(trial.trial_id)
+            (pathlib.Path(directory) / f"started_{tuner_id}_{trial.trial_id}").touch()
+            hang_tuner = os.environ.get("HANG_TUNER")
+            if os.environ.get("HANG_TRIAL") == str(number) or (
+                hang_tuner == tuner_id and not log.exists()
+            ):
+                time.sleep(600)  # hangs until the test kills this process
+            time.sleep(float(os.environ.get("TRIAL_SECONDS", "0")))
+            with open(log, "a") as out:
+                out.write(trial.trial_id + "\n")
+            return {"score": nas_score(trial.hyperparameters.values)}
+
+    SyntheticSearch.oracle_class = oracle_class
+    return SyntheticSearch(
+        hypermodel=build_model,
+        objective=keras_tuner.Objective("score", "max"),
+        max_trials=max_trials,
+        seed=11,
+        heartbeat_timeout=float(os.environ.get("HEARTBEAT_TIMEOUT", "120")),
+        directory=directory,
+        project_name="search",
+        overwrite=overwrite,
+        **settings,
+    )
+
+
+def build_model(hp):
+    build(hp)
+    return None
+
+
+if __name__ == "__main__":
+    strategy, directory, max_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    tuner = make_tuner(strategy, directory, max_trials, overwrite="--overwrite" in sys.argv)
+    tuner.search(verbose=0)

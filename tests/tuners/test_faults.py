@@ -1,0 +1,113 @@
+"""Failures injected into real trials, bad inputs and corrupt saved state."""
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from metanas.tuners import EvolutionOracle, EvolutionSearch, RandomSearch
+
+X = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+Y = (X[:, 0] > 0).astype("int32")
+
+
+class FaultyModel(keras_tuner.HyperModel):
+    """A tiny classifier whose `fault` hyperparameter breaks it in one of three ways."""
+
+    def build(self, hp):
+        fault = hp.Choice("fault", ["none", "build", "nan", "fit"])
+        if fault == "build":
+            raise RuntimeError("injected: the model cannot be built")
+        inputs = keras.Input(shape=(4,))
+        hidden = keras.layers.Dense(hp.Choice("units", [2, 4, 6, 8, 10, 12]), activation="relu")(
+            inputs
+        )
+        outputs = keras.layers.Dense(2, activation="softmax")(hidden)
+        model = keras.Model(inputs, outputs)
+        learning_rate = 1e30 if fault == "nan" else 1e-2  # diverges to a NaN loss
+        model.compile(keras.optimizers.SGD(learning_rate), "sparse_categorical_crossentropy")
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        if hp.values["fault"] == "fit":
+            raise RuntimeError("injected: training crashed")
+        return model.fit(*args, **kwargs)
+
+
+faulty_model = FaultyModel()
+
+
+def build_faulty_tuner(tmp_path, **kwargs):
+    return EvolutionSearch(
+        faulty_model, objective="loss", max_trials=12, seed=3, population_size=3,
+        directory=str(tmp_path), project_name="faults", **kwargs,
+    )
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
+    initial = [{"fault": f, "units": 4} for f in ("build", "nan", "fit", "none")]
+    tuner = build_faulty_tuner(tmp_path, initial_hps=initial, max_consecutive_failed_trials=20)
+    tuner.search(X, Y, epochs=2, verbose=0)
+    trials = tuner.oracle.trials
+    assert len(trials) == 12
+    by_fault = {}
+    for trial in trials.values():
+        by_fault.setdefault(trial.hyperparameters.values["fault"], set()).add(trial.status)
+    assert by_fault["build"] == {"FAILED"} and by_fault["fit"] == {"FAILED"}
+    assert by_fault["nan"] == {"FAILED"} and by_fault["none"] == {"COMPLETED"}
+    failed = [t for t in trials.values() if t.status == "FAILED"]
+    messages = " ".join(t.message or "" for t in failed)
+    assert "injected: the model cannot be built" in messages
+    assert "injected: training crashed" in messages
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best.status == "COMPLETED" and best.hyperparameters.values["fault"] == "none"
+
+
+def test_max_consecutive_failed_trials_ends_with_a_clear_error(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("fault", "fit")
+    tuner = build_faulty_tuner(tmp_path, hyperparameters=hp, max_consecutive_failed_trials=2)
+    with pytest.raises(RuntimeError, match="consecutive failures exceeded the limit of 2"):
+        tuner.search(X, Y, epochs=1, verbose=0)
+    assert [t.status for t in tuner.oracle.trials.values()] == ["FAILED", "FAILED"]
+
+
+@pytest.mark.parametrize(
+    "fit_args, fit_kwargs, message",
+    [
+        ((np.where(X > 2, np.nan, X), Y), {}, r"x holds \d+ NaN or infinite value"),
+        ((X, Y[:10]), {}, "x has 64 samples but y has 10"),
+        ((X, Y), {"validation_data": (X, np.full(64, np.inf))}, r"validation_data\[1\] holds 64"),
+    ],
+)
+def test_bad_arrays_are_rejected_before_the_first_trial(fit_args, fit_kwargs, message, tmp_path):
+    tuner = RandomSearch(faulty_model, objective="loss", directory=str(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        tuner.search(*fit_args, epochs=1, verbose=0, **fit_kwargs)
+    assert tuner.oracle.trials == {}
+
+
+def test_corrupt_saved_state_is_reported_and_left_untouched(tmp_path):
+    tuner = build_faulty_tuner(tmp_path, max_consecutive_failed_trials=20)
+    tuner.search(X, Y, epochs=1, verbose=0)
+    state_file = tmp_path / "faults" / "oracle.json"
+    state_file.write_text('{"ongoing_trials": {}, "hyperpara')
+    trial_files = sorted(p.read_text() for p in (tmp_path / "faults").glob("trial_*/trial.json"))
+    with pytest.raises(ValueError, match="oracle.json is corrupt.*left as it is"):
+        build_faulty_tuner(tmp_path, overwrite=False)
+    assert state_file.read_text() == '{"ongoing_trials": {}, "hyperpara'
+    after = sorted(p.read_text() for p in (tmp_path / "faults").glob("trial_*/trial.json"))
+    assert after == trial_files and len(after) == 12
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"heartbeat_timeout": 0}, "heartbeat_timeout must be a number of seconds > 0 or None, got 0"),
+        ({"max_lost_retries": -1}, "max_lost_retries must be an int >= 0, got -1"),
+        ({"seed": -5}, "seed must be an int >= 0, got -5"),
+    ],
+)
+def test_bad_oracle_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EvolutionOracle(**kwargs)

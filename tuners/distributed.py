@@ -1,0 +1,135 @@
+"""keras-tuner's chief/worker mode, made robust for the metanas oracles.
+
+keras-tuner runs one oracle on the chief and proxies workers' calls to it over
+gRPC (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``,
+``KERASTUNER_ORACLE_PORT``). On top of that protocol, without changing it:
+
+* workers send heartbeats (a ``GetTrial`` call for their running trial every
+  ``heartbeat_timeout / 4`` seconds), so the chief can reclaim the trial of a
+  worker that died (see `MetanasOracle.reclaim_lost_trials`);
+* the chief exits as soon as the search is done and every live worker has been
+  told to stop, instead of polling every 20 s and waiting forever for workers
+  that died (keras-tuner issues #254, #256);
+* the chief's server does not print keras-tuner's stray condition values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+import time
+from concurrent import futures
+from typing import Optional
+
+from keras_tuner.src.distribute import utils as dist_utils
+
+__all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat"]
+
+
+def is_chief() -> bool:
+    return dist_utils.is_chief_oracle()
+
+
+def is_worker() -> bool:
+    return dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
+
+
+@contextlib.contextmanager
+def _quiet():
+    # keras-tuner's `Parent.to_proto` prints a value on every call.
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _quiet_servicer(oracle):
+    # Imported here, as keras-tuner does, to keep gRPC and protobuf out of
+    # `import metanas.tuners`.
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    class QuietServicer(oracle_chief.OracleServicer):
+        def GetSpace(self, request, context):
+            with _quiet():
+                return super().GetSpace(request, context)
+
+        def CreateTrial(self, request, context):
+            trial = self.oracle.create_trial(request.tuner_id)
+            if trial.status == "STOPPED":
+                self.stop_triggered = True
+            with _quiet():
+                return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+
+        def UpdateTrial(self, request, context):
+            with _quiet():
+                return super().UpdateTrial(request, context)
+
+        def GetTrial(self, request, context):
+            with _quiet():
+                return super().GetTrial(request, context)
+
+        def GetBestTrials(self, request, context):
+            with _quiet():
+                return super().GetBestTrials(request, context)
+
+    return QuietServicer(oracle)
+
+
+def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[float] = None):
+    """Serves ``oracle`` to the workers until the search is done.
+
+    Done means: some worker was told to stop (the trials are used up or the
+    space is exhausted), no trial is running, and every worker that is still
+    alive has been told to stop. Lost trials are reclaimed while it waits.
+    """
+    import grpc
+    from keras_tuner.src import protos
+
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = _quiet_servicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"the chief could not listen on {address}")
+    server.start()
+    started = time.monotonic()
+    try:
+        while max_seconds is None or time.monotonic() - started < max_seconds:
+            time.sleep(poll_seconds)
+            if hasattr(oracle, "reclaim_lost_trials"):
+                oracle.reclaim_lost_trials()
+            if not servicer.stop_triggered or oracle.ongoing_trials:
+                continue
+            live = oracle.live_tuner_ids() if hasattr(oracle, "live_tuner_ids") else oracle.tuner_ids
+            if not live:
+                break
+    finally:
+        server.stop(grace=2).wait()
+
+
+class Heartbeat:
+    """Tells the chief, from a worker, that its running trial is alive."""
+
+    def __init__(self, oracle_client, trial_id: str, interval: float) -> None:
+        self._client = oracle_client
+        self._trial_id = trial_id
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._client.get_trial(self._trial_id)
+            except Exception:  # a missed beat is retried; the chief may be restarting
+                pass
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

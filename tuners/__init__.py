@@ -8,13 +8,19 @@ from metanas.tuners.base import MetanasOracle
 from metanas.tuners.codec import SearchSpaceCodec, values_hash
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
-from metanas.tuners.selection import RouletteSelection, Selection, TournamentSelection
+from metanas.tuners.selection import (
+    NSGA2Selection,
+    RouletteSelection,
+    Selection,
+    TournamentSelection,
+)
 from metanas.tuners.tuner import EvolutionSearch, RandomSearch, StrategyTuner
 
 __all__ = [
     "EvolutionOracle",
     "EvolutionSearch",
     "MetanasOracle",
+    "NSGA2Selection",
     "RandomSearch",
     "RandomSearchOracle",
     "RouletteSelection",

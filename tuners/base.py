@@ -119,8 +119,10 @@ class MetanasOracle(keras_tuner.Oracle):
                 "initial_hps must be a list of {name: value} dicts, "
                 f"got {initial_hps!r}."
             )
+        from metanas.tuners.objectives import create_objective
+
         super().__init__(
-            objective=objective,
+            objective=create_objective(objective),
             max_trials=max_trials,
             hyperparameters=hyperparameters,
             allow_new_entries=allow_new_entries,
@@ -162,6 +164,36 @@ class MetanasOracle(keras_tuner.Oracle):
         if math.isnan(score):
             return -math.inf
         return score if self.maximize else -score
+
+    def get_best_trials(self, num_trials: int = 1):
+        """The best trials; under a hard budget, completed and within it only."""
+        if not getattr(self.objective, "hard", False):
+            return super().get_best_trials(num_trials)
+        ranked = super().get_best_trials(len(self.trials) or 1)
+        return [
+            t
+            for t in ranked
+            if t.status == TrialStatus.COMPLETED
+            and t.metrics.exists(self.objective.cost)
+            and t.metrics.get_last_value(self.objective.cost) <= self.objective.target
+        ][:num_trials]
+
+    def fitness_vector(self, trial) -> List[float]:
+        """One fitness per objective (see `resolve_objectives`), each maximised.
+
+        A failed trial, or one missing a value, is ``-inf`` everywhere.
+        """
+        from metanas.tuners.objectives import resolve_objectives
+
+        vector = []
+        for objective in resolve_objectives(self.objective):
+            if trial.status != TrialStatus.COMPLETED or not trial.metrics.exists(objective.name):
+                return [-math.inf] * len(resolve_objectives(self.objective))
+            value = float(trial.metrics.get_best_value(objective.name))
+            if math.isnan(value):
+                value = -math.inf
+            vector.append(value if objective.direction == "max" else -value)
+        return vector
 
     def trial_values(self, trial_id: str) -> Config:
         return dict(self.trials[trial_id].hyperparameters.values)
@@ -232,6 +264,15 @@ class MetanasOracle(keras_tuner.Oracle):
             self.tuner_ids.add(tuner_id)
             trial = trial_module.Trial(self.get_space(), status=TrialStatus.IDLE)
         return trial
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics, step: int = 0):
+        # A computed objective (a list, a ConstrainedObjective) has no value of
+        # its own in a metrics dict returned by `run_trial`: derive it here.
+        name = self.objective.name
+        if name not in metrics and self.objective.has_value(metrics):
+            metrics = {**metrics, name: self.objective.get_value(metrics)}
+        return super().update_trial(trial_id, metrics, step=step)
 
     @keras_tuner.synchronized
     def get_trial(self, trial_id: str):

@@ -9,7 +9,12 @@ import numpy as np
 
 from metanas.tuners.base import MetanasOracle, check_int, check_rate
 from metanas.tuners.codec import Config
-from metanas.tuners.selection import RouletteSelection, Selection, TournamentSelection
+from metanas.tuners.selection import (
+    NSGA2Selection,
+    RouletteSelection,
+    Selection,
+    TournamentSelection,
+)
 
 __all__ = ["EvolutionOracle"]
 
@@ -27,8 +32,10 @@ def make_selection(selection: Union[str, Selection], tournament_size: int) -> Se
         return TournamentSelection(size=tournament_size)
     if selection == "roulette":
         return RouletteSelection()
+    if selection == "nsga2":
+        return NSGA2Selection()
     raise ValueError(
-        f"selection must be 'tournament', 'roulette' or a Selection object, "
+        f"selection must be 'tournament', 'roulette', 'nsga2' or a Selection object, "
         f"got {selection!r}."
     )
 
@@ -60,7 +67,9 @@ class EvolutionOracle(MetanasOracle):
             remaining keras-tuner settings: see `MetanasOracle`.
         population_size: Members kept, at least 2.
         selection: ``"tournament"``, ``"roulette"`` (rank-based
-            fitness-proportional; see `RouletteSelection`) or a `Selection`.
+            fitness-proportional; see `RouletteSelection`), ``"nsga2"``
+            (Pareto search over several objectives; see `NSGA2Selection`) or
+            a `Selection`.
         tournament_size: Members per tournament with
             ``selection="tournament"``, from 1 to ``population_size``; by
             default 5, or the population size if smaller.
@@ -123,8 +132,13 @@ class EvolutionOracle(MetanasOracle):
     def _select(self, fitness: List[float]) -> str:
         return self.population[self.selection.select(fitness, self._rng)]
 
+    def _population_fitness(self) -> list:
+        if self.selection.multi_objective:
+            return [self.fitness_vector(self.trials[t]) for t in self.population]
+        return [self.fitness(self.trials[t]) for t in self.population]
+
     def _breed(self) -> Optional[Config]:
-        fitness = [self.fitness(self.trials[t]) for t in self.population]
+        fitness = self._population_fitness()
         first = self.trial_values(self._select(fitness))
         child = first
         crossed = False
@@ -152,8 +166,7 @@ class EvolutionOracle(MetanasOracle):
         if self.aging:
             self.population.pop(0)
             return
-        fitness = [self.fitness(self.trials[t]) for t in self.population]
-        self.population.pop(int(np.argmin(fitness)))  # first minimum: the oldest
+        self.population.pop(self.selection.discard(self._population_fitness(), self._rng))
 
     def strategy_diagnostics(self) -> Dict[str, float]:
         fitness = [self.fitness(self.trials[t]) for t in self.population]

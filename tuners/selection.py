@@ -14,17 +14,23 @@ import numpy as np
 
 from metanas.tuners.base import check_int
 
-__all__ = ["Selection", "TournamentSelection", "RouletteSelection"]
+__all__ = ["Selection", "TournamentSelection", "RouletteSelection", "NSGA2Selection"]
 
 
 class Selection(abc.ABC):
     """A parent-selection rule."""
 
     name: str = "selection"
+    #: Whether ``fitness`` holds one vector per member (one value per objective).
+    multi_objective: bool = False
 
     @abc.abstractmethod
     def select(self, fitness: Sequence[float], rng: np.random.Generator) -> int:
         """Index of the selected member of a population with ``fitness``."""
+
+    def discard(self, fitness: Sequence[float], rng: np.random.Generator) -> int:
+        """Index of the member to remove when aging is off: the worst, oldest first."""
+        return int(np.argmin(np.asarray(fitness, dtype=float)))
 
     def validate(self, population_size: int) -> None:
         """Raises ValueError if the rule cannot work on ``population_size``."""
@@ -115,3 +121,63 @@ class RouletteSelection(Selection):
                 weights[index] = (start + stop) / 2 + 1
             start = stop + 1
         return int(rng.choice(n, p=weights / weights.sum()))
+
+
+def _finite(points) -> np.ndarray:
+    """Vectors with -inf (failed trials) put just below the worst finite value."""
+    values = np.asarray(points, dtype=float).reshape(len(points), -1)
+    for k in range(values.shape[1]):
+        column = values[:, k]
+        finite = column[np.isfinite(column)]
+        floor = (finite.min() - 1.0 - abs(finite.min())) if finite.size else -1.0
+        column[~np.isfinite(column)] = floor
+    return values
+
+
+class NSGA2Selection(Selection):
+    """NSGA-II selection over several objectives (Pareto search).
+
+    Members are ordered by non-dominated front, then by crowding distance
+    (wider gaps first), as in NSGA-II (Deb et al., "A Fast and Elitist
+    Multiobjective Genetic Algorithm: NSGA-II", IEEE TEC 2002). ``select`` is a
+    binary tournament on that order; ``discard`` (used with ``aging=False``)
+    removes the last member in it, so the population keeps the front and its
+    spread. Fitness is one vector per member, every entry maximised; the
+    objectives come from the oracle's objective (a list, or a
+    `ConstrainedObjective`'s metric and cost).
+
+    Example:
+
+        >>> oracle = EvolutionOracle(
+        ...     objective=[keras_tuner.Objective("val_accuracy", "max"),
+        ...                keras_tuner.Objective("cost/params", "min")],
+        ...     selection="nsga2", aging=False)
+    """
+
+    name = "nsga2"
+    multi_objective = True
+
+    def _order_keys(self, fitness):
+        from metanas.tuners.objectives import crowding_distance, non_dominated_ranks
+
+        values = _finite(fitness)
+        ranks = non_dominated_ranks(values)
+        crowding = [0.0] * len(values)
+        for rank in set(ranks):
+            members = [i for i, r in enumerate(ranks) if r == rank]
+            for i, distance in zip(members, crowding_distance(values[members])):
+                crowding[i] = distance
+        return [(ranks[i], -crowding[i]) for i in range(len(values))]
+
+    def select(self, fitness, rng: np.random.Generator) -> int:
+        n = len(fitness)
+        if n == 0:
+            raise ValueError("cannot select from an empty population.")
+        keys = self._order_keys(fitness)
+        first, second = (int(i) for i in rng.choice(n, size=2, replace=n < 2))
+        return second if keys[second] < keys[first] else first
+
+    def discard(self, fitness, rng: np.random.Generator) -> int:
+        keys = self._order_keys(fitness)
+        worst = max(keys)
+        return keys.index(worst)

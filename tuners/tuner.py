@@ -8,8 +8,9 @@ from typing import Any, Dict, Optional, Type
 
 import keras_tuner
 import numpy as np
+from keras_tuner.src.engine.objective import create_objective
 
-from metanas.tuners import distributed
+from metanas.tuners import distributed, objectives
 from metanas.tuners.base import MetanasOracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -39,6 +40,12 @@ class StrategyTuner(keras_tuner.Tuner):
     (``seed``, ``hyperparameters``, the strategy's settings, ...) go to it;
     every other keyword goes to `keras_tuner.Tuner` (``directory``,
     ``project_name``, ``overwrite``, ``executions_per_trial``, ...).
+
+    Beyond keras-tuner, every trial records its costs (``cost/params``,
+    ``cost/flops``, ``cost/size_bytes``, ``cost/latency_ms``; see
+    `metanas.tuners.objectives.measure_costs`) unless ``cost_measures=False``,
+    an objective that training will not log is an error before the first
+    trial, and `get_pareto_front` returns the trade-off between objectives.
     """
 
     oracle_class: Type[MetanasOracle] = MetanasOracle
@@ -48,8 +55,13 @@ class StrategyTuner(keras_tuner.Tuner):
         hypermodel=None,
         objective=None,
         max_trials: Optional[int] = 10,
+        *,
+        cost_measures: bool = True,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(cost_measures, bool):
+            raise ValueError(f"cost_measures must be True or False, got {cost_measures!r}.")
+        self.cost_measures = cost_measures
         if distributed.is_worker():
             # Workers share the chief's project directory: only the chief may
             # wipe it, or a late worker deletes the trials already run.
@@ -74,6 +86,8 @@ class StrategyTuner(keras_tuner.Tuner):
         worker sends heartbeats for its running trial.
         """
         validate_fit_data(fit_args, fit_kwargs)
+        if not distributed.is_chief():
+            self._check_objective_before_search(fit_args, fit_kwargs)
         if distributed.is_chief():
             if "verbose" in fit_kwargs:
                 self.oracle.verbose = fit_kwargs["verbose"]
@@ -81,6 +95,85 @@ class StrategyTuner(keras_tuner.Tuner):
             distributed.serve_chief(self.oracle)
             return
         return super().search(*fit_args, **fit_kwargs)
+
+    def _check_objective_before_search(self, fit_args, fit_kwargs) -> None:
+        """Fails fast when training will not log the objective.
+
+        Builds the model once with the space's defaults and evaluates it on
+        two rows to learn the logged names. Skipped where the names cannot be
+        known from here: a custom `run_trial`, `HyperModel.fit`, or
+        `_build_and_fit_model` (AutoKeras), or data that is not arrays.
+        """
+        if (
+            self.hypermodel is None
+            or type(self).run_trial is not keras_tuner.Tuner.run_trial
+            or type(self)._build_and_fit_model is not StrategyTuner._build_and_fit_model
+            or type(self.hypermodel).fit is not keras_tuner.HyperModel.fit
+            or not objectives.objective_names(self.oracle.objective)
+        ):
+            return
+        data = dict(zip(("x", "y"), fit_args))
+        data.update({k: fit_kwargs[k] for k in ("x", "y") if k in fit_kwargs})
+        x, y = data.get("x"), data.get("y")
+        if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray) or len(x) < 2:
+            return
+        try:
+            model = self.hypermodel.build(self.oracle.get_space())
+            names = list(model.evaluate(x[:2], y[:2], return_dict=True, verbose=0))
+        except Exception:  # a broken default model fails its own trial instead
+            return
+        logged = set(names)
+        if fit_kwargs.get("validation_data") is not None or fit_kwargs.get("validation_split"):
+            logged |= {f"val_{name}" for name in names}
+        if self.cost_measures:
+            logged |= set(objectives.COST_METRICS)
+        objectives.check_objective_is_logged(self.oracle.objective, logged)
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        if self.cost_measures:
+            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [objectives.CostLogger()]
+        return super()._build_and_fit_model(trial, *args, **kwargs)
+
+    def get_best_models(self, num_models: int = 1):
+        """The best models; with a hard budget, only models within it."""
+        self._check_some_trial_is_feasible()
+        return super().get_best_models(num_models)
+
+    def get_best_hyperparameters(self, num_trials: int = 1):
+        """The best hyperparameters; with a hard budget, only those within it."""
+        self._check_some_trial_is_feasible()
+        return super().get_best_hyperparameters(num_trials)
+
+    def _check_some_trial_is_feasible(self) -> None:
+        objective = self.oracle.objective
+        if getattr(objective, "hard", False) and self.oracle.trials and not (
+            self.oracle.get_best_trials(1)
+        ):
+            raise ValueError(
+                f"no completed trial is within the budget {objective.cost} <= "
+                f"{objective.target:g}; raise the target or search longer."
+            )
+
+    def get_pareto_front(self, objectives_: Optional[list] = None) -> list:
+        """The completed trials no other completed trial dominates.
+
+        Args:
+            objectives_: Objectives (names or `keras_tuner.Objective`) to trade
+                off; by default the tuner's: a `ConstrainedObjective`'s metric
+                and cost, or each objective of a list.
+
+        Returns:
+            The non-dominated trials, best first on the first objective.
+        """
+        if objectives_ is None:
+            chosen = objectives.resolve_objectives(self.oracle.objective)
+        else:
+            chosen = [create_objective(o) for o in objectives_]
+        if len(chosen) < 2:
+            raise ValueError(
+                f"a Pareto front needs two or more objectives, got {[o.name for o in chosen]}."
+            )
+        return objectives.pareto_front(self.oracle.trials.values(), chosen)
 
     def pre_create_trial(self):
         # keras-tuner asks again at once after an IDLE answer; pause instead of

@@ -34,6 +34,9 @@ ORACLE_FACTORIES: Dict[str, Factory] = {
     "evolution-roulette": lambda **kw: EvolutionOracle(
         population_size=6, selection="roulette", crossover_rate=0.5, **kw
     ),
+    "evolution-nsga2": lambda **kw: EvolutionOracle(
+        population_size=6, selection="nsga2", aging=False, **kw
+    ),
     "evolution-replace-worst": lambda **kw: EvolutionOracle(
         population_size=6, tournament_size=2, aging=False, mutation_rate=0.3, **kw
     ),

@@ -23,7 +23,7 @@ from tests.tuners.conformance import MIN, drive, finish, make, nas_score
         ({"population_size": 4, "tournament_size": 5}, r"at most population_size \(4\), got 5"),
         ({"mutation_rate": -0.1}, r"mutation_rate must be a number in \[0, 1\], got -0.1"),
         ({"crossover_rate": 1.5}, r"crossover_rate must be a number in \[0, 1\], got 1.5"),
-        ({"selection": "best"}, "selection must be 'tournament', 'roulette' or a Selection"),
+        ({"selection": "best"}, "selection must be 'tournament', 'roulette', 'nsga2' or a Selection"),
         ({"aging": "yes"}, "aging must be True or False, got 'yes'"),
         ({"selection": TournamentSelection(size=30)}, r"at most population_size \(20\)"),
         ({"max_trials": 0}, "max_trials must be an int >= 1, got 0"),

@@ -1,0 +1,255 @@
+"""Metric objectives, cost measures, constrained objectives and Pareto fronts."""
+
+import itertools
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from metanas.tuners import EvolutionOracle, EvolutionSearch, NSGA2Selection, RandomSearch
+from metanas.tuners.objectives import (
+    ConstrainedObjective,
+    crowding_distance,
+    hypervolume_2d,
+    infer_direction,
+    measure_costs,
+    non_dominated_ranks,
+    pareto_front,
+)
+from tests.tuners.conformance import make
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(120, 6)).astype("float32")
+Y = (X[:, 0] + X[:, 1] > 0).astype("int32")
+
+
+def dense_model(hp):
+    model = keras.Sequential([keras.Input(shape=(6,))])
+    for i in range(hp.Int("layers", 0, 2)):
+        model.add(keras.layers.Dense(hp.Choice(f"units_{i}", [4, 64]), activation="relu"))
+    model.add(keras.layers.Dense(2, activation="softmax"))
+    model.compile(
+        "adam", "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+def test_measure_costs_counts_params_flops_size_and_latency():
+    inputs = keras.Input(shape=(8, 8, 1))
+    conv = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 40 params at 64 positions
+    outputs = keras.layers.Dense(10)(keras.layers.Flatten()(conv))  # 2570 params
+    costs = measure_costs(keras.Model(inputs, outputs), repeats=5)
+    assert costs["cost/params"] == 40 + 2570
+    assert costs["cost/flops"] == 2 * 40 * 64 + 2 * 2570
+    assert costs["cost/size_bytes"] > 4 * 2610  # float32 weights plus file headers
+    assert costs["cost/latency_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    "name, direction",
+    [("val_f1_score", "max"), ("val_auc", "max"), ("recall", "max"), ("val_precision", "max"),
+     ("val_loss", "min"), ("val_mean_absolute_error", "min"), ("cost/latency_ms", "min")],
+)
+def test_directions_are_inferred_from_metric_names(name, direction):
+    assert infer_direction(name) == direction
+    assert EvolutionOracle(objective=name).objective.direction == direction
+
+
+def test_unknown_metric_direction_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot infer whether the objective 'zebra'"):
+        EvolutionOracle(objective="zebra")
+
+
+def test_soft_and_hard_constrained_values():
+    soft = ConstrainedObjective("val_accuracy", cost="cost/params", target=1000, weight=-0.5)
+    assert soft.direction == "max"
+    assert soft.get_value({"val_accuracy": 0.8, "cost/params": 4000}) == pytest.approx(0.4)
+    assert soft.get_value({"val_accuracy": 0.8, "cost/params": 250}) == pytest.approx(1.6)
+    loss = ConstrainedObjective("val_loss", cost="cost/params", target=1000, weight=-0.5)
+    assert loss.get_value({"val_loss": 0.8, "cost/params": 4000}) == pytest.approx(1.6)
+    hard = ConstrainedObjective("val_accuracy", cost="cost/params", target=1000, hard=True)
+    feasible = hard.get_value({"val_accuracy": 0.1, "cost/params": 1000})
+    infeasible = hard.get_value({"val_accuracy": 0.99, "cost/params": 1001})
+    worse = hard.get_value({"val_accuracy": 0.99, "cost/params": 3000})
+    assert feasible == 0.1 and infeasible < feasible and worse < infeasible
+    with pytest.raises(ValueError, match="target must be a number > 0, got 0"):
+        ConstrainedObjective("val_accuracy", target=0)
+
+
+def search(tuner_class, tmp_path, objective, max_trials=6, **kwargs):
+    keras.utils.set_random_seed(1)
+    tuner = tuner_class(
+        dense_model, objective=objective, max_trials=max_trials, seed=4,
+        directory=str(tmp_path), project_name="p", **kwargs,
+    )
+    tuner.search(X, Y, validation_split=0.25, epochs=2, verbose=0)
+    return tuner
+
+
+def test_every_trial_records_its_costs(tmp_path):
+    tuner = search(RandomSearch, tmp_path, "val_accuracy", max_trials=3)
+    for trial in tuner.oracle.trials.values():
+        model = tuner.load_model(trial)
+        assert trial.metrics.get_last_value("cost/params") == model.count_params()
+        for name in ("cost/flops", "cost/size_bytes", "cost/latency_ms"):
+            assert trial.metrics.get_last_value(name) > 0
+
+
+def test_a_hard_size_budget_is_never_exceeded_by_the_returned_model(tmp_path):
+    objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=400, hard=True)
+    tuner = search(EvolutionSearch, tmp_path, objective, max_trials=8, population_size=3)
+    sizes = [t.metrics.get_last_value("cost/params") for t in tuner.oracle.trials.values()]
+    assert min(sizes) <= 400 < max(sizes), sizes  # the space has both kinds
+    best = tuner.get_best_models(1)[0]
+    assert best.count_params() <= 400
+    rebuilt = dense_model(tuner.get_best_hyperparameters(1)[0])
+    assert rebuilt.count_params() <= 400
+
+
+def test_no_feasible_trial_is_a_clear_error(tmp_path):
+    objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=5, hard=True)
+    tuner = search(RandomSearch, tmp_path, objective, max_trials=2)
+    with pytest.raises(ValueError, match="no completed trial is within the budget"):
+        tuner.get_best_models(1)
+
+
+@pytest.mark.parametrize(
+    "objective, fit_kwargs, missing",
+    [
+        ("val_f1_score", {"validation_split": 0.25}, "val_f1_score"),
+        ("val_accuracy", {}, "val_accuracy"),
+        (ConstrainedObjective("val_accuracy", cost="flops", target=1), {"validation_split": 0.2},
+         "flops"),
+    ],
+)
+def test_an_objective_training_does_not_log_fails_before_the_first_trial(
+    objective, fit_kwargs, missing, tmp_path
+):
+    tuner = RandomSearch(dense_model, objective=objective, directory=str(tmp_path), max_trials=2)
+    with pytest.raises(ValueError, match=f"the objective needs \\['{missing}'\\]"):
+        tuner.search(X, Y, epochs=1, verbose=0, **fit_kwargs)
+    assert tuner.oracle.trials == {}
+
+
+def test_f1_score_objective_with_real_training(tmp_path):
+    def f1_model(hp):
+        model = keras.Sequential([
+            keras.Input(shape=(6,)),
+            keras.layers.Dense(hp.Choice("units", [4, 16]), activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ])
+        model.compile("adam", "categorical_crossentropy",
+                      metrics=[keras.metrics.F1Score(average="macro")])
+        return model
+
+    tuner = RandomSearch(f1_model, objective="val_f1_score", max_trials=2, seed=1,
+                         directory=str(tmp_path))
+    tuner.search(X, keras.utils.to_categorical(Y, 2), validation_split=0.25, epochs=2, verbose=0)
+    scores = [t.score for t in tuner.oracle.trials.values()]
+    assert tuner.oracle.objective.direction == "max"
+    assert tuner.oracle.get_best_trials(1)[0].score == max(scores)
+
+
+def brute_force_front(points):
+    return [
+        i for i, p in enumerate(points)
+        if not any(np.all(q >= p) and np.any(q > p) for q in points)
+    ]
+
+
+def test_ranks_and_front_match_brute_force():
+    points = np.round(np.random.default_rng(3).normal(size=(40, 2)), 1)
+    ranks = non_dominated_ranks(points)
+    assert [i for i, r in enumerate(ranks) if r == 0] == brute_force_front(points)
+    rest = [i for i, r in enumerate(ranks) if r > 0]
+    second = [rest[i] for i in brute_force_front(points[rest])]
+    assert [i for i, r in enumerate(ranks) if r == 1] == second
+    distance = crowding_distance(points[:5])
+    assert sorted(distance)[-2:] == [np.inf, np.inf]
+
+
+def test_pareto_front_of_trials_holds_exactly_the_non_dominated(tmp_path):
+    objectives = [keras_tuner.Objective("acc", "max"), keras_tuner.Objective("size", "min")]
+    points = np.random.default_rng(5).integers(0, 6, size=(30, 2)).astype(float)
+    trials = []
+    for i, (acc, size) in enumerate(points):
+        trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id=str(i))
+        trial.metrics.register("acc", "max")
+        trial.metrics.register("size", "min")
+        trial.metrics.update("acc", acc)
+        trial.metrics.update("size", size)
+        trial.status = "COMPLETED"
+        trials.append(trial)
+    trials[0].status = "FAILED"
+    front = pareto_front(trials, objectives)
+    maximised = np.stack([points[1:, 0], -points[1:, 1]], axis=1)
+    expected = {str(i + 1) for i in brute_force_front(maximised)}
+    assert {t.trial_id for t in front} == expected
+
+
+def test_hypervolume_2d():
+    assert hypervolume_2d([[1, 1]], [0, 0]) == 1
+    assert hypervolume_2d([[2, 1], [1, 2]], [0, 0]) == 3
+    assert hypervolume_2d([[2, 1], [1, 2], [1, 1]], [0, 0]) == 3
+    assert hypervolume_2d([[-1, 5]], [0, 0]) == 0
+
+
+def test_nsga2_evolution_finds_the_trade_off(tmp_path):
+    objectives = [keras_tuner.Objective("acc", "max"), keras_tuner.Objective("size", "min")]
+
+    def score(values):
+        width = sum(values[f"edge_{e}"] == "conv3x3" for e in range(6))
+        return {"acc": width + 0.5 * (values["edge_0"] == "skip"), "size": float(width)}
+
+    def run(factory, seed):
+        oracle = make(factory, tmp_path, name=f"n{seed}{id(factory)}", seed=seed,
+                      objective=objectives, max_trials=40)
+        for _ in range(40):
+            trial = oracle.create_trial("t")
+            oracle.update_trial(trial.trial_id, score(trial.hyperparameters.values))
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+        front = pareto_front(oracle.trials.values(), objectives)
+        return hypervolume_2d([[t.metrics.get_last_value("acc"), -t.metrics.get_last_value("size")]
+                               for t in front], [-1, -7])
+
+    nsga = [run(lambda **kw: EvolutionOracle(population_size=8, selection="nsga2", aging=False, **kw), s)
+            for s in range(4)]
+    rand = [run(lambda **kw: __import__("metanas").tuners.RandomSearchOracle(**kw), s) for s in range(4)]
+    assert np.mean(nsga) >= np.mean(rand)
+
+
+def test_nsga2_discard_removes_a_dominated_member():
+    fitness = [[1.0, 1.0], [2.0, 2.0], [0.5, 3.0], [3.0, 0.5]]
+    assert NSGA2Selection().discard(fitness, np.random.default_rng(0)) == 0
+    picks = {NSGA2Selection().select(fitness, np.random.default_rng(s)) for s in range(50)}
+    assert 0 not in picks or len(picks) == 4
+
+
+def test_get_pareto_front_on_a_tuner(tmp_path):
+    objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=1000)
+    tuner = search(RandomSearch, tmp_path, objective, max_trials=4)
+    front = tuner.get_pareto_front()
+    trials = list(tuner.oracle.trials.values())
+    assert front and set(front) <= set(trials)
+    for a, b in itertools.product(front, trials):
+        acc_a, acc_b = (t.metrics.get_last_value("val_accuracy") for t in (a, b))
+        size_a, size_b = (t.metrics.get_last_value("cost/params") for t in (a, b))
+        assert not (acc_b >= acc_a and size_b <= size_a and (acc_b > acc_a or size_b < size_a))
+    with pytest.raises(ValueError, match="two or more objectives"):
+        tuner.get_pareto_front(["val_accuracy"])
+
+
+
+def test_pareto_front_plot_is_a_png(tmp_path):
+    from metanas.plots import plot_pareto_front
+
+    objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=1000)
+    tuner = search(RandomSearch, tmp_path, objective, max_trials=3)
+    objectives = [keras_tuner.Objective("cost/params", "min"),
+                  keras_tuner.Objective("val_accuracy", "max")]
+    path = plot_pareto_front(tuner.oracle.trials.values(), tuner.get_pareto_front(objectives),
+                             objectives, str(tmp_path / "front.png"))
+    assert (tmp_path / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.endswith("front.png")

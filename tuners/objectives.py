@@ -1,0 +1,414 @@
+"""Objectives that weigh a metric against model cost, cost measures, Pareto fronts.
+
+keras-tuner sums a list of objectives into one number (its ``MultiObjective``);
+MnasNet (Tan et al., "MnasNet: Platform-Aware Neural Architecture Search for
+Mobile", CVPR 2019) instead puts the cost into the reward as
+``metric * (cost / target) ** w``. `ConstrainedObjective` does that (soft), or
+enforces a hard budget; every metanas strategy optimises it unchanged, since it
+is one more keras-tuner ``Objective``. `measure_costs` gives each trial its
+parameter count, a FLOPs proxy, its size on disk and its inference latency, and
+`pareto_front` returns the non-dominated trials for any pair (or more) of
+objectives, as NSGA-II ranks them (Deb et al., "A Fast and Elitist
+Multiobjective Genetic Algorithm: NSGA-II", IEEE TEC 2002).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import keras
+import keras_tuner
+import numpy as np
+from keras_tuner.src.engine import metrics_tracking
+from keras_tuner.src.engine.objective import DefaultObjective, MultiObjective
+
+__all__ = [
+    "COST_METRICS",
+    "CostLogger",
+    "create_objective",
+    "infer_direction",
+    "check_objective_is_logged",
+    "ConstrainedObjective",
+    "measure_costs",
+    "pareto_front",
+    "non_dominated_ranks",
+    "crowding_distance",
+    "hypervolume_2d",
+    "resolve_objectives",
+]
+
+#: Names under which `measure_costs` records a trial's costs (all to minimise).
+COST_METRICS = ("cost/params", "cost/flops", "cost/size_bytes", "cost/latency_ms")
+
+#: Score offset that puts every over-budget trial below every feasible one.
+INFEASIBLE_OFFSET = 1e9
+
+
+#: Metric names (after any ``val_`` prefix) that are maximised. keras-tuner
+#: infers ``f1_score`` as one to minimise; these take precedence.
+_MAXIMISED = (
+    "accuracy", "acc", "auc", "precision", "recall", "f1_score", "fbeta_score",
+    "r2_score", "iou", "io_u", "specificity", "sensitivity",
+)
+_MINIMISED = ("loss", "error", "crossentropy", "hinge", "cost/")
+
+
+def infer_direction(metric: str) -> Optional[str]:
+    """``"max"`` or ``"min"`` for a logged metric name, or None if unknown."""
+    base = metric[len("val_"):] if metric.startswith("val_") else metric
+    if any(base.startswith(p) or base.endswith(p) for p in _MINIMISED):
+        return "min"
+    if any(base == p or base.endswith("_" + p) or base.startswith(p + "_") for p in _MAXIMISED):
+        return "max"
+    return metrics_tracking.infer_metric_direction(metric)
+
+
+def create_objective(objective):
+    """keras-tuner's `create_objective`, with metanas's direction inference."""
+    if isinstance(objective, str):
+        direction = infer_direction(objective)
+        if direction is None:
+            raise ValueError(
+                f"cannot infer whether the objective {objective!r} is to be minimised "
+                f"or maximised; pass keras_tuner.Objective({objective!r}, 'max') or 'min'."
+            )
+        return keras_tuner.Objective(objective, direction)
+    if isinstance(objective, (list, tuple)):
+        return MultiObjective([create_objective(o) for o in objective])
+    return DefaultObjective() if objective is None else objective
+
+
+def _direction(metric: str, direction: Optional[str]) -> str:
+    if direction is None:
+        direction = infer_direction(metric)
+        if direction is None:
+            raise ValueError(
+                f"cannot infer whether {metric!r} is to be minimised or maximised; "
+                "pass direction='min' or direction='max'."
+            )
+    if direction not in ("min", "max"):
+        raise ValueError(f"direction must be 'min' or 'max', got {direction!r}.")
+    return direction
+
+
+class ConstrainedObjective(keras_tuner.Objective):
+    """A metric traded off against a cost, softly (MnasNet) or as a hard budget.
+
+    Soft (``hard=False``): the score is ``metric * (cost / target) ** w`` for a
+    metric to maximise, and ``metric * (cost / target) ** -w`` for one to
+    minimise, with ``w = weight[0]`` while ``cost <= target`` and ``weight[1]``
+    above it (MnasNet's alpha and beta; its soft setting is -0.07 for both, its
+    hard-ish one 0 and -1). The metric must be positive (accuracy, F1, AUC, a
+    loss).
+
+    Hard (``hard=True``): a trial over budget is infeasible and ranks below
+    every feasible one (its score is pushed ``1e9`` past any metric value, the
+    further the more it is over); among feasible trials the metric decides.
+    `StrategyTuner.get_best_models` then never returns an over-budget model
+    while a feasible one exists.
+
+    Args:
+        metric: The metric logged in training (``"val_accuracy"``,
+            ``"val_f1_score"``, ``"val_auc"``, ...).
+        cost: A cost measure, one of `COST_METRICS`, or any logged metric.
+        target: The budget (same unit as ``cost``), > 0.
+        weight: ``w``, or the pair ``(alpha, beta)``; ignored when ``hard``.
+        hard: Treat ``target`` as a hard budget.
+        direction: The metric's direction; inferred from its name by default.
+
+    Example:
+
+        >>> objective = ConstrainedObjective(
+        ...     "val_accuracy", cost="cost/params", target=20_000, hard=True)
+        >>> tuner = EvolutionSearch(build_model, objective=objective, max_trials=30)
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        *,
+        cost: str = "cost/params",
+        target: float,
+        weight: Union[float, Tuple[float, float]] = -0.07,
+        hard: bool = False,
+        direction: Optional[str] = None,
+    ) -> None:
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"metric must be a metric name, got {metric!r}.")
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
+            raise ValueError(f"target must be a number > 0, got {target!r}.")
+        weights = weight if isinstance(weight, (tuple, list)) else (weight, weight)
+        if len(weights) != 2 or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights
+        ):
+            raise ValueError(f"weight must be a number or a pair of numbers, got {weight!r}.")
+        self.metric = metric
+        self.cost = cost
+        self.target = float(target)
+        self.weights = (float(weights[0]), float(weights[1]))
+        self.hard = bool(hard)
+        kind = "budget" if self.hard else "tradeoff"
+        super().__init__(name=f"{metric}|{kind}", direction=_direction(metric, direction))
+
+    def has_value(self, logs) -> bool:
+        return self.metric in logs and self.cost in logs
+
+    def feasible(self, logs) -> bool:
+        """Whether ``logs`` are within the budget (always True when soft)."""
+        return not self.hard or float(logs[self.cost]) <= self.target
+
+    def get_value(self, logs) -> float:
+        value = float(logs[self.metric])
+        ratio = float(logs[self.cost]) / self.target
+        sign = 1.0 if self.direction == "max" else -1.0
+        if self.hard:
+            if ratio <= 1.0:
+                return value
+            return value - sign * INFEASIBLE_OFFSET * ratio
+        weight = self.weights[0] if ratio <= 1.0 else self.weights[1]
+        return value * ratio ** (sign * weight)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ConstrainedObjective) and vars(self) == vars(other)
+
+    def __str__(self) -> str:
+        return (
+            f'ConstrainedObjective(metric="{self.metric}", cost="{self.cost}", '
+            f"target={self.target:g}, hard={self.hard})"
+        )
+
+
+# ------------------------------------------------------------------- costs
+def _flops(model: keras.Model) -> int:
+    """Twice the multiply-adds of the Dense and convolution layers (a proxy).
+
+    Other layers (activations, pooling, normalisation) cost little next to
+    these and are not counted; a layer whose output shape is unknown counts
+    as twice its parameters.
+    """
+    total = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        params = layer.count_params() if layer.built else 0
+        if not params:
+            continue
+        try:
+            shape = tuple(d for d in layer.output.shape[1:-1] if d is not None)
+        except (AttributeError, ValueError):
+            total += 2 * params
+            continue
+        positions = int(np.prod(shape)) if shape else 1
+        if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)):
+            total += 2 * params * positions
+        elif isinstance(layer, keras.layers.Layer) and "Conv" in type(layer).__name__:
+            total += 2 * params * positions
+    return int(total)
+
+
+def _input_batch(model: keras.Model, batch_size: int):
+    arrays = []
+    for tensor in model.inputs:
+        shape = [batch_size] + [d if d is not None else 1 for d in tensor.shape[1:]]
+        arrays.append(np.zeros(shape, dtype=keras.backend.standardize_dtype(tensor.dtype)))
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def measure_costs(
+    model: keras.Model,
+    *,
+    batch_size: int = 32,
+    warmup: int = 3,
+    repeats: int = 10,
+    disk: bool = True,
+) -> Dict[str, float]:
+    """The costs of ``model``, measured the same way for every trial.
+
+    Args:
+        model: A built Keras model (functional or Sequential with an Input).
+        batch_size: Rows in the latency batch (zeros of the input's shape).
+        warmup: Untimed calls before timing (tracing, caches).
+        repeats: Timed calls; the latency is their median, in milliseconds.
+        disk: Also save the weights to a temporary file and record its size.
+
+    Returns:
+        ``{"cost/params", "cost/flops", "cost/size_bytes", "cost/latency_ms"}``;
+        size and latency are left out when they cannot be measured.
+    """
+    costs: Dict[str, float] = {
+        "cost/params": float(model.count_params()),
+        "cost/flops": float(_flops(model)),
+    }
+    if disk:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.weights.h5")
+            model.save_weights(path)
+            costs["cost/size_bytes"] = float(os.path.getsize(path))
+    if model.inputs:
+        batch = _input_batch(model, batch_size)
+        for _ in range(warmup):
+            model(batch, training=False)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(batch, training=False)
+            times.append((time.perf_counter() - start) * 1000.0)
+        costs["cost/latency_ms"] = float(np.median(times))
+    return costs
+
+
+# ------------------------------------------------------------------ Pareto
+def resolve_objectives(objective) -> List[keras_tuner.Objective]:
+    """The objectives a Pareto front is taken over, from a tuner's objective."""
+    if isinstance(objective, ConstrainedObjective):
+        return [
+            keras_tuner.Objective(objective.metric, objective.direction),
+            keras_tuner.Objective(objective.cost, "min"),
+        ]
+    if isinstance(objective, MultiObjective):
+        return list(objective.objectives)
+    return [objective]
+
+
+def _vectors(points: Sequence[Sequence[float]]) -> np.ndarray:
+    return np.asarray(points, dtype=float).reshape(len(points), -1)
+
+
+def non_dominated_ranks(points: Sequence[Sequence[float]]) -> List[int]:
+    """NSGA-II front index of each point (0 = non-dominated); all maximised."""
+    values = _vectors(points)
+    n = len(values)
+    dominated_by = [[] for _ in range(n)]
+    count = np.zeros(n, dtype=int)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if np.all(values[i] >= values[j]) and np.any(values[i] > values[j]):
+                dominated_by[i].append(j)
+                count[j] += 1
+            elif np.all(values[j] >= values[i]) and np.any(values[j] > values[i]):
+                dominated_by[j].append(i)
+                count[i] += 1
+    ranks = [0] * n
+    front = [i for i in range(n) if count[i] == 0]
+    rank = 0
+    while front:
+        following = []
+        for i in front:
+            ranks[i] = rank
+            for j in dominated_by[i]:
+                count[j] -= 1
+                if count[j] == 0:
+                    following.append(j)
+        front = following
+        rank += 1
+    return ranks
+
+
+def crowding_distance(points: Sequence[Sequence[float]]) -> List[float]:
+    """NSGA-II crowding distance of each point within its set (edges: inf)."""
+    values = _vectors(points)
+    n, m = values.shape if len(values) else (0, 0)
+    distance = np.zeros(n)
+    if n <= 2:
+        return [math.inf] * n
+    for k in range(m):
+        order = np.argsort(values[:, k], kind="stable")
+        span = values[order[-1], k] - values[order[0], k]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if span == 0:
+            continue
+        for position in range(1, n - 1):
+            distance[order[position]] += (
+                values[order[position + 1], k] - values[order[position - 1], k]
+            ) / span
+    return distance.tolist()
+
+
+def pareto_front(trials, objectives: Sequence[keras_tuner.Objective]) -> List:
+    """The completed trials that no other completed trial dominates.
+
+    Args:
+        trials: keras-tuner ``Trial`` objects (any status; only COMPLETED ones
+            with a value for every objective take part).
+        objectives: The objectives, each with its direction.
+
+    Returns:
+        The non-dominated trials, best first on the first objective.
+    """
+    scored = []
+    for trial in trials:
+        if trial.status != "COMPLETED":
+            continue
+        vector = []
+        for objective in objectives:
+            if not trial.metrics.exists(objective.name):
+                break
+            value = trial.metrics.get_best_value(objective.name)
+            vector.append(value if objective.direction == "max" else -value)
+        else:
+            scored.append((trial, vector))
+    if not scored:
+        return []
+    ranks = non_dominated_ranks([v for _, v in scored])
+    front = [(t, v) for (t, v), r in zip(scored, ranks) if r == 0]
+    front.sort(key=lambda tv: -tv[1][0])
+    return [t for t, _ in front]
+
+
+def hypervolume_2d(points: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
+    """Area dominated by ``points`` (both maximised) and bounded by ``reference``."""
+    values = [p for p in _vectors(points).tolist() if p[0] > reference[0] and p[1] > reference[1]]
+    if not values:
+        return 0.0
+    values.sort(key=lambda p: -p[0])
+    area, best_y = 0.0, reference[1]
+    for x, y in values:
+        if y > best_y:
+            area += (x - reference[0]) * (y - best_y)
+            best_y = y
+    return float(area)
+
+
+# --------------------------------------------------------- tuner plumbing
+class CostLogger(keras.callbacks.Callback):
+    """Measures the model's costs when training starts and logs them each epoch.
+
+    The costs join the epoch logs, so keras-tuner records them as trial
+    metrics and a `ConstrainedObjective` can read them.
+    """
+
+    def __init__(self, **measure_kwargs) -> None:
+        super().__init__()
+        self.measure_kwargs = measure_kwargs
+        self.costs: Dict[str, float] = {}
+
+    def on_train_begin(self, logs=None) -> None:
+        self.costs = measure_costs(self.model, **self.measure_kwargs)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if logs is not None:
+            logs.update(self.costs)
+
+
+def objective_names(objective) -> List[str]:
+    """The names training must log for ``objective`` to have a value."""
+    if isinstance(objective, ConstrainedObjective):
+        return [objective.metric, objective.cost]
+    if isinstance(objective, MultiObjective):
+        return [name for o in objective.objectives for name in objective_names(o)]
+    if isinstance(objective, DefaultObjective):
+        return []
+    return [objective.name]
+
+
+def check_objective_is_logged(objective, logged: Sequence[str]) -> None:
+    """Raises ValueError, before any trial, if training will not log the objective."""
+    missing = [name for name in objective_names(objective) if name not in logged]
+    if missing:
+        raise ValueError(
+            f"the objective needs {missing}, which training does not log; it "
+            f"logs {sorted(logged)}. Add the metric to model.compile(metrics=...), "
+            "pass validation data for 'val_' names, or choose a logged objective."
+        )

@@ -10,7 +10,9 @@ gRPC (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``,
 * the chief exits as soon as the search is done and every live worker has been
   told to stop, instead of polling every 20 s and waiting forever for workers
   that died (keras-tuner issues #254, #256);
-* the chief's server does not print keras-tuner's stray condition values.
+* the chief's server does not print keras-tuner's stray condition values;
+* workers retry calls while the chief is unreachable, so a chief killed and
+  restarted with ``overwrite=False`` resumes with its workers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Optional
 
 from keras_tuner.src.distribute import utils as dist_utils
 
-__all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat"]
+__all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat", "ResilientOracleClient"]
 
 
 def is_chief() -> bool:
@@ -133,3 +135,50 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class ResilientOracleClient:
+    """A worker's proxy to the chief that outlives a chief restart.
+
+    keras-tuner's ``OracleClient`` raises on the first failed call, so a worker
+    dies with its chief. This wrapper retries a call that failed because the
+    chief was unreachable (``UNAVAILABLE``), for up to ``patience`` seconds,
+    so a chief killed and restarted with ``overwrite=False`` finds its workers
+    still there. Retried calls are safe: the metanas oracle ignores a second
+    result for a trial and re-issues a lost one.
+    """
+
+    _RETRIED = (
+        "get_space", "update_space", "create_trial", "update_trial",
+        "end_trial", "get_trial", "get_best_trials",
+    )
+
+    def __init__(self, client, *, patience: float = 600.0) -> None:
+        self._client = client
+        self._patience = patience
+
+    @property
+    def _oracle(self):
+        return self._client._oracle
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name not in self._RETRIED:
+            return attribute
+
+        def call(*args, **kwargs):
+            import grpc
+
+            deadline = time.monotonic() + self._patience
+            delay = 0.5
+            while True:
+                try:
+                    return attribute(*args, **kwargs)
+                except grpc.RpcError as error:
+                    code = error.code() if hasattr(error, "code") else None
+                    if code != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+        return call

@@ -72,6 +72,8 @@ class StrategyTuner(keras_tuner.Tuner):
             **split_oracle_kwargs(self.oracle_class, kwargs),
         )
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        if distributed.is_worker():
+            self.oracle = distributed.ResilientOracleClient(self.oracle)
 
     @property
     def local_oracle(self) -> MetanasOracle:

@@ -166,3 +166,31 @@ def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(tmp_pa
     assert set(saved["population"]) <= set(oracle["end_order"])
     # The restored population and random state continue the same search.
     assert {k: t["hyperparameters"]["values"] for k, t in after.items()} == expected
+
+
+def test_a_killed_chief_restarted_with_overwrite_false_finishes_the_search(tmp_path):
+    port = free_port()
+    env = {"TRIAL_SECONDS": 1.0}
+    chief = start("evolution", tmp_path, 10, tuner_id="chief", port=port, **env)
+    workers = [
+        start("evolution", tmp_path, 10, tuner_id=f"tuner{i}", port=port, **env) for i in range(2)
+    ]
+    deadline = time.monotonic() + 120
+    while sum(len(ids) for ids in runs_by_tuner(tmp_path).values()) < 3:
+        assert time.monotonic() < deadline, "the search never got going"
+        time.sleep(0.2)
+    os.killpg(chief.pid, signal.SIGKILL)
+    chief.wait()
+    saved = json.loads((tmp_path / "search" / "oracle.json").read_text())
+    time.sleep(2)  # the workers' calls now fail: they must wait, not die
+    chief = start("evolution", tmp_path, 10, tuner_id="chief", port=port, overwrite=False, **env)
+    for worker in workers:
+        code, output = wait(worker)
+        assert code == 0, output[-3000:]
+    code, output = wait(chief, timeout=60)
+    assert code == 0, output[-3000:]
+    trials, oracle = check_complete(tmp_path, 10)
+    assert oracle["end_order"][: len(saved["end_order"])] == saved["end_order"]
+    ran = [t for ids in runs_by_tuner(tmp_path).values() for t in ids]
+    # A trial cut short by the crash may run again; every other runs once.
+    assert len(ran) - len(set(ran)) <= 2 and set(ran) == set(trials)

@@ -131,6 +131,10 @@ class MetanasOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        if seed is not None:
+            # keras-tuner's `seed or random.randint(...)` would turn 0 into a
+            # random seed, and an unrepeatable search.
+            self.seed = self._seed_state = int(seed)
         self.initial_hps: List[Dict[str, Any]] = [
             dict(v) for v in copy.deepcopy(list(initial_hps or []))
         ]

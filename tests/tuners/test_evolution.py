@@ -138,3 +138,12 @@ def test_corrupt_population_state_is_a_clear_error(tmp_path):
     del state["rng"]
     with pytest.raises(ValueError, match="EvolutionOracle state"):
         oracle.set_state(state)
+
+
+def test_seed_zero_is_a_seed_not_a_random_one(tmp_path):
+    runs = [
+        drive(make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                   name=f"zero{i}", seed=0, max_trials=12))
+        for i in range(2)
+    ]
+    assert runs[0] == runs[1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -22,7 +23,7 @@ from keras_tuner.engine import trial as trial_module
 
 from metanas.tuners.codec import Config, SearchSpaceCodec
 
-__all__ = ["MetanasOracle", "check_rate", "check_int"]
+__all__ = ["MetanasOracle", "Setting", "check_rate", "check_int"]
 
 TrialStatus = trial_module.TrialStatus
 
@@ -50,6 +51,26 @@ def check_rate(name: str, value: Any) -> float:
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
     return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A strategy setting the meta-layer may tune, declared without Optuna.
+
+    Args:
+        kind: ``"int"``, ``"float"`` or ``"categorical"``.
+        low, high: Bounds of a numeric setting (inclusive).
+        log: Search a numeric setting on a log scale.
+        choices: The values of a categorical setting.
+        default: The value the strategy uses when not told otherwise.
+    """
+
+    kind: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    log: bool = False
+    choices: tuple = ()
+    default: Any = None
 
 
 class MetanasOracle(keras_tuner.Oracle):
@@ -146,6 +167,17 @@ class MetanasOracle(keras_tuner.Oracle):
         self._heartbeats: Dict[str, float] = {}
         self._tuner_seen: Dict[str, float] = {}
         self._lost_runs: Dict[str, int] = collections.defaultdict(int)
+
+    # ------------------------------------------------------------- settings
+    @classmethod
+    def settings_space(cls) -> Dict[str, Setting]:
+        """The strategy's tunable settings, for the meta-layer (none by default)."""
+        return {}
+
+    @classmethod
+    def settings_from_params(cls, params: Mapping[str, Any]) -> Dict[str, Any]:
+        """Constructor keywords from values of `settings_space` (as is by default)."""
+        return dict(params)
 
     # ---------------------------------------------------------------- codec
     @property

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from metanas.tuners.base import MetanasOracle, check_int, check_rate
+from metanas.tuners.base import MetanasOracle, Setting, check_int, check_rate
 from metanas.tuners.codec import Config
 from metanas.tuners.selection import (
     NSGA2Selection,
@@ -122,6 +122,30 @@ class EvolutionOracle(MetanasOracle):
         )
         # Trial ids of the current population, oldest first.
         self.population: List[str] = []
+
+    # ------------------------------------------------------------- settings
+    @classmethod
+    def settings_space(cls) -> Dict[str, Setting]:
+        # The tournament is sized relative to the population, so that every
+        # point of the meta space is a valid setting.
+        return {
+            "population_size": Setting("int", 4, 64, log=True, default=20),
+            "selection": Setting("categorical", choices=("tournament", "roulette"),
+                                 default="tournament"),
+            "tournament_fraction": Setting("float", 0.05, 1.0, default=0.25),
+            "mutation_rate": Setting("float", 0.0, 0.5, default=0.1),
+            "crossover_rate": Setting("float", 0.0, 0.8, default=0.2),
+            "aging": Setting("categorical", choices=(True, False), default=True),
+        }
+
+    @classmethod
+    def settings_from_params(cls, params) -> Dict[str, Any]:
+        kwargs = dict(params)
+        fraction = kwargs.pop("tournament_fraction", None)
+        if fraction is not None:
+            size = int(kwargs.get("population_size", 20))
+            kwargs["tournament_size"] = max(1, min(size, round(fraction * size)))
+        return kwargs
 
     # ------------------------------------------------------------ proposals
     def propose(self, trial_id: str) -> Optional[Config]:

@@ -147,3 +147,17 @@ def test_seed_zero_is_a_seed_not_a_random_one(tmp_path):
         for i in range(2)
     ]
     assert runs[0] == runs[1]
+
+
+def test_declared_setting_defaults_are_the_constructor_defaults():
+    space = EvolutionOracle.settings_space()
+    declared = EvolutionOracle(
+        **EvolutionOracle.settings_from_params({k: s.default for k, s in space.items()})
+    )
+    default = EvolutionOracle()
+    for name in ("population_size", "tournament_size", "mutation_rate", "crossover_rate", "aging"):
+        assert getattr(declared, name) == getattr(default, name), name
+    assert declared.selection.get_config() == default.selection.get_config()
+    for name, setting in space.items():
+        if setting.kind != "categorical":
+            assert setting.low <= setting.default <= setting.high, name

@@ -1,0 +1,358 @@
+"""The meta-layer: learn which strategy, with which settings, searches best.
+
+An Optuna study (TPE by default) whose *meta-trials* each pick a strategy and
+its settings, run searches with them on a pool of tasks, and score them with a
+scale-free meta-objective (`normalized_regret_auc`). The study lives in an
+Optuna storage (an SQLite file by default, or any RDB URL), so meta-training
+can be spread over processes and machines and resumed at will. `recommend`
+answers for a new task from the meta-trials' results on the most similar tasks
+(by meta-features), in the manner of auto-sklearn's meta-learned warm start
+(Feurer et al., AAAI 2015); the answer can also warm-start a new meta-study
+(`enqueue_trial`).
+
+Example:
+
+    >>> learner = MetaLearner("sqlite:///meta.db")
+    >>> learner.meta_train(tasks, evaluate=evaluate, n_trials=50)
+    >>> choice = learner.recommend(dataset_features(x, y))
+    >>> oracle = choice.make_oracle(objective="val_accuracy", max_trials=30)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import warnings
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import optuna
+
+from metanas.meta.features import feature_distance
+
+__all__ = [
+    "MetaLearner",
+    "MetaTask",
+    "Recommendation",
+    "normalized_regret_auc",
+    "redact",
+    "strategy_classes",
+]
+
+DEFAULT_STORAGE = "sqlite:///metanas-meta.db"
+DEFAULT_STUDY = "metanas-meta"
+
+
+def redact(url: str) -> str:
+    """``url`` with any password (``user:password@``) replaced by ``***``."""
+    return re.sub(r"(//[^/:@]+):[^/@]*@", r"\1:***@", str(url))
+
+
+def strategy_classes() -> Dict[str, type]:
+    """The strategies the meta-layer chooses among, by name."""
+    from metanas import tuners
+
+    classes = {"evolution": tuners.EvolutionOracle, "random": tuners.RandomSearchOracle}
+    if hasattr(tuners, "RLControllerOracle"):
+        classes["rl"] = tuners.RLControllerOracle
+    return classes
+
+
+def normalized_regret_auc(regrets: Sequence[float], scale: float) -> float:
+    """Mean best-so-far regret over the budget, in units of ``scale``.
+
+    The meta-objective. ``regrets[t]`` is the regret of the best configuration
+    found after ``t + 1`` evaluations; ``scale`` is the expected regret of one
+    configuration drawn at random. The area under the regret curve rewards
+    finding good configurations early as well as finally, and the division
+    makes tasks of any metric and range comparable: 1 means no better than a
+    single random guess throughout, 0 the optimum from the first evaluation.
+    """
+    if len(regrets) == 0:
+        raise ValueError("regrets must hold at least one value.")
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale!r}.")
+    return float(np.mean(np.asarray(regrets, dtype=float)) / scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTask:
+    """A task the meta-layer can run searches on.
+
+    Args:
+        name: A unique name (``"nb201/cifar10"``, ``"my-dataset"``).
+        features: Its meta-features (`dataset_features`, `space_features`).
+    """
+
+    name: str
+    features: Mapping[str, Any]
+
+
+@dataclasses.dataclass
+class Recommendation:
+    """A strategy and its settings, as recommended for a task.
+
+    Attributes:
+        strategy: ``"evolution"``, ``"random"`` or ``"rl"``.
+        params: The meta-space values (what `MetaLearner.enqueue` takes).
+        settings: The oracle's constructor keywords made from ``params``.
+        source: Where it came from: ``"similar tasks: ..."``, ``"all tasks"``
+            or ``"defaults"``.
+        expected: The meta-objective it scored there (None for defaults).
+    """
+
+    strategy: str
+    params: Dict[str, Any]
+    settings: Dict[str, Any]
+    source: str
+    expected: Optional[float] = None
+
+    def make_oracle(self, **kwargs):
+        """The recommended oracle, built with ``kwargs`` (objective, max_trials...)."""
+        return strategy_classes()[self.strategy](**{**self.settings, **kwargs})
+
+
+def _distribution(setting) -> optuna.distributions.BaseDistribution:
+    if setting.kind == "int":
+        return optuna.distributions.IntDistribution(int(setting.low), int(setting.high), log=setting.log)
+    if setting.kind == "float":
+        return optuna.distributions.FloatDistribution(setting.low, setting.high, log=setting.log)
+    return optuna.distributions.CategoricalDistribution(list(setting.choices))
+
+
+def meta_space(strategies: Sequence[str]) -> Dict[str, Dict[str, optuna.distributions.BaseDistribution]]:
+    """Each strategy's settings as Optuna distributions, named ``strategy.setting``."""
+    classes = strategy_classes()
+    unknown = [s for s in strategies if s not in classes]
+    if unknown or not strategies:
+        raise ValueError(f"unknown strategies {unknown or strategies!r}; allowed: {sorted(classes)}.")
+    return {
+        name: {f"{name}.{k}": _distribution(v) for k, v in classes[name].settings_space().items()}
+        for name in strategies
+    }
+
+
+def _split_params(params: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    strategy = params["strategy"]
+    prefix = f"{strategy}."
+    return strategy, {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def default_recommendation(strategy: str = "evolution", source: str = "defaults") -> Recommendation:
+    cls = strategy_classes()[strategy]
+    raw = {k: s.default for k, s in cls.settings_space().items()}
+    params = {"strategy": strategy, **{f"{strategy}.{k}": v for k, v in raw.items()}}
+    return Recommendation(strategy, params, cls.settings_from_params(raw), source)
+
+
+class MetaLearner:
+    """An Optuna meta-study of strategies and their settings across tasks.
+
+    Args:
+        storage: An Optuna storage URL (``sqlite:///file.db``,
+            ``postgresql://user:pass@host/db``...) or None for
+            ``sqlite:///metanas-meta.db`` in the working directory.
+        study_name: The meta-study's name in the storage.
+        sampler: Any Optuna sampler; TPE (multivariate, seeded) by default.
+        seed: Seed of the default sampler.
+
+    Raises:
+        ValueError: The storage URL cannot be opened (the message shows the
+            URL with its password redacted).
+    """
+
+    def __init__(
+        self,
+        storage: Optional[str] = None,
+        *,
+        study_name: str = DEFAULT_STUDY,
+        sampler: Optional[optuna.samplers.BaseSampler] = None,
+        seed: Optional[int] = None,
+    ) -> None:
+        self.storage_url = storage or DEFAULT_STORAGE
+        if not isinstance(self.storage_url, str) or "://" not in self.storage_url:
+            raise ValueError(
+                f"storage must be an Optuna storage URL such as 'sqlite:///meta.db', "
+                f"got {redact(str(storage))!r}."
+            )
+        if sampler is None:
+            # Multivariate TPE with groups models each strategy's settings
+            # jointly (the space is conditional on the strategy).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        try:
+            self.study = optuna.create_study(
+                storage=self.storage_url,
+                study_name=study_name,
+                direction="minimize",
+                sampler=sampler,
+                load_if_exists=True,
+            )
+        except Exception as error:  # SQLAlchemy and driver errors vary by backend
+            raise ValueError(
+                f"cannot open the meta storage {redact(self.storage_url)!r}: "
+                f"{redact(str(error)).splitlines()[0]}"
+            ) from None
+
+    # ------------------------------------------------------------- training
+    def suggest(self, trial: optuna.Trial, strategies: Sequence[str]) -> Tuple[str, Dict[str, Any]]:
+        """Samples a strategy and its settings in ``trial`` (define-by-run)."""
+        space = meta_space(strategies)
+        strategy = trial.suggest_categorical("strategy", list(strategies))
+        for name, distribution in space[strategy].items():
+            if isinstance(distribution, optuna.distributions.IntDistribution):
+                trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log)
+            elif isinstance(distribution, optuna.distributions.FloatDistribution):
+                trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
+            else:
+                trial.suggest_categorical(name, distribution.choices)
+        return _split_params(trial.params)
+
+    def meta_train(
+        self,
+        tasks: Sequence[MetaTask],
+        evaluate: Callable[[MetaTask, str, Dict[str, Any], int], float],
+        *,
+        n_trials: int,
+        seeds: Sequence[int] = (1,),
+        strategies: Sequence[str] = ("evolution", "random"),
+        show_progress_bar: bool = False,
+    ) -> optuna.Study:
+        """Runs ``n_trials`` meta-trials; each scores one setting on every task.
+
+        Args:
+            tasks: The task pool.
+            evaluate: ``evaluate(task, strategy, settings, seed)`` runs one search
+                and returns its meta-objective (lower is better).
+            n_trials: Meta-trials to add to the study.
+            seeds: Search seeds per task; the task's score is their mean.
+            strategies: Names the meta-trials choose among.
+            show_progress_bar: Optuna's progress bar.
+        """
+        if not tasks:
+            raise ValueError("meta_train needs at least one task.")
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names}.")
+        classes = strategy_classes()
+
+        def objective(trial: optuna.Trial) -> float:
+            strategy, raw = self.suggest(trial, strategies)
+            settings = classes[strategy].settings_from_params(raw)
+            per_task = {
+                task.name: float(np.mean([evaluate(task, strategy, settings, s) for s in seeds]))
+                for task in tasks
+            }
+            trial.set_user_attr("per_task", per_task)
+            trial.set_user_attr("features", {t.name: dict(t.features) for t in tasks})
+            trial.set_user_attr("source", "meta-train")
+            return float(np.mean(list(per_task.values())))
+
+        self.study.optimize(objective, n_trials=n_trials, show_progress_bar=show_progress_bar)
+        return self.study
+
+    def record(
+        self,
+        *,
+        task: MetaTask,
+        strategy: str,
+        params: Mapping[str, Any],
+        score: float,
+        source: str = "production",
+    ) -> int:
+        """Adds a finished search as a meta-trial; returns its trial number."""
+        space = meta_space([strategy])[strategy]
+        full = {"strategy": strategy, **{k: v for k, v in params.items() if k in space}}
+        distributions = {"strategy": optuna.distributions.CategoricalDistribution([strategy])}
+        distributions.update({k: space[k] for k in full if k != "strategy"})
+        trial = optuna.trial.create_trial(
+            params=full,
+            distributions=distributions,
+            value=float(score),
+            user_attrs={
+                "per_task": {task.name: float(score)},
+                "features": {task.name: dict(task.features)},
+                "source": source,
+            },
+        )
+        self.study.add_trial(trial)
+        return self.study.trials[-1].number
+
+    # -------------------------------------------------------- recommending
+    def _results(self, exclude: Sequence[str]) -> List[Tuple[Dict[str, Any], Dict[str, float], Dict]]:
+        out = []
+        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            per_task = {
+                k: v for k, v in trial.user_attrs.get("per_task", {}).items() if k not in exclude
+            }
+            features = {
+                k: v for k, v in trial.user_attrs.get("features", {}).items() if k in per_task
+            }
+            if per_task and "strategy" in trial.params:
+                out.append((trial.params, per_task, features))
+        return out
+
+    def recommend(
+        self,
+        features: Mapping[str, Any],
+        *,
+        strategies: Optional[Sequence[str]] = None,
+        k: int = 3,
+        max_distance: float = 0.5,
+        exclude_tasks: Sequence[str] = (),
+    ) -> Recommendation:
+        """The settings expected to search best on a task with ``features``.
+
+        The ``k`` tasks nearest to ``features`` (within ``max_distance``) are
+        found among those the meta-trials ran on; the meta-trial with the best
+        mean score on them wins. With no task that near, the best mean over all
+        tasks wins; with no meta-trial at all, the defaults (with a warning).
+
+        Args:
+            features: The new task's meta-features.
+            strategies: Only consider these strategies.
+            k: How many similar tasks to average over.
+            max_distance: `feature_distance` beyond which a task is not similar.
+            exclude_tasks: Task names whose results are ignored (for
+                leave-one-task-out evaluation).
+        """
+        allowed = set(strategies or strategy_classes())
+        results = [r for r in self._results(exclude_tasks) if r[0]["strategy"] in allowed]
+        if not results:
+            warnings.warn(
+                f"the meta storage {redact(self.storage_url)!r} has no meta-trial to learn "
+                "from; recommending the default settings.",
+                stacklevel=2,
+            )
+            return default_recommendation("evolution" if "evolution" in allowed else sorted(allowed)[0])
+        task_features: Dict[str, Dict] = {}
+        for _, _, feats in results:
+            task_features.update(feats)
+        distances = sorted(
+            (feature_distance(features, f), name) for name, f in task_features.items()
+        )
+        near = [name for d, name in distances[:k] if d <= max_distance]
+        chosen = near or [name for _, name in distances]
+        best: Optional[Tuple[float, Dict[str, Any]]] = None
+        for params, per_task, _ in results:
+            scores = [per_task[name] for name in chosen if name in per_task]
+            if not scores:
+                continue
+            score = float(np.mean(scores)) + (0.0 if len(scores) == len(chosen) else 1e-9)
+            if best is None or score < best[0]:
+                best = (score, params)
+        if best is None:  # the chosen tasks only have production trials of other kinds
+            best = min(
+                ((float(np.mean(list(p.values()))), params) for params, p, _ in results),
+                key=lambda item: item[0],
+            )
+        strategy, raw = _split_params(best[1])
+        cls = strategy_classes()[strategy]
+        source = f"similar tasks: {', '.join(near)}" if near else "all tasks"
+        return Recommendation(strategy, dict(best[1]), cls.settings_from_params(raw), source, best[0])
+
+    def enqueue(self, recommendation: Recommendation, study: Optional[optuna.Study] = None) -> None:
+        """Warm-starts ``study`` (this one by default) with a recommendation."""
+        (study or self.study).enqueue_trial(dict(recommendation.params), skip_if_exists=True)

@@ -1,0 +1,157 @@
+"""The meta-layer on a real Optuna storage, with a synthetic (cheap) search score."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+
+from metanas.meta import (
+    MetaLearner,
+    MetaTask,
+    dataset_features,
+    feature_distance,
+    normalized_regret_auc,
+    redact,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# Two families of tasks that want opposite settings.
+SMALL = [MetaTask(f"small-{i}", {"log_samples": 2.0 + 0.1 * i, "modality": "tabular"}) for i in range(3)]
+LARGE = [MetaTask(f"large-{i}", {"log_samples": 5.0 + 0.1 * i, "modality": "image"}) for i in range(3)]
+
+
+def evaluate(task, strategy, settings, seed):
+    """Small tasks want little mutation, large ones much; random search is mediocre."""
+    if strategy == "random":
+        return 0.5
+    want = 0.05 if task.name.startswith("small") else 0.45
+    return abs(settings["mutation_rate"] - want) + 0.01 * seed
+
+
+def train(storage, n_trials=40, seed=0):
+    learner = MetaLearner(storage, seed=seed)
+    learner.meta_train(SMALL + LARGE, evaluate, n_trials=n_trials, strategies=("evolution", "random"))
+    return learner
+
+
+def test_recommendations_follow_the_most_similar_tasks(tmp_path):
+    learner = train(f"sqlite:///{tmp_path}/meta.db")
+    small = learner.recommend({"log_samples": 2.05, "modality": "tabular"})
+    large = learner.recommend({"log_samples": 5.05, "modality": "image"})
+    assert small.strategy == large.strategy == "evolution"
+    assert small.settings["mutation_rate"] < 0.2 < large.settings["mutation_rate"]
+    assert small.source.startswith("similar tasks: small")
+    oracle = small.make_oracle(objective="val_accuracy", max_trials=5)
+    assert oracle.mutation_rate == small.settings["mutation_rate"]
+
+
+def test_leave_one_task_out_ignores_the_left_out_task(tmp_path):
+    learner = train(f"sqlite:///{tmp_path}/meta.db", n_trials=20)
+    left_out = learner.recommend(SMALL[0].features, exclude_tasks=[SMALL[0].name])
+    assert SMALL[0].name not in left_out.source
+    assert left_out.source.startswith("similar tasks: small")
+
+
+def test_empty_storage_returns_defaults_with_a_warning(tmp_path):
+    learner = MetaLearner(f"sqlite:///{tmp_path}/empty.db")
+    with pytest.warns(UserWarning, match="no meta-trial to learn from"):
+        choice = learner.recommend({"log_samples": 3.0})
+    assert choice.source == "defaults" and choice.strategy == "evolution"
+    assert choice.make_oracle().population_size == choice.settings["population_size"]
+
+
+def test_nothing_similar_falls_back_to_all_tasks(tmp_path):
+    learner = train(f"sqlite:///{tmp_path}/meta.db", n_trials=15)
+    choice = learner.recommend({"log_samples": 9.0, "modality": "text", "decisions": 40.0})
+    assert choice.source == "all tasks"
+
+
+def test_bad_storage_url_is_a_clear_error_without_the_password(tmp_path):
+    with pytest.raises(ValueError, match="must be an Optuna storage URL"):
+        MetaLearner("meta.db")
+    with pytest.raises(ValueError, match=r"cannot open the meta storage 'postgresql://bob:\*\*\*@"):
+        MetaLearner("postgresql://bob:hunter2@127.0.0.1:1/meta")
+    assert redact("mysql://u:p@h/db") == "mysql://u:***@h/db"
+
+
+def test_a_second_process_sees_the_first_ones_meta_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    train(storage, n_trials=6)
+    code = (
+        "import json; from metanas.meta import MetaLearner;"
+        f"l = MetaLearner({storage!r});"
+        "print(json.dumps([len(l.study.trials), l.recommend({'log_samples': 2.0}).source]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    count, source = json.loads(result.stdout.strip().splitlines()[-1])
+    assert count == 6 and source.startswith("similar tasks")
+
+
+def test_two_processes_meta_training_on_one_storage_lose_no_meta_trial(tmp_path):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    MetaLearner(storage)  # create the schema once
+    code = (
+        "import sys; sys.path.insert(0, '.');"
+        "from tests.meta.test_learner import train;"
+        f"train({storage!r}, n_trials=12, seed=int(sys.argv[1]))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(seed)], stderr=subprocess.PIPE, text=True)
+        for seed in (1, 2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    trials = MetaLearner(storage).study.trials
+    assert len(trials) == 24
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.number for t in trials}) == 24
+
+
+def test_record_adds_a_production_meta_trial(tmp_path):
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
+    task = MetaTask("mine", {"log_samples": 3.0})
+    params = {"evolution.mutation_rate": 0.3, "evolution.population_size": 8}
+    number = learner.record(task=task, strategy="evolution", params=params, score=0.2)
+    trial = learner.study.trials[number]
+    assert trial.value == 0.2 and trial.user_attrs["source"] == "production"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        choice = learner.recommend({"log_samples": 3.0})
+    assert choice.settings["mutation_rate"] == 0.3 and choice.settings["population_size"] == 8
+
+
+def test_recommendation_warm_starts_a_new_study(tmp_path):
+    learner = train(f"sqlite:///{tmp_path}/meta.db", n_trials=10)
+    choice = learner.recommend(SMALL[1].features)
+    fresh = MetaLearner(f"sqlite:///{tmp_path}/fresh.db")
+    fresh.enqueue(choice)
+    fresh.meta_train(SMALL, evaluate, n_trials=1)
+    assert fresh.study.trials[0].params == choice.params
+
+
+def test_normalized_regret_auc():
+    assert normalized_regret_auc([4, 2, 2, 0], scale=2.0) == 1.0
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        normalized_regret_auc([1.0], scale=0)
+
+
+def test_dataset_features_and_distance():
+    rng = np.random.default_rng(0)
+    images = dataset_features(rng.random((100, 8, 8)), rng.integers(0, 10, 100))
+    table = dataset_features(rng.random((1000, 5)), rng.random(1000))
+    text = dataset_features(np.array(["a b", "c"] * 10), np.array([0, 1] * 10))
+    assert images["modality"] == "image" and images["task_type"] == "classification"
+    assert images["log_classes"] == pytest.approx(1.0) and images["class_balance"] > 0.9
+    assert table["modality"] == "tabular" and table["task_type"] == "regression"
+    assert text["modality"] == "text" and text["class_balance"] == pytest.approx(1.0)
+    assert feature_distance(images, images) == 0
+    assert feature_distance(images, table) > feature_distance(images, dict(images, log_samples=2.5))
+    with pytest.raises(ValueError, match="y has 3 rows but x has 100"):
+        dataset_features(rng.random((100, 2)), np.zeros(3))

@@ -12,15 +12,18 @@ from metanas.meta.learner import (
     redact,
     strategy_classes,
 )
+from metanas.meta.tuner import MetaTuner, search_score
 
 __all__ = [
     "MetaLearner",
     "MetaTask",
+    "MetaTuner",
     "Recommendation",
     "dataset_features",
     "feature_distance",
     "normalized_regret_auc",
     "redact",
+    "search_score",
     "space_features",
     "strategy_classes",
 ]

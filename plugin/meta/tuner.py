@@ -1,0 +1,204 @@
+"""`MetaTuner`: a KerasTuner tuner whose strategy the meta-layer chooses, and learns from."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from metanas.meta.features import dataset_features, space_features
+from metanas.meta.learner import (
+    DEFAULT_STUDY,
+    MetaLearner,
+    MetaTask,
+    Recommendation,
+    strategy_classes,
+)
+from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner
+from metanas.tuners.tuner import split_oracle_kwargs
+
+__all__ = ["MetaTuner", "search_score"]
+
+CHOICE_FILE = "meta_choice.json"
+PENDING_FILE = "meta_pending.json"
+
+
+def search_score(trials, maximize: bool) -> Optional[float]:
+    """The meta-objective of a finished production search, or None if uninformative.
+
+    Without a known optimum, the regret of step ``t`` is taken against the
+    best score the search found, in units of the spread between that best and
+    the median completed trial (a stand-in for the regret of a random guess);
+    the score is the mean regret over the trials, as `normalized_regret_auc`.
+    """
+    scores = [float(t.score) for t in trials if t.status == "COMPLETED" and t.score is not None]
+    scores = [s if maximize else -s for s in scores if np.isfinite(s)]
+    if len(scores) < 2:
+        return None
+    best_so_far = np.maximum.accumulate(scores)
+    scale = best_so_far[-1] - float(np.median(scores))
+    if scale <= 0:
+        return None
+    return float(np.mean(best_so_far[-1] - best_so_far) / scale)
+
+
+class MetaTuner(StrategyTuner):
+    """A tuner that asks the meta-layer for its strategy and settings.
+
+    At the start of the search it computes the dataset's meta-features (from
+    the ``x`` and ``y`` given to `search`, and the search space), asks
+    `MetaLearner.recommend` for the strategy and settings expected to search
+    best, and runs that strategy. At the end it reports the search back to the
+    meta storage as a new meta-trial, so the meta-layer keeps learning in
+    production. The choice is saved in the project directory: a search resumed
+    with ``overwrite=False`` keeps its strategy and state.
+
+    Args:
+        hypermodel, objective, max_trials: As for `keras_tuner.Tuner`.
+        meta_storage: The Optuna storage URL of the meta-study (see
+            `MetaLearner`); an SQLite file in the working directory by default.
+        study_name: The meta-study's name.
+        task_name: The name this dataset is recorded under (default: the
+            project name).
+        strategies: Only choose among these (``"evolution"``, ``"random"``,
+            ``"rl"``).
+        record: Report the finished search to the meta storage.
+        **kwargs: `StrategyTuner` keywords (``seed``, ``hyperparameters``,
+            ``directory``, ``project_name``, ``overwrite``, ...).
+
+    Example:
+
+        >>> tuner = MetaTuner(build_model, objective="val_accuracy", max_trials=30,
+        ...                   meta_storage="sqlite:///meta.db", project_name="digits")
+        >>> tuner.search(x, y, validation_split=0.2, epochs=5)
+        >>> tuner.recommendation.strategy, tuner.recommendation.source
+    """
+
+    def __init__(
+        self,
+        hypermodel=None,
+        objective=None,
+        max_trials: Optional[int] = 10,
+        *,
+        meta_storage: Optional[str] = None,
+        study_name: str = DEFAULT_STUDY,
+        task_name: Optional[str] = None,
+        strategies: Optional[Sequence[str]] = None,
+        record: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.learner = MetaLearner(meta_storage, study_name=study_name)
+        self.strategies = list(strategies) if strategies else None
+        self.record = record
+        project_dir = os.path.join(
+            str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project"
+        )
+        self.task_name = task_name or os.path.basename(project_dir)
+        self.recommendation: Optional[Recommendation] = None
+        choice_path = os.path.join(project_dir, CHOICE_FILE)
+        if not kwargs.get("overwrite", False) and os.path.exists(choice_path):
+            with open(choice_path) as handle:
+                self.recommendation = Recommendation(**json.load(handle))
+        # Until the data is seen, the oracle is evolution with its defaults;
+        # `search` replaces it by the recommended one before the first trial.
+        self.oracle_class = (
+            strategy_classes()[self.recommendation.strategy]
+            if self.recommendation
+            else EvolutionOracle
+        )
+        # The oracle keywords every strategy takes (seed, hyperparameters, ...).
+        self._base_kwargs = split_oracle_kwargs(MetanasOracle, dict(kwargs))
+        if self.recommendation:
+            kwargs.update(self.recommendation.settings)
+        self._objective_arg, self._max_trials_arg = objective, max_trials
+        super().__init__(hypermodel, objective, max_trials, **kwargs)
+
+    # ------------------------------------------------------------- choosing
+    def features(self, fit_args, fit_kwargs) -> Dict[str, Any]:
+        data = dict(zip(("x", "y"), fit_args))
+        data.update({k: fit_kwargs[k] for k in ("x", "y") if k in fit_kwargs})
+        features: Dict[str, Any] = {}
+        if isinstance(data.get("x"), np.ndarray):
+            y = data.get("y") if isinstance(data.get("y"), np.ndarray) else None
+            features.update(dataset_features(data["x"], y))
+        features.update(space_features(self.oracle.hyperparameters))
+        return features
+
+    def _choose(self, fit_args, fit_kwargs) -> None:
+        features = self.features(fit_args, fit_kwargs)
+        self.recommendation = self.learner.recommend(features, strategies=self.strategies)
+        self._features = features
+        space, verbose = self.oracle.hyperparameters, self.oracle.verbose
+        oracle = self.recommendation.make_oracle(
+            objective=self._objective_arg, max_trials=self._max_trials_arg, **self._base_kwargs
+        )
+        oracle.hyperparameters = space
+        oracle._set_project_dir(self.directory, self.project_name)
+        oracle.verbose = verbose
+        self.oracle = oracle
+        with open(os.path.join(self.project_dir, CHOICE_FILE), "w") as handle:
+            json.dump(vars(self.recommendation), handle, indent=1, default=str)
+
+    def search(self, *fit_args, **fit_kwargs):
+        """Chooses the strategy (first time only), searches, and reports back."""
+        self._flush_pending()
+        if self.recommendation is None:
+            self._choose(fit_args, fit_kwargs)
+        elif not hasattr(self, "_features"):
+            self._features = self.features(fit_args, fit_kwargs)
+        result = super().search(*fit_args, **fit_kwargs)
+        if self.record:
+            self._report()
+        return result
+
+    # ------------------------------------------------------------ reporting
+    def _report(self) -> None:
+        score = search_score(
+            [self.oracle.trials[t] for t in self.oracle.end_order],
+            self.oracle.objective.direction == "max",
+        )
+        if score is None:
+            return
+        entry = {
+            "task": {"name": self.task_name, "features": self._features},
+            "strategy": self.recommendation.strategy,
+            "params": self.recommendation.params,
+            "score": score,
+        }
+        try:
+            self._send(entry)
+        except Exception as error:  # the storage is down: keep the result for later
+            warnings.warn(
+                f"could not record the search in the meta storage ({error}); it is kept "
+                f"in {PENDING_FILE} and sent with the next MetaTuner search.",
+                stacklevel=2,
+            )
+            pending = self._pending() + [entry]
+            with open(os.path.join(self.project_dir, PENDING_FILE), "w") as handle:
+                json.dump(pending, handle, default=str)
+
+    def _send(self, entry) -> None:
+        self.learner.record(
+            task=MetaTask(entry["task"]["name"], entry["task"]["features"]),
+            strategy=entry["strategy"],
+            params=entry["params"],
+            score=entry["score"],
+        )
+
+    def _pending(self) -> list:
+        path = os.path.join(self.project_dir, PENDING_FILE)
+        if not os.path.exists(path):
+            return []
+        with open(path) as handle:
+            return json.load(handle)
+
+    def _flush_pending(self) -> None:
+        pending = self._pending()
+        while pending:
+            self._send(pending[0])
+            pending.pop(0)
+            with open(os.path.join(self.project_dir, PENDING_FILE), "w") as handle:
+                json.dump(pending, handle, default=str)

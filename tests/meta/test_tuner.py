@@ -1,0 +1,87 @@
+"""MetaTuner: recommend, search with real training, report back, resume."""
+
+import json
+import shutil
+
+import keras
+import optuna
+import pytest
+
+from metanas.demo import build_mlp, load_digits_split
+from metanas.meta import MetaLearner, MetaTuner, search_score
+from metanas.tuners import EvolutionOracle, RandomSearchOracle
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    (x, y), (x_val, y_val) = load_digits_split(0)
+    return x[:400], y[:400], x_val[:150], y_val[:150]
+
+
+def run(tmp_path, digits, storage, project, max_trials=3, **kwargs):
+    x, y, x_val, y_val = digits
+    keras.utils.set_random_seed(0)
+    tuner = MetaTuner(
+        build_mlp, objective="val_accuracy", max_trials=max_trials, seed=1,
+        meta_storage=storage, directory=str(tmp_path), project_name=project, **kwargs,
+    )
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, batch_size=64, verbose=0)
+    return tuner
+
+
+def test_meta_tuner_learns_in_production_and_resumes(tmp_path, digits):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    with pytest.warns(UserWarning, match="no meta-trial"):
+        first = run(tmp_path, digits, storage, "digits-a")
+    assert first.recommendation.source == "defaults"
+    assert isinstance(first.oracle, EvolutionOracle) and len(first.oracle.trials) == 3
+    trials = MetaLearner(storage).study.trials
+    assert len(trials) == 1 and trials[0].user_attrs["per_task"].keys() == {"digits-a"}
+
+    second = run(tmp_path, digits, storage, "digits-b", record=False)
+    assert second.recommendation.source == "similar tasks: digits-a"
+    assert len(MetaLearner(storage).study.trials) == 1  # record=False
+
+    resumed = run(tmp_path, digits, storage, "digits-a", max_trials=5, overwrite=False)
+    assert resumed.recommendation.source == "defaults"  # the saved choice, not a new one
+    assert len(resumed.oracle.trials) == 5
+    assert len(MetaLearner(storage).study.trials) == 2
+
+
+def test_strategies_restrict_the_choice(tmp_path, digits):
+    tuner = run(tmp_path, digits, f"sqlite:///{tmp_path}/m.db", "only-random",
+                strategies=["random"], record=False)
+    assert isinstance(tuner.oracle, RandomSearchOracle)
+
+
+def test_a_lost_storage_keeps_the_result_until_it_is_back(tmp_path, digits):
+    db = tmp_path / "meta.db"
+    storage = f"sqlite:///{db}"
+    MetaLearner(storage)
+    x, y, x_val, y_val = digits
+    tuner = MetaTuner(build_mlp, objective="val_accuracy", max_trials=3, seed=2,
+                      meta_storage=storage, directory=str(tmp_path), project_name="p")
+    shutil.move(db, tmp_path / "away.db")  # the storage goes away mid-search
+    with pytest.warns(UserWarning, match="could not record the search"):
+        tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    pending = json.loads((tmp_path / "p" / "meta_pending.json").read_text())
+    assert len(pending) == 1 and pending[0]["task"]["name"] == "p"
+    db.unlink(missing_ok=True)
+    shutil.move(tmp_path / "away.db", db)  # it comes back
+    again = MetaTuner(build_mlp, objective="val_accuracy", max_trials=4, seed=2, record=False,
+                      meta_storage=storage, directory=str(tmp_path), project_name="p")
+    again.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    assert len(MetaLearner(storage).study.trials) == 1
+    assert json.loads((tmp_path / "p" / "meta_pending.json").read_text()) == []
+
+
+def test_search_score():
+    class T:
+        def __init__(self, score, status="COMPLETED"):
+            self.score, self.status = score, status
+
+    assert search_score([T(0.5), T(0.7), T(0.9)], maximize=True) == pytest.approx((0.4 + 0.2) / 3 / 0.2)
+    assert search_score([T(0.5)], maximize=True) is None
+    assert search_score([T(2.0), T(1.0), T(None, "FAILED")], maximize=False) == pytest.approx(1.0)

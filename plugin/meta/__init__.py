@@ -12,6 +12,7 @@ from metanas.meta.learner import (
     redact,
     strategy_classes,
 )
+from metanas.meta.transfer import TransferStore, WarmStart, elite_of
 from metanas.meta.tuner import MetaTuner, search_score
 
 __all__ = [
@@ -26,4 +27,7 @@ __all__ = [
     "search_score",
     "space_features",
     "strategy_classes",
+    "TransferStore",
+    "WarmStart",
+    "elite_of",
 ]

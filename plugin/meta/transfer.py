@@ -1,0 +1,175 @@
+"""Transfer what a strategy learned on one task to a new, similar task.
+
+Settings are not all a search learns: evolution ends with an *elite* (its best
+configurations), the RL controller with a *policy*. `TransferStore` keeps them
+per task in the meta storage (as Optuna study user attributes, so every
+process and machine sharing the storage sees them) and hands them to a search
+on a new task whose meta-features are close and whose search space matches:
+the elite seeds the initial population (``initial_hps``), the policy the
+controller. This is the warm start of Feurer et al., "Initializing Bayesian
+Hyperparameter Optimization via Meta-Learning" (AAAI 2015), applied to the
+strategy's own state rather than to a surrogate model.
+
+Example:
+
+    >>> store = TransferStore(MetaLearner("sqlite:///meta.db"))
+    >>> store.save(task, oracle)                       # after a search
+    >>> start = store.warm_start(features, hyperparameters=hp)
+    >>> EvolutionOracle(objective="val_accuracy", max_trials=50, **start.oracle_kwargs())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from metanas.meta.features import feature_distance
+from metanas.meta.learner import MetaLearner, MetaTask
+
+__all__ = ["TransferStore", "WarmStart", "elite_of"]
+
+PREFIX = "transfer/"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a hyperparameter value (numpy scalars to Python)."""
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def elite_of(oracle, size: Optional[int] = None) -> List[Dict[str, Any]]:
+    """The best configurations of a finished search, best first.
+
+    Args:
+        oracle: A `MetanasOracle` (evolution: its final population; any other:
+            all trials that ended).
+        size: How many to keep; by default evolution's population size, or 10.
+
+    Returns:
+        ``{name: value}`` dicts of completed trials, by decreasing fitness.
+    """
+    members = list(getattr(oracle, "population", None) or oracle.end_order)
+    if size is None:
+        size = int(getattr(oracle, "population_size", 10))
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be an int >= 1, got {size!r}.")
+    scored = [(oracle.fitness(oracle.trials[t]), t) for t in members]
+    scored = [(f, t) for f, t in scored if f != -math.inf]
+    scored.sort(key=lambda item: -item[0])
+    return [
+        {k: _plain(v) for k, v in oracle.trials[t].hyperparameters.values.items()}
+        for _, t in scored[:size]
+    ]
+
+
+@dataclasses.dataclass
+class WarmStart:
+    """What a new search starts from.
+
+    Attributes:
+        source: The task it was learned on (None: a cold start).
+        distance: `feature_distance` to that task.
+        elite: Configurations to try first (evolution's ``initial_hps``).
+        policy: The RL controller's saved policy (its JSON state), if any.
+    """
+
+    source: Optional[str] = None
+    distance: Optional[float] = None
+    elite: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    policy: Optional[Dict[str, Any]] = None
+
+    def oracle_kwargs(self) -> Dict[str, Any]:
+        """Constructor keywords for an oracle (``initial_hps`` from the elite)."""
+        return {"initial_hps": [dict(c) for c in self.elite]} if self.elite else {}
+
+
+class TransferStore:
+    """Per-task elites and policies in a meta storage.
+
+    Args:
+        learner: The `MetaLearner` whose storage (and study) holds them.
+    """
+
+    def __init__(self, learner: MetaLearner) -> None:
+        if not isinstance(learner, MetaLearner):
+            raise ValueError(f"learner must be a MetaLearner, got {type(learner).__name__}.")
+        self.learner = learner
+
+    @property
+    def study(self):
+        return self.learner.study
+
+    def save(
+        self,
+        task: MetaTask,
+        oracle,
+        *,
+        size: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Keeps the elite (and the controller's policy, if any) of ``oracle`` for ``task``.
+
+        A later save for the same task replaces the earlier one.
+
+        Returns:
+            The stored record.
+        """
+        elite = elite_of(oracle, size)
+        record: Dict[str, Any] = {
+            "features": dict(task.features),
+            "space": sorted(oracle.hyperparameters.values) if elite else [],
+            "elite": elite,
+            "strategy": type(oracle).__name__,
+        }
+        policy = getattr(oracle, "export_policy", None)
+        if callable(policy):
+            record["policy"] = policy()
+        self.study.set_user_attr(PREFIX + task.name, record)
+        return record
+
+    def records(self, exclude_tasks: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
+        """Stored records by task name (reloaded from the storage)."""
+        attrs = self.study.user_attrs
+        return {
+            key[len(PREFIX):]: value
+            for key, value in attrs.items()
+            if key.startswith(PREFIX) and key[len(PREFIX):] not in exclude_tasks
+        }
+
+    def warm_start(
+        self,
+        features: Mapping[str, Any],
+        *,
+        hyperparameters=None,
+        max_distance: float = 0.5,
+        exclude_tasks: Sequence[str] = (),
+    ) -> WarmStart:
+        """The record of the nearest task whose space matches, or a cold start.
+
+        Args:
+            features: The new task's meta-features.
+            hyperparameters: The new search space (`HyperParameters`, or a list
+                of names); a task qualifies only if its elite uses exactly
+                these names. None: any space.
+            max_distance: Tasks farther than this `feature_distance` do not
+                qualify.
+            exclude_tasks: Names never used (leave-one-task-out).
+        """
+        names = None
+        if hyperparameters is not None:
+            space = getattr(hyperparameters, "space", hyperparameters)
+            names = sorted(getattr(hp, "name", hp) for hp in space)
+        best: Optional[tuple] = None
+        for name, record in self.records(exclude_tasks).items():
+            if not record.get("elite") and not record.get("policy"):
+                continue
+            if names is not None and sorted(record.get("space", [])) != names:
+                continue
+            distance = feature_distance(features, record.get("features", {}))
+            if distance <= max_distance and (best is None or distance < best[0]):
+                best = (distance, name, record)
+        if best is None:
+            return WarmStart()
+        distance, name, record = best
+        return WarmStart(name, distance, list(record.get("elite", [])), record.get("policy"))

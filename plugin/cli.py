@@ -53,7 +53,9 @@ def add_demo(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-SUBCOMMANDS = [add_demo]
+from metanas.cli_meta import add_meta_train, add_recommend  # noqa: E402 (needs UsageError)
+
+SUBCOMMANDS = [add_demo, add_meta_train, add_recommend]
 
 
 def build_parser() -> argparse.ArgumentParser:

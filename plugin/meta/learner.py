@@ -219,6 +219,7 @@ class MetaLearner:
         seeds: Sequence[int] = (1,),
         strategies: Sequence[str] = ("evolution", "random"),
         show_progress_bar: bool = False,
+        callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     ) -> optuna.Study:
         """Runs ``n_trials`` meta-trials; each scores one setting on every task.
 
@@ -230,6 +231,7 @@ class MetaLearner:
             seeds: Search seeds per task; the task's score is their mean.
             strategies: Names the meta-trials choose among.
             show_progress_bar: Optuna's progress bar.
+            callbacks: Called after each meta-trial, as Optuna's ``optimize`` callbacks.
         """
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
@@ -250,7 +252,10 @@ class MetaLearner:
             trial.set_user_attr("source", "meta-train")
             return float(np.mean(list(per_task.values())))
 
-        self.study.optimize(objective, n_trials=n_trials, show_progress_bar=show_progress_bar)
+        self.study.optimize(
+            objective, n_trials=n_trials, show_progress_bar=show_progress_bar,
+            callbacks=list(callbacks),
+        )
         return self.study
 
     def record(

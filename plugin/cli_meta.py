@@ -1,0 +1,173 @@
+"""`metanas meta-train` and `metanas recommend`: the meta-layer on the command line.
+
+Heavy imports (Optuna, keras-tuner, the benchmark tables) happen inside the
+commands, so `metanas --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+from metanas.cli import UsageError
+
+__all__ = ["add_meta_train", "add_recommend"]
+
+
+def _task_names(values):
+    from metanas.bench import TASK_NAMES, TUNING_TASKS
+
+    names = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name == "tuning":
+                names.extend(TUNING_TASKS)
+            elif name:
+                if name not in TASK_NAMES:
+                    raise UsageError(
+                        f"unknown task {name!r}; known tasks: 'tuning' or {', '.join(TASK_NAMES)}"
+                    )
+                names.append(name)
+    if not names:
+        raise UsageError("--tasks needs at least one task")
+    return list(dict.fromkeys(names))
+
+
+def _learner(storage, study_name, **kwargs):
+    from metanas.meta import MetaLearner
+
+    try:
+        return MetaLearner(storage, study_name=study_name, **kwargs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _strategies(value):
+    from metanas.meta import strategy_classes
+
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    known = strategy_classes()
+    unknown = [s for s in names if s not in known]
+    if unknown or not names:
+        raise UsageError(f"unknown strategies {unknown or names}; allowed: {', '.join(sorted(known))}")
+    return names
+
+
+class _Progress:
+    """A progress bar over meta-trials on stderr (tqdm's; Optuna depends on it)."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="meta-trials", unit="trial", file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def __call__(self, study, trial) -> None:
+        self.bar.update(1)
+        try:
+            self.bar.set_postfix(best=f"{study.best_value:.4f}", last=f"{trial.value:.4f}")
+        except ValueError:  # no finished meta-trial yet
+            pass
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def add_meta_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "meta-train",
+        help="meta-train: learn which strategy and settings search best on benchmark tasks",
+    )
+    parser.add_argument("--tasks", nargs="+", required=True,
+                        help="benchmark task names (comma or space separated), or 'tuning'")
+    parser.add_argument("--budget", type=int, default=50, help="evaluations per search")
+    parser.add_argument("--meta-trials", type=int, default=20, help="meta-trials to add")
+    parser.add_argument("--storage", default="sqlite:///metanas-meta.db",
+                        help="Optuna storage URL (any RDB URL; shared by every process)")
+    parser.add_argument("--study-name", default="metanas-meta")
+    parser.add_argument("--seeds", type=int, default=1, help="searches per task and meta-trial")
+    parser.add_argument("--strategies", default="evolution,random",
+                        help="comma-separated: evolution, random, rl")
+    parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the meta-sampler")
+    parser.add_argument("--plots", default=None,
+                        help="directory for PNG plots of the meta-study (history, importances)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def run(args) -> int:
+        if args.budget < 2 or args.meta_trials < 1 or args.seeds < 1:
+            raise UsageError(
+                f"--budget must be >= 2, --meta-trials and --seeds >= 1, got "
+                f"{args.budget}, {args.meta_trials} and {args.seeds}"
+            )
+        names = _task_names(args.tasks)
+        strategies = _strategies(args.strategies)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.RandomSampler(seed=args.seed) if args.sampler == "random" else None
+        learner = _learner(args.storage, args.study_name, sampler=sampler, seed=args.seed)
+        from metanas.bench import load_task
+        from metanas.meta.evaluate import BenchEvaluator
+        from metanas.meta.tasks import meta_tasks
+
+        tasks = meta_tasks(names, lambda n: load_task(n).hyperparameters())
+        progress = None if args.no_progress else _Progress(args.meta_trials)
+        try:
+            learner.meta_train(
+                tasks, BenchEvaluator(budget=args.budget), n_trials=args.meta_trials,
+                seeds=tuple(range(args.seeds)), strategies=strategies,
+                callbacks=[progress] if progress else (),
+            )
+        finally:
+            if progress:
+                progress.close()
+        best = learner.study.best_trial
+        print(json.dumps({"meta_trials": len(learner.study.trials), "best_value": best.value,
+                          "best_params": best.params}, default=str))
+        if args.plots:
+            from metanas.meta.plots import plot_meta_study
+
+            for path in plot_meta_study(learner.study, args.plots):
+                print(path)
+        return 0
+
+    parser.set_defaults(func=run)
+
+
+def add_recommend(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "recommend", help="the strategy and settings the meta-layer recommends for a task"
+    )
+    parser.add_argument("--task", required=True, help="a benchmark task name")
+    parser.add_argument("--storage", default="sqlite:///metanas-meta.db")
+    parser.add_argument("--study-name", default="metanas-meta")
+    parser.add_argument("--strategies", default=None, help="only these (comma-separated)")
+    parser.add_argument("--exclude-task", action="store_true",
+                        help="ignore the task's own meta-trials (leave-one-task-out)")
+
+    def run(args) -> int:
+        names = _task_names([args.task])
+        if len(names) != 1:
+            raise UsageError(f"--task takes one task, got {args.task!r}")
+        name = names[0]
+        strategies = _strategies(args.strategies) if args.strategies else None
+        learner = _learner(args.storage, args.study_name)
+        from metanas.bench import load_task
+        from metanas.meta.tasks import bench_features
+
+        features = bench_features(name, load_task(name).hyperparameters())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            choice = learner.recommend(
+                features, strategies=strategies, exclude_tasks=[name] if args.exclude_task else ()
+            )
+        for warning in caught:
+            print(f"metanas recommend: warning: {warning.message}", file=sys.stderr)
+        print(json.dumps({"task": name, "strategy": choice.strategy, "settings": choice.settings,
+                          "source": choice.source, "expected": choice.expected}, default=str))
+        return 0
+
+    parser.set_defaults(func=run)

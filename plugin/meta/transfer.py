@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from metanas.meta.features import feature_distance
 from metanas.meta.learner import MetaLearner, MetaTask
 
-__all__ = ["TransferStore", "WarmStart", "elite_of"]
+__all__ = ["TransferStore", "WarmStart", "elite_of", "policy_of"]
 
 PREFIX = "transfer/"
 
@@ -64,6 +64,17 @@ def elite_of(oracle, size: Optional[int] = None) -> List[Dict[str, Any]]:
     ]
 
 
+def policy_of(oracle) -> Optional[Dict[str, Any]]:
+    """The RL controller's trained policy as JSON (weights and decisions), else None."""
+    policy = getattr(oracle, "policy", None)
+    if policy is None or not hasattr(policy, "to_base64"):
+        return None
+    return {
+        "weights": policy.to_base64(),
+        "decisions": [[n, int(s)] for n, s in zip(policy.decisions, policy.sizes)],
+    }
+
+
 @dataclasses.dataclass
 class WarmStart:
     """What a new search starts from.
@@ -83,6 +94,20 @@ class WarmStart:
     def oracle_kwargs(self) -> Dict[str, Any]:
         """Constructor keywords for an oracle (``initial_hps`` from the elite)."""
         return {"initial_hps": [dict(c) for c in self.elite]} if self.elite else {}
+
+    def apply(self, oracle) -> bool:
+        """Loads the saved controller policy into an RL ``oracle`` before its search.
+
+        The controller starts from the policy learned on the similar task
+        (its optimiser state starts afresh). Returns whether a policy was
+        loaded: False for a cold start or an oracle without a policy.
+        """
+        policy = getattr(oracle, "policy", None)
+        if not self.policy or policy is None or not hasattr(policy, "from_base64"):
+            return False
+        decisions = [(str(n), int(s)) for n, s in self.policy["decisions"]]
+        policy.from_base64(self.policy["weights"], decisions, 0)
+        return True
 
 
 class TransferStore:
@@ -115,16 +140,32 @@ class TransferStore:
         Returns:
             The stored record.
         """
-        elite = elite_of(oracle, size)
+        return self.put(
+            task,
+            elite=elite_of(oracle, size),
+            space=list(oracle.hyperparameters.values),
+            strategy=type(oracle).__name__,
+            policy=policy_of(oracle),
+        )
+
+    def put(
+        self,
+        task: MetaTask,
+        *,
+        elite: Sequence[Mapping[str, Any]],
+        space: Sequence[str],
+        strategy: str,
+        policy: Optional[Dict[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Stores a record made elsewhere (e.g. in a worker process); see `save`."""
         record: Dict[str, Any] = {
             "features": dict(task.features),
-            "space": sorted(oracle.hyperparameters.values) if elite else [],
-            "elite": elite,
-            "strategy": type(oracle).__name__,
+            "space": sorted(space),
+            "elite": [{k: _plain(v) for k, v in c.items()} for c in elite],
+            "strategy": strategy,
         }
-        policy = getattr(oracle, "export_policy", None)
-        if callable(policy):
-            record["policy"] = policy()
+        if policy is not None:
+            record["policy"] = policy
         self.study.set_user_attr(PREFIX + task.name, record)
         return record
 

@@ -1,0 +1,256 @@
+"""Leave-one-task-out evaluation of the meta-layer on the 8 tuning tasks.
+
+For each tuning task T, the meta-layer recommends a strategy and settings from
+the meta-trials' results on the 7 other tasks only (`MetaLearner.recommend`
+with ``exclude_tasks=[T]``), and the recommendation is raced on T against
+each strategy's default settings, against Optuna's TPE sampler, and against a
+warm start that transfers evolution's elite from the most similar other task
+(`TransferStore`, `exclude_tasks=[T]`), over many seeds not used in
+meta-training.
+
+The meta-trials form one candidate pool shared by all folds: they are drawn by
+Optuna's *random* sampler, so no candidate was chosen by looking at any
+task's results, and a fold's recommendation uses the scores of its 7 training
+tasks only; nothing of T leaks into T's recommendation. (TPE-guided
+meta-training would need one meta-study per fold: 8 times the compute.)
+Several processes meta-train on the one SQLite storage at once.
+
+Usage (the recorded run, see meta_loto.md):
+
+    python benchmarks/meta_loto.py --out benchmarks/meta_loto.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List
+
+import numpy as np
+
+EVOLUTION_DEFAULTS: Dict[str, Any] = {}  # EvolutionOracle's constructor defaults
+RANDOM_DEFAULTS: Dict[str, Any] = {}
+
+
+def _quiet():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def meta_worker(args) -> int:
+    """One process of the shared meta-training: ``n`` random-sampler meta-trials."""
+    storage, worker, n, budget, seeds = args
+    _quiet()
+    import optuna
+    from metanas.bench import TUNING_TASKS, load_task
+    from metanas.meta import MetaLearner
+    from metanas.meta.evaluate import BenchEvaluator
+    from metanas.meta.tasks import meta_tasks
+
+    learner = MetaLearner(storage, sampler=optuna.samplers.RandomSampler(seed=1000 + worker))
+    tasks = meta_tasks(TUNING_TASKS, lambda name: load_task(name).hyperparameters())
+    learner.meta_train(tasks, BenchEvaluator(budget=budget), n_trials=n,
+                       seeds=tuple(seeds), strategies=("evolution", "random"))
+    return n
+
+
+def elite_worker(args) -> Dict[str, Any]:
+    """Evolution with its defaults on one task (meta seed); returns the final elite."""
+    task_name, budget, seed = args
+    _quiet()
+    from metanas.meta import elite_of
+    from metanas.meta.evaluate import BenchEvaluator
+
+    summary, oracle = BenchEvaluator(budget=budget).run(task_name, "evolution", EVOLUTION_DEFAULTS, seed)
+    return {"task": task_name, "elite": elite_of(oracle), "score": summary["score"]}
+
+
+def eval_worker(job: Dict[str, Any]) -> Dict[str, Any]:
+    """One search of one method on the left-out task; its meta-objective and final regret."""
+    _quiet()
+    from metanas.meta.evaluate import BenchEvaluator, curve_score
+
+    task, method, seed, budget = job["task"], job["method"], job["seed"], job["budget"]
+    start = time.perf_counter()
+    if job["strategy"] == "optuna/tpe":
+        from metanas.bench import run_one
+
+        result = run_one(task, "optuna/tpe", seed, evals=budget, use_time=False)
+        score, regret = curve_score(task, result["curve"], budget), result["regret"]
+    else:
+        summary, _ = BenchEvaluator(budget=budget).run(
+            task, job["strategy"], job["settings"], seed, initial_hps=job.get("initial_hps")
+        )
+        score, regret = summary["score"], summary["regret"]
+    return {"task": task, "method": method, "seed": seed, "score": score, "regret": regret,
+            "wall_s": time.perf_counter() - start}
+
+
+def _pool(workers):
+    return multiprocessing.get_context("spawn").Pool(workers)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--storage", default="sqlite:///benchmarks/meta_loto.db")
+    parser.add_argument("--candidates", type=int, default=24, help="meta-trials in the pool")
+    parser.add_argument("--meta-seeds", type=int, default=2, help="seeds per task and meta-trial")
+    parser.add_argument("--budget", type=int, default=100, help="evaluations per search")
+    parser.add_argument("--eval-seeds", type=int, default=10, help="seeds per method on T")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tasks", default=None, help="comma-separated subset of the tuning tasks")
+    parser.add_argument("--out", default="benchmarks/meta_loto.md")
+    parser.add_argument("--raw", default="benchmarks/meta_loto.json")
+    args = parser.parse_args(argv)
+    _quiet()
+    from metanas.bench import TUNING_TASKS, load_task
+    from metanas.meta import MetaLearner, MetaTask, TransferStore
+    from metanas.meta.tasks import bench_features
+
+    tasks = args.tasks.split(",") if args.tasks else list(TUNING_TASKS)
+    started = time.time()
+    learner = MetaLearner(args.storage)
+    meta_seeds = list(range(args.meta_seeds))
+    # 1. The shared candidate pool, meta-trained by several processes on one storage.
+    have = len(learner.study.trials)
+    missing = max(0, args.candidates - have)
+    if missing:
+        shares = [missing // args.workers + (i < missing % args.workers) for i in range(args.workers)]
+        with _pool(args.workers) as pool:
+            pool.map(meta_worker, [(args.storage, have + i, n, args.budget, meta_seeds)
+                                   for i, n in enumerate(shares) if n])
+    learner = MetaLearner(args.storage)
+    print(f"pool: {len(learner.study.trials)} meta-trials ({time.time() - started:.0f} s)", file=sys.stderr)
+    # 2. Evolution's elite per task (meta seed 0), kept in the same storage.
+    store = TransferStore(learner)
+    known = store.records()
+    todo = [t for t in TUNING_TASKS if t not in known]
+    if todo:
+        with _pool(args.workers) as pool:
+            for result in pool.map(elite_worker, [(t, args.budget, 0) for t in todo]):
+                name = result["task"]
+                space = load_task(name).hyperparameters()
+                store.put(MetaTask(name, bench_features(name, space)), elite=result["elite"],
+                          space=[hp.name for hp in space.space], strategy="EvolutionOracle")
+    # 3. Per left-out task: recommendation (7 other tasks), transfer, and the jobs.
+    jobs, choices = [], {}
+    eval_seeds = list(range(100, 100 + args.eval_seeds))
+    for task in tasks:
+        hp = load_task(task).hyperparameters()
+        features = bench_features(task, hp)
+        choice = learner.recommend(features, exclude_tasks=[task])
+        start = store.warm_start(features, hyperparameters=hp, exclude_tasks=[task])
+        choices[task] = {"strategy": choice.strategy, "settings": choice.settings,
+                         "source": choice.source, "transfer_from": start.source}
+        methods = {
+            "recommended": (choice.strategy, choice.settings, None),
+            "evolution defaults": ("evolution", EVOLUTION_DEFAULTS, None),
+            "random defaults": ("random", RANDOM_DEFAULTS, None),
+            "optuna TPE": ("optuna/tpe", {}, None),
+            "evolution defaults + elite": ("evolution", EVOLUTION_DEFAULTS, start.elite or None),
+        }
+        for method, (strategy, settings, elite) in methods.items():
+            for seed in eval_seeds:
+                jobs.append({"task": task, "method": method, "strategy": strategy,
+                             "settings": settings, "initial_hps": elite, "seed": seed,
+                             "budget": args.budget})
+    with _pool(args.workers) as pool:
+        results = pool.map(eval_worker, jobs, chunksize=4)
+    elapsed = time.time() - started
+    with open(args.raw, "w") as handle:
+        json.dump({"choices": choices, "results": results}, handle, indent=0, default=str)
+    write_report(args, argv, tasks, choices, results, elapsed, len(learner.study.trials))
+    return 0
+
+
+def _mean_se(values):
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    command = "python benchmarks/meta_loto.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        "# Meta-layer: leave-one-task-out over the tuning tasks",
+        "",
+        f"- Command: `{command.strip()}`",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{commit}`"
+        " (the commit the run started from; this file was committed after it)",
+        f"- Meta-training: one shared pool of {n_meta} meta-trials drawn by Optuna's random sampler over"
+        f" evolution's and random search's settings, each scored on all 8 tuning tasks with"
+        f" {args.meta_seeds} seed(s) (seeds 0..{args.meta_seeds - 1}); a fold's recommendation uses only"
+        " its 7 training tasks' scores.",
+        f"- Evaluation: {args.budget} evaluations per search, {args.eval_seeds} seeds per method"
+        f" (seeds 100..{99 + args.eval_seeds}, not used in meta-training); wall time {elapsed / 60:.1f} min"
+        f" on {args.workers} worker processes.",
+        "- Score: the meta-objective, normalised regret AUC (mean best-so-far regret over the budget,"
+        " in units of a random configuration's expected regret; lower is better, 1 = one random guess),"
+        " mean ± standard error over seeds; and the final regret of the incumbent (table units).",
+        "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])`;"
+        " *defaults* = the strategy's constructor defaults; *optuna TPE* = `TPESampler(seed)` run"
+        " through Optuna; *elite* = evolution's defaults started from the final elite of the most"
+        " similar other task with the same space (`TransferStore.warm_start(..., exclude_tasks=[T])`),"
+        " that elite from one evolution run (seed 0) per task.",
+        "",
+        "## Meta-objective (normalised regret AUC, lower is better)",
+        "",
+        "| left-out task | " + " | ".join(methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    per_method_task = {}
+    for task in tasks:
+        cells = []
+        for method in methods:
+            values = [r["score"] for r in results if r["task"] == task and r["method"] == method]
+            mean, se = _mean_se(values)
+            per_method_task[(method, task)] = mean
+            cells.append(f"{mean:.3f} ± {se:.3f}")
+        best = min(range(len(methods)), key=lambda i: per_method_task[(methods[i], task)])
+        cells[best] = f"**{cells[best]}**"
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    means = {m: float(np.mean([per_method_task[(m, t)] for t in tasks])) for m in methods}
+    lines.append("| **mean over tasks** | " + " | ".join(f"{means[m]:.3f}" for m in methods) + " |")
+    lines += ["", "## Final regret of the incumbent (mean over seeds, table units)", "",
+              "| left-out task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for task in tasks:
+        cells = []
+        for method in methods:
+            values = [r["regret"] for r in results if r["task"] == task and r["method"] == method]
+            cells.append(f"{np.mean(values):.4g}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines += ["", "## Head to head (meta-objective, per task: who has the lower mean)", ""]
+    for other in methods[1:]:
+        wins = sum(per_method_task[("recommended", t)] < per_method_task[(other, t)] for t in tasks)
+        ratio = means["recommended"] / means[other] if means[other] > 0 else float("nan")
+        lines.append(f"- recommended vs {other}: better on {wins}/{len(tasks)} tasks;"
+                     f" mean-over-tasks ratio {ratio:.2f}")
+    if "evolution defaults + elite" in methods:
+        wins = sum(per_method_task[("evolution defaults + elite", t)] < per_method_task[("evolution defaults", t)]
+                   for t in tasks)
+        lines.append(f"- transfer (elite warm start) vs cold evolution defaults: better on {wins}/{len(tasks)}"
+                     f" tasks; mean-over-tasks ratio"
+                     f" {means['evolution defaults + elite'] / means['evolution defaults']:.2f}")
+    lines += ["", "## What was recommended", "", "| left-out task | strategy | settings | from | elite from |",
+              "|---|---|---|---|---|"]
+    for task in tasks:
+        c = choices[task]
+        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in c["settings"].items())
+        lines.append(f"| {task} | {c['strategy']} | {settings} | {c['source']} | {c['transfer_from']} |")
+    with open(args.out, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -101,6 +101,7 @@ class ControllerPolicy:
         self._slots: Dict[str, Tuple[tf.Variable, tf.Variable]] = {}
         self._steps: Dict[int, object] = {}
         self._numpy: Optional[Dict[str, np.ndarray]] = None
+        self._snapshot: Optional[Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None
 
     # ------------------------------------------------------------ structure
     def _named_variables(self) -> Dict[str, tf.Variable]:
@@ -150,7 +151,7 @@ class ControllerPolicy:
         self.embeddings.append(embedding)
         self.heads.append(head)
         self._init_weights(self._decision_variables(j), salt=j + 1)
-        self._numpy = None
+        self._numpy = self._snapshot = None
         return j
 
     def offset(self, j: int) -> int:
@@ -288,11 +289,18 @@ class ControllerPolicy:
                 grads, _ = tf.clip_by_global_norm(grads, clip)
             t = tf.cast(adam_step, tf.float32)
             scale = lr * tf.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
+            after = []
             for variable, grad, (m, v) in zip(variables, grads, slots):
-                m.assign(_ADAM_BETA1 * m + (1.0 - _ADAM_BETA1) * grad)
-                v.assign(_ADAM_BETA2 * v + (1.0 - _ADAM_BETA2) * tf.square(grad))
-                variable.assign_sub(scale * m / (tf.sqrt(v) + _ADAM_EPSILON))
-            return loss, tf.reduce_mean(entropy)
+                m_new = _ADAM_BETA1 * m + (1.0 - _ADAM_BETA1) * grad
+                v_new = _ADAM_BETA2 * v + (1.0 - _ADAM_BETA2) * tf.square(grad)
+                w_new = variable - scale * m_new / (tf.sqrt(v_new) + _ADAM_EPSILON)
+                m.assign(m_new)
+                v.assign(v_new)
+                variable.assign(w_new)
+                after.append((w_new, m_new, v_new))
+            # The new values come back in the same call: reading each variable
+            # from Python afterwards would cost more than the step itself.
+            return loss, tf.reduce_mean(entropy), after
 
         self._steps = {key: step}  # older traces hold stale head lists
         return step
@@ -314,23 +322,33 @@ class ControllerPolicy:
         prev, action, valid, mask = self._batch_arrays(batch)
         self.adam_step += 1
         step = self._step_function(len(batch))
-        loss, entropy = step(
+        loss, entropy, after = step(
             tf.constant(prev), tf.constant(action), tf.constant(valid), tf.constant(mask),
             tf.constant(np.asarray(advantages, dtype="float32")),
             tf.constant(self.adam_step, dtype=tf.int32),
         )
-        self._numpy = None
+        self._snapshot = {
+            name: tuple(t.numpy() for t in values)
+            for name, values in zip(self._named_variables(), after)
+        }
+        self._numpy = {name: w.astype(np.float64) for name, (w, _, _) in self._snapshot.items()}
         return float(loss), float(entropy)
+
+    def _arrays(self) -> Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(weights, Adam m, Adam v) of every variable, by name."""
+        if self._snapshot is None or len(self._snapshot) != len(self._named_variables()):
+            self._snapshot = {}
+            for name, variable in self._named_variables().items():
+                m, v = self._slot(name, variable)
+                self._snapshot[name] = (np.asarray(variable.numpy()), m.numpy(), v.numpy())
+        return self._snapshot
 
     # ---------------------------------------------------------------- state
     def to_base64(self) -> str:
         """Weights and Adam slots as base64 of an (uncompressed) ``np.savez`` archive."""
         arrays = {}
-        for name, variable in self._named_variables().items():
-            arrays[f"w/{name}"] = np.asarray(variable.numpy())
-            m, v = self._slot(name, variable)
-            arrays[f"m/{name}"] = m.numpy()
-            arrays[f"v/{name}"] = v.numpy()
+        for name, (w, m, v) in self._arrays().items():
+            arrays[f"w/{name}"], arrays[f"m/{name}"], arrays[f"v/{name}"] = w, m, v
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -357,4 +375,4 @@ class ControllerPolicy:
                 m.assign(archive[f"m/{name}"])
                 v.assign(archive[f"v/{name}"])
         self.adam_step = int(adam_step)
-        self._numpy = None
+        self._numpy = self._snapshot = None

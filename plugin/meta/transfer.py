@@ -72,6 +72,9 @@ def policy_of(oracle) -> Optional[Dict[str, Any]]:
     return {
         "weights": policy.to_base64(),
         "decisions": [[n, int(s)] for n, s in zip(policy.decisions, policy.sizes)],
+        "adam_step": int(getattr(policy, "adam_step", 0)),
+        "units": getattr(policy, "units", None),
+        "num_layers": getattr(policy, "num_layers", None),
     }
 
 
@@ -98,15 +101,24 @@ class WarmStart:
     def apply(self, oracle) -> bool:
         """Loads the saved controller policy into an RL ``oracle`` before its search.
 
-        The controller starts from the policy learned on the similar task
-        (its optimiser state starts afresh). Returns whether a policy was
-        loaded: False for a cold start or an oracle without a policy.
+        The controller starts from the weights (and optimiser state) learned
+        on the similar task. Returns whether a policy was loaded: False for a
+        cold start, an oracle without a policy, or one whose controller has
+        another shape (``units``, ``num_layers``) or has already sampled.
+
+        Raises:
+            ValueError: the saved policy is corrupt.
         """
         policy = getattr(oracle, "policy", None)
         if not self.policy or policy is None or not hasattr(policy, "from_base64"):
             return False
+        if getattr(oracle, "trials", None):  # the search has begun: its policy is its own
+            return False
         decisions = [(str(n), int(s)) for n, s in self.policy["decisions"]]
-        policy.from_base64(self.policy["weights"], decisions, 0)
+        shape = [self.policy.get("units"), self.policy.get("num_layers")]
+        if shape != [getattr(policy, "units", None), getattr(policy, "num_layers", None)]:
+            return False
+        policy.from_base64(self.policy["weights"], decisions, int(self.policy.get("adam_step", 0)))
         return True
 
 

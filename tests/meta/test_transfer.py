@@ -66,3 +66,31 @@ def test_any_oracle_leaves_an_elite_and_bad_input_is_rejected(tmp_path):
     assert len(elite_of(oracle, size=5)) == 5
     with pytest.raises(ValueError, match="learner must be a MetaLearner"):
         TransferStore("sqlite:///x.db")
+
+
+def test_the_controller_policy_carries_over_to_a_similar_task(tmp_path):
+    from metanas.tuners import RLControllerOracle
+
+    def controller(name, trials, seed, units=32):
+        return make(lambda **kw: RLControllerOracle(units=units, learning_rate=0.05,
+                                                    num_initial_points=0, **kw),
+                    tmp_path, name=name, max_trials=trials, seed=seed)
+
+    source = controller("source", 30, seed=1)
+    drive(source, nas_score)
+    store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
+    record = store.save(MetaTask("source", NEAR), source)
+    assert record["policy"]["decisions"][0] == ["edge_0", 5]
+
+    start = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db")).warm_start(NEAR)
+    warm, cold = controller("warm", 8, seed=2), controller("cold", 8, seed=2)
+    assert start.apply(warm)
+    mode = lambda o: o.strategy_diagnostics()["policy/mode_prob"]  # noqa: E731
+    assert mode(warm) == pytest.approx(mode(source), rel=1e-6)
+    mean = lambda configs: sum(map(nas_score, configs)) / len(configs)  # noqa: E731
+    assert mean(drive(warm, nas_score)) > mean(drive(cold, nas_score)) + 0.5
+    cold = controller("cold2", 5, seed=2)
+    # A controller of another shape, or one whose search has begun, keeps its own policy.
+    assert not start.apply(controller("wide", 5, seed=2, units=64))
+    drive(cold, nas_score, trials=1)
+    assert not start.apply(cold)

@@ -203,8 +203,10 @@ class TransferStore:
         Args:
             features: The new task's meta-features.
             hyperparameters: The new search space (`HyperParameters`, or a list
-                of names); a task qualifies only if its elite uses exactly
-                these names. None: any space.
+                of names); a task qualifies only if its space shares at least
+                half of the names of both together (Jaccard index >= 0.5: a
+                space that grows during the search, as conditional ones do,
+                still matches). None: any space.
             max_distance: Tasks farther than this `feature_distance` do not
                 qualify.
             exclude_tasks: Names never used (leave-one-task-out).
@@ -217,8 +219,11 @@ class TransferStore:
         for name, record in self.records(exclude_tasks).items():
             if not record.get("elite") and not record.get("policy"):
                 continue
-            if names is not None and sorted(record.get("space", [])) != names:
-                continue
+            if names is not None:
+                theirs = set(record.get("space", []))
+                union = theirs | set(names)
+                if not union or len(theirs & set(names)) < 0.5 * len(union):
+                    continue
             distance = feature_distance(features, record.get("features", {}))
             if distance <= max_distance and (best is None or distance < best[0]):
                 best = (distance, name, record)

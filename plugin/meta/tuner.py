@@ -17,6 +17,7 @@ from metanas.meta.learner import (
     Recommendation,
     strategy_classes,
 )
+from metanas.meta.transfer import TransferStore, WarmStart
 from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner
 from metanas.tuners.tuner import split_oracle_kwargs
 
@@ -66,6 +67,10 @@ class MetaTuner(StrategyTuner):
         strategies: Only choose among these (``"evolution"``, ``"random"``,
             ``"rl"``).
         record: Report the finished search to the meta storage.
+        transfer: Start from the elite (evolution) or policy (RL controller)
+            that a search on the most similar task with the same space left in
+            the meta storage (`TransferStore`), and leave this search's there.
+            Explicit ``initial_hps`` are tried before the transferred elite.
         **kwargs: `StrategyTuner` keywords (``seed``, ``hyperparameters``,
             ``directory``, ``project_name``, ``overwrite``, ...).
 
@@ -88,8 +93,13 @@ class MetaTuner(StrategyTuner):
         task_name: Optional[str] = None,
         strategies: Optional[Sequence[str]] = None,
         record: bool = True,
+        transfer: bool = True,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(transfer, bool):
+            raise ValueError(f"transfer must be True or False, got {transfer!r}.")
+        self.transfer = transfer
+        self.warm_start: Optional[WarmStart] = None
         self.learner = MetaLearner(meta_storage, study_name=study_name)
         self.strategies = list(strategies) if strategies else None
         self.record = record
@@ -132,9 +142,18 @@ class MetaTuner(StrategyTuner):
         self.recommendation = self.learner.recommend(features, strategies=self.strategies)
         self._features = features
         space, verbose = self.oracle.hyperparameters, self.oracle.verbose
+        kwargs = dict(self._base_kwargs)
+        if self.transfer:
+            self.warm_start = TransferStore(self.learner).warm_start(
+                features, hyperparameters=space, exclude_tasks=[self.task_name]
+            )
+            elite = self.warm_start.oracle_kwargs().get("initial_hps", [])
+            kwargs["initial_hps"] = list(kwargs.get("initial_hps") or []) + elite
         oracle = self.recommendation.make_oracle(
-            objective=self._objective_arg, max_trials=self._max_trials_arg, **self._base_kwargs
+            objective=self._objective_arg, max_trials=self._max_trials_arg, **kwargs
         )
+        if self.warm_start is not None:
+            self.warm_start.apply(oracle)
         oracle.hyperparameters = space
         oracle._set_project_dir(self.directory, self.project_name)
         oracle.verbose = verbose
@@ -160,6 +179,12 @@ class MetaTuner(StrategyTuner):
             [self.oracle.trials[t] for t in self.oracle.end_order],
             self.oracle.objective.direction == "max",
         )
+        if self.transfer:
+            try:
+                TransferStore(self.learner).save(MetaTask(self.task_name, self._features), self.oracle)
+            except Exception as error:  # the storage is down: the elite is not essential
+                warnings.warn(f"could not keep the search's elite in the meta storage ({error}).",
+                              stacklevel=2)
         if score is None:
             return
         entry = {

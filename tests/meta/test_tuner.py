@@ -42,6 +42,10 @@ def test_meta_tuner_learns_in_production_and_resumes(tmp_path, digits):
 
     second = run(tmp_path, digits, storage, "digits-b", record=False)
     assert second.recommendation.source == "similar tasks: digits-a"
+    # It starts from the elite digits-a left: digits-a's best configuration first.
+    assert second.warm_start.source == "digits-a"
+    first_best = first.oracle.get_best_trials(1)[0].hyperparameters.values
+    assert second.oracle.trials[second.oracle.start_order[0]].hyperparameters.values == first_best
     assert len(MetaLearner(storage).study.trials) == 1  # record=False
 
     resumed = run(tmp_path, digits, storage, "digits-a", max_trials=5, overwrite=False)

@@ -1,0 +1,93 @@
+"""The meta-layer on the benchmark tables: evaluator, task features, and the command line."""
+
+import json
+
+import optuna
+import pytest
+
+from metanas import cli
+from metanas.bench import TUNING_TASKS, load_task
+from metanas.meta import MetaLearner, normalized_regret_auc
+from metanas.meta.evaluate import BenchEvaluator, curve_score, random_regret
+from metanas.meta.tasks import BENCH_DATASETS, bench_features, meta_tasks
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_every_tuning_task_has_meta_features_and_unknown_tasks_are_an_error():
+    assert set(TUNING_TASKS) <= set(BENCH_DATASETS)
+    car = bench_features("hpobench/car", load_task("hpobench/car").hyperparameters())
+    assert car["modality"] == "tabular" and car["decisions"] == 4.0
+    assert 0.5 < car["class_balance"] < 0.7  # 1210/384/69/65 is far from balanced
+    assert bench_features("nb201/cifar10")["modality"] == "image"
+    assert bench_features("hpolib/naval_propulsion")["task_type"] == "regression"
+    with pytest.raises(ValueError, match="unknown task 'hpobench/nope'; known tasks: "):
+        meta_tasks(["hpobench/nope"])
+    with pytest.raises(ValueError, match="must be unique"):
+        meta_tasks(["hpobench/car", "hpobench/car"])
+
+
+def test_the_meta_objective_is_scale_free_and_deterministic():
+    task = load_task("hpolib/naval_propulsion")  # MSE in 1e-5 units, minimised
+    assert random_regret(task) > 0
+    evaluator = BenchEvaluator(budget=20)
+    first, oracle = evaluator.run(task.name, "evolution", {"population_size": 8}, seed=3)
+    again, _ = evaluator.run(task.name, "evolution", {"population_size": 8}, seed=3)
+    assert first["score"] == again["score"]
+    assert len(oracle.trials) == 20 and len(first["curve"]) == 20
+    assert first["score"] == pytest.approx(normalized_regret_auc(first["curve"], random_regret(task)))
+    # In units of a random configuration's regret: a search beats one random guess.
+    assert 0 < first["score"] < 1
+    assert curve_score(task.name, first["curve"][:10], 20) >= first["score"]
+    with pytest.raises(ValueError, match="budget must be an int >= 2, got 1"):
+        BenchEvaluator(budget=1)
+    with pytest.raises(ValueError, match="unknown strategy 'annealing'"):
+        evaluator.run(task.name, "annealing", {}, seed=0)
+
+
+def test_meta_train_and_recommend_on_the_command_line(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    argv = ["meta-train", "--tasks", "hpobench/australian,hpobench/credit_g", "--budget", "12",
+            "--meta-trials", "3", "--storage", storage, "--seed", "0", "--plots", str(tmp_path / "p")]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "meta-trials: 100%" in err and "3/3" in err  # the progress bar
+    summary = json.loads(out.splitlines()[0])
+    assert summary["meta_trials"] == 3
+    assert (tmp_path / "p" / "history.png").stat().st_size > 1000
+    trials = MetaLearner(storage).study.trials
+    assert all(set(t.user_attrs["per_task"]) == {"hpobench/australian", "hpobench/credit_g"}
+               for t in trials)
+
+    assert cli.main(["recommend", "--task", "hpobench/car", "--storage", storage]) == 0
+    choice = json.loads(capsys.readouterr().out)
+    assert choice["source"].startswith("similar tasks: hpobench/")
+    best = min(trials, key=lambda t: t.value)
+    assert choice["strategy"] == best.params["strategy"]
+
+
+def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_path, capsys):
+    assert cli.main(["recommend", "--task", "nb201/cifar10",
+                     "--storage", f"sqlite:///{tmp_path}/empty.db"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["source"] == "defaults"
+    assert "warning: the meta storage" in err and "no meta-trial" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["recommend", "--task", "mnist"], "unknown task 'mnist'"),
+        (["recommend", "--task", "nb201/cifar10", "--storage", "meta.db"],
+         "must be an Optuna storage URL"),
+        (["meta-train", "--tasks", "nb201/cifar10", "--budget", "1"], "--budget must be >= 2"),
+        (["meta-train", "--tasks", "nb201/cifar10", "--strategies", "annealing"],
+         "unknown strategies ['annealing']"),
+        (["meta-train", "--tasks", "nb201/cifar10", "--storage", "postgresql://u:secret@127.0.0.1:1/m"],
+         "cannot open the meta storage 'postgresql://u:***@"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "secret" not in err

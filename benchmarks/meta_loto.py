@@ -50,14 +50,14 @@ def meta_worker(args) -> int:
     _quiet()
     import optuna
     from metanas.bench import TUNING_TASKS, load_task
-    from metanas.meta import MetaLearner
+    from metanas.meta import MetaLearner, strategy_classes
     from metanas.meta.evaluate import BenchEvaluator
     from metanas.meta.tasks import meta_tasks
 
     learner = MetaLearner(storage, sampler=optuna.samplers.RandomSampler(seed=1000 + worker))
     tasks = meta_tasks(TUNING_TASKS, lambda name: load_task(name).hyperparameters())
     learner.meta_train(tasks, BenchEvaluator(budget=budget), n_trials=n,
-                       seeds=tuple(seeds), strategies=("evolution", "random"))
+                       seeds=tuple(seeds), strategies=tuple(strategy_classes()))
     return n
 
 
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     _quiet()
     from metanas.bench import TUNING_TASKS, load_task
-    from metanas.meta import MetaLearner, MetaTask, TransferStore
+    from metanas.meta import MetaLearner, MetaTask, TransferStore, strategy_classes
     from metanas.meta.tasks import bench_features
 
     tasks = args.tasks.split(",") if args.tasks else list(TUNING_TASKS)
@@ -153,6 +153,7 @@ def main(argv=None) -> int:
             "recommended": (choice.strategy, choice.settings, None),
             "evolution defaults": ("evolution", EVOLUTION_DEFAULTS, None),
             "random defaults": ("random", RANDOM_DEFAULTS, None),
+            **({"rl defaults": ("rl", {}, None)} if "rl" in strategy_classes() else {}),
             "optuna TPE": ("optuna/tpe", {}, None),
             "evolution defaults + elite": ("evolution", EVOLUTION_DEFAULTS, start.elite or None),
         }
@@ -176,6 +177,8 @@ def _mean_se(values):
 
 
 def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
+    from metanas.meta import strategy_classes
+
     methods = list(dict.fromkeys(r["method"] for r in results))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
@@ -187,14 +190,14 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{commit}`"
         " (the commit the run started from; this file was committed after it)",
         f"- Meta-training: one shared pool of {n_meta} meta-trials drawn by Optuna's random sampler over"
-        f" evolution's and random search's settings, each scored on all 8 tuning tasks with"
+        f" the strategies ({', '.join(strategy_classes())}) and their settings, each scored on all 8 tuning tasks with"
         f" {args.meta_seeds} seed(s) (seeds 0..{args.meta_seeds - 1}); a fold's recommendation uses only"
         " its 7 training tasks' scores.",
         f"- Evaluation: {args.budget} evaluations per search, {args.eval_seeds} seeds per method"
         f" (seeds 100..{99 + args.eval_seeds}, not used in meta-training); wall time {elapsed / 60:.1f} min"
         f" on {args.workers} worker processes.",
         "- Score: the meta-objective, normalised regret AUC (mean best-so-far regret over the budget,"
-        " in units of a random configuration's expected regret; lower is better, 1 = one random guess),"
+        " in units of the table's median regret; lower is better, 1 = one typical random guess),"
         " mean ± standard error over seeds; and the final regret of the incumbent (table units).",
         "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])`;"
         " *defaults* = the strategy's constructor defaults; *optuna TPE* = `TPESampler(seed)` run"

@@ -63,8 +63,8 @@ def normalized_regret_auc(regrets: Sequence[float], scale: float) -> float:
     """Mean best-so-far regret over the budget, in units of ``scale``.
 
     The meta-objective. ``regrets[t]`` is the regret of the best configuration
-    found after ``t + 1`` evaluations; ``scale`` is the expected regret of one
-    configuration drawn at random. The area under the regret curve rewards
+    found after ``t + 1`` evaluations; ``scale`` is the regret of a typical
+    random configuration (`metanas.meta.evaluate` uses the table's median). The area under the regret curve rewards
     finding good configurations early as well as finally, and the division
     makes tasks of any metric and range comparable: 1 means no better than a
     single random guess throughout, 0 the optimum from the first evaluation.

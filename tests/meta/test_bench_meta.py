@@ -36,7 +36,7 @@ def test_the_meta_objective_is_scale_free_and_deterministic():
     assert first["score"] == again["score"]
     assert len(oracle.trials) == 20 and len(first["curve"]) == 20
     assert first["score"] == pytest.approx(normalized_regret_auc(first["curve"], random_regret(task)))
-    # In units of a random configuration's regret: a search beats one random guess.
+    # In units of a typical random configuration's regret: a search beats one random guess.
     assert 0 < first["score"] < 1
     assert curve_score(task.name, first["curve"][:10], 20) >= first["score"]
     with pytest.raises(ValueError, match="budget must be an int >= 2, got 1"):

@@ -1,0 +1,55 @@
+"""Benchmarks of search strategies on tabular NAS/HPO tables (NAS-Bench-201, HPOBench, HPOLib).
+
+`load_task` gives a `Task`: a keras-tuner search space whose trials read a
+table instead of training, with the table's optimum, true (seed-averaged)
+scores and regret. `run_one`/`run_many` race strategies (`STRATEGIES`) through
+keras-tuner's own search loop (`TableTuner`) or through Optuna, and
+`metanas.bench.report` turns the raw results into tables, plots and tests.
+Settings may be chosen on `TUNING_TASKS` only; `HELD_OUT_TASKS` are reported.
+
+Example:
+
+    >>> from metanas.bench import load_task, run_one
+    >>> task = load_task("nb201/cifar10")
+    >>> result = run_one("nb201/cifar10", "metanas/evolution", seed=0, evals=30)
+    >>> result["regret"] >= 0
+    True
+"""
+
+from metanas.bench.runner import TableTuner, run_many, run_one, summarise_history, time_budget
+from metanas.bench.strategies import (
+    DEFAULT_STRATEGIES,
+    METANAS_STRATEGIES,
+    PEER_STRATEGIES,
+    STRATEGIES,
+    Strategy,
+    get_strategy,
+)
+from metanas.bench.tasks import (
+    HELD_OUT_TASKS,
+    MULTI_OBJECTIVE_METRICS,
+    TASK_NAMES,
+    TUNING_TASKS,
+    Task,
+    load_task,
+)
+
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "HELD_OUT_TASKS",
+    "METANAS_STRATEGIES",
+    "MULTI_OBJECTIVE_METRICS",
+    "PEER_STRATEGIES",
+    "STRATEGIES",
+    "Strategy",
+    "TASK_NAMES",
+    "TUNING_TASKS",
+    "TableTuner",
+    "Task",
+    "get_strategy",
+    "load_task",
+    "run_many",
+    "run_one",
+    "summarise_history",
+    "time_budget",
+]

@@ -1,0 +1,370 @@
+"""Running one strategy on one task for one seed, and many of them in parallel.
+
+Keras-tuner strategies run through keras-tuner's own search loop
+(`keras_tuner.Tuner.search`) with `TableTuner`, whose ``run_trial`` reads the
+table instead of training; Optuna strategies run through ``study.ask`` /
+``study.tell``. Either way every evaluation draws the score of one training
+seed of the table (the noise a real search sees) from a random source seeded
+by the run's seed, independent of the strategy's own.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from metanas.bench.strategies import Strategy, evolution_strategy, get_strategy
+from metanas.bench.tasks import MULTI_OBJECTIVE_METRICS, Task, load_task
+
+__all__ = [
+    "TableTuner",
+    "run_one",
+    "run_many",
+    "time_budget",
+    "summarise_history",
+    "OBJECTIVE_NAME",
+]
+
+#: Name of the score a `TableTuner` trial reports.
+OBJECTIVE_NAME = "score"
+#: NAS-Bench-201's simulated-time budget, in median training times of the table.
+TIME_BUDGET_MEDIANS = 50
+#: A run with a time budget stops at this many times the evaluation budget at most.
+MAX_EVALS_FACTOR = 4
+
+
+def time_budget(task: Task) -> Optional[float]:
+    """The simulated training-time budget of ``task`` in seconds (NB201 only).
+
+    NAS-Bench-201 searches are budgeted by the summed training time of the
+    architectures they evaluate (Dong & Yang 2020); here the budget is
+    `TIME_BUDGET_MEDIANS` times the table's median training time.
+    """
+    if task.family != "nb201":
+        return None
+    return float(TIME_BUDGET_MEDIANS * np.median(task.columns["train_time"]))
+
+
+def _scratch_root() -> str:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def _make_tuner_class():
+    import keras_tuner
+
+    class TableTuner(keras_tuner.Tuner):
+        """A keras-tuner `Tuner` whose trials read a `Task`'s table.
+
+        ``run_trial`` returns the observed score (one training seed drawn at
+        random) as ``"score"``, and with ``multi_objective=True`` also the
+        table's `MULTI_OBJECTIVE_METRICS` columns, so any keras-tuner oracle
+        searches the table through keras-tuner's own loop.
+
+        Args:
+            task: The `Task`.
+            oracle: The keras-tuner oracle under test.
+            noise_seed: Seed of the draws of training seeds.
+            on_trial: Called with each evaluation's record; returns True to
+                end the search after it (budget reached).
+            multi_objective: Report the multi-objective metrics too.
+            **kwargs: For `keras_tuner.Tuner` (``directory``, ...).
+        """
+
+        def __init__(self, task: Task, *, oracle, noise_seed: int,
+                     on_trial: Optional[Callable[[Dict[str, Any]], bool]] = None,
+                     multi_objective: bool = False, **kwargs) -> None:
+            super().__init__(oracle=oracle, hypermodel=task.hypermodel(), **kwargs)
+            self.task = task
+            self.noise = np.random.default_rng(noise_seed)
+            self.on_trial = on_trial
+            self.multi_objective = multi_objective
+            self.history: List[Dict[str, Any]] = []
+
+        def run_trial(self, trial, *args, **kwargs):
+            values = dict(trial.hyperparameters.values)
+            score = self.task.observe(values, self.noise)
+            record = {"values": values, "observed": score}
+            self.history.append(record)
+            metrics = {OBJECTIVE_NAME: score}
+            if self.multi_objective:
+                metrics = {MULTI_OBJECTIVE_METRICS[0]: score}
+                for column in MULTI_OBJECTIVE_METRICS[1:]:
+                    metrics[column] = self.task.column(column, values)
+            if self.on_trial is not None and self.on_trial(record):
+                # Budget reached: no more trials after this one.
+                self.oracle.max_trials = len(self.oracle.trials)
+            return metrics
+
+        def save_model(self, trial_id, model, step=0):  # nothing is trained
+            return None
+
+    return TableTuner
+
+
+_TUNER_CLASS = None
+
+
+def TableTuner(*args, **kwargs):  # noqa: N802 - a class, built lazily
+    """See `_make_tuner_class`: built on first use so importing stays light."""
+    global _TUNER_CLASS
+    if _TUNER_CLASS is None:
+        _TUNER_CLASS = _make_tuner_class()
+    return _TUNER_CLASS(*args, **kwargs)
+
+
+class _Timer:
+    """Accumulates the wall time spent in wrapped oracle methods."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.propose = 0.0
+
+    def wrap(self, obj, name: str, propose: bool = False) -> None:
+        inner = getattr(obj, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                if propose:
+                    self.propose += elapsed
+                else:
+                    self.total += elapsed
+
+        setattr(obj, name, timed)
+
+
+def _objective(task: Task, multi_objective: bool):
+    import keras_tuner
+
+    if multi_objective:
+        return [keras_tuner.Objective(MULTI_OBJECTIVE_METRICS[0], task.direction),
+                keras_tuner.Objective(MULTI_OBJECTIVE_METRICS[1], "min")]
+    return keras_tuner.Objective(OBJECTIVE_NAME, task.direction)
+
+
+def _budget(task: Task, evals: int, use_time: bool):
+    """``on_trial`` for a run: True once both the eval and time budgets are met."""
+    budget = time_budget(task) if use_time else None
+    state = {"n": 0, "time": 0.0}
+
+    def on_trial(record: Dict[str, Any]) -> bool:
+        state["n"] += 1
+        state["time"] += task.column("train_time", record["values"])
+        done = state["n"] >= evals
+        if budget is not None:
+            done = done and state["time"] >= budget
+        return done or state["n"] >= evals * (MAX_EVALS_FACTOR if budget else 1)
+
+    return on_trial, (evals * MAX_EVALS_FACTOR if budget else evals)
+
+
+def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
+                     use_time: bool, multi_objective: bool):
+    on_trial, cap = _budget(task, evals, use_time)
+    oracle = strategy.make(objective=_objective(task, multi_objective), max_trials=cap,
+                           seed=seed)
+    timer = _Timer()
+    for name in ("create_trial", "update_trial", "end_trial"):
+        timer.wrap(oracle, name)
+    timer.wrap(oracle, "populate_space", propose=True)
+    directory = tempfile.mkdtemp(prefix="metanas-bench-", dir=_scratch_root())
+    try:
+        tuner = TableTuner(task, oracle=oracle, noise_seed=seed, on_trial=on_trial,
+                           multi_objective=multi_objective, directory=directory,
+                           project_name="run", overwrite=True)
+        tuner.search(verbose=0)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return tuner.history, timer
+
+
+def _run_optuna(strategy: Strategy, task: Task, *, seed: int, evals: int,
+                use_time: bool, multi_objective: bool):
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    on_trial, cap = _budget(task, evals, use_time)
+    noise = np.random.default_rng(seed)
+    sampler = strategy.make(seed=seed)
+    if multi_objective:
+        study = optuna.create_study(directions=["maximize" if task.maximize else "minimize",
+                                                "minimize"], sampler=sampler)
+    else:
+        study = optuna.create_study(direction="maximize" if task.maximize else "minimize",
+                                    sampler=sampler)
+    distributions = {name: CategoricalDistribution(choices)
+                     for name, choices in task.space.items()}
+    timer = _Timer()
+    history = []
+    for _ in range(cap):
+        start = time.perf_counter()
+        trial = study.ask(distributions)
+        asked = time.perf_counter()
+        timer.propose += asked - start
+        values = {name: trial.params[name] for name in task.space}
+        score = task.observe(values, noise)
+        record = {"values": values, "observed": score}
+        history.append(record)
+        start = time.perf_counter()
+        if multi_objective:
+            study.tell(trial, [score, task.column(MULTI_OBJECTIVE_METRICS[1], values)])
+        else:
+            study.tell(trial, score)
+        timer.total += time.perf_counter() - start
+        if on_trial(record):
+            break
+    return history, timer
+
+
+def summarise_history(task: Task, history: Sequence[Mapping[str, Any]], *,
+                      evals: int, use_time: bool = True) -> Dict[str, Any]:
+    """The measures of one run from its evaluations, in order.
+
+    Returns a dict with: ``curve`` (regret of the incumbent, by observed score,
+    after each of the first ``evals`` evaluations), ``regret`` and
+    ``true_score`` of the final incumbent, ``observed`` (its observed score),
+    ``incumbent`` (its configuration), ``unique`` (distinct configurations
+    among the first ``evals``), ``evals`` (evaluations counted) and, for
+    NAS-Bench-201, ``time_regret``/``time_evals`` at the simulated time budget.
+    """
+    curve: List[float] = []
+    best_obs = None
+    best_values = None
+    seen = set()
+    for record in history[:evals]:
+        seen.add(task.code(record["values"]))
+        if best_obs is None or task.better(record["observed"], best_obs):
+            best_obs, best_values = record["observed"], record["values"]
+        curve.append(task.regret(task.true_score(best_values)))
+    true = task.true_score(best_values) if best_values is not None else math.nan
+    out = {
+        "evals": len(curve),
+        "curve": [float(f"{c:.6g}") for c in curve],
+        "regret": task.regret(true) if best_values is not None else math.nan,
+        "true_score": true,
+        "observed": best_obs,
+        "incumbent": best_values,
+        "unique": len(seen),
+    }
+    budget = time_budget(task) if use_time else None
+    if budget is not None:
+        spent, best_obs, best_values, n = 0.0, None, None, 0
+        for record in history:
+            cost = task.column("train_time", record["values"])
+            if spent + cost > budget and n > 0:
+                break
+            spent += cost
+            n += 1
+            if best_obs is None or task.better(record["observed"], best_obs):
+                best_obs, best_values = record["observed"], record["values"]
+        out["time_budget"] = budget
+        out["time_evals"] = n
+        out["time_regret"] = task.regret(task.true_score(best_values))
+    return out
+
+
+def _multi_objective_summary(task: Task, history, evals: int) -> Dict[str, Any]:
+    from metanas.bench.hypervolume import hypervolume_of
+
+    points = [(task.true_score(r["values"]), task.column(MULTI_OBJECTIVE_METRICS[1], r["values"]))
+              for r in history[:evals]]
+    return {"evals": len(points), "hypervolume": hypervolume_of(task, points),
+            "unique": len({task.code(r["values"]) for r in history[:evals]})}
+
+
+def run_one(task_name: str, strategy: str, seed: int, *, evals: int = 100,
+            settings: Optional[Dict[str, Any]] = None, use_time: bool = True,
+            multi_objective: bool = False) -> Dict[str, Any]:
+    """Runs ``strategy`` on ``task_name`` with ``seed`` and returns its measures.
+
+    Args:
+        task_name: One of `metanas.bench.TASK_NAMES`.
+        strategy: A name of `STRATEGIES`, or any name when ``settings`` is
+            given: then it is an `EvolutionOracle` with those settings.
+        seed: Seeds the strategy and the table's noise.
+        evals: The evaluation budget.
+        settings: `EvolutionOracle` keyword settings (for tuning its defaults).
+        use_time: Also run to NAS-Bench-201's simulated-time budget.
+        multi_objective: Search NAS-Bench-201's accuracy and model size
+            together and report the hypervolume instead of regret.
+
+    Returns:
+        The measures of `summarise_history` plus ``task``, ``strategy``,
+        ``seed``, ``settings``, ``overhead_ms`` (strategy time per evaluation:
+        keras-tuner oracle calls, or Optuna ask and tell) and ``propose_ms``
+        (``populate_space``, or Optuna ask, per evaluation).
+    """
+    if not isinstance(evals, int) or isinstance(evals, bool) or evals < 1:
+        raise ValueError(f"evals must be an int >= 1, got {evals!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
+    task = load_task(task_name)
+    spec = evolution_strategy(strategy, **settings) if settings is not None else get_strategy(strategy)
+    use_time = use_time and not multi_objective and time_budget(task) is not None
+    runner = _run_optuna if spec.kind == "optuna" else _run_keras_tuner
+    start = time.perf_counter()
+    history, timer = runner(spec, task, seed=seed, evals=evals, use_time=use_time,
+                            multi_objective=multi_objective)
+    wall = time.perf_counter() - start
+    n = max(len(history), 1)
+    if multi_objective:
+        out = _multi_objective_summary(task, history, evals)
+    else:
+        out = summarise_history(task, history, evals=evals, use_time=use_time)
+    out.update({
+        "task": task_name,
+        "strategy": strategy,
+        "seed": seed,
+        "settings": settings,
+        "overhead_ms": 1000.0 * (timer.total + timer.propose) / n
+        if spec.kind == "optuna" else 1000.0 * timer.total / n,
+        "propose_ms": 1000.0 * timer.propose / n,
+        "wall_s": wall,
+    })
+    return out
+
+
+def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
+    return run_one(**job)
+
+
+def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
+             progress: Optional[Callable[[int, int, Dict[str, Any]], None]] = None
+             ) -> List[Dict[str, Any]]:
+    """Runs `run_one` for each job (its keyword arguments) in ``workers`` processes.
+
+    Jobs are grouped by task so each process loads a table once. Results come
+    back in the order of ``jobs``.
+    """
+    jobs = list(jobs)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}.")
+    order = sorted(range(len(jobs)), key=lambda i: (jobs[i]["task_name"], i))
+    results: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
+    if workers == 1:
+        for done, i in enumerate(order, 1):
+            results[i] = _run_job(jobs[i])
+            if progress:
+                progress(done, len(jobs), results[i])
+        return results
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, maxtasksperchild=None) as pool:
+        ordered = [jobs[i] for i in order]
+        for done, (i, result) in enumerate(
+            zip(order, pool.imap(_run_job, ordered, chunksize=1)), 1
+        ):
+            results[i] = result
+            if progress:
+                progress(done, len(jobs), result)
+    return results

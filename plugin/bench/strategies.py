@@ -1,0 +1,159 @@
+"""The strategies a benchmark races: metanas's oracles and the peers.
+
+A `Strategy` is either a keras-tuner oracle factory (run through `TableTuner`,
+keras-tuner's own search loop) or an Optuna sampler factory (run through Optuna
+itself: ``study.ask``/``study.tell``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict, Optional, Tuple
+
+__all__ = [
+    "Strategy",
+    "STRATEGIES",
+    "METANAS_STRATEGIES",
+    "PEER_STRATEGIES",
+    "DEFAULT_STRATEGIES",
+    "get_strategy",
+    "evolution_strategy",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """A search strategy under test.
+
+    Attributes:
+        name: Short name used in tables (``"metanas/evolution"``).
+        kind: ``"keras-tuner"`` (``make`` returns an Oracle) or ``"optuna"``
+            (``make`` returns a sampler).
+        make: ``make(objective=..., max_trials=..., seed=...)`` for keras-tuner,
+            ``make(seed=...)`` for Optuna.
+        metanas: Whether it is a metanas strategy (else a peer).
+        description: One line for the tables.
+    """
+
+    name: str
+    kind: str
+    make: Callable[..., Any]
+    metanas: bool
+    description: str
+
+
+def _evolution(**settings):
+    def make(*, objective, max_trials, seed):
+        from metanas.tuners import EvolutionOracle
+
+        return EvolutionOracle(objective=objective, max_trials=max_trials, seed=seed, **settings)
+
+    return make
+
+
+def evolution_strategy(name: str, description: str = "", **settings) -> Strategy:
+    """A metanas `EvolutionOracle` strategy with ``settings`` over its defaults."""
+    return Strategy(name, "keras-tuner", _evolution(**settings), True,
+                    description or f"EvolutionOracle({settings})")
+
+
+def _metanas_random(*, objective, max_trials, seed):
+    from metanas.tuners import RandomSearchOracle
+
+    return RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
+
+
+def _rl_available() -> bool:
+    try:
+        from metanas.tuners import RLControllerOracle  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _metanas_rl(*, objective, max_trials, seed):
+    from metanas.tuners import RLControllerOracle
+
+    return RLControllerOracle(objective=objective, max_trials=max_trials, seed=seed)
+
+
+def _kt_random(*, objective, max_trials, seed):
+    import keras_tuner
+
+    return keras_tuner.oracles.RandomSearchOracle(
+        objective=objective, max_trials=max_trials, seed=seed
+    )
+
+
+def _kt_bayes(*, objective, max_trials, seed):
+    import keras_tuner
+
+    return keras_tuner.oracles.BayesianOptimizationOracle(
+        objective=objective, max_trials=max_trials, seed=seed
+    )
+
+
+def _reference_evolution(*, objective, max_trials, seed):
+    from metanas.bench.reference import RegularizedEvolutionOracle
+
+    return RegularizedEvolutionOracle(
+        objective=objective, max_trials=max_trials, seed=seed,
+        population_size=10, sample_size=3,
+    )
+
+
+def _optuna_tpe(*, seed):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _optuna_random(*, seed):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _all_strategies() -> Dict[str, Strategy]:
+    strategies = [
+        evolution_strategy("metanas/evolution", "EvolutionOracle, default settings"),
+        evolution_strategy("metanas/evolution-no-aging", "defaults, aging=False",
+                           aging=False),
+        evolution_strategy("metanas/evolution-roulette", "defaults, selection='roulette'",
+                           selection="roulette"),
+        evolution_strategy("metanas/evolution-roulette-no-aging",
+                           "defaults, selection='roulette', aging=False",
+                           selection="roulette", aging=False),
+        Strategy("metanas/random", "keras-tuner", _metanas_random, True,
+                 "RandomSearchOracle (no repeats)"),
+    ]
+    if _rl_available():
+        strategies.append(Strategy("metanas/rl", "keras-tuner", _metanas_rl, True,
+                                   "RLControllerOracle, default settings"))
+    strategies += [
+        Strategy("kt/random", "keras-tuner", _kt_random, False,
+                 "keras_tuner.oracles.RandomSearchOracle"),
+        Strategy("kt/bayesian", "keras-tuner", _kt_bayes, False,
+                 "keras_tuner.oracles.BayesianOptimizationOracle"),
+        Strategy("optuna/tpe", "optuna", _optuna_tpe, False, "optuna TPESampler (defaults)"),
+        Strategy("optuna/random", "optuna", _optuna_random, False, "optuna RandomSampler"),
+        Strategy("ref/regularized-evolution", "keras-tuner", _reference_evolution, False,
+                 "regularized evolution, population 10, sample 3 (NAS-Bench-201's settings)"),
+    ]
+    return {s.name: s for s in strategies}
+
+
+#: Every strategy, by name (``metanas/rl`` only where `RLControllerOracle` exists).
+STRATEGIES: Dict[str, Strategy] = _all_strategies()
+METANAS_STRATEGIES: Tuple[str, ...] = tuple(n for n, s in STRATEGIES.items() if s.metanas)
+PEER_STRATEGIES: Tuple[str, ...] = tuple(n for n, s in STRATEGIES.items() if not s.metanas)
+#: Run by default (all of them).
+DEFAULT_STRATEGIES: Tuple[str, ...] = tuple(STRATEGIES)
+
+
+def get_strategy(name: str, extra: Optional[Dict[str, Strategy]] = None) -> Strategy:
+    """The strategy named ``name``; ValueError listing the known names if unknown."""
+    known = dict(STRATEGIES, **(extra or {}))
+    if name not in known:
+        raise ValueError(f"unknown strategy {name!r}; expected one of {sorted(known)}.")
+    return known[name]

@@ -165,8 +165,10 @@ class RLControllerOracle(MetanasOracle):
         # Sampled actions of trials not learnt from yet: {trial_id: [[name, token], ...]}
         # (None: not sampled by the policy).
         self._actions: Dict[str, Optional[List[List[Any]]]] = {}
-        self._pending: List[Tuple[str, float]] = []  # (trial id, advantage)
-        self._actions_learnt: Dict[str, List[List[Any]]] = {}  # actions of _pending
+        # Samples not learnt from yet: [actions, advantage].
+        self._pending: List[List[Any]] = []
+        # Reward of every finished configuration, by hash, for repeated draws.
+        self._rewards: Dict[str, float] = {}
         self.baseline: Optional[float] = None
         self._reward_stats = [0, 0.0, 0.0]  # Welford: count, mean, M2
         self._worst_reward: Optional[float] = None
@@ -228,9 +230,17 @@ class RLControllerOracle(MetanasOracle):
         if len(self.start_order) > self.num_initial_points:
             for _ in range(_MAX_POLICY_DRAWS):
                 values, actions = self._sample()
+                key = self.codec.hash(values)
                 if not self.is_duplicate(values):
                     self._actions[trial_id] = actions
+                    self._learn()
                     return values
+                # A configuration tried before: the policy still learns from
+                # the draw, with the reward that configuration got, so drawing
+                # only unseen configurations does not bias what it learns.
+                if key in self._rewards:
+                    self._observe(actions, self._rewards[key])
+            self._learn()
         self._actions[trial_id] = None
         return self.random_unique()
 
@@ -247,6 +257,15 @@ class RLControllerOracle(MetanasOracle):
 
     def on_trial_result(self, trial) -> None:
         actions = self._actions.pop(trial.trial_id, None)
+        reward = self._reward(trial)
+        if reward is None:  # a failure, with no reward yet to compare it with
+            return
+        self._rewards[self.codec.hash(self.trial_values(trial.trial_id))] = reward
+        self._observe(actions, reward)
+        self._learn()
+
+    def _reward(self, trial) -> Optional[float]:
+        """The raw reward of a finished trial (updates the reward statistics)."""
         fitness = self.fitness(trial)
         if fitness == -math.inf:
             reward = (
@@ -254,8 +273,6 @@ class RLControllerOracle(MetanasOracle):
                 if self.failed_trial_reward is not None
                 else self._worst_reward
             )
-            if reward is None:  # nothing to compare a failure with yet
-                return
         else:
             reward = fitness
             count, mean, m2 = self._reward_stats
@@ -264,21 +281,27 @@ class RLControllerOracle(MetanasOracle):
             mean += delta / count
             self._reward_stats = [count, mean, m2 + delta * (reward - mean)]
             self._worst_reward = min(reward, self._worst_reward if self._worst_reward is not None else reward)
+        return reward
+
+    def _observe(self, actions: Optional[List[List[Any]]], reward: float) -> None:
+        """Moves the baseline; queues the sampled actions (if any) with their advantage."""
         reward = self._normalise(reward)
         if self.baseline is None:
             self.baseline = reward
         advantage = reward - self.baseline
         self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
-        if actions is None:
+        if actions is not None:
+            self._pending.append([actions, advantage])
+
+    def _learn(self) -> None:
+        """One policy update on every queued sample, once ``batch_size`` are queued."""
+        if len(self._pending) < self.batch_size:
             return
-        self._actions_learnt[trial.trial_id] = actions
-        self._pending.append((trial.trial_id, advantage))
-        if len(self._pending) >= self.batch_size:
-            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size:]
-            steps = [self._steps(self._actions_learnt.pop(t)) for t, _ in batch]
-            self.last_loss, self.last_entropy = self.policy.update(steps, [a for _, a in batch])
-            self.updates += 1
-            self._policy_blob = None
+        batch, self._pending = self._pending, []
+        steps = [self._steps(actions) for actions, _ in batch]
+        self.last_loss, self.last_entropy = self.policy.update(steps, [a for _, a in batch])
+        self.updates += 1
+        self._policy_blob = None
 
     def strategy_diagnostics(self) -> Dict[str, float]:
         """Policy entropy, baseline, last loss, and each decision's probabilities.
@@ -325,8 +348,8 @@ class RLControllerOracle(MetanasOracle):
             "decisions": [[n, s] for n, s in zip(self.policy.decisions, self.policy.sizes)],
             "adam_step": self.policy.adam_step,
             "actions": dict(self._actions),
-            "learnt_actions": dict(self._actions_learnt),
-            "pending": [[t, a] for t, a in self._pending],
+            "pending": [[a, float(adv)] for a, adv in self._pending],
+            "rewards": dict(self._rewards),
             "baseline": self.baseline,
             "reward_stats": list(self._reward_stats),
             "worst_reward": self._worst_reward,
@@ -345,8 +368,8 @@ class RLControllerOracle(MetanasOracle):
                 rl["policy"], [(str(n), int(s)) for n, s in rl["decisions"]], int(rl["adam_step"])
             )
             self._actions = {str(k): v for k, v in rl["actions"].items()}
-            self._actions_learnt = {str(k): v for k, v in rl["learnt_actions"].items()}
-            self._pending = [(str(t), float(a)) for t, a in rl["pending"]]
+            self._pending = [[list(a), float(adv)] for a, adv in rl["pending"]]
+            self._rewards = {str(k): float(v) for k, v in rl["rewards"].items()}
             self.baseline = None if rl["baseline"] is None else float(rl["baseline"])
             count, mean, m2 = rl["reward_stats"]
             self._reward_stats = [int(count), float(mean), float(m2)]

@@ -297,11 +297,11 @@ class ControllerPolicy:
         zeros = [np.zeros(self.units) for _ in range(self.num_layers)]
         return zeros, list(zeros), w["start/embeddings"][0]
 
-    def probabilities(self, state, j: int):
+    def probabilities(self, state, j: int, heat: float = 1.0):
         """Steps the LSTM; returns decision ``j``'s choice probabilities and the new LSTM state.
 
         Same equations as `keras.layers.LSTMCell` (gates i, f, c, o; sigmoid
-        and tanh), in float64.
+        and tanh), in float64. ``heat`` multiplies the temperature.
         """
         w = self._weights()
         hs, cs, x = state
@@ -317,7 +317,9 @@ class ControllerPolicy:
             x = _sigmoid(zo) * np.tanh(c)
             new_h.append(x)
             new_c.append(c)
-        logits = (x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"]) / self.temperature
+        logits = (x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"]) / (
+            self.temperature * heat
+        )
         if self.tanh_constant is not None:
             logits = self.tanh_constant * np.tanh(logits)
         logits -= logits.max()

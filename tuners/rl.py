@@ -14,8 +14,11 @@ from metanas.tuners.policy import ControllerPolicy, Step
 __all__ = ["RLControllerOracle"]
 
 #: Draws from the policy that may collide with tried configurations before the
-#: oracle proposes a random unseen configuration instead.
+#: oracle draws from a flatter (tempered) policy, then at random.
 _MAX_POLICY_DRAWS = 10
+#: Temperature factors of the tempered draws: a converged policy keeps
+#: proposing configurations near its favourite rather than random ones.
+_TEMPERED_DRAWS = (2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 16.0, 16.0)
 REWARD_NORMALIZATIONS = ("zscore", "none")
 
 
@@ -204,8 +207,11 @@ class RLControllerOracle(MetanasOracle):
         }
 
     # ------------------------------------------------------------ proposals
-    def _sample(self) -> Tuple[Config, List[List[Any]]]:
-        """One configuration drawn from the policy, with its (name, token) actions."""
+    def _sample(self, heat: float = 1.0) -> Tuple[Config, List[List[Any]]]:
+        """One configuration drawn from the policy, with its (name, token) actions.
+
+        ``heat`` multiplies the temperature (> 1: a flatter policy).
+        """
         codec, policy = self.codec, self.policy
         values: Config = {}
         actions: List[List[Any]] = []
@@ -217,7 +223,7 @@ class RLControllerOracle(MetanasOracle):
                 values[hp.name] = codec.from_token(hp, 0)
                 continue
             j = policy.index(hp.name, codec.num_tokens(hp))
-            probs, lstm = policy.probabilities(state, j)
+            probs, lstm = policy.probabilities(state, j, heat)
             cdf = np.cumsum(probs)
             token = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], "right"),
                             len(probs) - 1))
@@ -241,6 +247,11 @@ class RLControllerOracle(MetanasOracle):
                 if key in self._rewards:
                     self._observe(actions, self._rewards[key])
             self._learn()
+            for heat in _TEMPERED_DRAWS:
+                values, _ = self._sample(heat)
+                if not self.is_duplicate(values):
+                    self._actions[trial_id] = None  # not the policy's own draw
+                    return values
         self._actions[trial_id] = None
         return self.random_unique()
 

@@ -78,10 +78,18 @@ class RLControllerOracle(MetanasOracle):
     default the worst reward seen so far; failed rewards do not enter the
     normalisation statistics.
 
+    No configuration is proposed twice. When the policy draws one that was
+    already tried, it still learns from the draw, with the reward that
+    configuration got (otherwise only its unusual, unseen draws would be
+    learnt from, a bias that stalls learning); after ``10`` such draws the
+    oracle draws from a flatter policy (temperature x2 ... x16), and only
+    then at random, so a converged policy keeps proposing configurations near
+    its favourite.
+
     The first ``num_initial_points`` trials are ``initial_hps`` and then random
-    configurations; their rewards only inform the baseline and the reward
-    statistics (they were not sampled by the policy). So do the rare trials
-    proposed at random because the policy kept drawing tried configurations.
+    configurations; their rewards, like those of the flatter or random
+    draws, only inform the baseline and the reward statistics (the policy did
+    not sample them, so they carry no policy gradient).
 
     Args:
         objective, max_trials, seed, hyperparameters, initial_hps, and the

@@ -241,7 +241,8 @@ class RLControllerOracle(MetanasOracle):
         return codec.repair(values, self._rng), actions
 
     def propose(self, trial_id: str) -> Optional[Config]:
-        if len(self.start_order) > self.num_initial_points:
+        # keras-tuner records a trial in `start_order` after proposing it.
+        if len(self.start_order) >= self.num_initial_points:
             for _ in range(_MAX_POLICY_DRAWS):
                 values, actions = self._sample()
                 key = self.codec.hash(values)

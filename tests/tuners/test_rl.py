@@ -76,6 +76,20 @@ def test_a_decision_that_always_fails_is_avoided(tmp_path):
     assert probs["policy/prob/edge_0/none"] < 0.05, probs
 
 
+def test_warm_up_is_initial_hps_then_random_then_the_policy(tmp_path):
+    first = {name: "skip" for name in BEST}
+    oracle = make(
+        lambda **kw: RLControllerOracle(units=16, num_initial_points=4, initial_hps=[first], **kw),
+        tmp_path, max_trials=10,
+    )
+    seen = drive(oracle, best_count, trials=4)
+    assert seen[0] == first
+    # Warm-up rewards set the baseline, but carry no policy gradient.
+    assert oracle.updates == 0 and oracle.baseline is not None
+    drive(oracle, best_count, trials=1)
+    assert oracle.updates == 1
+
+
 def test_numpy_sampling_pass_matches_the_keras_layers():
     policy = ControllerPolicy(units=8, num_layers=2, seed=4, temperature=2.0, tanh_constant=None)
     sizes = [3, 5, 2, 4]

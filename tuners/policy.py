@@ -305,6 +305,7 @@ class ControllerPolicy:
         """
         w = self._weights()
         hs, cs, x = state
+        u = self.units
         new_h, new_c = [], []
         for layer in range(self.num_layers):
             z = (
@@ -312,9 +313,9 @@ class ControllerPolicy:
                 + hs[layer] @ w[f"lstm_{layer}/recurrent_kernel"]
                 + w[f"lstm_{layer}/bias"]
             )
-            zi, zf, zc, zo = np.split(z, 4)
-            c = _sigmoid(zf) * cs[layer] + _sigmoid(zi) * np.tanh(zc)
-            x = _sigmoid(zo) * np.tanh(c)
+            gates = _sigmoid(z)  # i, f, (unused), o
+            c = gates[u : 2 * u] * cs[layer] + gates[:u] * np.tanh(z[2 * u : 3 * u])
+            x = gates[3 * u :] * np.tanh(c)
             new_h.append(x)
             new_c.append(c)
         logits = (x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"]) / (

@@ -220,25 +220,37 @@ class RLControllerOracle(MetanasOracle):
 
         ``heat`` multiplies the temperature (> 1: a flatter policy).
         """
-        codec, policy = self.codec, self.policy
+        policy = self.policy
         values: Config = {}
         actions: List[List[Any]] = []
         state = policy.initial_state()
-        for hp in codec.space:
+        for hp, choices in self._decision_table():
             if hp.name in values or not all(c.is_active(values) for c in hp.conditions):
                 continue
-            if codec.cardinality(hp) == 1:
-                values[hp.name] = codec.from_token(hp, 0)
+            if len(choices) == 1:
+                values[hp.name] = choices[0]
                 continue
-            j = policy.index(hp.name, codec.num_tokens(hp))
+            j = policy.index(hp.name, len(choices))
             probs, lstm = policy.probabilities(state, j, heat)
             cdf = np.cumsum(probs)
             token = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], "right"),
                             len(probs) - 1))
-            values[hp.name] = codec.from_token(hp, token)
+            values[hp.name] = choices[token]
             actions.append([hp.name, token])
             state = policy.advance(lstm, j, token)
-        return codec.repair(values, self._rng), actions
+        return values, actions
+
+    def _decision_table(self) -> List[Tuple[Any, List[Any]]]:
+        """(hyperparameter, value of each token) in space order, cached per space."""
+        codec = self.codec
+        key = (id(codec), len(codec.space))
+        if getattr(self, "_table_key", None) != key:
+            self._table = [
+                (hp, [codec.from_token(hp, t) for t in range(codec.num_tokens(hp))])
+                for hp in codec.space
+            ]
+            self._table_key = key
+        return self._table
 
     def propose(self, trial_id: str) -> Optional[Config]:
         # keras-tuner records a trial in `start_order` after proposing it.

@@ -12,8 +12,13 @@ adds heads and keeps what the old ones learnt.
 Tokens form one shared vocabulary: id 0 is the start token, and the tokens of
 the ``j``-th decision (the codec's ``to_token`` indices ``0..n_j-1``) follow
 those of the decisions before it. A batch of sequences of any lengths is then
-one padded tensor, and the REINFORCE step is one compiled `tf.function` whose
-trace depends only on the batch size and the set of decisions.
+one padded tensor, and the REINFORCE step is one compiled `tf.function`.
+That function belongs to a *template* — the Keras layers of one policy shape
+(hidden size, layers, the decisions' sizes) — shared by every policy of that
+shape in the process: a policy keeps its weights and Adam slots as numpy
+arrays and passes them in, so a new oracle (the meta-layer makes many) reuses
+the trace instead of paying a new one, and the step returns the new values in
+the same call.
 
 Sampling runs a numpy copy of the same forward pass (the Keras `LSTMCell`
 equations, checked against Keras in the tests), so proposing a trial costs no
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -47,6 +53,147 @@ _NO_DRAW = dict(
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
+
+
+
+
+def _variable_names(num_layers: int, num_decisions: int) -> List[str]:
+    """Every weight of a policy by a stable name (its role), in a fixed order."""
+    names = []
+    for layer in range(num_layers):
+        names += [f"lstm_{layer}/kernel", f"lstm_{layer}/recurrent_kernel", f"lstm_{layer}/bias"]
+    names.append("start/embeddings")
+    for j in range(num_decisions):
+        names += [f"decision_{j}/embeddings", f"decision_{j}/kernel", f"decision_{j}/bias"]
+    return names
+
+
+def _variable_shapes(units: int, num_layers: int, sizes: Sequence[int]) -> Dict[str, tuple]:
+    shapes = {}
+    for layer in range(num_layers):
+        shapes[f"lstm_{layer}/kernel"] = (units, 4 * units)
+        shapes[f"lstm_{layer}/recurrent_kernel"] = (units, 4 * units)
+        shapes[f"lstm_{layer}/bias"] = (4 * units,)
+    shapes["start/embeddings"] = (1, units)
+    for j, n in enumerate(sizes):
+        shapes[f"decision_{j}/embeddings"] = (n, units)
+        shapes[f"decision_{j}/kernel"] = (units, n)
+        shapes[f"decision_{j}/bias"] = (n,)
+    return shapes
+
+
+class _Template:
+    """The Keras layers of one policy shape and their compiled REINFORCE step.
+
+    Shared by every policy of that shape (see `_template`); calls are
+    serialised by a lock because the step loads a policy's weights into the
+    layers' variables before computing with them.
+    """
+
+    def __init__(self, units: int, num_layers: int, sizes: Tuple[int, ...]) -> None:
+        self.units = units
+        self.cells = []
+        for layer in range(num_layers):
+            cell = keras.layers.LSTMCell(units, name=f"lstm_{layer}", **_NO_DRAW)
+            cell.build((None, units))
+            self.cells.append(cell)
+        self.start = keras.layers.Embedding(1, units, name="start", embeddings_initializer="zeros")
+        self.start.build((None,))
+        self.embeddings, self.heads = [], []
+        for j, n in enumerate(sizes):
+            embedding = keras.layers.Embedding(
+                n, units, name=f"embedding_{j}", embeddings_initializer="zeros"
+            )
+            embedding.build((None,))
+            head = keras.layers.Dense(n, name=f"head_{j}", kernel_initializer="zeros")
+            head.build((None, units))
+            self.embeddings.append(embedding)
+            self.heads.append(head)
+        variables = []
+        for cell in self.cells:
+            variables += [cell.kernel, cell.recurrent_kernel, cell.bias]
+        variables.append(self.start.embeddings)
+        for embedding, head in zip(self.embeddings, self.heads):
+            variables += [embedding.embeddings, head.kernel, head.bias]
+        self.variables = [v.value for v in variables]  # the backing tf.Variables
+        self.lock = threading.Lock()
+        # Batches are padded to powers of two; after a second size the trace
+        # generalises the batch dimension rather than retracing per size.
+        self.step = tf.function(self._step, reduce_retracing=True)
+        self.log_prob = tf.function(self._log_prob, reduce_retracing=True)
+
+    def _forward(self, prev, action, valid, mask, shape):
+        """Per-sequence log-probability and entropy of a padded batch of actions."""
+        batch = tf.shape(prev)[0]
+        table = tf.concat([self.start.embeddings] + [e.embeddings for e in self.embeddings], 0)
+        kernel = tf.concat([h.kernel for h in self.heads], 1)
+        bias = tf.concat([h.bias for h in self.heads], 0)
+        zeros = tf.zeros((batch, self.units))
+        states = [[zeros, zeros] for _ in self.cells]
+        logps, entropies = [], []
+        for t in range(prev.shape[1]):
+            x = tf.gather(table, prev[:, t])
+            for layer, cell in enumerate(self.cells):
+                x, states[layer] = cell(x, states[layer])
+            logits = shape(tf.matmul(x, kernel) + bias)
+            logits = tf.where(valid[:, t], logits, tf.fill(tf.shape(logits), -1e9))
+            log_probs = tf.nn.log_softmax(logits)
+            probs = tf.exp(log_probs) * tf.cast(valid[:, t], tf.float32)
+            logps.append(tf.gather(log_probs, action[:, t], batch_dims=1) * mask[:, t])
+            entropies.append(-tf.reduce_sum(probs * log_probs, 1) * mask[:, t])
+        return tf.add_n(logps), tf.add_n(entropies)
+
+    def _load(self, flat) -> None:
+        """Assigns a flat weight vector (variables in order, row-major) to the layers."""
+        sizes = [int(np.prod(v.shape)) for v in self.variables]
+        for variable, piece in zip(self.variables, tf.split(flat, sizes)):
+            variable.assign(tf.reshape(piece, variable.shape))
+
+    @staticmethod
+    def _shaper(temperature, tanh_constant):
+        def shape(logits):
+            logits = logits / temperature
+            return tf.where(tanh_constant > 0, tanh_constant * tf.tanh(logits), logits)
+
+        return shape
+
+    def _log_prob(self, weights, prev, action, valid, mask, temperature, tanh_constant):
+        self._load(weights)
+        return self._forward(prev, action, valid, mask, self._shaper(temperature, tanh_constant))
+
+    def _step(self, weights, m, v, prev, action, valid, mask, advantage, count, adam_step,
+              learning_rate, entropy_weight, clip_norm, temperature, tanh_constant):
+        self._load(weights)
+        with tf.GradientTape() as tape:
+            logp, entropy = self._forward(
+                prev, action, valid, mask, self._shaper(temperature, tanh_constant)
+            )
+            # Padding rows have no steps: they add nothing to either sum.
+            loss = -(tf.reduce_sum(advantage * logp)
+                     + entropy_weight * tf.reduce_sum(entropy)) / count
+        grads = tape.gradient(loss, self.variables)
+        grads = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
+                 for g, w in zip(grads, self.variables)]
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        grad = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+        t = tf.cast(adam_step, tf.float32)
+        scale = learning_rate * tf.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
+        m = _ADAM_BETA1 * m + (1.0 - _ADAM_BETA1) * grad
+        v = _ADAM_BETA2 * v + (1.0 - _ADAM_BETA2) * tf.square(grad)
+        weights = weights - scale * m / (tf.sqrt(v) + _ADAM_EPSILON)
+        return loss, tf.reduce_sum(entropy) / count, tf.stack([weights, m, v])
+
+
+_TEMPLATES: Dict[tuple, _Template] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def _template(units: int, num_layers: int, sizes: Sequence[int]) -> _Template:
+    key = (units, num_layers, tuple(sizes))
+    with _TEMPLATES_LOCK:
+        if key not in _TEMPLATES:
+            _TEMPLATES[key] = _Template(units, num_layers, tuple(sizes))
+        return _TEMPLATES[key]
 
 
 class ControllerPolicy:
@@ -85,49 +232,24 @@ class ControllerPolicy:
         self.learning_rate = float(learning_rate)
         self.entropy_weight = float(entropy_weight)
         self.clip_norm = None if clip_norm is None else float(clip_norm)
-        self.cells = []
-        for layer in range(num_layers):
-            cell = keras.layers.LSTMCell(units, name=f"lstm_{layer}", **_NO_DRAW)
-            cell.build((None, units))
-            self.cells.append(cell)
-        self.start = keras.layers.Embedding(1, units, name="start", embeddings_initializer="zeros")
-        self.start.build((None,))
         self.decisions: List[str] = []
         self.sizes: List[int] = []
-        self.embeddings: List[keras.layers.Embedding] = []
-        self.heads: List[keras.layers.Dense] = []
-        self._init_weights(self._named_variables(), salt=0)
         self.adam_step = 0
-        self._slots: Dict[str, Tuple[tf.Variable, tf.Variable]] = {}
-        self._steps: Dict[int, object] = {}
+        # The parameters, float32, rows: weights, Adam's m, Adam's v; columns:
+        # every variable flattened, in `_variable_names` order (new heads last).
+        self.params = np.zeros((3, 0), dtype="float32")
+        self._init_weights(_variable_names(num_layers, 0), salt=0)
         self._numpy: Optional[Dict[str, np.ndarray]] = None
-        self._snapshot: Optional[Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None
 
     # ------------------------------------------------------------ structure
-    def _named_variables(self) -> Dict[str, tf.Variable]:
-        """Every weight by a stable name (its role), in a fixed order."""
-        out = {}
-        for layer, cell in enumerate(self.cells):
-            out[f"lstm_{layer}/kernel"] = cell.kernel
-            out[f"lstm_{layer}/recurrent_kernel"] = cell.recurrent_kernel
-            out[f"lstm_{layer}/bias"] = cell.bias
-        out["start/embeddings"] = self.start.embeddings
-        for j in range(len(self.decisions)):
-            out.update(self._decision_variables(j))
-        return out
-
-    def _decision_variables(self, j: int) -> Dict[str, tf.Variable]:
-        return {
-            f"decision_{j}/embeddings": self.embeddings[j].embeddings,
-            f"decision_{j}/kernel": self.heads[j].kernel,
-            f"decision_{j}/bias": self.heads[j].bias,
-        }
-
-    def _init_weights(self, variables: Dict[str, tf.Variable], salt: int) -> None:
+    def _init_weights(self, names: Sequence[str], salt: int) -> None:
         rng = np.random.default_rng([self.seed, salt])
-        for variable in variables.values():
-            shape = tuple(variable.shape)
-            variable.assign(rng.uniform(-INIT_SCALE, INIT_SCALE, shape).astype("float32"))
+        shapes = _variable_shapes(self.units, self.num_layers, self.sizes)
+        new = [rng.uniform(-INIT_SCALE, INIT_SCALE, shapes[n]).ravel() for n in names]
+        block = np.zeros((3, sum(len(w) for w in new)), dtype="float32")
+        block[0] = np.concatenate(new)
+        self.params = np.concatenate([self.params, block], axis=1)
+        self._numpy = None
 
     def index(self, name: str, num_tokens: int) -> int:
         """The index of decision ``name``, adding its head and embedding if new."""
@@ -140,70 +262,71 @@ class ControllerPolicy:
                 )
             return j
         j = len(self.decisions)
-        embedding = keras.layers.Embedding(
-            num_tokens, self.units, name=f"embedding_{j}", embeddings_initializer="zeros"
-        )
-        embedding.build((None,))
-        head = keras.layers.Dense(num_tokens, name=f"head_{j}", kernel_initializer="zeros")
-        head.build((None, self.units))
         self.decisions.append(name)
         self.sizes.append(int(num_tokens))
-        self.embeddings.append(embedding)
-        self.heads.append(head)
-        self._init_weights(self._decision_variables(j), salt=j + 1)
-        self._numpy = self._snapshot = None
+        self._init_weights(
+            [f"decision_{j}/embeddings", f"decision_{j}/kernel", f"decision_{j}/bias"],
+            salt=j + 1,
+        )
         return j
 
     def offset(self, j: int) -> int:
         """Id of token 0 of decision ``j`` in the shared vocabulary (0 is start)."""
         return 1 + sum(self.sizes[:j])
 
+    @property
+    def template(self) -> _Template:
+        """The Keras layers (and compiled step) of this policy's shape."""
+        return _template(self.units, self.num_layers, self.sizes)
+
     # ------------------------------------------------------- numpy forward
     def _weights(self) -> Dict[str, np.ndarray]:
         if self._numpy is None:
-            self._numpy = {
-                k: np.asarray(v.numpy(), dtype=np.float64)
-                for k, v in self._named_variables().items()
-            }
+            flat = self.params[0].astype(np.float64)
+            shapes = _variable_shapes(self.units, self.num_layers, self.sizes)
+            self._numpy, start = {}, 0
+            for name in self._names():
+                size = int(np.prod(shapes[name]))
+                self._numpy[name] = flat[start : start + size].reshape(shapes[name])
+                start += size
         return self._numpy
 
     def initial_state(self) -> Tuple[List[np.ndarray], List[np.ndarray], np.ndarray]:
         """(hidden states, cell states, input) before the first decision."""
         w = self._weights()
-        zeros = [np.zeros(self.units) for _ in self.cells]
+        zeros = [np.zeros(self.units) for _ in range(self.num_layers)]
         return zeros, list(zeros), w["start/embeddings"][0]
 
-    def probabilities(self, state, j: int):
+    def probabilities(self, state, j: int, heat: float = 1.0):
         """Steps the LSTM; returns decision ``j``'s choice probabilities and the new LSTM state.
 
         Same equations as `keras.layers.LSTMCell` (gates i, f, c, o; sigmoid
-        and tanh), in float64.
+        and tanh), in float64. ``heat`` multiplies the temperature.
         """
         w = self._weights()
         hs, cs, x = state
+        u = self.units
         new_h, new_c = [], []
-        for layer in range(len(self.cells)):
+        for layer in range(self.num_layers):
             z = (
                 x @ w[f"lstm_{layer}/kernel"]
                 + hs[layer] @ w[f"lstm_{layer}/recurrent_kernel"]
                 + w[f"lstm_{layer}/bias"]
             )
-            zi, zf, zc, zo = np.split(z, 4)
-            c = _sigmoid(zf) * cs[layer] + _sigmoid(zi) * np.tanh(zc)
-            x = _sigmoid(zo) * np.tanh(c)
+            gates = _sigmoid(z)  # i, f, (unused), o
+            c = gates[u : 2 * u] * cs[layer] + gates[:u] * np.tanh(z[2 * u : 3 * u])
+            x = gates[3 * u :] * np.tanh(c)
             new_h.append(x)
             new_c.append(c)
-        logits = self._shape_logits_np(x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"])
+        logits = (x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"]) / (
+            self.temperature * heat
+        )
+        if self.tanh_constant is not None:
+            logits = self.tanh_constant * np.tanh(logits)
         logits -= logits.max()
         probs = np.exp(logits)
         probs /= probs.sum()
         return probs, (new_h, new_c)
-
-    def _shape_logits_np(self, logits: np.ndarray) -> np.ndarray:
-        logits = logits / self.temperature
-        if self.tanh_constant is not None:
-            logits = self.tanh_constant * np.tanh(logits)
-        return logits
 
     def advance(self, lstm_state, j: int, token: int):
         """The state after decision ``j`` took ``token``: its embedding is the next input."""
@@ -211,7 +334,7 @@ class ControllerPolicy:
         return hs, cs, self._weights()[f"decision_{j}/embeddings"][token]
 
     def log_prob(self, steps: Sequence[Step]) -> Tuple[float, float]:
-        """(log-probability, summed entropy) of a sequence under the current weights."""
+        """(log-probability, summed entropy) of a sequence, by the numpy forward pass."""
         state = self.initial_state()
         logp = entropy = 0.0
         for j, token in steps:
@@ -222,19 +345,14 @@ class ControllerPolicy:
         return logp, entropy
 
     # ------------------------------------------------------------ learning
-    def _slot(self, name: str, variable) -> Tuple[tf.Variable, tf.Variable]:
-        if name not in self._slots:
-            zeros = np.zeros(tuple(variable.shape), dtype="float32")
-            self._slots[name] = (tf.Variable(zeros), tf.Variable(zeros))
-        return self._slots[name]
-
-    def _batch_arrays(self, batch: Sequence[Sequence[Step]]):
+    def _batch_arrays(self, batch: Sequence[Sequence[Step]], rows: Optional[int] = None):
         steps = max(1, len(self.decisions))
         vocab = self.offset(len(self.decisions))
-        prev = np.zeros((len(batch), steps), dtype="int32")
-        action = np.zeros((len(batch), steps), dtype="int32")
-        valid = np.zeros((len(batch), steps, vocab - 1), dtype=bool)
-        mask = np.zeros((len(batch), steps), dtype="float32")
+        rows = len(batch) if rows is None else rows
+        prev = np.zeros((rows, steps), dtype="int32")
+        action = np.zeros((rows, steps), dtype="int32")
+        valid = np.zeros((rows, steps, vocab - 1), dtype=bool)
+        mask = np.zeros((rows, steps), dtype="float32")
         for b, sequence in enumerate(batch):
             last = 0
             for t, (j, token) in enumerate(sequence):
@@ -244,72 +362,25 @@ class ControllerPolicy:
                 valid[b, t, start - 1 : start - 1 + self.sizes[j]] = True
                 mask[b, t] = 1.0
                 last = start + token
-        return prev, action, valid, mask
+        return [tf.constant(a) for a in (prev, action, valid, mask)]
 
-    def _step_function(self, batch_size: int):
-        key = (batch_size, len(self.decisions))
-        if key in self._steps:
-            return self._steps[key]
-        names = list(self._named_variables())
-        variables = [v.value for v in self._named_variables().values()]
-        slots = [self._slot(n, v) for n, v in zip(names, variables)]
-        cells, heads, embeddings, start = self.cells, list(self.heads), list(self.embeddings), self.start
-        units = self.units
-        shape = self._shape_logits_tf
-        lr, clip, ent_w = self.learning_rate, self.clip_norm, self.entropy_weight
+    def _names(self) -> List[str]:
+        return _variable_names(self.num_layers, len(self.decisions))
 
-        @tf.function(reduce_retracing=False)
-        def step(prev, action, valid, mask, advantage, adam_step):
-            with tf.GradientTape() as tape:
-                table = tf.concat([start.embeddings] + [e.embeddings for e in embeddings], 0)
-                kernel = tf.concat([h.kernel for h in heads], 1)
-                bias = tf.concat([h.bias for h in heads], 0)
-                states = [
-                    [tf.zeros((batch_size, units)), tf.zeros((batch_size, units))] for _ in cells
-                ]
-                logps, entropies = [], []
-                for t in range(prev.shape[1]):
-                    x = tf.gather(table, prev[:, t])
-                    for layer, cell in enumerate(cells):
-                        x, states[layer] = cell(x, states[layer])
-                    logits = shape(tf.matmul(x, kernel) + bias)
-                    logits = tf.where(valid[:, t], logits, tf.fill(tf.shape(logits), -1e9))
-                    log_probs = tf.nn.log_softmax(logits)
-                    probs = tf.exp(log_probs) * tf.cast(valid[:, t], tf.float32)
-                    chosen = tf.gather(log_probs, action[:, t], batch_dims=1)
-                    logps.append(chosen * mask[:, t])
-                    entropies.append(-tf.reduce_sum(probs * log_probs, 1) * mask[:, t])
-                logp = tf.add_n(logps)
-                entropy = tf.add_n(entropies)
-                loss = -tf.reduce_mean(advantage * logp) - ent_w * tf.reduce_mean(entropy)
-            grads = tape.gradient(loss, variables)
-            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                     for g, v in zip(grads, variables)]
-            if clip is not None:
-                grads, _ = tf.clip_by_global_norm(grads, clip)
-            t = tf.cast(adam_step, tf.float32)
-            scale = lr * tf.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
-            after = []
-            for variable, grad, (m, v) in zip(variables, grads, slots):
-                m_new = _ADAM_BETA1 * m + (1.0 - _ADAM_BETA1) * grad
-                v_new = _ADAM_BETA2 * v + (1.0 - _ADAM_BETA2) * tf.square(grad)
-                w_new = variable - scale * m_new / (tf.sqrt(v_new) + _ADAM_EPSILON)
-                m.assign(m_new)
-                v.assign(v_new)
-                variable.assign(w_new)
-                after.append((w_new, m_new, v_new))
-            # The new values come back in the same call: reading each variable
-            # from Python afterwards would cost more than the step itself.
-            return loss, tf.reduce_mean(entropy), after
+    def _shape_args(self):
+        return (
+            tf.constant(self.temperature, tf.float32),
+            tf.constant(self.tanh_constant or 0.0, tf.float32),
+        )
 
-        self._steps = {key: step}  # older traces hold stale head lists
-        return step
-
-    def _shape_logits_tf(self, logits):
-        logits = logits / self.temperature
-        if self.tanh_constant is not None:
-            logits = self.tanh_constant * tf.tanh(logits)
-        return logits
+    def keras_log_prob(self, batch: Sequence[Sequence[Step]]) -> np.ndarray:
+        """Log-probabilities of sequences computed by the Keras layers (float32)."""
+        template = self.template
+        with template.lock:
+            logp, _ = template.log_prob(
+                tf.constant(self.params[0]), *self._batch_arrays(batch), *self._shape_args()
+            )
+        return logp.numpy()
 
     def update(self, batch: Sequence[Sequence[Step]], advantages: Sequence[float]) -> Tuple[float, float]:
         """One REINFORCE step (Adam, Kingma & Ba 2015) on ``batch``.
@@ -317,40 +388,41 @@ class ControllerPolicy:
         Minimises ``-mean(A * log pi(a)) - entropy_weight * mean(H)``, with
         ``A`` the advantages. Returns (loss, mean entropy) before the step.
         """
-        if not self.decisions:
+        if not self.decisions or not batch:
             return 0.0, 0.0
-        prev, action, valid, mask = self._batch_arrays(batch)
+        rows = 1 << (len(batch) - 1).bit_length()  # padded: few distinct shapes
+        advantage = np.zeros(rows, dtype="float32")
+        advantage[: len(batch)] = advantages
+        template = self.template
         self.adam_step += 1
-        step = self._step_function(len(batch))
-        loss, entropy, after = step(
-            tf.constant(prev), tf.constant(action), tf.constant(valid), tf.constant(mask),
-            tf.constant(np.asarray(advantages, dtype="float32")),
-            tf.constant(self.adam_step, dtype=tf.int32),
-        )
-        self._snapshot = {
-            name: tuple(t.numpy() for t in values)
-            for name, values in zip(self._named_variables(), after)
-        }
-        self._numpy = {name: w.astype(np.float64) for name, (w, _, _) in self._snapshot.items()}
+        with template.lock:
+            loss, entropy, params = template.step(
+                tf.constant(self.params[0]),
+                tf.constant(self.params[1]),
+                tf.constant(self.params[2]),
+                *self._batch_arrays(batch, rows),
+                tf.constant(advantage),
+                tf.constant(float(len(batch)), tf.float32),
+                tf.constant(self.adam_step, tf.int32),
+                tf.constant(self.learning_rate, tf.float32),
+                tf.constant(self.entropy_weight, tf.float32),
+                # A finite bound far above any norm leaves gradients unclipped.
+                tf.constant(self.clip_norm or 1e30, tf.float32),
+                *self._shape_args(),
+            )
+        self.params = params.numpy()
+        self._numpy = None
         return float(loss), float(entropy)
-
-    def _arrays(self) -> Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(weights, Adam m, Adam v) of every variable, by name."""
-        if self._snapshot is None or len(self._snapshot) != len(self._named_variables()):
-            self._snapshot = {}
-            for name, variable in self._named_variables().items():
-                m, v = self._slot(name, variable)
-                self._snapshot[name] = (np.asarray(variable.numpy()), m.numpy(), v.numpy())
-        return self._snapshot
 
     # ---------------------------------------------------------------- state
     def to_base64(self) -> str:
-        """Weights and Adam slots as base64 of an (uncompressed) ``np.savez`` archive."""
-        arrays = {}
-        for name, (w, m, v) in self._arrays().items():
-            arrays[f"w/{name}"], arrays[f"m/{name}"], arrays[f"v/{name}"] = w, m, v
+        """Weights and Adam slots as base64 of an (uncompressed) ``np.savez`` archive.
+
+        The archive holds three flat float32 arrays, ``weights``, ``adam_m`` and
+        ``adam_v``: every variable flattened in `_variable_names` order.
+        """
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        np.savez(buffer, weights=self.params[0], adam_m=self.params[1], adam_v=self.params[2])
         return base64.b64encode(buffer.getvalue()).decode("ascii")
 
     def from_base64(self, text: str, decisions: Sequence[Tuple[str, int]], adam_step: int) -> None:
@@ -363,16 +435,14 @@ class ControllerPolicy:
                 f"policy already has {self.decisions}."
             )
         with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as archive:
-            for name, variable in self._named_variables().items():
-                weights = archive[f"w/{name}"]
-                if weights.shape != tuple(variable.shape):
-                    raise ValueError(
-                        f"policy weight {name} has shape {weights.shape} in the state, "
-                        f"expected {tuple(variable.shape)} (units/num_layers differ?)."
-                    )
-                variable.assign(weights)
-                m, v = self._slot(name, variable)
-                m.assign(archive[f"m/{name}"])
-                v.assign(archive[f"v/{name}"])
+            params = np.stack(
+                [np.asarray(archive[k], dtype="float32") for k in ("weights", "adam_m", "adam_v")]
+            )
+        if params.shape != self.params.shape:
+            raise ValueError(
+                f"the policy state holds {params.shape[1]} parameters, expected "
+                f"{self.params.shape[1]} (units or num_layers differ?)."
+            )
+        self.params = params
         self.adam_step = int(adam_step)
-        self._numpy = self._snapshot = None
+        self._numpy = None

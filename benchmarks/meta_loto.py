@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/meta_loto.md")
     parser.add_argument("--raw", default="benchmarks/meta_loto.json")
     args = parser.parse_args(argv)
+    args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip()
     _quiet()
     from metanas.bench import TUNING_TASKS, load_task
     from metanas.meta import MetaLearner, MetaTask, TransferStore
@@ -181,8 +183,7 @@ def _mean_se(values):
 
 def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
     methods = list(dict.fromkeys(r["method"] for r in results))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = args.commit
     command = "python benchmarks/meta_loto.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         "# Meta-layer: leave-one-task-out over the tuning tasks",

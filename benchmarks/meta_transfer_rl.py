@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/meta_transfer_rl.md")
     parser.add_argument("--raw", default="benchmarks/meta_transfer_rl.json")
     args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
     _quiet()
     from metanas.bench import TUNING_TASKS
     from metanas.meta import MetaLearner
@@ -100,14 +102,12 @@ def main(argv=None) -> int:
         results = pool.map(target_worker, jobs, chunksize=2)
     with open(args.raw, "w") as handle:
         json.dump(results, handle, indent=0)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     lines = [
         "# RL controller: warm start from a similar task's policy vs cold start",
         "",
         f"- Command: `python benchmarks/meta_transfer_rl.py {' '.join(argv or sys.argv[1:])}`",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{commit}`;"
-        f" wall time {(time.time() - started) / 60:.1f} min on {args.workers} processes.",
+        f" wall time {(time.time() - started) / 60:.1f} min on {args.workers} process(es).",
         f"- {args.budget} evaluations per search, seeds 100..{99 + args.seeds} on the target task; the"
         " source policy from one search (seed 0) on the nearest other tuning task with the same space.",
         "- Score: normalised regret AUC (lower is better; see `metanas.meta.evaluate`), mean ± s.e.;"

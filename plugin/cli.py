@@ -53,7 +53,13 @@ def add_demo(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-SUBCOMMANDS = [add_demo]
+def add_bench(subparsers) -> None:
+    from metanas.bench.command import add_bench as add
+
+    add(subparsers)
+
+
+SUBCOMMANDS = [add_demo, add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

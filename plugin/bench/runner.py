@@ -97,6 +97,9 @@ def _make_tuner_class():
                 metrics = {MULTI_OBJECTIVE_METRICS[0]: score}
                 for column in MULTI_OBJECTIVE_METRICS[1:]:
                     metrics[column] = self.task.column(column, values)
+                # keras-tuner wants its MultiObjective's own (summed) value too.
+                objective = self.oracle.objective
+                metrics[objective.name] = objective.get_value(metrics)
             if self.on_trial is not None and self.on_trial(record):
                 # Budget reached: no more trials after this one.
                 self.oracle.max_trials = len(self.oracle.trials)
@@ -311,22 +314,25 @@ def run_one(task_name: str, strategy: str, seed: int, *, evals: int = 100,
         raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
     task = load_task(task_name)
     spec = evolution_strategy(strategy, **settings) if settings is not None else get_strategy(strategy)
-    use_time = use_time and not multi_objective and time_budget(task) is not None
+    timed = use_time and not multi_objective and time_budget(task) is not None
     runner = _run_optuna if spec.kind == "optuna" else _run_keras_tuner
     start = time.perf_counter()
-    history, timer = runner(spec, task, seed=seed, evals=evals, use_time=use_time,
+    history, timer = runner(spec, task, seed=seed, evals=evals, use_time=timed,
                             multi_objective=multi_objective)
     wall = time.perf_counter() - start
     n = max(len(history), 1)
     if multi_objective:
         out = _multi_objective_summary(task, history, evals)
     else:
-        out = summarise_history(task, history, evals=evals, use_time=use_time)
+        out = summarise_history(task, history, evals=evals, use_time=timed)
     out.update({
         "task": task_name,
         "strategy": strategy,
         "seed": seed,
         "settings": settings,
+        "budget": evals,
+        "use_time": use_time,
+        "multi_objective": multi_objective,
         "overhead_ms": 1000.0 * (timer.total + timer.propose) / n
         if spec.kind == "optuna" else 1000.0 * timer.total / n,
         "propose_ms": 1000.0 * timer.propose / n,

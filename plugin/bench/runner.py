@@ -171,11 +171,21 @@ def _budget(task: Task, evals: int, use_time: bool):
     return on_trial, (evals * MAX_EVALS_FACTOR if budget else evals)
 
 
+#: Let keras-tuner write its trial and oracle files (off in benchmark runs).
+save_files = os.environ.get("METANAS_BENCH_SAVE_FILES", "") == "1"
+
+
 def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
                      use_time: bool, multi_objective: bool):
     on_trial, cap = _budget(task, evals, use_time)
     oracle = strategy.make(objective=_objective(task, multi_objective), max_trials=cap,
                            seed=seed)
+    if not save_files:
+        # keras-tuner writes every trial and the whole oracle state to disk
+        # several times per trial; that cost is the same for every oracle and
+        # dominated the runs, so by default the benchmark skips it.
+        oracle._save_trial = lambda trial: None
+        oracle.save = lambda *args, **kwargs: None
     timer = _Timer()
     for name in ("create_trial", "update_trial", "end_trial"):
         timer.wrap(oracle, name)
@@ -185,6 +195,8 @@ def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
         tuner = TableTuner(task, oracle=oracle, noise_seed=seed, on_trial=on_trial,
                            multi_objective=multi_objective, directory=directory,
                            project_name="run", overwrite=True)
+        if not save_files:
+            tuner.save = lambda *args, **kwargs: None
         tuner.search(verbose=0)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -53,9 +53,15 @@ def add_demo(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def add_bench(subparsers) -> None:
+    from metanas.bench.command import add_bench as add
+
+    add(subparsers)
+
+
 from metanas.cli_meta import add_meta_train, add_recommend  # noqa: E402 (needs UsageError)
 
-SUBCOMMANDS = [add_demo, add_meta_train, add_recommend]
+SUBCOMMANDS = [add_demo, add_bench, add_meta_train, add_recommend]
 
 
 def build_parser() -> argparse.ArgumentParser:

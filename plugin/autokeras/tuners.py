@@ -15,6 +15,7 @@ from autokeras.engine import tuner as ak_tuner
 from autokeras.tuners import task_specific
 
 from metanas.meta.tuner import MetaTuner as _KerasMetaTuner
+from metanas.tuners.base import is_oversized
 from metanas.tuners.tuner import StrategyTuner
 
 __all__ = [
@@ -132,6 +133,19 @@ class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner):
             return super().run_trial(trial, *args, **kwargs)
         finally:
             self._in_trial = False
+
+    def on_search_end(self):
+        super().on_search_end()
+        # AutoKeras goes on to train the best trial's model; without one it
+        # would fail with an IndexError deep inside.
+        trials = self.oracle.trials.values()
+        if not any(t.status == "COMPLETED" for t in trials):
+            oversized = sum(is_oversized(t) for t in trials)
+            raise RuntimeError(
+                f"no trial of {len(trials)} completed ({oversized} exceeded "
+                f"max_model_size={self.max_model_size}); there is no model to return. "
+                "Raise max_model_size or max_trials, or see the trials' messages."
+            )
 
     def _try_build(self, hp):
         # Outside a trial (AutoKeras builds the default model to populate the

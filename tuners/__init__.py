@@ -8,13 +8,14 @@ from metanas.tuners.base import MetanasOracle
 from metanas.tuners.codec import SearchSpaceCodec, values_hash
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
+from metanas.tuners.rl import RLControllerOracle
 from metanas.tuners.selection import (
     NSGA2Selection,
     RouletteSelection,
     Selection,
     TournamentSelection,
 )
-from metanas.tuners.tuner import EvolutionSearch, RandomSearch, StrategyTuner
+from metanas.tuners.tuner import EvolutionSearch, RandomSearch, RLControllerSearch, StrategyTuner
 
 __all__ = [
     "EvolutionOracle",
@@ -23,6 +24,8 @@ __all__ = [
     "NSGA2Selection",
     "RandomSearch",
     "RandomSearchOracle",
+    "RLControllerOracle",
+    "RLControllerSearch",
     "RouletteSelection",
     "SearchSpaceCodec",
     "Selection",

@@ -14,8 +14,9 @@ from metanas.tuners import distributed, objectives
 from metanas.tuners.base import MetanasOracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
+from metanas.tuners.rl import RLControllerOracle
 
-__all__ = ["StrategyTuner", "RandomSearch", "EvolutionSearch"]
+__all__ = ["StrategyTuner", "RandomSearch", "EvolutionSearch", "RLControllerSearch"]
 
 #: Pause of a worker told to wait (IDLE) before it asks the chief again.
 IDLE_SECONDS = 1.0
@@ -252,3 +253,17 @@ class EvolutionSearch(StrategyTuner):
     """
 
     oracle_class = EvolutionOracle
+
+
+class RLControllerSearch(StrategyTuner):
+    """An LSTM controller trained by REINFORCE; see `RLControllerOracle` for the settings.
+
+    Example:
+
+        >>> tuner = RLControllerSearch(build_model, objective="val_accuracy",
+        ...                            max_trials=50, learning_rate=0.01,
+        ...                            entropy_weight=1e-3, seed=1)
+        >>> tuner.search(x, y, validation_split=0.2, epochs=3)
+    """
+
+    oracle_class = RLControllerOracle

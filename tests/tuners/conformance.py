@@ -21,7 +21,12 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from metanas.tuners import EvolutionOracle, RandomSearchOracle, SearchSpaceCodec
+from metanas.tuners import (
+    EvolutionOracle,
+    RandomSearchOracle,
+    RLControllerOracle,
+    SearchSpaceCodec,
+)
 
 Factory = Callable[..., keras_tuner.Oracle]
 TrialStatus = trial_module.TrialStatus
@@ -39,6 +44,10 @@ ORACLE_FACTORIES: Dict[str, Factory] = {
     ),
     "evolution-replace-worst": lambda **kw: EvolutionOracle(
         population_size=6, tournament_size=2, aging=False, mutation_rate=0.3, **kw
+    ),
+    "rl": lambda **kw: RLControllerOracle(num_initial_points=3, units=16, **kw),
+    "rl-batched": lambda **kw: RLControllerOracle(
+        num_initial_points=0, batch_size=4, reward_normalization="none", **kw
     ),
 }
 

@@ -1,0 +1,437 @@
+"""The RL controller's policy: a Keras LSTM that writes a configuration decision by decision.
+
+The policy follows the controller of Zoph & Le ("Neural Architecture Search
+with Reinforcement Learning", ICLR 2017) as simplified by ENAS (Pham et al.,
+"Efficient Neural Architecture Search via Parameter Sharing", ICML 2018): at
+each step an LSTM reads the embedding of the previous decision's token and a
+softmax head of the current decision reads the LSTM's output. Every decision
+(a keras-tuner hyperparameter) has its own head and its own token embedding,
+created the first time the decision is seen, so a space that grows mid-search
+adds heads and keeps what the old ones learnt.
+
+Tokens form one shared vocabulary: id 0 is the start token, and the tokens of
+the ``j``-th decision (the codec's ``to_token`` indices ``0..n_j-1``) follow
+those of the decisions before it. A batch of sequences of any lengths is then
+one padded tensor, and the REINFORCE step is one compiled `tf.function`.
+That function belongs to a *template* — the Keras layers of one policy shape
+(hidden size, layers, the decisions' sizes) — shared by every policy of that
+shape in the process: a policy keeps its weights and Adam slots as numpy
+arrays and passes them in, so a new oracle (the meta-layer makes many) reuses
+the trace instead of paying a new one, and the step returns the new values in
+the same call.
+
+Sampling runs a numpy copy of the same forward pass (the Keras `LSTMCell`
+equations, checked against Keras in the tests), so proposing a trial costs no
+TensorFlow call and draws only from the caller's numpy ``Generator``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+__all__ = ["ControllerPolicy", "Step"]
+
+#: One decision of a sampled sequence: (decision index, token).
+Step = Tuple[int, int]
+
+#: ENAS initialises every controller weight uniformly in [-0.1, 0.1].
+INIT_SCALE = 0.1
+_ADAM_BETA1, _ADAM_BETA2, _ADAM_EPSILON = 0.9, 0.999, 1e-7
+#: Keras initializers without a seed draw one from Python's global `random`;
+#: the weights are set from the policy's own seed, so build them with zeros.
+_NO_DRAW = dict(
+    kernel_initializer="zeros", recurrent_initializer="zeros", unit_forget_bias=False
+)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)
+
+
+
+
+def _variable_names(num_layers: int, num_decisions: int) -> List[str]:
+    """Every weight of a policy by a stable name (its role), in a fixed order."""
+    names = []
+    for layer in range(num_layers):
+        names += [f"lstm_{layer}/kernel", f"lstm_{layer}/recurrent_kernel", f"lstm_{layer}/bias"]
+    names.append("start/embeddings")
+    for j in range(num_decisions):
+        names += [f"decision_{j}/embeddings", f"decision_{j}/kernel", f"decision_{j}/bias"]
+    return names
+
+
+def _variable_shapes(units: int, num_layers: int, sizes: Sequence[int]) -> Dict[str, tuple]:
+    shapes = {}
+    for layer in range(num_layers):
+        shapes[f"lstm_{layer}/kernel"] = (units, 4 * units)
+        shapes[f"lstm_{layer}/recurrent_kernel"] = (units, 4 * units)
+        shapes[f"lstm_{layer}/bias"] = (4 * units,)
+    shapes["start/embeddings"] = (1, units)
+    for j, n in enumerate(sizes):
+        shapes[f"decision_{j}/embeddings"] = (n, units)
+        shapes[f"decision_{j}/kernel"] = (units, n)
+        shapes[f"decision_{j}/bias"] = (n,)
+    return shapes
+
+
+class _Template:
+    """The Keras layers of one policy shape and their compiled REINFORCE step.
+
+    Shared by every policy of that shape (see `_template`); calls are
+    serialised by a lock because the step loads a policy's weights into the
+    layers' variables before computing with them.
+    """
+
+    def __init__(self, units: int, num_layers: int, sizes: Tuple[int, ...]) -> None:
+        self.units = units
+        self.cells = []
+        for layer in range(num_layers):
+            cell = keras.layers.LSTMCell(units, name=f"lstm_{layer}", **_NO_DRAW)
+            cell.build((None, units))
+            self.cells.append(cell)
+        self.start = keras.layers.Embedding(1, units, name="start", embeddings_initializer="zeros")
+        self.start.build((None,))
+        self.embeddings, self.heads = [], []
+        for j, n in enumerate(sizes):
+            embedding = keras.layers.Embedding(
+                n, units, name=f"embedding_{j}", embeddings_initializer="zeros"
+            )
+            embedding.build((None,))
+            head = keras.layers.Dense(n, name=f"head_{j}", kernel_initializer="zeros")
+            head.build((None, units))
+            self.embeddings.append(embedding)
+            self.heads.append(head)
+        variables = []
+        for cell in self.cells:
+            variables += [cell.kernel, cell.recurrent_kernel, cell.bias]
+        variables.append(self.start.embeddings)
+        for embedding, head in zip(self.embeddings, self.heads):
+            variables += [embedding.embeddings, head.kernel, head.bias]
+        self.variables = [v.value for v in variables]  # the backing tf.Variables
+        self.lock = threading.Lock()
+        self.step = tf.function(self._step)
+        self.log_prob = tf.function(self._log_prob)
+
+    def _forward(self, prev, action, valid, mask, shape):
+        """Per-sequence log-probability and entropy of a padded batch of actions."""
+        batch = tf.shape(prev)[0]
+        table = tf.concat([self.start.embeddings] + [e.embeddings for e in self.embeddings], 0)
+        kernel = tf.concat([h.kernel for h in self.heads], 1)
+        bias = tf.concat([h.bias for h in self.heads], 0)
+        zeros = tf.zeros((batch, self.units))
+        states = [[zeros, zeros] for _ in self.cells]
+        logps, entropies = [], []
+        for t in range(prev.shape[1]):
+            x = tf.gather(table, prev[:, t])
+            for layer, cell in enumerate(self.cells):
+                x, states[layer] = cell(x, states[layer])
+            logits = shape(tf.matmul(x, kernel) + bias)
+            logits = tf.where(valid[:, t], logits, tf.fill(tf.shape(logits), -1e9))
+            log_probs = tf.nn.log_softmax(logits)
+            probs = tf.exp(log_probs) * tf.cast(valid[:, t], tf.float32)
+            logps.append(tf.gather(log_probs, action[:, t], batch_dims=1) * mask[:, t])
+            entropies.append(-tf.reduce_sum(probs * log_probs, 1) * mask[:, t])
+        return tf.add_n(logps), tf.add_n(entropies)
+
+    def _load(self, flat) -> None:
+        """Assigns a flat weight vector (variables in order, row-major) to the layers."""
+        sizes = [int(np.prod(v.shape)) for v in self.variables]
+        for variable, piece in zip(self.variables, tf.split(flat, sizes)):
+            variable.assign(tf.reshape(piece, variable.shape))
+
+    @staticmethod
+    def _shaper(temperature, tanh_constant):
+        def shape(logits):
+            logits = logits / temperature
+            return tf.where(tanh_constant > 0, tanh_constant * tf.tanh(logits), logits)
+
+        return shape
+
+    def _log_prob(self, weights, prev, action, valid, mask, temperature, tanh_constant):
+        self._load(weights)
+        return self._forward(prev, action, valid, mask, self._shaper(temperature, tanh_constant))
+
+    def _step(self, weights, m, v, prev, action, valid, mask, advantage, adam_step,
+              learning_rate, entropy_weight, clip_norm, temperature, tanh_constant):
+        self._load(weights)
+        with tf.GradientTape() as tape:
+            logp, entropy = self._forward(
+                prev, action, valid, mask, self._shaper(temperature, tanh_constant)
+            )
+            loss = (-tf.reduce_mean(advantage * logp)
+                    - entropy_weight * tf.reduce_mean(entropy))
+        grads = tape.gradient(loss, self.variables)
+        grads = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
+                 for g, w in zip(grads, self.variables)]
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        grad = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+        t = tf.cast(adam_step, tf.float32)
+        scale = learning_rate * tf.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
+        m = _ADAM_BETA1 * m + (1.0 - _ADAM_BETA1) * grad
+        v = _ADAM_BETA2 * v + (1.0 - _ADAM_BETA2) * tf.square(grad)
+        weights = weights - scale * m / (tf.sqrt(v) + _ADAM_EPSILON)
+        return loss, tf.reduce_mean(entropy), tf.stack([weights, m, v])
+
+
+_TEMPLATES: Dict[tuple, _Template] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def _template(units: int, num_layers: int, sizes: Sequence[int]) -> _Template:
+    key = (units, num_layers, tuple(sizes))
+    with _TEMPLATES_LOCK:
+        if key not in _TEMPLATES:
+            _TEMPLATES[key] = _Template(units, num_layers, tuple(sizes))
+        return _TEMPLATES[key]
+
+
+class ControllerPolicy:
+    """An LSTM controller over a growing list of decisions, trained by REINFORCE.
+
+    Args:
+        units: Hidden size of each LSTM layer, and the token embedding size.
+        num_layers: Stacked `keras.layers.LSTMCell` layers.
+        seed: Seed of the initial weights (every head's too): equal seeds give
+            equal policies.
+        temperature: Logits are divided by it before sampling (> 0).
+        tanh_constant: If set, logits become ``tanh_constant * tanh(logits)``
+            (ENAS), which bounds them and keeps the policy exploring.
+        learning_rate: Adam's step size.
+        entropy_weight: Weight of the entropy bonus in the loss.
+        clip_norm: Global-norm gradient clipping; None disables it.
+    """
+
+    def __init__(
+        self,
+        *,
+        units: int = 64,
+        num_layers: int = 1,
+        seed: int = 0,
+        temperature: float = 1.0,
+        tanh_constant: Optional[float] = 2.5,
+        learning_rate: float = 5e-3,
+        entropy_weight: float = 1e-4,
+        clip_norm: Optional[float] = 5.0,
+    ) -> None:
+        self.units = units
+        self.num_layers = num_layers
+        self.seed = int(seed)
+        self.temperature = float(temperature)
+        self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
+        self.learning_rate = float(learning_rate)
+        self.entropy_weight = float(entropy_weight)
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.decisions: List[str] = []
+        self.sizes: List[int] = []
+        self.adam_step = 0
+        # The parameters, float32, rows: weights, Adam's m, Adam's v; columns:
+        # every variable flattened, in `_variable_names` order (new heads last).
+        self.params = np.zeros((3, 0), dtype="float32")
+        self._init_weights(_variable_names(num_layers, 0), salt=0)
+        self._numpy: Optional[Dict[str, np.ndarray]] = None
+
+    # ------------------------------------------------------------ structure
+    def _init_weights(self, names: Sequence[str], salt: int) -> None:
+        rng = np.random.default_rng([self.seed, salt])
+        shapes = _variable_shapes(self.units, self.num_layers, self.sizes)
+        new = [rng.uniform(-INIT_SCALE, INIT_SCALE, shapes[n]).ravel() for n in names]
+        block = np.zeros((3, sum(len(w) for w in new)), dtype="float32")
+        block[0] = np.concatenate(new)
+        self.params = np.concatenate([self.params, block], axis=1)
+        self._numpy = None
+
+    def index(self, name: str, num_tokens: int) -> int:
+        """The index of decision ``name``, adding its head and embedding if new."""
+        if name in self.decisions:
+            j = self.decisions.index(name)
+            if self.sizes[j] != num_tokens:
+                raise ValueError(
+                    f"decision {name!r} has {num_tokens} tokens now but its policy "
+                    f"head has {self.sizes[j]}; a hyperparameter cannot change its values."
+                )
+            return j
+        j = len(self.decisions)
+        self.decisions.append(name)
+        self.sizes.append(int(num_tokens))
+        self._init_weights(
+            [f"decision_{j}/embeddings", f"decision_{j}/kernel", f"decision_{j}/bias"],
+            salt=j + 1,
+        )
+        return j
+
+    def offset(self, j: int) -> int:
+        """Id of token 0 of decision ``j`` in the shared vocabulary (0 is start)."""
+        return 1 + sum(self.sizes[:j])
+
+    @property
+    def template(self) -> _Template:
+        """The Keras layers (and compiled step) of this policy's shape."""
+        return _template(self.units, self.num_layers, self.sizes)
+
+    # ------------------------------------------------------- numpy forward
+    def _weights(self) -> Dict[str, np.ndarray]:
+        if self._numpy is None:
+            flat = self.params[0].astype(np.float64)
+            shapes = _variable_shapes(self.units, self.num_layers, self.sizes)
+            self._numpy, start = {}, 0
+            for name in self._names():
+                size = int(np.prod(shapes[name]))
+                self._numpy[name] = flat[start : start + size].reshape(shapes[name])
+                start += size
+        return self._numpy
+
+    def initial_state(self) -> Tuple[List[np.ndarray], List[np.ndarray], np.ndarray]:
+        """(hidden states, cell states, input) before the first decision."""
+        w = self._weights()
+        zeros = [np.zeros(self.units) for _ in range(self.num_layers)]
+        return zeros, list(zeros), w["start/embeddings"][0]
+
+    def probabilities(self, state, j: int):
+        """Steps the LSTM; returns decision ``j``'s choice probabilities and the new LSTM state.
+
+        Same equations as `keras.layers.LSTMCell` (gates i, f, c, o; sigmoid
+        and tanh), in float64.
+        """
+        w = self._weights()
+        hs, cs, x = state
+        new_h, new_c = [], []
+        for layer in range(self.num_layers):
+            z = (
+                x @ w[f"lstm_{layer}/kernel"]
+                + hs[layer] @ w[f"lstm_{layer}/recurrent_kernel"]
+                + w[f"lstm_{layer}/bias"]
+            )
+            zi, zf, zc, zo = np.split(z, 4)
+            c = _sigmoid(zf) * cs[layer] + _sigmoid(zi) * np.tanh(zc)
+            x = _sigmoid(zo) * np.tanh(c)
+            new_h.append(x)
+            new_c.append(c)
+        logits = (x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"]) / self.temperature
+        if self.tanh_constant is not None:
+            logits = self.tanh_constant * np.tanh(logits)
+        logits -= logits.max()
+        probs = np.exp(logits)
+        probs /= probs.sum()
+        return probs, (new_h, new_c)
+
+    def advance(self, lstm_state, j: int, token: int):
+        """The state after decision ``j`` took ``token``: its embedding is the next input."""
+        hs, cs = lstm_state
+        return hs, cs, self._weights()[f"decision_{j}/embeddings"][token]
+
+    def log_prob(self, steps: Sequence[Step]) -> Tuple[float, float]:
+        """(log-probability, summed entropy) of a sequence, by the numpy forward pass."""
+        state = self.initial_state()
+        logp = entropy = 0.0
+        for j, token in steps:
+            probs, lstm = self.probabilities(state, j)
+            logp += float(np.log(probs[token]))
+            entropy -= float(np.sum(probs * np.log(np.maximum(probs, 1e-300))))
+            state = self.advance(lstm, j, token)
+        return logp, entropy
+
+    # ------------------------------------------------------------ learning
+    def _batch_arrays(self, batch: Sequence[Sequence[Step]]):
+        steps = max(1, len(self.decisions))
+        vocab = self.offset(len(self.decisions))
+        prev = np.zeros((len(batch), steps), dtype="int32")
+        action = np.zeros((len(batch), steps), dtype="int32")
+        valid = np.zeros((len(batch), steps, vocab - 1), dtype=bool)
+        mask = np.zeros((len(batch), steps), dtype="float32")
+        for b, sequence in enumerate(batch):
+            last = 0
+            for t, (j, token) in enumerate(sequence):
+                start = self.offset(j)
+                prev[b, t] = last
+                action[b, t] = start + token - 1  # head outputs skip the start id
+                valid[b, t, start - 1 : start - 1 + self.sizes[j]] = True
+                mask[b, t] = 1.0
+                last = start + token
+        return [tf.constant(a) for a in (prev, action, valid, mask)]
+
+    def _names(self) -> List[str]:
+        return _variable_names(self.num_layers, len(self.decisions))
+
+    def _shape_args(self):
+        return (
+            tf.constant(self.temperature, tf.float32),
+            tf.constant(self.tanh_constant or 0.0, tf.float32),
+        )
+
+    def keras_log_prob(self, batch: Sequence[Sequence[Step]]) -> np.ndarray:
+        """Log-probabilities of sequences computed by the Keras layers (float32)."""
+        template = self.template
+        with template.lock:
+            logp, _ = template.log_prob(
+                tf.constant(self.params[0]), *self._batch_arrays(batch), *self._shape_args()
+            )
+        return logp.numpy()
+
+    def update(self, batch: Sequence[Sequence[Step]], advantages: Sequence[float]) -> Tuple[float, float]:
+        """One REINFORCE step (Adam, Kingma & Ba 2015) on ``batch``.
+
+        Minimises ``-mean(A * log pi(a)) - entropy_weight * mean(H)``, with
+        ``A`` the advantages. Returns (loss, mean entropy) before the step.
+        """
+        if not self.decisions:
+            return 0.0, 0.0
+        template = self.template
+        self.adam_step += 1
+        with template.lock:
+            loss, entropy, params = template.step(
+                tf.constant(self.params[0]),
+                tf.constant(self.params[1]),
+                tf.constant(self.params[2]),
+                *self._batch_arrays(batch),
+                tf.constant(np.asarray(advantages, dtype="float32")),
+                tf.constant(self.adam_step, tf.int32),
+                tf.constant(self.learning_rate, tf.float32),
+                tf.constant(self.entropy_weight, tf.float32),
+                # A finite bound far above any norm leaves gradients unclipped.
+                tf.constant(self.clip_norm or 1e30, tf.float32),
+                *self._shape_args(),
+            )
+        self.params = params.numpy()
+        self._numpy = None
+        return float(loss), float(entropy)
+
+    # ---------------------------------------------------------------- state
+    def to_base64(self) -> str:
+        """Weights and Adam slots as base64 of an (uncompressed) ``np.savez`` archive.
+
+        The archive holds three flat float32 arrays, ``weights``, ``adam_m`` and
+        ``adam_v``: every variable flattened in `_variable_names` order.
+        """
+        buffer = io.BytesIO()
+        np.savez(buffer, weights=self.params[0], adam_m=self.params[1], adam_v=self.params[2])
+        return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    def from_base64(self, text: str, decisions: Sequence[Tuple[str, int]], adam_step: int) -> None:
+        """Restores what `to_base64` wrote, for the decisions listed (in order)."""
+        for name, size in decisions:
+            self.index(name, size)
+        if list(self.decisions) != [name for name, _ in decisions]:
+            raise ValueError(
+                f"policy state lists decisions {[n for n, _ in decisions]} but the "
+                f"policy already has {self.decisions}."
+            )
+        with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as archive:
+            params = np.stack(
+                [np.asarray(archive[k], dtype="float32") for k in ("weights", "adam_m", "adam_v")]
+            )
+        if params.shape != self.params.shape:
+            raise ValueError(
+                f"the policy state holds {params.shape[1]} parameters, expected "
+                f"{self.params.shape[1]} (units or num_layers differ?)."
+            )
+        self.params = params
+        self.adam_step = int(adam_step)
+        self._numpy = None

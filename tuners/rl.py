@@ -1,0 +1,363 @@
+"""The RL controller: an LSTM policy trained by REINFORCE proposes each trial."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from metanas.tuners.base import MetanasOracle, Setting, check_int
+from metanas.tuners.codec import Config
+from metanas.tuners.policy import ControllerPolicy, Step
+
+__all__ = ["RLControllerOracle"]
+
+#: Draws from the policy that may collide with tried configurations before the
+#: oracle proposes a random unseen configuration instead.
+_MAX_POLICY_DRAWS = 10
+REWARD_NORMALIZATIONS = ("zscore", "none")
+
+
+def _check_number(name: str, value: Any, *, low: float, high: float = math.inf,
+                  low_open: bool = False, allow_none: bool = False) -> Optional[float]:
+    """Validates a float setting; raises ValueError naming value and range."""
+    if value is None and allow_none:
+        return None
+    low_text = f"> {low:g}" if low_open else f">= {low:g}"
+    allowed = low_text + ("" if high == math.inf else f" and <= {high:g}")
+    if allow_none:
+        allowed += " (or None)"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not math.isfinite(float(value))
+        or (float(value) <= low if low_open else float(value) < low)
+        or float(value) > high
+    ):
+        raise ValueError(f"{name} must be a number {allowed}, got {value!r}.")
+    return float(value)
+
+
+class RLControllerOracle(MetanasOracle):
+    """A recurrent controller that writes each configuration, trained by REINFORCE.
+
+    The controller (`metanas.tuners.policy.ControllerPolicy`, a Keras LSTM)
+    walks the search space in order and, for every *active* decision, reads
+    the embedding of the previous decision's token and samples a token of the
+    current decision from its own softmax head — so conditional
+    hyperparameters are decided only when their parent's value makes them
+    active, and a hyperparameter that appears mid-search gets a new head while
+    the old heads keep what they learnt. Numeric decisions with many values
+    are bucketed by the codec (`SearchSpaceCodec.to_token`). Tokens are drawn by
+    inverse-CDF from the oracle's own seeded ``Generator``; the initial
+    weights come from the oracle's seed, so equal seeds give equal searches.
+
+    When a trial ends, its reward is its fitness (the objective, negated for
+    ``min`` objectives; `MetanasOracle.fitness`). The policy is trained by
+    REINFORCE (Williams 1992) as in Zoph & Le ("Neural Architecture Search
+    with Reinforcement Learning", ICLR 2017) and ENAS (Pham et al., ICML
+    2018): every ``batch_size`` finished trials it takes one Adam step on
+    ``-mean((r - b) * log pi(a)) - entropy_weight * mean(H(pi))`` with
+    gradients clipped to ``clip_norm``, where ``b`` is an exponential moving
+    average of the rewards (``baseline_decay``). The update is asynchronous:
+    with several workers, the trials that have finished are used, with the
+    actions as they were sampled (stored per trial), while others still run.
+
+    Reward normalisation (``reward_normalization``): ``"zscore"`` (default)
+    standardises each reward by the mean and standard deviation of every
+    reward seen so far (Welford's running estimate, the reward included), so
+    the learning rate means the same for an accuracy in [0, 1] and a loss in
+    the thousands; ``"none"`` uses the fitness as is.
+
+    A failed trial gets the reward ``failed_trial_reward`` (in fitness units:
+    higher is better, so a negative loss for ``min`` objectives), or by
+    default the worst reward seen so far; failed rewards do not enter the
+    normalisation statistics.
+
+    The first ``num_initial_points`` trials are ``initial_hps`` and then random
+    configurations; their rewards only inform the baseline and the reward
+    statistics (they were not sampled by the policy). So do the rare trials
+    proposed at random because the policy kept drawing tried configurations.
+
+    Args:
+        objective, max_trials, seed, hyperparameters, initial_hps, and the
+            remaining keras-tuner settings: see `MetanasOracle`.
+        units: Hidden size of the LSTM (and of the token embeddings); ENAS: 64.
+        num_layers: Stacked LSTM layers.
+        temperature: Logits are divided by it before sampling (> 0).
+        tanh_constant: Logits become ``tanh_constant * tanh(logits)`` (ENAS);
+            None disables it.
+        learning_rate: Adam's learning rate.
+        baseline_decay: Decay of the moving-average baseline, in [0, 1).
+        entropy_weight: Weight of the entropy bonus, >= 0.
+        clip_norm: Global-norm gradient clipping (> 0), or None.
+        batch_size: Finished trials per policy update.
+        num_initial_points: Warm-up trials (``initial_hps``, then random).
+        reward_normalization: ``"zscore"`` or ``"none"`` (see above).
+        failed_trial_reward: Reward of a failed trial, or None (the worst seen).
+
+    Example:
+
+        >>> oracle = RLControllerOracle(
+        ...     objective="val_accuracy", max_trials=100, seed=7,
+        ...     learning_rate=0.01, entropy_weight=1e-3, batch_size=4)
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials: Optional[int] = None,
+        *,
+        seed: Optional[int] = None,
+        hyperparameters=None,
+        units: int = 64,
+        num_layers: int = 1,
+        temperature: float = 1.0,
+        tanh_constant: Optional[float] = 2.5,
+        learning_rate: float = 5e-3,
+        baseline_decay: float = 0.99,
+        entropy_weight: float = 1e-4,
+        clip_norm: Optional[float] = 5.0,
+        batch_size: int = 1,
+        num_initial_points: int = 5,
+        reward_normalization: str = "zscore",
+        failed_trial_reward: Optional[float] = None,
+        initial_hps=None,
+        **kwargs: Any,
+    ) -> None:
+        self.units = check_int("units", units, low=1, high=4096)
+        self.num_layers = check_int("num_layers", num_layers, low=1, high=8)
+        self.temperature = _check_number("temperature", temperature, low=0, low_open=True)
+        self.tanh_constant = _check_number(
+            "tanh_constant", tanh_constant, low=0, low_open=True, allow_none=True
+        )
+        self.learning_rate = _check_number(
+            "learning_rate", learning_rate, low=0, high=10.0, low_open=True
+        )
+        self.baseline_decay = _check_number("baseline_decay", baseline_decay, low=0, high=1)
+        if self.baseline_decay == 1.0:
+            raise ValueError("baseline_decay must be a number >= 0 and < 1, got 1.")
+        self.entropy_weight = _check_number("entropy_weight", entropy_weight, low=0)
+        self.clip_norm = _check_number(
+            "clip_norm", clip_norm, low=0, low_open=True, allow_none=True
+        )
+        self.batch_size = check_int("batch_size", batch_size, low=1, high=4096)
+        self.num_initial_points = check_int("num_initial_points", num_initial_points, low=0)
+        if reward_normalization not in REWARD_NORMALIZATIONS:
+            raise ValueError(
+                f"reward_normalization must be one of {REWARD_NORMALIZATIONS}, "
+                f"got {reward_normalization!r}."
+            )
+        self.reward_normalization = reward_normalization
+        self.failed_trial_reward = _check_number(
+            "failed_trial_reward", failed_trial_reward, low=-math.inf, allow_none=True
+        )
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            initial_hps=initial_hps,
+            **kwargs,
+        )
+        self.policy = self._new_policy()
+        # Sampled actions of trials not learnt from yet: {trial_id: [[name, token], ...]}
+        # (None: not sampled by the policy).
+        self._actions: Dict[str, Optional[List[List[Any]]]] = {}
+        self._pending: List[Tuple[str, float]] = []  # (trial id, advantage)
+        self._actions_learnt: Dict[str, List[List[Any]]] = {}  # actions of _pending
+        self.baseline: Optional[float] = None
+        self._reward_stats = [0, 0.0, 0.0]  # Welford: count, mean, M2
+        self._worst_reward: Optional[float] = None
+        self.updates = 0
+        self.last_loss: Optional[float] = None
+        self.last_entropy: Optional[float] = None
+        self._policy_blob: Optional[str] = None
+
+    def _new_policy(self) -> ControllerPolicy:
+        return ControllerPolicy(
+            units=self.units,
+            num_layers=self.num_layers,
+            seed=self.seed,
+            temperature=self.temperature,
+            tanh_constant=self.tanh_constant,
+            learning_rate=self.learning_rate,
+            entropy_weight=self.entropy_weight,
+            clip_norm=self.clip_norm,
+        )
+
+    # ------------------------------------------------------------- settings
+    @classmethod
+    def settings_space(cls) -> Dict[str, Setting]:
+        return {
+            "learning_rate": Setting("float", 1e-4, 5e-2, log=True, default=5e-3),
+            "entropy_weight": Setting("float", 1e-5, 1e-1, log=True, default=1e-4),
+            "baseline_decay": Setting("float", 0.5, 0.999, default=0.99),
+            "temperature": Setting("float", 0.5, 5.0, log=True, default=1.0),
+            "tanh_constant": Setting("float", 1.0, 5.0, default=2.5),
+            "batch_size": Setting("int", 1, 8, log=True, default=1),
+            "num_initial_points": Setting("int", 0, 20, default=5),
+            "units": Setting("categorical", choices=(32, 64), default=64),
+        }
+
+    # ------------------------------------------------------------ proposals
+    def _sample(self) -> Tuple[Config, List[List[Any]]]:
+        """One configuration drawn from the policy, with its (name, token) actions."""
+        codec, policy = self.codec, self.policy
+        values: Config = {}
+        actions: List[List[Any]] = []
+        state = policy.initial_state()
+        for hp in codec.space:
+            if hp.name in values or not all(c.is_active(values) for c in hp.conditions):
+                continue
+            if codec.cardinality(hp) == 1:
+                values[hp.name] = codec.from_token(hp, 0)
+                continue
+            j = policy.index(hp.name, codec.num_tokens(hp))
+            probs, lstm = policy.probabilities(state, j)
+            cdf = np.cumsum(probs)
+            token = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], "right"),
+                            len(probs) - 1))
+            values[hp.name] = codec.from_token(hp, token)
+            actions.append([hp.name, token])
+            state = policy.advance(lstm, j, token)
+        return codec.repair(values, self._rng), actions
+
+    def propose(self, trial_id: str) -> Optional[Config]:
+        if len(self.start_order) > self.num_initial_points:
+            for _ in range(_MAX_POLICY_DRAWS):
+                values, actions = self._sample()
+                if not self.is_duplicate(values):
+                    self._actions[trial_id] = actions
+                    return values
+        self._actions[trial_id] = None
+        return self.random_unique()
+
+    def _steps(self, actions: List[List[Any]]) -> List[Step]:
+        return [(self.policy.decisions.index(name), int(token)) for name, token in actions]
+
+    # -------------------------------------------------------------- results
+    def _normalise(self, reward: float) -> float:
+        if self.reward_normalization == "none":
+            return reward
+        count, mean, m2 = self._reward_stats
+        std = math.sqrt(m2 / count) if count > 1 else 0.0
+        return (reward - mean) / std if std > 0 else 0.0
+
+    def on_trial_result(self, trial) -> None:
+        actions = self._actions.pop(trial.trial_id, None)
+        fitness = self.fitness(trial)
+        if fitness == -math.inf:
+            reward = (
+                self.failed_trial_reward
+                if self.failed_trial_reward is not None
+                else self._worst_reward
+            )
+            if reward is None:  # nothing to compare a failure with yet
+                return
+        else:
+            reward = fitness
+            count, mean, m2 = self._reward_stats
+            count += 1
+            delta = reward - mean
+            mean += delta / count
+            self._reward_stats = [count, mean, m2 + delta * (reward - mean)]
+            self._worst_reward = min(reward, self._worst_reward if self._worst_reward is not None else reward)
+        reward = self._normalise(reward)
+        if self.baseline is None:
+            self.baseline = reward
+        advantage = reward - self.baseline
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        if actions is None:
+            return
+        self._actions_learnt[trial.trial_id] = actions
+        self._pending.append((trial.trial_id, advantage))
+        if len(self._pending) >= self.batch_size:
+            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size:]
+            steps = [self._steps(self._actions_learnt.pop(t)) for t, _ in batch]
+            self.last_loss, self.last_entropy = self.policy.update(steps, [a for _, a in batch])
+            self.updates += 1
+            self._policy_blob = None
+
+    def strategy_diagnostics(self) -> Dict[str, float]:
+        """Policy entropy, baseline, last loss, and each decision's probabilities.
+
+        The probabilities are those of the most likely configuration's path
+        (each decision takes its most likely choice, in order); ``policy/entropy``
+        is the summed entropy of the decisions along that path.
+        """
+        out = {"policy/updates": float(self.updates)}
+        if self.baseline is not None:
+            out["policy/baseline"] = float(self.baseline)
+        if self.last_loss is not None:
+            out["policy/last_loss"] = float(self.last_loss)
+        codec, policy = self.codec, self.policy
+        values: Config = {}
+        state = policy.initial_state()
+        entropy = logp = 0.0
+        for hp in codec.space:
+            if hp.name in values or not all(c.is_active(values) for c in hp.conditions):
+                continue
+            if codec.cardinality(hp) == 1 or hp.name not in policy.decisions:
+                values[hp.name] = codec.from_token(hp, 0)
+                continue
+            j = policy.decisions.index(hp.name)
+            probs, lstm = policy.probabilities(state, j)
+            for token, p in enumerate(probs):
+                out[f"policy/prob/{hp.name}/{codec.from_token(hp, token)}"] = float(p)
+            token = int(np.argmax(probs))
+            entropy -= float(np.sum(probs * np.log(np.maximum(probs, 1e-300))))
+            logp += float(np.log(probs[token]))
+            values[hp.name] = codec.from_token(hp, token)
+            state = policy.advance(lstm, j, token)
+        out["policy/entropy"] = entropy
+        out["policy/mode_prob"] = math.exp(logp)
+        return out
+
+    # ---------------------------------------------------------------- state
+    def get_state(self) -> Dict[str, Any]:
+        state = super().get_state()
+        if self._policy_blob is None:
+            self._policy_blob = self.policy.to_base64()
+        state["rl"] = {
+            "policy": self._policy_blob,
+            "decisions": [[n, s] for n, s in zip(self.policy.decisions, self.policy.sizes)],
+            "adam_step": self.policy.adam_step,
+            "actions": dict(self._actions),
+            "learnt_actions": dict(self._actions_learnt),
+            "pending": [[t, a] for t, a in self._pending],
+            "baseline": self.baseline,
+            "reward_stats": list(self._reward_stats),
+            "worst_reward": self._worst_reward,
+            "updates": self.updates,
+            "last_loss": self.last_loss,
+            "last_entropy": self.last_entropy,
+        }
+        return state
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        super().set_state(state)
+        try:
+            rl = state["rl"]
+            policy = self._new_policy()
+            policy.from_base64(
+                rl["policy"], [(str(n), int(s)) for n, s in rl["decisions"]], int(rl["adam_step"])
+            )
+            self._actions = {str(k): v for k, v in rl["actions"].items()}
+            self._actions_learnt = {str(k): v for k, v in rl["learnt_actions"].items()}
+            self._pending = [(str(t), float(a)) for t, a in rl["pending"]]
+            self.baseline = None if rl["baseline"] is None else float(rl["baseline"])
+            count, mean, m2 = rl["reward_stats"]
+            self._reward_stats = [int(count), float(mean), float(m2)]
+            self._worst_reward = rl["worst_reward"]
+            self.updates = int(rl["updates"])
+            self.last_loss = rl["last_loss"]
+            self.last_entropy = rl["last_entropy"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"RLControllerOracle state has a missing or bad 'rl' entry ({error}); "
+                "expected the state written by RLControllerOracle."
+            ) from error
+        self.policy = policy
+        self._policy_blob = rl["policy"]

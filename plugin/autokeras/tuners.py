@@ -229,6 +229,4 @@ def _as_array(data: Any, limit: int = 4096):
     if not isinstance(data, tf.data.Dataset) or isinstance(data.element_spec, (tuple, dict)):
         return data
     rows = [np.asarray(batch) for batch in data.unbatch().take(limit).batch(limit)]
-    if not rows or rows[0].dtype.kind not in "biuf":
-        return None
-    return rows[0]
+    return rows[0] if rows else None

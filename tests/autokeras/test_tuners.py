@@ -20,7 +20,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 import metanas.autokeras as mak
 from metanas.autokeras import EvolutionTuner, RandomTuner
 from metanas.autokeras.tuners import task_initial_hps
-from metanas.tuners import EvolutionOracle, RandomSearchOracle
+from metanas.tuners import EvolutionOracle, RandomSearchOracle, RLControllerOracle
 from metanas.tuners.base import is_oversized
 
 
@@ -105,7 +105,7 @@ def tabular(loader, n=None):
 # -------------------------------------------------------------- registration
 def test_register_adds_names_once_and_tasks_accept_them(tmp_path):
     registered = mak.register()
-    assert {"evolution", "metanas-random", "meta"} <= set(registered)
+    assert set(registered) == {"evolution", "rl", "metanas-random", "meta"}
     assert mak.register() == registered  # idempotent
     for name, cls in registered.items():
         assert auto_model.TUNER_CLASSES[name] is cls
@@ -248,14 +248,16 @@ def test_text_tasks(tmp_path, task):
 
 @pytest.mark.parametrize(
     "task,name,loader,outputs",
-    [("classifier", "metanas-random", load_wine, 3), ("regressor", "evolution", None, 1)],
+    [("classifier", "rl", load_wine, 3), ("regressor", "evolution", None, 1)],
 )
 def test_structured_data_tasks_by_registered_name(tmp_path, task, name, loader, outputs):
     mak.register()
     if task == "classifier":
         x, y = tabular(load_wine)
+        # One random point after AutoKeras's first trial, then the policy.
         model = ak.StructuredDataClassifier(
-            tuner=name, max_trials=3, seed=6, directory=tmp_path, overwrite=True)
+            tuner=name, max_trials=3, seed=6, directory=tmp_path, overwrite=True,
+            num_initial_points=1, units=16)
     else:
         x, _ = tabular(load_breast_cancer, 200)
         y = (x[:, 0] * 0.1 + x[:, 1] * 0.05).astype("float32")
@@ -273,6 +275,10 @@ def test_structured_data_tasks_by_registered_name(tmp_path, task, name, loader, 
     assert len(oracle.end_order) == 3
     # The metanas oracles never repeat a configuration.
     assert len({oracle.codec.hash(t.hyperparameters.values) for t in oracle.trials.values()}) == 3
+    if name == "rl":
+        # The controller learnt from the AutoKeras trials (REINFORCE updates).
+        assert isinstance(oracle, RLControllerOracle)
+        assert oracle.strategy_diagnostics()["policy/updates"] >= 1
     assert model.predict(x[:4], verbose=0).shape == (4, 1)
     assert exported_predictions(model, x[:4]).shape == (4, outputs)
 
@@ -330,7 +336,7 @@ def test_oversized_models_fail_their_trials_without_ending_the_search(tmp_path):
     big = [dense_config(512, 2), dense_config(1024, 2), dense_config(512, 3)]
     small = dense_config(16, 1)
     clf = ak.StructuredDataClassifier(
-        tuner=RandomTuner, max_trials=5, seed=8, directory=tmp_path, overwrite=True,
+        tuner=RandomTuner, max_trials=4, seed=8, directory=tmp_path, overwrite=True,
         max_model_size=2000, max_consecutive_failed_trials=2,
         initial_hps=big + [small],
     )
@@ -339,9 +345,8 @@ def test_oversized_models_fail_their_trials_without_ending_the_search(tmp_path):
     oracle = clf.tuner.oracle
     statuses = [oracle.trials[t].status for t in oracle.end_order]
     # Three oversized trials in a row, over a limit of two failures: not a stop.
-    assert statuses[:4] == ["FAILED", "FAILED", "FAILED", "COMPLETED"]
+    assert statuses == ["FAILED", "FAILED", "FAILED", "COMPLETED"]
     assert all(is_oversized(oracle.trials[t]) for t in oracle.end_order[:3])
-    assert len(statuses) == 5
     for trial in oracle.trials.values():
         if trial.status == "COMPLETED":
             assert trial.metrics.get_last_value("cost/params") <= 2000
@@ -361,3 +366,32 @@ def test_a_search_where_every_model_is_oversized_says_so(tmp_path):
 def test_constructor_rejects_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="population_size"):
         ak.ImageClassifier(tuner=EvolutionTuner, directory=tmp_path, population_size=0)
+
+
+# ---------------------------------------------------------------- MetaTuner
+def test_meta_tuner_picks_a_strategy_searches_and_records_it(tmp_path):
+    from metanas.meta import MetaLearner
+
+    x, y = tabular(load_wine)
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    clf = ak.StructuredDataClassifier(
+        tuner=mak.MetaTuner, max_trials=3, seed=10, directory=tmp_path, overwrite=True,
+        project_name="wine", meta_storage=storage,
+    )
+    with pytest.warns(UserWarning, match="no meta-trial"):
+        clf.fit(x[:140], y[:140], validation_data=(x[140:], y[140:]), epochs=1,
+                callbacks=early_stop(), verbose=0)
+    tuner = clf.tuner
+    assert tuner.recommendation.source == "defaults"
+    assert isinstance(tuner.oracle, EvolutionOracle)
+    # AutoKeras's first trial for the task went to the recommended oracle too.
+    first = tuner.oracle.trials["0"].hyperparameters.values
+    table = task_specific.STRUCTURED_DATA_CLASSIFIER[0]
+    assert {k: first[k] for k in table} == table
+    assert len(tuner.oracle.trials) == 3
+    # Meta-features came from the AutoKeras dataset (not only the space).
+    assert tuner._features["log_samples"] == pytest.approx(np.log10(140))
+    assert tuner._features["modality"] == "tabular"
+    study = MetaLearner(storage).study
+    assert [set(t.user_attrs["per_task"]) for t in study.trials] == [{"wine"}]
+    assert clf.predict(x[:2], verbose=0).shape == (2, 1)

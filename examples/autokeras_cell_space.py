@@ -8,7 +8,6 @@ hyperparameter named ``cell_block_1/edge_{i}_{j}``. The same space is
 Run:  python examples/autokeras_cell_space.py --tuner evolution --max-trials 20 --epochs 5
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,18 +19,12 @@ from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import metanas.autokeras  # noqa: E402
+from _options import TUNERS, parse_args  # noqa: E402
 from metanas.spaces import CellBlock, cell_edges  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tuner", default="evolution",
-                        choices=["evolution", "rl", "metanas-random"])
-    parser.add_argument("--max-trials", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--directory", default="example_runs")
-    parser.add_argument("--quick", action="store_true", help="a few hundred rows only (tests)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, max_trials=20, epochs=5, tuners=TUNERS[:3])
 
     metanas.autokeras.register()
     x, y = load_digits(return_X_y=True)

@@ -8,7 +8,6 @@ Run:  python examples/autokeras_image.py --tuner evolution --max-trials 10 --epo
       python examples/autokeras_image.py --task regressor --tuner rl
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -21,18 +20,11 @@ from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import metanas.autokeras  # noqa: E402
+from _options import parse_args  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", choices=["classifier", "regressor"], default="classifier")
-    parser.add_argument("--tuner", default="evolution",
-                        choices=["evolution", "rl", "metanas-random", "meta"])
-    parser.add_argument("--max-trials", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--directory", default="example_runs")
-    parser.add_argument("--quick", action="store_true", help="a few hundred rows only (tests)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, max_trials=10, epochs=5, tasks=True)
 
     metanas.autokeras.register()  # adds "evolution", "rl", "metanas-random", "meta"
     x, y = load_digits(return_X_y=True)

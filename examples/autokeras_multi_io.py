@@ -6,7 +6,6 @@ and a number computed from both (regression).
 Run:  python examples/autokeras_multi_io.py --tuner evolution --max-trials 10 --epochs 3
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,17 +16,11 @@ import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import metanas.autokeras  # noqa: E402
+from _options import TUNERS, parse_args  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tuner", default="evolution",
-                        choices=["evolution", "rl", "metanas-random"])
-    parser.add_argument("--max-trials", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--directory", default="example_runs")
-    parser.add_argument("--quick", action="store_true", help="a few hundred rows only (tests)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, max_trials=10, epochs=3, tuners=TUNERS[:3])
 
     metanas.autokeras.register()
     images, digits = load_digits(return_X_y=True)

@@ -6,7 +6,6 @@ Run:  python examples/autokeras_structured.py --tuner rl --max-trials 15 --epoch
       python examples/autokeras_structured.py --task regressor --tuner evolution
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,6 +16,7 @@ import numpy as np  # noqa: E402
 from sklearn.datasets import load_diabetes, load_wine  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
+from _options import parse_args  # noqa: E402
 from metanas.autokeras import EvolutionTuner, MetaTuner, RandomTuner, RLControllerTuner  # noqa: E402
 
 TUNERS = {"evolution": EvolutionTuner, "rl": RLControllerTuner,
@@ -24,14 +24,7 @@ TUNERS = {"evolution": EvolutionTuner, "rl": RLControllerTuner,
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", choices=["classifier", "regressor"], default="classifier")
-    parser.add_argument("--tuner", default="evolution", choices=sorted(TUNERS))
-    parser.add_argument("--max-trials", type=int, default=15)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--directory", default="example_runs")
-    parser.add_argument("--quick", action="store_true", help="a few hundred rows only (tests)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, max_trials=15, epochs=10, tasks=True, tuners=sorted(TUNERS))
 
     loader = load_wine if args.task == "classifier" else load_diabetes
     x, y = loader(return_X_y=True)

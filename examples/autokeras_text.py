@@ -6,7 +6,6 @@ share of positive words, so no download is needed.
 Run:  python examples/autokeras_text.py --tuner evolution --max-trials 10 --epochs 3
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,6 +16,7 @@ import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 
 import metanas.autokeras  # noqa: E402
+from _options import parse_args  # noqa: E402
 
 POSITIVE = ["good", "great", "lovely", "fine", "superb", "nice", "fun", "clever"]
 NEGATIVE = ["bad", "awful", "dull", "poor", "boring", "weak", "sad", "clumsy"]
@@ -37,15 +37,7 @@ def make_reviews(n, rng):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", choices=["classifier", "regressor"], default="classifier")
-    parser.add_argument("--tuner", default="evolution",
-                        choices=["evolution", "rl", "metanas-random", "meta"])
-    parser.add_argument("--max-trials", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--directory", default="example_runs")
-    parser.add_argument("--quick", action="store_true", help="a few hundred rows only (tests)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, max_trials=10, epochs=3, tasks=True)
 
     metanas.autokeras.register()
     rng = np.random.default_rng(0)

@@ -182,6 +182,10 @@ def test_image_classifier_evolution_fit_predict_export_and_resume(tmp_path):
                 if "filters" not in k}
     assert {k: first[k] for k in expected} == expected
     assert all(t.status == "COMPLETED" for t in oracle.trials.values())
+    # AutoKeras's ResNet/EfficientNet first trials were repaired to the Fixed
+    # block type (its greedy tuner would run them as they are).
+    assert {t.hyperparameters.values["image_block_1/block_type"]
+            for t in oracle.trials.values()} == {"vanilla"}
 
     assert clf.predict(x[:7], verbose=0).shape == (7, 1)
     loss, accuracy = clf.evaluate(x[200:], y[200:], verbose=0)

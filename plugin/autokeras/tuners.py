@@ -202,11 +202,8 @@ class MetaTuner(_KerasMetaTuner, AutoKerasStrategyTuner):
         ...                                   meta_storage="sqlite:///meta.db")
     """
 
-    oracle_path = "metanas.meta.tuner:MetaTuner"
-
-    @classmethod
-    def resolve_oracle_class(cls) -> type:
-        return _KerasMetaTuner
+    # The oracle until the data is seen; `fit` replaces it by the recommended one.
+    oracle_path = "metanas.tuners.evolution:EvolutionOracle"
 
     def __init__(self, hypermodel=None, objective: Any = "val_loss",
                  max_trials: Optional[int] = 10, **kwargs: Any) -> None:

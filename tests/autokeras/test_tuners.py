@@ -19,7 +19,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
 import metanas.autokeras as mak
 from metanas.autokeras import EvolutionTuner, RandomTuner
-from metanas.autokeras.tuners import task_initial_hps
+from metanas.autokeras.tuners import AutoKerasStrategyTuner, task_initial_hps
 from metanas.tuners import EvolutionOracle, RandomSearchOracle, RLControllerOracle
 from metanas.tuners.base import is_oversized
 
@@ -399,3 +399,12 @@ def test_meta_tuner_picks_a_strategy_searches_and_records_it(tmp_path):
     study = MetaLearner(storage).study
     assert [set(t.user_attrs["per_task"]) for t in study.trials] == [{"wine"}]
     assert clf.predict(x[:2], verbose=0).shape == (2, 1)
+
+
+def test_a_tuner_whose_strategy_is_missing_is_unavailable_and_says_so(tmp_path):
+    class Missing(AutoKerasStrategyTuner):
+        oracle_path = "metanas.tuners.no_such_strategy:NoSuchOracle"
+
+    assert not Missing.is_available() and EvolutionTuner.is_available()
+    with pytest.raises(ImportError, match="Missing needs metanas.tuners.no_such_strategy.NoSuchOracle"):
+        ak.ImageClassifier(tuner=Missing, directory=tmp_path)

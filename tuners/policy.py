@@ -117,8 +117,10 @@ class _Template:
             variables += [embedding.embeddings, head.kernel, head.bias]
         self.variables = [v.value for v in variables]  # the backing tf.Variables
         self.lock = threading.Lock()
-        self.step = tf.function(self._step)
-        self.log_prob = tf.function(self._log_prob)
+        # Batches are padded to powers of two; after a second size the trace
+        # generalises the batch dimension rather than retracing per size.
+        self.step = tf.function(self._step, reduce_retracing=True)
+        self.log_prob = tf.function(self._log_prob, reduce_retracing=True)
 
     def _forward(self, prev, action, valid, mask, shape):
         """Per-sequence log-probability and entropy of a padded batch of actions."""
@@ -159,15 +161,16 @@ class _Template:
         self._load(weights)
         return self._forward(prev, action, valid, mask, self._shaper(temperature, tanh_constant))
 
-    def _step(self, weights, m, v, prev, action, valid, mask, advantage, adam_step,
+    def _step(self, weights, m, v, prev, action, valid, mask, advantage, count, adam_step,
               learning_rate, entropy_weight, clip_norm, temperature, tanh_constant):
         self._load(weights)
         with tf.GradientTape() as tape:
             logp, entropy = self._forward(
                 prev, action, valid, mask, self._shaper(temperature, tanh_constant)
             )
-            loss = (-tf.reduce_mean(advantage * logp)
-                    - entropy_weight * tf.reduce_mean(entropy))
+            # Padding rows have no steps: they add nothing to either sum.
+            loss = -(tf.reduce_sum(advantage * logp)
+                     + entropy_weight * tf.reduce_sum(entropy)) / count
         grads = tape.gradient(loss, self.variables)
         grads = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
                  for g, w in zip(grads, self.variables)]
@@ -178,7 +181,7 @@ class _Template:
         m = _ADAM_BETA1 * m + (1.0 - _ADAM_BETA1) * grad
         v = _ADAM_BETA2 * v + (1.0 - _ADAM_BETA2) * tf.square(grad)
         weights = weights - scale * m / (tf.sqrt(v) + _ADAM_EPSILON)
-        return loss, tf.reduce_mean(entropy), tf.stack([weights, m, v])
+        return loss, tf.reduce_sum(entropy) / count, tf.stack([weights, m, v])
 
 
 _TEMPLATES: Dict[tuple, _Template] = {}
@@ -294,14 +297,15 @@ class ControllerPolicy:
         zeros = [np.zeros(self.units) for _ in range(self.num_layers)]
         return zeros, list(zeros), w["start/embeddings"][0]
 
-    def probabilities(self, state, j: int):
+    def probabilities(self, state, j: int, heat: float = 1.0):
         """Steps the LSTM; returns decision ``j``'s choice probabilities and the new LSTM state.
 
         Same equations as `keras.layers.LSTMCell` (gates i, f, c, o; sigmoid
-        and tanh), in float64.
+        and tanh), in float64. ``heat`` multiplies the temperature.
         """
         w = self._weights()
         hs, cs, x = state
+        u = self.units
         new_h, new_c = [], []
         for layer in range(self.num_layers):
             z = (
@@ -309,12 +313,14 @@ class ControllerPolicy:
                 + hs[layer] @ w[f"lstm_{layer}/recurrent_kernel"]
                 + w[f"lstm_{layer}/bias"]
             )
-            zi, zf, zc, zo = np.split(z, 4)
-            c = _sigmoid(zf) * cs[layer] + _sigmoid(zi) * np.tanh(zc)
-            x = _sigmoid(zo) * np.tanh(c)
+            gates = _sigmoid(z)  # i, f, (unused), o
+            c = gates[u : 2 * u] * cs[layer] + gates[:u] * np.tanh(z[2 * u : 3 * u])
+            x = gates[3 * u :] * np.tanh(c)
             new_h.append(x)
             new_c.append(c)
-        logits = (x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"]) / self.temperature
+        logits = (x @ w[f"decision_{j}/kernel"] + w[f"decision_{j}/bias"]) / (
+            self.temperature * heat
+        )
         if self.tanh_constant is not None:
             logits = self.tanh_constant * np.tanh(logits)
         logits -= logits.max()
@@ -339,13 +345,14 @@ class ControllerPolicy:
         return logp, entropy
 
     # ------------------------------------------------------------ learning
-    def _batch_arrays(self, batch: Sequence[Sequence[Step]]):
+    def _batch_arrays(self, batch: Sequence[Sequence[Step]], rows: Optional[int] = None):
         steps = max(1, len(self.decisions))
         vocab = self.offset(len(self.decisions))
-        prev = np.zeros((len(batch), steps), dtype="int32")
-        action = np.zeros((len(batch), steps), dtype="int32")
-        valid = np.zeros((len(batch), steps, vocab - 1), dtype=bool)
-        mask = np.zeros((len(batch), steps), dtype="float32")
+        rows = len(batch) if rows is None else rows
+        prev = np.zeros((rows, steps), dtype="int32")
+        action = np.zeros((rows, steps), dtype="int32")
+        valid = np.zeros((rows, steps, vocab - 1), dtype=bool)
+        mask = np.zeros((rows, steps), dtype="float32")
         for b, sequence in enumerate(batch):
             last = 0
             for t, (j, token) in enumerate(sequence):
@@ -381,8 +388,11 @@ class ControllerPolicy:
         Minimises ``-mean(A * log pi(a)) - entropy_weight * mean(H)``, with
         ``A`` the advantages. Returns (loss, mean entropy) before the step.
         """
-        if not self.decisions:
+        if not self.decisions or not batch:
             return 0.0, 0.0
+        rows = 1 << (len(batch) - 1).bit_length()  # padded: few distinct shapes
+        advantage = np.zeros(rows, dtype="float32")
+        advantage[: len(batch)] = advantages
         template = self.template
         self.adam_step += 1
         with template.lock:
@@ -390,8 +400,9 @@ class ControllerPolicy:
                 tf.constant(self.params[0]),
                 tf.constant(self.params[1]),
                 tf.constant(self.params[2]),
-                *self._batch_arrays(batch),
-                tf.constant(np.asarray(advantages, dtype="float32")),
+                *self._batch_arrays(batch, rows),
+                tf.constant(advantage),
+                tf.constant(float(len(batch)), tf.float32),
                 tf.constant(self.adam_step, tf.int32),
                 tf.constant(self.learning_rate, tf.float32),
                 tf.constant(self.entropy_weight, tf.float32),

@@ -14,8 +14,11 @@ from metanas.tuners.policy import ControllerPolicy, Step
 __all__ = ["RLControllerOracle"]
 
 #: Draws from the policy that may collide with tried configurations before the
-#: oracle proposes a random unseen configuration instead.
+#: oracle draws from a flatter (tempered) policy, then at random.
 _MAX_POLICY_DRAWS = 10
+#: Temperature factors of the tempered draws: a converged policy keeps
+#: proposing configurations near its favourite rather than random ones.
+_TEMPERED_DRAWS = (2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 16.0, 16.0)
 REWARD_NORMALIZATIONS = ("zscore", "none")
 
 
@@ -75,10 +78,18 @@ class RLControllerOracle(MetanasOracle):
     default the worst reward seen so far; failed rewards do not enter the
     normalisation statistics.
 
+    No configuration is proposed twice. When the policy draws one that was
+    already tried, it still learns from the draw, with the reward that
+    configuration got (otherwise only its unusual, unseen draws would be
+    learnt from, a bias that stalls learning); after ``10`` such draws the
+    oracle draws from a flatter policy (temperature x2 ... x16), and only
+    then at random, so a converged policy keeps proposing configurations near
+    its favourite.
+
     The first ``num_initial_points`` trials are ``initial_hps`` and then random
-    configurations; their rewards only inform the baseline and the reward
-    statistics (they were not sampled by the policy). So do the rare trials
-    proposed at random because the policy kept drawing tried configurations.
+    configurations; their rewards, like those of the flatter or random
+    draws, only inform the baseline and the reward statistics (the policy did
+    not sample them, so they carry no policy gradient).
 
     Args:
         objective, max_trials, seed, hyperparameters, initial_hps, and the
@@ -165,8 +176,10 @@ class RLControllerOracle(MetanasOracle):
         # Sampled actions of trials not learnt from yet: {trial_id: [[name, token], ...]}
         # (None: not sampled by the policy).
         self._actions: Dict[str, Optional[List[List[Any]]]] = {}
-        self._pending: List[Tuple[str, float]] = []  # (trial id, advantage)
-        self._actions_learnt: Dict[str, List[List[Any]]] = {}  # actions of _pending
+        # Samples not learnt from yet: [actions, advantage].
+        self._pending: List[List[Any]] = []
+        # Reward of every finished configuration, by hash, for repeated draws.
+        self._rewards: Dict[str, float] = {}
         self.baseline: Optional[float] = None
         self._reward_stats = [0, 0.0, 0.0]  # Welford: count, mean, M2
         self._worst_reward: Optional[float] = None
@@ -202,34 +215,63 @@ class RLControllerOracle(MetanasOracle):
         }
 
     # ------------------------------------------------------------ proposals
-    def _sample(self) -> Tuple[Config, List[List[Any]]]:
-        """One configuration drawn from the policy, with its (name, token) actions."""
-        codec, policy = self.codec, self.policy
+    def _sample(self, heat: float = 1.0) -> Tuple[Config, List[List[Any]]]:
+        """One configuration drawn from the policy, with its (name, token) actions.
+
+        ``heat`` multiplies the temperature (> 1: a flatter policy).
+        """
+        policy = self.policy
         values: Config = {}
         actions: List[List[Any]] = []
         state = policy.initial_state()
-        for hp in codec.space:
+        for hp, choices in self._decision_table():
             if hp.name in values or not all(c.is_active(values) for c in hp.conditions):
                 continue
-            if codec.cardinality(hp) == 1:
-                values[hp.name] = codec.from_token(hp, 0)
+            if len(choices) == 1:
+                values[hp.name] = choices[0]
                 continue
-            j = policy.index(hp.name, codec.num_tokens(hp))
-            probs, lstm = policy.probabilities(state, j)
+            j = policy.index(hp.name, len(choices))
+            probs, lstm = policy.probabilities(state, j, heat)
             cdf = np.cumsum(probs)
             token = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], "right"),
                             len(probs) - 1))
-            values[hp.name] = codec.from_token(hp, token)
+            values[hp.name] = choices[token]
             actions.append([hp.name, token])
             state = policy.advance(lstm, j, token)
-        return codec.repair(values, self._rng), actions
+        return values, actions
+
+    def _decision_table(self) -> List[Tuple[Any, List[Any]]]:
+        """(hyperparameter, value of each token) in space order, cached per space."""
+        codec = self.codec
+        key = (id(codec), len(codec.space))
+        if getattr(self, "_table_key", None) != key:
+            self._table = [
+                (hp, [codec.from_token(hp, t) for t in range(codec.num_tokens(hp))])
+                for hp in codec.space
+            ]
+            self._table_key = key
+        return self._table
 
     def propose(self, trial_id: str) -> Optional[Config]:
-        if len(self.start_order) > self.num_initial_points:
+        # keras-tuner records a trial in `start_order` after proposing it.
+        if len(self.start_order) >= self.num_initial_points:
             for _ in range(_MAX_POLICY_DRAWS):
                 values, actions = self._sample()
+                key = self.codec.hash(values)
                 if not self.is_duplicate(values):
                     self._actions[trial_id] = actions
+                    self._learn()
+                    return values
+                # A configuration tried before: the policy still learns from
+                # the draw, with the reward that configuration got, so drawing
+                # only unseen configurations does not bias what it learns.
+                if key in self._rewards:
+                    self._observe(actions, self._rewards[key])
+            self._learn()
+            for heat in _TEMPERED_DRAWS:
+                values, _ = self._sample(heat)
+                if not self.is_duplicate(values):
+                    self._actions[trial_id] = None  # not the policy's own draw
                     return values
         self._actions[trial_id] = None
         return self.random_unique()
@@ -247,6 +289,15 @@ class RLControllerOracle(MetanasOracle):
 
     def on_trial_result(self, trial) -> None:
         actions = self._actions.pop(trial.trial_id, None)
+        reward = self._reward(trial)
+        if reward is None:  # a failure, with no reward yet to compare it with
+            return
+        self._rewards[self.codec.hash(self.trial_values(trial.trial_id))] = reward
+        self._observe(actions, reward)
+        self._learn()
+
+    def _reward(self, trial) -> Optional[float]:
+        """The raw reward of a finished trial (updates the reward statistics)."""
         fitness = self.fitness(trial)
         if fitness == -math.inf:
             reward = (
@@ -254,8 +305,6 @@ class RLControllerOracle(MetanasOracle):
                 if self.failed_trial_reward is not None
                 else self._worst_reward
             )
-            if reward is None:  # nothing to compare a failure with yet
-                return
         else:
             reward = fitness
             count, mean, m2 = self._reward_stats
@@ -264,21 +313,27 @@ class RLControllerOracle(MetanasOracle):
             mean += delta / count
             self._reward_stats = [count, mean, m2 + delta * (reward - mean)]
             self._worst_reward = min(reward, self._worst_reward if self._worst_reward is not None else reward)
+        return reward
+
+    def _observe(self, actions: Optional[List[List[Any]]], reward: float) -> None:
+        """Moves the baseline; queues the sampled actions (if any) with their advantage."""
         reward = self._normalise(reward)
         if self.baseline is None:
             self.baseline = reward
         advantage = reward - self.baseline
         self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
-        if actions is None:
+        if actions is not None:
+            self._pending.append([actions, advantage])
+
+    def _learn(self) -> None:
+        """One policy update on every queued sample, once ``batch_size`` are queued."""
+        if len(self._pending) < self.batch_size:
             return
-        self._actions_learnt[trial.trial_id] = actions
-        self._pending.append((trial.trial_id, advantage))
-        if len(self._pending) >= self.batch_size:
-            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size:]
-            steps = [self._steps(self._actions_learnt.pop(t)) for t, _ in batch]
-            self.last_loss, self.last_entropy = self.policy.update(steps, [a for _, a in batch])
-            self.updates += 1
-            self._policy_blob = None
+        batch, self._pending = self._pending, []
+        steps = [self._steps(actions) for actions, _ in batch]
+        self.last_loss, self.last_entropy = self.policy.update(steps, [a for _, a in batch])
+        self.updates += 1
+        self._policy_blob = None
 
     def strategy_diagnostics(self) -> Dict[str, float]:
         """Policy entropy, baseline, last loss, and each decision's probabilities.
@@ -325,8 +380,8 @@ class RLControllerOracle(MetanasOracle):
             "decisions": [[n, s] for n, s in zip(self.policy.decisions, self.policy.sizes)],
             "adam_step": self.policy.adam_step,
             "actions": dict(self._actions),
-            "learnt_actions": dict(self._actions_learnt),
-            "pending": [[t, a] for t, a in self._pending],
+            "pending": [[a, float(adv)] for a, adv in self._pending],
+            "rewards": dict(self._rewards),
             "baseline": self.baseline,
             "reward_stats": list(self._reward_stats),
             "worst_reward": self._worst_reward,
@@ -345,8 +400,8 @@ class RLControllerOracle(MetanasOracle):
                 rl["policy"], [(str(n), int(s)) for n, s in rl["decisions"]], int(rl["adam_step"])
             )
             self._actions = {str(k): v for k, v in rl["actions"].items()}
-            self._actions_learnt = {str(k): v for k, v in rl["learnt_actions"].items()}
-            self._pending = [(str(t), float(a)) for t, a in rl["pending"]]
+            self._pending = [[list(a), float(adv)] for a, adv in rl["pending"]]
+            self._rewards = {str(k): float(v) for k, v in rl["rewards"].items()}
             self.baseline = None if rl["baseline"] is None else float(rl["baseline"])
             count, mean, m2 = rl["reward_stats"]
             self._reward_stats = [int(count), float(mean), float(m2)]

@@ -20,12 +20,18 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import keras_tuner  # noqa: E402
 
-from metanas.tuners import EvolutionOracle, RandomSearchOracle, StrategyTuner  # noqa: E402
+from metanas.tuners import (  # noqa: E402
+    EvolutionOracle,
+    RandomSearchOracle,
+    RLControllerOracle,
+    StrategyTuner,
+)
 from tests.tuners.conformance import nas_score  # noqa: E402
 
 STRATEGIES = {
     "random": (RandomSearchOracle, {}),
     "evolution": (EvolutionOracle, {"population_size": 4, "tournament_size": 2}),
+    "rl": (RLControllerOracle, {"num_initial_points": 2, "units": 16}),
 }
 
 

@@ -110,7 +110,7 @@ def run_cluster(strategy, directory, max_trials, workers=3, kill=None, **env):
     return outputs, killed_at
 
 
-@pytest.mark.parametrize("strategy", ["random", "evolution"])
+@pytest.mark.parametrize("strategy", ["random", "evolution", "rl"])
 def test_chief_and_three_workers_run_exactly_max_trials(strategy, tmp_path):
     outputs, _ = run_cluster(strategy, tmp_path, 12, TRIAL_SECONDS=0.3)
     trials, oracle = check_complete(tmp_path, 12)
@@ -122,6 +122,9 @@ def test_chief_and_three_workers_run_exactly_max_trials(strategy, tmp_path):
         # The population learnt from several workers' results.
         owners = {t: w for w, ids in runs.items() for t in ids}
         assert len({owners[t] for t in oracle["population"]}) >= 2
+    if strategy == "rl":
+        # The controller learnt, asynchronously, from the workers' results.
+        assert oracle["rl"]["updates"] >= 5 and oracle["rl"]["policy"]
     # keras-tuner's condition printing never reaches the chief's output.
     assert "edge_" not in outputs["chief"] or "Trial" in outputs["chief"]
 

@@ -1,0 +1,250 @@
+"""The RL controller learns (and only from real rewards), grows, resumes, validates.
+
+Synthetic objectives, no model training: the oracle is driven exactly as
+keras-tuner drives it (see `conformance.drive`).
+"""
+
+import json
+import math
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from metanas.tuners import RLControllerOracle, RLControllerSearch, SearchSpaceCodec
+from metanas.tuners.policy import ControllerPolicy
+from tests.tuners.conformance import MAX, MIN, drive, finish, make, nas_space
+
+OPS = ["none", "skip", "conv1x1", "conv3x3", "avgpool"]
+#: One best operation per edge, a different one on each.
+BEST = {f"edge_{e}": OPS[(2 * e + 1) % 5] for e in range(6)}
+UNIFORM = 5.0**-6  # probability of any one configuration under a uniform policy
+
+
+def best_count(values):
+    """The synthetic objective: how many edges hold their best operation."""
+    return float(sum(values.get(name) == op for name, op in BEST.items()))
+
+
+def factory(**kw):
+    return RLControllerOracle(units=32, **kw)
+
+
+def probability_of(oracle, values) -> float:
+    """The policy's probability of writing ``values`` (numpy forward pass)."""
+    codec = SearchSpaceCodec(oracle.hyperparameters)
+    steps = [
+        (oracle.policy.decisions.index(hp.name), codec.to_token(hp, values[hp.name]))
+        for hp in codec.active_decisions(values)
+    ]
+    return math.exp(oracle.policy.log_prob(steps)[0])
+
+
+def test_the_policy_learns_the_best_configuration(tmp_path):
+    oracle = make(factory, tmp_path, max_trials=200, seed=2)
+    seen = drive(oracle, best_count)
+    assert probability_of(oracle, BEST) > 1000 * UNIFORM
+    # Each decision's most likely choice is its best operation.
+    diagnostics = oracle.strategy_diagnostics()
+    for name, op in BEST.items():
+        probs = {k.split("/")[-1]: v for k, v in diagnostics.items()
+                 if k.startswith(f"policy/prob/{name}/")}
+        assert max(probs, key=probs.get) == op, (name, probs)
+    # And the search itself got better: late trials beat early ones.
+    assert np.mean([best_count(v) for v in seen[-50:]]) > np.mean(
+        [best_count(v) for v in seen[:50]]
+    ) + 1.0
+
+
+def test_with_shuffled_rewards_the_policy_does_not_learn(tmp_path):
+    # Rewards with the same distribution, unrelated to the configuration.
+    codec = SearchSpaceCodec(nas_space())
+    rng = np.random.default_rng(0)
+    oracle = make(factory, tmp_path, max_trials=200, seed=2)
+    drive(oracle, lambda values: best_count(codec.sample(rng)))
+    assert probability_of(oracle, BEST) < 10 * UNIFORM
+
+
+def test_a_decision_that_always_fails_is_avoided(tmp_path):
+    oracle = make(factory, tmp_path, max_trials=120, seed=3, max_consecutive_failed_trials=200)
+    for _ in range(120):
+        trial = oracle.create_trial("tuner0")
+        values = dict(trial.hyperparameters.values)
+        finish(oracle, trial, best_count(values), fail=values["edge_0"] == "none")
+    probs = {k: v for k, v in oracle.strategy_diagnostics().items()
+             if k.startswith("policy/prob/edge_0/")}
+    assert probs["policy/prob/edge_0/none"] < 0.05, probs
+
+
+def test_warm_up_is_initial_hps_then_random_then_the_policy(tmp_path):
+    first = {name: "skip" for name in BEST}
+    oracle = make(
+        lambda **kw: RLControllerOracle(units=16, num_initial_points=4, initial_hps=[first], **kw),
+        tmp_path, max_trials=10,
+    )
+    seen = drive(oracle, best_count, trials=4)
+    assert seen[0] == first
+    # Warm-up rewards set the baseline, but carry no policy gradient.
+    assert oracle.updates == 0 and oracle.baseline is not None
+    drive(oracle, best_count, trials=1)
+    assert oracle.updates == 1
+
+
+def test_numpy_sampling_pass_matches_the_keras_layers():
+    policy = ControllerPolicy(units=8, num_layers=2, seed=4, temperature=2.0, tanh_constant=None)
+    sizes = [3, 5, 2, 4]
+    for j, n in enumerate(sizes):
+        policy.index(f"d{j}", n)
+    rng = np.random.default_rng(0)
+    batch = [[(j, int(rng.integers(n))) for j, n in enumerate(sizes) if j != skip]
+             for skip in (0, 2, 9)]  # conditional sequences skip decisions
+    policy.update(batch, [1.0, -0.5, 0.25])
+    keras_logp = policy.keras_log_prob(batch)
+    numpy_logp = [policy.log_prob(steps)[0] for steps in batch]
+    np.testing.assert_allclose(keras_logp, numpy_logp, rtol=1e-4, atol=1e-5)
+
+
+def test_policy_gradient_raises_the_probability_of_rewarded_actions():
+    policy = ControllerPolicy(units=8, seed=0, learning_rate=0.05)
+    policy.index("a", 4)
+    policy.index("b", 3)
+    good, bad = [(0, 1), (1, 2)], [(0, 3), (1, 0)]
+    before = policy.log_prob(good)[0], policy.log_prob(bad)[0]
+    for _ in range(10):
+        policy.update([good, bad], [1.0, -1.0])
+    assert policy.log_prob(good)[0] > before[0] + 1.0
+    assert policy.log_prob(bad)[0] < before[1] - 1.0
+
+
+def test_a_growing_space_adds_a_head_and_keeps_the_old_ones(tmp_path):
+    oracle = make(factory, tmp_path, max_trials=200, seed=2)
+    drive(oracle, best_count, trials=150)
+    learnt = probability_of(oracle, BEST)
+    old_params = oracle.policy.params.copy()
+    oracle.hyperparameters.Choice("late", ["a", "b", "c"])
+    trial = oracle.create_trial("tuner0")
+    assert oracle.policy.decisions[-1] == "late"
+    assert oracle.policy.decisions[:6] == list(BEST)
+    # The new head's parameters come after the old ones, which are untouched.
+    np.testing.assert_array_equal(oracle.policy.params[:, : old_params.shape[1]], old_params)
+    assert oracle.policy.params.shape[1] > old_params.shape[1]
+    finish(oracle, trial, best_count(trial.hyperparameters.values))
+    later = drive(oracle, lambda v: best_count(v) + (v["late"] == "c"), trials=30)
+    assert all(v["late"] in ("a", "b", "c") for v in later)
+    # What was learnt for the old decisions is still there.
+    assert probability_of(oracle, {**BEST, "late": "c"}) > 0.1 * learnt / 3
+
+
+def test_resume_restores_weights_optimizer_and_baseline(tmp_path):
+    oracle = make(factory, tmp_path, max_trials=60, seed=6, batch_size=3)
+    drive(oracle, best_count, trials=30)
+    oracle.save()
+    resumed = make(factory, tmp_path, max_trials=60, seed=99, batch_size=3)
+    resumed.reload()
+    np.testing.assert_array_equal(resumed.policy.params, oracle.policy.params)
+    assert resumed.policy.adam_step == oracle.policy.adam_step > 0
+    assert resumed.baseline == oracle.baseline
+    assert resumed.updates == oracle.updates
+    assert drive(resumed, best_count, trials=20) == drive(oracle, best_count, trials=20)
+    # The state is plain JSON: the weights are base64 text, never a pickle.
+    state = json.loads((tmp_path / "p" / "oracle.json").read_text())
+    assert isinstance(state["rl"]["policy"], str)
+
+
+def test_a_state_from_another_policy_shape_is_an_error(tmp_path):
+    oracle = make(factory, tmp_path, max_trials=20, seed=1)
+    drive(oracle, best_count, trials=10)
+    other = make(lambda **kw: RLControllerOracle(units=16, **kw), tmp_path, max_trials=20)
+    with pytest.raises(ValueError, match="units or num_layers"):
+        other.set_state(json.loads(json.dumps(oracle.get_state())))
+
+
+def test_min_objective_learns_like_max(tmp_path):
+    up = drive(make(factory, tmp_path, name="up", objective=MAX, max_trials=40), best_count)
+    down = drive(
+        make(factory, tmp_path, name="down", objective=MIN, max_trials=40),
+        lambda v: -best_count(v),
+    )
+    assert up == down
+
+
+def test_diagnostics_describe_the_policy(tmp_path):
+    oracle = make(factory, tmp_path, max_trials=20, seed=1)
+    assert oracle.strategy_diagnostics()["policy/updates"] == 0.0
+    drive(oracle, best_count, trials=20)
+    diagnostics = oracle.strategy_diagnostics()
+    assert diagnostics["policy/updates"] > 0
+    for key in ("policy/entropy", "policy/baseline", "policy/last_loss", "policy/mode_prob"):
+        assert math.isfinite(diagnostics[key]), key
+    for name in BEST:
+        total = sum(v for k, v in diagnostics.items() if k.startswith(f"policy/prob/{name}/"))
+        assert total == pytest.approx(1.0)
+    assert 0 < diagnostics["policy/entropy"] <= 6 * math.log(5) + 1e-9
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("units", 0),
+        ("units", 2.5),
+        ("num_layers", 0),
+        ("temperature", 0.0),
+        ("temperature", "hot"),
+        ("tanh_constant", -1.0),
+        ("learning_rate", 0.0),
+        ("learning_rate", math.nan),
+        ("baseline_decay", 1.0),
+        ("baseline_decay", -0.1),
+        ("entropy_weight", -1e-3),
+        ("clip_norm", 0.0),
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("num_initial_points", -1),
+        ("reward_normalization", "minmax"),
+        ("failed_trial_reward", math.inf),
+    ],
+)
+def test_bad_settings_raise(setting, value):
+    with pytest.raises(ValueError, match=setting):
+        RLControllerOracle(objective=MAX, **{setting: value})
+
+
+def test_settings_are_keyword_only():
+    with pytest.raises(TypeError):
+        RLControllerOracle(MAX, 10, 1)  # seed must be named
+
+
+def test_declared_setting_defaults_are_the_constructor_defaults():
+    space = RLControllerOracle.settings_space()
+    declared = RLControllerOracle(
+        **RLControllerOracle.settings_from_params({k: s.default for k, s in space.items()})
+    )
+    default = RLControllerOracle()
+    for name, setting in space.items():
+        assert getattr(declared, name) == getattr(default, name), name
+        if setting.kind != "categorical":
+            assert setting.low <= setting.default <= setting.high, name
+        else:
+            assert setting.default in setting.choices, name
+    for values in ({k: s.low for k, s in space.items() if s.kind != "categorical"},
+                   {k: s.high for k, s in space.items() if s.kind != "categorical"}):
+        RLControllerOracle(**RLControllerOracle.settings_from_params(values))
+
+
+def test_the_tuner_drives_the_oracle(tmp_path):
+    class Synthetic(RLControllerSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            return {"score": best_count(trial.hyperparameters.values)}
+
+    def build(hp):
+        for name in BEST:
+            hp.Choice(name, OPS)
+
+    tuner = Synthetic(
+        hypermodel=build, objective=keras_tuner.Objective("score", "max"), max_trials=12,
+        seed=3, num_initial_points=2, units=16, directory=str(tmp_path), project_name="t",
+    )
+    assert isinstance(tuner.oracle, RLControllerOracle) and tuner.oracle.units == 16
+    tuner.search(verbose=0)
+    assert len(tuner.oracle.end_order) == 12
+    assert tuner.oracle.updates > 0

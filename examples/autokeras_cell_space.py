@@ -34,7 +34,8 @@ def main():
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
 
     inputs = ak.ImageInput()
-    features = CellBlock(num_nodes=4, num_stages=2, max_cells_per_stage=2, filters=[8, 16])(
+    cells = 1 if args.quick else 2
+    features = CellBlock(num_nodes=4, num_stages=2, max_cells_per_stage=cells, filters=[8, 16])(
         ak.Normalization()(inputs))
     outputs = ak.ClassificationHead()(ak.SpatialReduction(reduction_type="global_avg")(features))
     model = ak.AutoModel(inputs, outputs, tuner=args.tuner, max_trials=args.max_trials,

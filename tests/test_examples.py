@@ -27,6 +27,7 @@ AUTOKERAS = [
     "script,extra",
     [("kerastuner_evolution.py", []), ("kerastuner_random_search.py", [])]
     + [(script, extra + ["--quick"]) for script, extra in AUTOKERAS],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else value,
 )
 def test_example_runs(script, extra, tmp_path):
     result = subprocess.run(

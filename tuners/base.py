@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import math
+import re
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -23,7 +24,7 @@ from keras_tuner.engine import trial as trial_module
 
 from metanas.tuners.codec import Config, SearchSpaceCodec
 
-__all__ = ["MetanasOracle", "Setting", "check_rate", "check_int"]
+__all__ = ["MetanasOracle", "Setting", "check_rate", "check_int", "is_oversized"]
 
 TrialStatus = trial_module.TrialStatus
 
@@ -51,6 +52,15 @@ def check_rate(name: str, value: Any) -> float:
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
     return float(value)
+
+
+#: keras-tuner's message for a model over ``max_model_size`` (Tuner._try_build).
+_OVERSIZED = re.compile(r"FailedTrialError: Oversized model: \d+ parameters")
+
+
+def is_oversized(trial) -> bool:
+    """Whether ``trial`` failed because its model exceeded ``max_model_size``."""
+    return trial.status == TrialStatus.FAILED and bool(_OVERSIZED.search(trial.message or ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,6 +399,25 @@ class MetanasOracle(keras_tuner.Oracle):
             # keras-tuner saved the oracle before this hook ran; save again so
             # a kill right after a trial never loses what the strategy learned.
             self.save()
+
+    def _check_consecutive_failures(self) -> None:
+        # A model over the tuner's ``max_model_size`` is rejected before any
+        # training: it says nothing about whether training works, so it fails
+        # its trial without counting toward ``max_consecutive_failed_trials``.
+        consecutive = 0
+        for trial_id in self.end_order:
+            trial = self.trials[trial_id]
+            if trial.status != TrialStatus.FAILED:
+                consecutive = 0
+                continue
+            if is_oversized(trial):
+                continue
+            consecutive += 1
+            if consecutive == self.max_consecutive_failed_trials:
+                raise RuntimeError(
+                    "Number of consecutive failures exceeded the limit "
+                    f"of {self.max_consecutive_failed_trials}.\n" + (trial.message or "")
+                )
 
     def on_trial_result(self, trial) -> None:
         """Hook: a trial ended for good (COMPLETED, or FAILED with -inf fitness)."""

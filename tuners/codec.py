@@ -212,6 +212,11 @@ class SearchSpaceCodec:
             value, (int, float)
         ) and not isinstance(value, bool):
             return _canonical_number(value, hp)
+        if isinstance(hp, hp_types.Choice) and type(value) is int:
+            # An int among float choices (AutoKeras's ``"dropout": 0``) is that float.
+            for option in hp.values:
+                if type(option) is float and option == value:
+                    return option
         return value
 
     def cardinality(self, hp) -> Optional[int]:

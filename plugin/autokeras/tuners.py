@@ -1,0 +1,229 @@
+"""AutoKeras `AutoTuner`s driven by the metanas oracles.
+
+Importing this module imports AutoKeras.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from autokeras import blocks as ak_blocks
+from autokeras import nodes as ak_nodes
+from autokeras.engine import tuner as ak_tuner
+from autokeras.tuners import task_specific
+
+from metanas.meta.tuner import MetaTuner as _KerasMetaTuner
+from metanas.tuners.base import is_oversized
+from metanas.tuners.tuner import StrategyTuner
+
+__all__ = [
+    "AutoKerasStrategyTuner",
+    "EvolutionTuner",
+    "MetaTuner",
+    "RLControllerTuner",
+    "RandomTuner",
+    "task_initial_hps",
+]
+
+
+def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
+    """AutoKeras's task-specific first trials for the graph of ``hypermodel``.
+
+    The task tuners of AutoKeras (`autokeras.tuners.task_specific`) start from
+    known-good configurations for an image, text or structured-data classifier
+    and a structured-data regressor; the task is read from the graph's single
+    input node and single head. Other graphs (regressors without such a list,
+    multi-input or multi-output models) get none.
+    """
+    inputs = list(getattr(hypermodel, "inputs", None) or [])
+    outputs = list(getattr(hypermodel, "outputs", None) or [])
+    if len(inputs) != 1 or len(outputs) != 1 or not outputs[0].in_blocks:
+        return []
+    head = outputs[0].in_blocks[0]
+    classify = isinstance(head, ak_blocks.ClassificationHead)
+    regress = isinstance(head, ak_blocks.RegressionHead)
+    node = inputs[0]
+    if isinstance(node, ak_nodes.ImageInput) and classify:
+        table = task_specific.IMAGE_CLASSIFIER
+    elif isinstance(node, ak_nodes.TextInput) and classify:
+        table = task_specific.TEXT_CLASSIFIER
+    elif isinstance(node, ak_nodes.StructuredDataInput) and classify:
+        table = task_specific.STRUCTURED_DATA_CLASSIFIER
+    elif isinstance(node, ak_nodes.StructuredDataInput) and regress:
+        table = task_specific.STRUCTURED_DATA_REGRESSOR
+    else:
+        return []
+    return [dict(values) for values in table]
+
+
+class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner):
+    """An AutoKeras tuner driven by a metanas oracle.
+
+    Built with the arguments AutoKeras passes to every tuner (``hypermodel,
+    overwrite, objective, max_trials, directory, seed, project_name,
+    max_model_size, **kwargs``); keywords the oracle accepts
+    (``hyperparameters``, ``initial_hps``, the strategy's settings) go to it.
+
+    Beyond AutoKeras's own tuners:
+
+    - ``initial_hps`` defaults to AutoKeras's task-specific first trials (see
+      `task_initial_hps`), repaired to the space: values the space rejects
+      (e.g. a ``Fixed`` block type) are re-drawn, and duplicates skipped.
+    - A model over ``max_model_size`` fails its trial before training and does
+      not count toward ``max_consecutive_failed_trials``; even the space's
+      default model may be oversized without stopping the search.
+    - ``fit`` again with ``overwrite=False`` and a larger ``max_trials``
+      continues the finished search (AutoKeras would return at once).
+
+    Subclasses name their oracle as ``oracle_path = "module:Class"``; it is
+    imported when the tuner is built, so a strategy that is not installed only
+    fails the tuner that needs it.
+    """
+
+    oracle_path: str = ""
+    oracle_class = None
+
+    @classmethod
+    def resolve_oracle_class(cls) -> type:
+        """The oracle class named by ``oracle_path``; ImportError if absent."""
+        module_name, _, class_name = cls.oracle_path.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise ImportError(
+                f"{cls.__name__} needs {module_name}.{class_name}, which this "
+                f"metanas does not provide ({error})."
+            ) from error
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether the oracle this tuner needs can be imported."""
+        try:
+            cls.resolve_oracle_class()
+        except ImportError:
+            return False
+        return True
+
+    def __init__(
+        self,
+        hypermodel=None,
+        objective: Any = "val_loss",
+        max_trials: Optional[int] = 10,
+        **kwargs: Any,
+    ) -> None:
+        if self.oracle_class is None:
+            self.oracle_class = self.resolve_oracle_class()
+        if kwargs.get("initial_hps") is None:
+            kwargs["initial_hps"] = task_initial_hps(hypermodel)
+        self._in_trial = False
+        super().__init__(hypermodel, objective, max_trials, **kwargs)
+        done = len(self.oracle.trials)
+        if self._finished and done < (self.oracle.max_trials or math.inf):
+            self._finished = False
+
+    def _check_objective_before_search(self, fit_args, fit_kwargs) -> None:
+        # AutoKeras compiles its own metrics from the heads; nothing to check.
+        return
+
+    def run_trial(self, trial, *args, **kwargs):
+        self._in_trial = True
+        try:
+            return super().run_trial(trial, *args, **kwargs)
+        finally:
+            self._in_trial = False
+
+    def on_search_end(self):
+        super().on_search_end()
+        # AutoKeras goes on to train the best trial's model; without one it
+        # would fail with an IndexError deep inside.
+        trials = self.oracle.trials.values()
+        if not any(t.status == "COMPLETED" for t in trials):
+            oversized = sum(is_oversized(t) for t in trials)
+            raise RuntimeError(
+                f"no trial of {len(trials)} completed ({oversized} exceeded "
+                f"max_model_size={self.max_model_size}); there is no model to return. "
+                "Raise max_model_size or max_trials, or see the trials' messages."
+            )
+
+    def _try_build(self, hp):
+        # Outside a trial (AutoKeras builds the default model to populate the
+        # space, and rebuilds the best one) the size limit must not raise.
+        if self._in_trial:
+            return super()._try_build(hp)
+        limit, self.max_model_size = self.max_model_size, None
+        try:
+            return super()._try_build(hp)
+        finally:
+            self.max_model_size = limit
+
+
+class RandomTuner(AutoKerasStrategyTuner):
+    """Random search without repeats for AutoKeras; see `RandomSearchOracle`.
+
+    Example:
+
+        >>> clf = ak.ImageClassifier(tuner=RandomTuner, max_trials=10, seed=1)
+    """
+
+    oracle_path = "metanas.tuners.random_search:RandomSearchOracle"
+
+
+class EvolutionTuner(AutoKerasStrategyTuner):
+    """Evolution (tournament or roulette) for AutoKeras; see `EvolutionOracle`.
+
+    Settings go through AutoKeras's ``**kwargs``:
+
+        >>> clf = ak.ImageClassifier(tuner=EvolutionTuner, max_trials=30, seed=1,
+        ...                          population_size=8, selection="roulette")
+    """
+
+    oracle_path = "metanas.tuners.evolution:EvolutionOracle"
+
+
+class RLControllerTuner(AutoKerasStrategyTuner):
+    """The RL controller (Zoph & Le 2017) for AutoKeras; see `RLControllerOracle`.
+
+        >>> clf = ak.TextClassifier(tuner=RLControllerTuner, max_trials=30, seed=1)
+    """
+
+    oracle_path = "metanas.tuners.rl:RLControllerOracle"
+
+
+class MetaTuner(_KerasMetaTuner, AutoKerasStrategyTuner):
+    """AutoKeras tuner whose strategy and settings the meta-layer recommends.
+
+    See `metanas.meta.MetaTuner`: the dataset's meta-features pick the
+    strategy at the start of `fit`, and the finished search is recorded back
+    to the meta storage (``meta_storage=``, an Optuna storage URL).
+
+        >>> clf = ak.StructuredDataClassifier(tuner=MetaTuner, max_trials=20,
+        ...                                   meta_storage="sqlite:///meta.db")
+    """
+
+    # The oracle until the data is seen; `fit` replaces it by the recommended one.
+    oracle_path = "metanas.tuners.evolution:EvolutionOracle"
+
+    def __init__(self, hypermodel=None, objective: Any = "val_loss",
+                 max_trials: Optional[int] = 10, **kwargs: Any) -> None:
+        if kwargs.get("initial_hps") is None:
+            kwargs["initial_hps"] = task_initial_hps(hypermodel)
+        super().__init__(hypermodel, objective, max_trials, **kwargs)
+
+    def features(self, fit_args, fit_kwargs) -> Dict[str, Any]:
+        fit_kwargs = dict(fit_kwargs)
+        for key in ("x", "y"):
+            fit_kwargs[key] = _as_array(fit_kwargs.get(key))
+        return super().features(fit_args, fit_kwargs)
+
+
+def _as_array(data: Any, limit: int = 4096):
+    """Up to ``limit`` rows of a `tf.data.Dataset` (one tensor) as a numpy array."""
+    import numpy as np
+    import tensorflow as tf
+
+    if not isinstance(data, tf.data.Dataset) or isinstance(data.element_spec, (tuple, dict)):
+        return data
+    rows = [np.asarray(batch) for batch in data.unbatch().take(limit).batch(limit)]
+    return rows[0] if rows else None

@@ -1,0 +1,176 @@
+"""The architecture search spaces: models built from sampled configurations."""
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, load_wine
+
+from metanas.spaces import OPERATIONS, CellSpace, DenseSpace, cell_edges
+from metanas.tuners import EvolutionSearch
+from metanas.tuners.codec import SearchSpaceCodec
+
+
+def sampled_model(hypermodel, seed, grow=None):
+    """A configuration drawn from the whole space, and the model built from it."""
+    hp = keras_tuner.HyperParameters()
+    hypermodel.build(hp)
+    if grow:  # activate every conditional decision once, so it is in the space
+        hp.values.update(grow)
+        hypermodel.build(hp)
+    values = SearchSpaceCodec(hp).sample(np.random.default_rng(seed))
+    chosen = keras_tuner.HyperParameters()
+    chosen.merge(hp.space)
+    chosen.values = dict(values)
+    model = hypermodel.build(chosen)
+    return values, model
+
+
+def layer_names(model, kind):
+    return [layer.name for layer in model.layers if type(layer) is kind]
+
+
+def test_cell_space_names_every_edge_and_decision():
+    hp = keras_tuner.HyperParameters()
+    CellSpace(input_shape=(8, 8, 1), num_classes=10, num_nodes=4).build(hp)
+    names = [h.name for h in hp.space]
+    assert names == [f"edge_{i}_{j}" for i, j in cell_edges(4)] + [
+        "cells_per_stage", "filters", "learning_rate"]
+    assert len(cell_edges(4)) == 6  # NAS-Bench-201's cell
+    assert list(hp.space[0].values) == list(OPERATIONS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cell_models_follow_their_sampled_configuration(seed):
+    space = CellSpace(input_shape=(8, 8, 1), num_classes=10, num_stages=2)
+    values, model = sampled_model(space, seed)
+    cells = values["cells_per_stage"]
+    edges = {(i, j): values[f"edge_{i}_{j}"] for i, j in cell_edges(4)}
+    # Keras keeps only the layers on a path to the output: an edge counts when
+    # its target node feeds the cell's output.
+    live = {3}
+    for j in (2, 1):
+        if any(edges[(j, k)] != "none" and k in live for k in range(j + 1, 4)):
+            live.add(j)
+    kept = {edge: op for edge, op in edges.items() if op != "none" and edge[1] in live}
+    convs = [n for n in layer_names(model, keras.layers.Conv2D) if "_e" in n]
+    assert len(convs) == sum(op.startswith("conv") for op in kept.values()) * cells * 2
+    pools = layer_names(model, keras.layers.AveragePooling2D)
+    for (i, j), op in edges.items():
+        label = f"cell_s0c0_e{i}{j}"
+        assert (label in convs) == ((i, j) in kept and op.startswith("conv"))
+        assert (label in pools) == ((i, j) in kept and op == "avgpool3x3")
+        if label in convs:
+            size = 1 if op == "conv1x1" else 3
+            assert model.get_layer(label).kernel_size == (size, size)
+    assert model.get_layer("cell_stem").filters == values["filters"]
+    # One reduction between the two stages: 8x8 -> 4x4, filters doubled.
+    assert model.get_layer("cell_out").output.shape[1:] == (4, 4, 2 * values["filters"])
+    x = np.random.default_rng(seed).random((16, 8, 8, 1)).astype("float32")
+    assert model.predict(x, verbose=0).shape == (16, 10)
+
+
+def test_a_cell_whose_node_has_only_none_edges_outputs_zeros():
+    space = CellSpace(input_shape=(8, 8, 1), num_classes=3, num_stages=1)
+    hp = keras_tuner.HyperParameters()
+    space.build(hp)
+    hp.values.update({f"edge_{i}_{j}": "none" for i, j in cell_edges(4)})
+    hp.values["cells_per_stage"] = 1
+    model = space.build(hp)
+    features = keras.Model(model.input, model.get_layer("cell_s0c0_n3_zeros").output)
+    assert not np.any(features.predict(np.ones((2, 8, 8, 1), "float32"), verbose=0))
+
+
+def test_dense_space_decisions_are_conditional_on_depth():
+    space = DenseSpace(input_dim=13, num_outputs=3, max_depth=3)
+    hp = keras_tuner.HyperParameters()
+    space.build(hp)
+    hp.values["depth"] = 3
+    space.build(hp)
+    per_layer = [f"{d}_{i}" for i in range(3) for d in ("units", "activation", "dropout", "skip")]
+    assert sorted(h.name for h in hp.space) == sorted(["depth", "learning_rate"] + per_layer)
+    assert all(h.conditions for h in hp.space if h.name not in ("depth", "learning_rate"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dense_models_follow_their_sampled_configuration(seed):
+    space = DenseSpace(input_dim=13, num_outputs=3, max_depth=3)
+    values, model = sampled_model(space, seed, grow={"depth": 3})
+    depth = values["depth"]
+    assert set(values) == {"depth", "learning_rate"} | {
+        f"{d}_{i}" for i in range(depth) for d in ("units", "activation", "dropout", "skip")}
+    for i in range(depth):
+        layer = model.get_layer(f"dense_{i}")
+        assert layer.units == values[f"units_{i}"]
+        assert layer.activation.__name__ == values[f"activation_{i}"]
+        assert (f"dense_{i}_skip" in layer_names(model, keras.layers.Add)) == values[f"skip_{i}"]
+        dropout = [n for n in layer_names(model, keras.layers.Dropout) if n == f"dense_{i}_dropout"]
+        assert bool(dropout) == (values[f"dropout_{i}"] > 0)
+    assert f"dense_{depth}" not in [layer.name for layer in model.layers]
+    x = np.random.default_rng(seed).random((8, 13)).astype("float32")
+    assert model.predict(x, verbose=0).shape == (8, 3)
+
+
+def test_spaces_reject_bad_settings():
+    with pytest.raises(ValueError, match="operations must hold only"):
+        CellSpace(input_shape=(8, 8, 1), num_classes=10, operations=["conv5x5"])
+    with pytest.raises(ValueError, match="num_nodes must be an int >= 2, got 1"):
+        CellSpace(input_shape=(8, 8, 1), num_classes=10, num_nodes=1)
+    with pytest.raises(ValueError, match="task must be 'classification' or 'regression'"):
+        DenseSpace(input_dim=4, num_outputs=1, task="ranking")
+
+
+def test_evolution_searches_the_dense_space(tmp_path):
+    x, y = load_wine(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype("float32")
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    tuner = EvolutionSearch(
+        DenseSpace(input_dim=13, num_outputs=3, max_depth=3), objective="val_accuracy",
+        max_trials=4, population_size=2, seed=0, directory=tmp_path, overwrite=True,
+    )
+    tuner.search(x[:130], y[:130], validation_data=(x[130:], y[130:]), epochs=2, verbose=0)
+    trials = tuner.oracle.trials.values()
+    assert len(trials) == 4 and all(t.status == "COMPLETED" for t in trials)
+    assert len({tuner.oracle.codec.hash(t.hyperparameters.values) for t in trials}) == 4
+    assert tuner.get_best_models(1)[0].predict(x[:2], verbose=0).shape == (2, 3)
+
+
+# ------------------------------------------------------------ AutoKeras blocks
+def test_cell_and_dense_blocks_in_an_autokeras_search(tmp_path):
+    import autokeras as ak
+
+    from metanas.autokeras import EvolutionTuner
+    from metanas.spaces import CellBlock, DenseSpaceBlock
+
+    images, labels = load_digits(return_X_y=True)
+    images = (images / 16.0).astype("float32").reshape(-1, 8, 8, 1)[:200]
+    labels = labels[:200]
+    table = np.random.default_rng(0).normal(size=(200, 4)).astype("float32")
+    image_in, table_in = ak.ImageInput(), ak.StructuredDataInput()
+    merged = ak.Merge()([
+        ak.SpatialReduction(reduction_type="global_avg")(
+            CellBlock(num_stages=2, max_cells_per_stage=1, filters=[8])(image_in)),
+        DenseSpaceBlock(max_depth=2, widths=[8, 16])(table_in),
+    ])
+    settings = dict(
+        inputs=[image_in, table_in], outputs=ak.ClassificationHead()(merged),
+        tuner=EvolutionTuner, seed=1, directory=tmp_path, project_name="blocks",
+        population_size=2,
+    )
+    model = ak.AutoModel(max_trials=2, overwrite=True, **settings)
+    model.fit([images[:160], table[:160]], labels[:160],
+              validation_data=([images[160:], table[160:]], labels[160:]), epochs=1,
+              callbacks=[keras.callbacks.EarlyStopping(patience=1)], verbose=0)
+    oracle = model.tuner.oracle
+    names = {h.name for h in oracle.hyperparameters.space}
+    assert {f"cell_block_1/edge_{i}_{j}" for i, j in cell_edges(4)} <= names
+    assert {"dense_space_block_1/depth", "dense_space_block_1/units_0"} <= names
+    assert all(t.status == "COMPLETED" for t in oracle.trials.values())
+    assert model.predict([images[:3], table[:3]], verbose=0).shape == (3, 1)
+    # The graph with the metanas blocks reloads: the search resumes.
+    resumed = ak.AutoModel(max_trials=3, overwrite=False, **settings)
+    resumed.fit([images[:160], table[:160]], labels[:160],
+                validation_data=([images[160:], table[160:]], labels[160:]), epochs=1,
+                callbacks=[keras.callbacks.EarlyStopping(patience=1)], verbose=0)
+    assert len(resumed.tuner.oracle.trials) == 3

@@ -38,7 +38,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     package_dir={"metanas": "plugin", "metanas.tuners": "tuners"},
-    packages=["metanas", "metanas.tuners", "metanas.meta"],
+    packages=["metanas", "metanas.tuners", "metanas.meta", "metanas.tracking"],
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["metanas=metanas.cli:main"]},

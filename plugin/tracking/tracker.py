@@ -244,6 +244,9 @@ class MlflowTracker:
     def on_trial_begin(self, tuner, trial) -> None:
         if self._spool is None:
             self._setup(tuner)
+        if self.search_id is None:
+            # A worker that started before the chief wrote the search id.
+            self.search_id = self._read_search_id(tuner)
         self._trial[trial.trial_id] = {
             "start_ms": rec.now_ms(),
             "start": time.monotonic(),

@@ -144,3 +144,33 @@ def test_unreachable_server_never_stops_the_search_nor_leaks_credentials(tmp_pat
     assert "bob:***@" in caplog.text and "hunter2" not in caplog.text
     assert tuner.tracker.flush() > 0  # still waiting, nothing lost
     assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", url]) == 1
+
+
+def test_chief_and_three_workers_log_their_trials_under_one_parent(server, tmp_path):
+    from tests.tuners.test_distributed import check_complete, run_cluster
+
+    run_cluster("evolution", tmp_path, 8, TRIAL_SECONDS=0.2, MLFLOW_TRACKING_URI=server.url)
+    trials, _ = check_complete(tmp_path, 8)
+    client = MlflowClient(tracking_uri=server.url)
+    exp_id = client.get_experiment_by_name("search").experiment_id
+    runs = client.search_runs([exp_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("metanas.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("metanas.role") == "trial"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert sorted(c.data.tags["metanas.trial_id"] for c in children) == sorted(trials)
+    for child in children:
+        trial = trials[child.data.tags["metanas.trial_id"]]
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["objective"] == pytest.approx(trial["score"])
+        assert child.data.params == {
+            k: str(v) for k, v in trial["hyperparameters"]["values"].items()
+        }
+    # The chief, which holds the oracle, closed the parent with the whole curve.
+    assert parent.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(parent.info.run_id, "best_so_far")] == list(
+        range(8)
+    )
+    assert "trials.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert not list(tmp_path.rglob("*.pending.jsonl"))

@@ -12,17 +12,18 @@ Y = (X[:, 0] > 0).astype("int32")
 
 
 class TinyModel(keras_tuner.HyperModel):
-    """A tiny classifier; ``fault`` = "build" or "fit" makes its trial fail."""
+    """A tiny classifier; ``fault`` = "build", "nan" or "fit" makes its trial fail."""
 
     def build(self, hp):
-        fault = hp.Choice("fault", ["none", "build", "fit"])
+        fault = hp.Choice("fault", ["none", "build", "nan", "fit"])
         if fault == "build":
             raise RuntimeError("injected: the model cannot be built")
         inputs = keras.Input(shape=(4,))
         hidden = keras.layers.Dense(hp.Choice("units", [2, 4, 8]), activation="relu")(inputs)
         model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
         model.compile(
-            keras.optimizers.SGD(hp.Float("lr", 1e-3, 1e-1, sampling="log")),
+            # A huge learning rate diverges to a NaN loss.
+            keras.optimizers.SGD(1e30 if fault == "nan" else hp.Float("lr", 1e-3, 1e-1, sampling="log")),
             "sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -71,5 +72,8 @@ def check_search_logged(uri, experiment, tuner, epochs):
             assert child.data.metrics["duration_s"] > 0
         else:
             assert child.info.status == "FAILED"
-            assert "injected" in child.data.tags["error"]
+            if trial.hyperparameters.values["fault"] == "nan":
+                assert "nan" in child.data.tags["error"].lower()
+            else:
+                assert "injected" in child.data.tags["error"]
     return parent, by_trial

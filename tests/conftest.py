@@ -13,3 +13,4 @@ if "MLFLOW_TRACKING_URI" not in os.environ:
 
     _MLFLOW_DIR = tempfile.mkdtemp(prefix="metanas-test-mlflow-")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_MLFLOW_DIR}/mlflow.db"
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network at test time

@@ -38,7 +38,7 @@ PARENT_TAG = "mlflow.parentRunId"
 
 #: MLflow error codes that mean "this record is wrong", not "the server is away".
 _PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE"}
-_BATCH = 900  # MLflow's log_batch takes at most 1000 metrics / 100 params a call
+_BATCH = 800  # MLflow takes at most 1000 entities (100 params, 100 tags) a log_batch
 _PARAM_BATCH = 100
 
 
@@ -65,8 +65,13 @@ def experiment_id(client: MlflowClient, name: str, cache: RunCache) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            exp_id = client.create_experiment(name, artifact_location=local_artifact_location(
-                client.tracking_uri, name))
+            exp_id = client.create_experiment(
+                name,
+                artifact_location=local_artifact_location(client.tracking_uri, name),
+                # MLflow 3's UI opens experiments of unknown kind on its GenAI
+                # pages; a search is model training: open on the runs table.
+                tags={"mlflow.experimentKind": "custom_model_development"},
+            )
         except MlflowException as error:  # another worker created it first
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -187,19 +192,15 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     ]
     tags[RECORDS_TAG] = ",".join((done_ids + [record["id"]])[-40:])
     tag_list = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if k != PARENT_TAG or parent_id]
-    # Metrics and params first, in batches; the records tag goes with the last
-    # call, after the artifacts, so a record half applied is applied again.
+    # Artifacts first; then everything else in as few calls as MLflow's limits
+    # allow, the records tag in the last one, so a record half applied is
+    # applied again in full.
+    _log_artifacts(client, run_id, record.get("artifacts", {}))
     param_list = [Param(k, v) for k, v in params.items()]
-    artifacts = record.get("artifacts", {})
-    if not artifacts and len(metrics) <= _BATCH and len(param_list) <= _PARAM_BATCH:
-        client.log_batch(run_id, metrics=metrics, params=param_list, tags=tag_list)
-    else:
-        for start in range(0, len(metrics), _BATCH):
-            client.log_batch(run_id, metrics=metrics[start:start + _BATCH])
-        for start in range(0, len(param_list), _PARAM_BATCH):
-            client.log_batch(run_id, params=param_list[start:start + _PARAM_BATCH])
-        _log_artifacts(client, run_id, artifacts)
-        client.log_batch(run_id, tags=tag_list)
+    while len(metrics) > _BATCH or len(param_list) > _PARAM_BATCH:
+        client.log_batch(run_id, metrics=metrics[:_BATCH], params=param_list[:_PARAM_BATCH])
+        metrics, param_list = metrics[_BATCH:], param_list[_PARAM_BATCH:]
+    client.log_batch(run_id, metrics=metrics, params=param_list, tags=tag_list)
     if record.get("status"):
         client.set_terminated(run_id, status=record["status"], end_time=record.get("end_ms"))
     return run_id

@@ -174,3 +174,38 @@ def test_chief_and_three_workers_log_their_trials_under_one_parent(server, tmp_p
     )
     assert "trials.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert not list(tmp_path.rglob("*.pending.jsonl"))
+
+
+def test_metanas_ui_serves_the_store_on_localhost(tmp_path):
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from metanas.tracking.server import wait_until_up
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(tracking_uri=store).create_experiment("browse-me")
+    port = free_port()
+    metanas_bin = pathlib.Path(sys.executable).with_name("metanas")
+    ui = subprocess.Popen(
+        [str(metanas_bin), "ui", "--backend-store-uri", store, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process=ui)
+        found = requests.get(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": "browse-me"}, timeout=10,
+        )
+        assert found.ok and found.json()["experiment"]["name"] == "browse-me"
+        listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+        addresses = {line.split()[3] for line in listening.splitlines() if f":{port}" in line}
+        assert addresses == {f"127.0.0.1:{port}"}, addresses
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        output, _ = ui.communicate(timeout=30)
+    assert f"on http://127.0.0.1:{port}" in output

@@ -49,6 +49,55 @@ def run_search(store: str, directory: str, trials: int) -> list:
     return sorted(tuner.oracle.trials)
 
 
+def show_columns(browser, names: list, hide: list) -> None:
+    """Picks the runs table's columns in its "Columns" menu (cosmetic: best effort)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def search_box():
+        boxes = browser.find_elements(By.CSS_SELECTOR, "input[placeholder='Search columns']")
+        if not boxes:
+            next(b for b in browser.find_elements(By.TAG_NAME, "button")
+                 if b.text.strip() == "Columns").click()
+            time.sleep(0.5)
+            boxes = browser.find_elements(By.CSS_SELECTOR, "input[placeholder='Search columns']")
+        return boxes[0]
+
+    picked = 0
+    for name in hide + names:
+        for _ in range(3):  # the menu re-renders while typing: retry stale elements
+            try:
+                box = search_box()
+                box.send_keys(Keys.CONTROL, "a")
+                box.send_keys(Keys.BACKSPACE)
+                box.send_keys(name)
+                time.sleep(0.5)
+                # Only inside the menu (the smallest ancestor of the box that
+                # holds its column tree), never a table header of the same name.
+                menu = box.find_element(
+                    By.XPATH, "./ancestor::*[.//*[" + " or ".join(
+                        f"starts-with(normalize-space(text()), '{group}')"
+                        for group in ("Attributes", "Metrics", "Parameters")
+                    ) + "]][1]"
+                )
+                entry = next(
+                    e for e in menu.find_elements(By.XPATH, f".//*[normalize-space(text())='{name}']")
+                    if e.is_displayed()
+                )
+                entry.click()
+                picked += 1
+                break
+            except Exception:  # noqa: BLE001 - stale or missing: try again
+                time.sleep(0.3)
+    try:
+        search_box().send_keys(Keys.ESCAPE)
+    except Exception:  # noqa: BLE001
+        pass
+    time.sleep(0.5)
+    if picked < len(hide) + len(names):
+        print(f"picked {picked} of {len(hide) + len(names)} columns (cosmetic)")
+
+
 def browse(url: str, names: list, screenshot: pathlib.Path, binary: str, driver: str) -> list:
     """Opens ``url`` in headless chromium, expands the parent run, screenshots it.
 
@@ -77,6 +126,8 @@ def browse(url: str, names: list, screenshot: pathlib.Path, binary: str, driver:
                 button.click()
             except Exception:  # noqa: BLE001 - not every close button is visible
                 pass
+        show_columns(browser, ["best_score", "objective", "strategy", "setting.population_size",
+                               "setting.selection"], hide=["Dataset", "Source", "Models"])
         # Nested runs start collapsed under their parent: expand it.
         # (MLflow 3.17: the icon button in the run name cell of a parent row.)
         expanders = browser.find_elements(

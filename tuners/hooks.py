@@ -80,11 +80,25 @@ _EVENTS = ("on_search_begin", "on_trial_begin", "on_epoch_end", "on_trial_end", 
 class HookedTunerMixin:
     """Calls ``self.tracker`` (a `SearchHook`, or None) on keras-tuner's events.
 
-    Put it before `keras_tuner.Tuner` in the bases. A hook that raises is
-    reported as a warning: tracking never stops a search.
+    Put it before the `keras_tuner.Tuner` class in the bases; the tuner then
+    takes a keyword ``tracking`` (see `resolve_tracking`; default True: the
+    MLflow tracker). A hook that raises is reported as a warning: tracking
+    never stops a search.
+
+    Example (an AutoKeras tuner, tracked like every metanas tuner):
+
+        >>> class EvolutionAutoTuner(HookedTunerMixin, autokeras.engine.tuner.AutoTuner):
+        ...     ...
+        >>> ak.AutoModel(..., tuner=EvolutionAutoTuner, tracking=False)  # or a tracker
     """
 
     tracker: Optional[SearchHook] = None
+
+    def __init__(self, *args, tracking: Any = True, **kwargs) -> None:
+        # Resolved first: a bad value must fail before keras-tuner touches
+        # the project directory.
+        self.tracker = resolve_tracking(tracking)
+        super().__init__(*args, **kwargs)
 
     def _call_hook(self, event: str, *args) -> None:
         hook = getattr(self, "tracker", None)

@@ -80,7 +80,6 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if not isinstance(cost_measures, bool):
             raise ValueError(f"cost_measures must be True or False, got {cost_measures!r}.")
         self.cost_measures = cost_measures
-        tracker = hooks.resolve_tracking(tracking)
         if distributed.is_worker():
             # Workers share the chief's project directory: only the chief may
             # wipe it, or a late worker deletes the trials already run.
@@ -88,8 +87,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         given = split_oracle_kwargs(self.oracle_class, kwargs)
         oracle = self.oracle_class(objective=objective, max_trials=max_trials, **given)
         self.strategy_settings = strategy_settings(self.oracle_class, given)
-        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        self.tracker = tracker
+        super().__init__(oracle=oracle, hypermodel=hypermodel, tracking=tracking, **kwargs)
         if distributed.is_worker():
             self.oracle = distributed.ResilientOracleClient(self.oracle)
 

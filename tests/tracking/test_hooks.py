@@ -103,3 +103,28 @@ def test_untracked_tuners_never_import_mlflow():
 )
 def test_redact_hides_credentials_in_urls(text, expected):
     assert redact(text) == expected
+
+
+def test_the_mixin_tracks_any_keras_tuner_tuner(tmp_path):
+    """What an AutoKeras tuner gets: HookedTunerMixin before a keras-tuner Tuner class."""
+    import keras_tuner
+
+    from metanas.tuners.hooks import HookedTunerMixin
+
+    class TrackedRandomSearch(HookedTunerMixin, keras_tuner.RandomSearch):
+        pass
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("fault", "none")
+    recorder = Recorder()
+    tuner = TrackedRandomSearch(
+        hypermodel=TinyModel(), objective="loss", max_trials=1, seed=3, hyperparameters=hp,
+        directory=str(tmp_path), project_name="plain", tracking=recorder,
+    )
+    tuner.search(X, Y, epochs=1, verbose=0)
+    assert [e[0] for e in recorder.events] == [
+        "search_begin", "trial_begin", "epoch", "trial_end", "search_end"
+    ]
+    with pytest.raises(ValueError, match="tracking must be True, False or a tracker"):
+        TrackedRandomSearch(hypermodel=TinyModel(), objective="loss", tracking=1,
+                            directory=str(tmp_path))

@@ -39,15 +39,16 @@ _HTTP_ENV = {
 
 
 def strategy_name(oracle) -> str:
-    """``EvolutionOracle`` -> ``evolution``, ``RandomSearchOracle`` -> ``random-search``."""
+    """``EvolutionOracle`` -> ``evolution``, ``RLControllerOracle`` -> ``rl-controller``."""
     name = type(oracle).__name__
     if name.endswith("Oracle") and len(name) > len("Oracle"):
         name = name[: -len("Oracle")]
     out = ""
     for i, char in enumerate(name):
-        if char.isupper() and i and not name[i - 1].isupper():
-            out += "-"
-        out += char.lower()
+        starts_word = char.isupper() and i > 0 and (
+            name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower())
+        )
+        out += ("-" if starts_word else "") + char.lower()
     return out
 
 

@@ -128,3 +128,14 @@ def test_the_mixin_tracks_any_keras_tuner_tuner(tmp_path):
     with pytest.raises(ValueError, match="tracking must be True, False or a tracker"):
         TrackedRandomSearch(hypermodel=TinyModel(), objective="loss", tracking=1,
                             directory=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "class_name, expected",
+    [("EvolutionOracle", "evolution"), ("RandomSearchOracle", "random-search"),
+     ("RLControllerOracle", "rl-controller"), ("GreedyOracle", "greedy")],
+)
+def test_strategy_names_are_readable(class_name, expected):
+    from metanas.tracking import strategy_name
+
+    assert strategy_name(type(class_name, (), {})()) == expected

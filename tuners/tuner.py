@@ -10,7 +10,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.src.engine.objective import create_objective
 
-from metanas.tuners import distributed, objectives
+from metanas.tuners import distributed, hooks, objectives
 from metanas.tuners.base import MetanasOracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -34,7 +34,19 @@ def split_oracle_kwargs(
     return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
 
 
-class StrategyTuner(keras_tuner.Tuner):
+def strategy_settings(oracle_class: Type[MetanasOracle], given: Dict[str, Any]) -> Dict[str, Any]:
+    """Every keyword setting of ``oracle_class``: ``given`` over the defaults."""
+    settings: Dict[str, Any] = {}
+    for cls in reversed(inspect.getmro(oracle_class)):
+        if isinstance(cls, type) and issubclass(cls, MetanasOracle):
+            for name, parameter in inspect.signature(cls.__init__).parameters.items():
+                if parameter.kind is parameter.KEYWORD_ONLY:
+                    settings[name] = parameter.default
+    settings.update(given)
+    return settings
+
+
+class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
     """A `keras_tuner.Tuner` driven by the metanas oracle ``oracle_class``.
 
     Subclasses set ``oracle_class``. Keyword arguments that the oracle accepts
@@ -47,6 +59,11 @@ class StrategyTuner(keras_tuner.Tuner):
     `metanas.tuners.objectives.measure_costs`) unless ``cost_measures=False``,
     an objective that training will not log is an error before the first
     trial, and `get_pareto_front` returns the trade-off between objectives.
+
+    Every search is tracked in MLflow (`metanas.tracking.MlflowTracker`: a
+    parent run per search, a nested run per trial) unless ``tracking=False``;
+    pass a tracker object (any `metanas.tuners.hooks.SearchHook`) for full
+    control.
     """
 
     oracle_class: Type[MetanasOracle] = MetanasOracle
@@ -58,6 +75,7 @@ class StrategyTuner(keras_tuner.Tuner):
         max_trials: Optional[int] = 10,
         *,
         cost_measures: bool = True,
+        tracking: Any = True,
         **kwargs: Any,
     ) -> None:
         if not isinstance(cost_measures, bool):
@@ -67,12 +85,10 @@ class StrategyTuner(keras_tuner.Tuner):
             # Workers share the chief's project directory: only the chief may
             # wipe it, or a late worker deletes the trials already run.
             kwargs["overwrite"] = False
-        oracle = self.oracle_class(
-            objective=objective,
-            max_trials=max_trials,
-            **split_oracle_kwargs(self.oracle_class, kwargs),
-        )
-        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        given = split_oracle_kwargs(self.oracle_class, kwargs)
+        oracle = self.oracle_class(objective=objective, max_trials=max_trials, **given)
+        self.strategy_settings = strategy_settings(self.oracle_class, given)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, tracking=tracking, **kwargs)
         if distributed.is_worker():
             self.oracle = distributed.ResilientOracleClient(self.oracle)
 
@@ -95,7 +111,9 @@ class StrategyTuner(keras_tuner.Tuner):
             if "verbose" in fit_kwargs:
                 self.oracle.verbose = fit_kwargs["verbose"]
             self.save()
+            self._call_hook("on_search_begin")
             distributed.serve_chief(self.oracle)
+            self._call_hook("on_search_end")
             return
         return super().search(*fit_args, **fit_kwargs)
 

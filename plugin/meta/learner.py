@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -30,6 +29,7 @@ import numpy as np
 import optuna
 
 from metanas.meta.features import feature_distance
+from metanas.security import redact
 
 __all__ = [
     "MetaLearner",
@@ -44,9 +44,6 @@ DEFAULT_STORAGE = "sqlite:///metanas-meta.db"
 DEFAULT_STUDY = "metanas-meta"
 
 
-def redact(url: str) -> str:
-    """``url`` with any password (``user:password@``) replaced by ``***``."""
-    return re.sub(r"(//[^/:@]+):[^/@]*@", r"\1:***@", str(url))
 
 
 def strategy_classes() -> Dict[str, type]:

@@ -1,0 +1,235 @@
+"""Tracking records and how they are applied to MLflow, idempotently.
+
+A record is a JSON dict describing everything one event puts into MLflow:
+a run found or created by its logical key (the ``metanas.key`` tag), params,
+metrics with their own timestamps and steps, tags, text and binary
+artifacts, and the run's final status. Applying a record twice changes
+nothing: the run is looked up by key before it is created, params already
+there are skipped, MLflow's SQL store drops a metric equal in key, value,
+step and timestamp to one it holds, tags and artifacts overwrite themselves,
+and a record already applied leaves its id in the run's
+``metanas.records`` tag and is skipped outright.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import pathlib
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+__all__ = ["apply_record", "is_permanent", "KEY_TAG", "ROLE_TAG", "PROJECT_TAG", "SEARCH_TAG"]
+
+logger = logging.getLogger(__name__)
+
+KEY_TAG = "metanas.key"
+ROLE_TAG = "metanas.role"
+PROJECT_TAG = "metanas.project"
+SEARCH_TAG = "metanas.search_id"
+RECORDS_TAG = "metanas.records"
+PARENT_TAG = "mlflow.parentRunId"
+
+#: MLflow error codes that mean "this record is wrong", not "the server is away".
+_PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE"}
+_BATCH = 800  # MLflow takes at most 1000 entities (100 params, 100 tags) a log_batch
+_PARAM_BATCH = 100
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether retrying ``error`` later cannot help (the record itself is bad)."""
+    return isinstance(error, MlflowException) and error.error_code in _PERMANENT_CODES
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RunCache:
+    """Experiment ids and run ids by logical key, remembered per client."""
+
+    def __init__(self) -> None:
+        self.experiments: Dict[str, str] = {}
+        self.runs: Dict[str, str] = {}
+
+
+def experiment_id(client: MlflowClient, name: str, cache: RunCache) -> str:
+    if name in cache.experiments:
+        return cache.experiments[name]
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            exp_id = client.create_experiment(
+                name,
+                artifact_location=local_artifact_location(client.tracking_uri, name),
+                # MLflow 3's UI opens experiments of unknown kind on its GenAI
+                # pages; a search is model training: open on the runs table.
+                tags={"mlflow.experimentKind": "custom_model_development"},
+            )
+        except MlflowException as error:  # another worker created it first
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp_id = client.get_experiment_by_name(name).experiment_id
+    else:
+        exp_id = experiment.experiment_id
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(exp_id)
+    cache.experiments[name] = exp_id
+    return exp_id
+
+
+def local_artifact_location(tracking_uri: str, experiment: str) -> Optional[str]:
+    """For a SQLite file store, ``<folder of the .db>/mlruns/<experiment>``, else None.
+
+    MLflow would put artifacts in ``./mlruns`` of whatever the working
+    directory is; beside the database they stay with the runs they belong to.
+    """
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or ":memory:" in tracking_uri:
+        return None
+    db = pathlib.Path(tracking_uri[len(prefix):].split("?")[0])
+    if not db.is_absolute():
+        db = pathlib.Path.cwd() / db
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment) or "experiment"
+    return (db.parent / "mlruns" / slug).as_uri()
+
+
+def find_run(client: MlflowClient, exp_id: str, key: str):
+    runs = client.search_runs(
+        [exp_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'", max_results=2
+    )
+    return runs[0] if runs else None
+
+
+def find_search_run(client: MlflowClient, exp_id: str, project: str, before_ms: Optional[int]):
+    """The latest search (parent) run of ``project`` started before ``before_ms``."""
+    runs = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{ROLE_TAG}` = 'search' and tags.`{PROJECT_TAG}` = '{project}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=20,
+    )
+    for run in runs:
+        if before_ms is None or run.info.start_time <= before_ms:
+            return run
+    return None
+
+
+def _parent_id(client, exp_id, record, cache) -> Optional[str]:
+    parent = record.get("parent")
+    if not parent:
+        return None
+    if parent.get("key"):
+        key = parent["key"]
+        if key not in cache.runs:
+            run = find_run(client, exp_id, key)
+            if run is None:
+                # The search's own record has not been applied yet (a worker's
+                # spool replayed first): create the parent; its record fills it.
+                run = client.create_run(
+                    exp_id,
+                    start_time=record.get("start_ms"),
+                    tags={KEY_TAG: key, ROLE_TAG: "search", **parent.get("tags", {})},
+                    run_name=parent.get("name"),
+                )
+            cache.runs[key] = run.info.run_id
+        return cache.runs[key]
+    run = find_search_run(client, exp_id, parent["project"], parent.get("before_ms"))
+    if run is None:
+        raise MlflowException(
+            f"no search run of project {parent['project']!r} to nest the trial under yet",
+            error_code="TEMPORARILY_UNAVAILABLE",
+        )
+    return run.info.run_id
+
+
+def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) -> str:
+    """Applies ``record`` to MLflow (idempotently) and returns its run id."""
+    exp_id = experiment_id(client, record["experiment"], cache)
+    key = record["key"]
+    parent_id = _parent_id(client, exp_id, record, cache)
+    run_id = cache.runs.get(key)
+    existing = None
+    if run_id is None:
+        existing = find_run(client, exp_id, key)
+    elif record.get("replay"):
+        existing = client.get_run(run_id)
+    if existing is not None:
+        run_id = existing.info.run_id
+        done = existing.data.tags.get(RECORDS_TAG, "").split(",")
+        if record["id"] in done:
+            cache.runs[key] = run_id
+            return run_id
+    tags = dict(record.get("tags", {}))
+    tags[KEY_TAG] = key
+    if parent_id:
+        tags[PARENT_TAG] = parent_id
+    if run_id is None:
+        run = client.create_run(
+            exp_id, start_time=record.get("start_ms"), tags=tags, run_name=record.get("name")
+        )
+        run_id = run.info.run_id
+    elif record.get("reopen"):
+        client.update_run(run_id, status="RUNNING")
+    cache.runs[key] = run_id
+
+    params = {k: str(v)[:6000] for k, v in record.get("params", {}).items()}
+    if existing is not None:
+        for name, value in existing.data.params.items():
+            if name in params and params.pop(name) != value:
+                logger.warning("param %s of run %s kept its first value %r", name, run_id, value)
+    metrics = [
+        Metric(m[0], float(m[1]), int(m[2]), int(m[3])) for m in record.get("metrics", [])
+    ]
+    done_ids = [] if existing is None else [
+        i for i in existing.data.tags.get(RECORDS_TAG, "").split(",") if i
+    ]
+    tags[RECORDS_TAG] = ",".join((done_ids + [record["id"]])[-40:])
+    tag_list = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if k != PARENT_TAG or parent_id]
+    # Artifacts first; then everything else in as few calls as MLflow's limits
+    # allow, the records tag in the last one, so a record half applied is
+    # applied again in full.
+    _log_artifacts(client, run_id, record.get("artifacts", {}))
+    param_list = [Param(k, v) for k, v in params.items()]
+    while len(metrics) > _BATCH or len(param_list) > _PARAM_BATCH:
+        client.log_batch(run_id, metrics=metrics[:_BATCH], params=param_list[:_PARAM_BATCH])
+        metrics, param_list = metrics[_BATCH:], param_list[_PARAM_BATCH:]
+    client.log_batch(run_id, metrics=metrics, params=param_list, tags=tag_list)
+    if record.get("status"):
+        client.set_terminated(run_id, status=record["status"], end_time=record.get("end_ms"))
+    return run_id
+
+
+def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Dict[str, Dict[str, str]]) -> None:
+    if not artifacts:
+        return
+    with tempfile.TemporaryDirectory(prefix="metanas-artifacts-") as tmp:
+        for name, content in artifacts.items():
+            path = os.path.join(tmp, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if "b64" in content:
+                with open(path, "wb") as handle:
+                    handle.write(base64.b64decode(content["b64"]))
+            else:
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(content["text"])
+        client.log_artifacts(run_id, tmp)
+
+
+def metric_rows(values: Dict[str, Any], step: int, timestamp: Optional[int] = None) -> List[list]:
+    """``[key, value, timestamp_ms, step]`` rows of the finite numbers in ``values``."""
+    timestamp = now_ms() if timestamp is None else timestamp
+    rows = []
+    for name, value in values.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        rows.append([str(name), number, timestamp, int(step)])
+    return rows

@@ -1,0 +1,46 @@
+"""Replaying spooled tracking records (``metanas tracking sync``)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Dict, Optional
+
+from metanas.tracking.spool import PENDING_SUFFIX, Spool
+from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker
+
+__all__ = ["sync", "find_spools"]
+
+
+def find_spools(path: os.PathLike) -> Dict[pathlib.Path, int]:
+    """Spool directories under ``path`` (a tuner ``directory``, a project or a spool), with their waiting record counts."""
+    root = pathlib.Path(path)
+    found: Dict[pathlib.Path, int] = {}
+    for pending in sorted(root.rglob(f"*{PENDING_SUFFIX}")):
+        if SPOOL_DIRNAME in pending.parts or pending.parent == root:
+            found.setdefault(pending.parent, 0)
+            found[pending.parent] += len(Spool.read(pending))
+    return found
+
+
+def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict[str, int]:
+    """Replays every spooled record under ``path`` to MLflow.
+
+    Args:
+        path: A tuner ``directory`` (every project's spool under it), or one
+            spool directory.
+        tracking_uri: Where to send them. Default: ``MLFLOW_TRACKING_URI``,
+            else MLflow's default store in the working directory.
+
+    Returns:
+        ``{"sent": n, "waiting": m}``: records applied, and records still
+        waiting (MLflow unreachable).
+    """
+    sent = waiting = 0
+    for directory, count in find_spools(path).items():
+        tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
+        tracker._spool = Spool(directory)
+        left = tracker.flush()
+        sent += count - left
+        waiting += left
+    return {"sent": sent, "waiting": waiting}

@@ -1,0 +1,593 @@
+"""`MlflowTracker`: every metanas search a parent run, every trial a nested run."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import logging
+import os
+import pathlib
+import time
+import uuid
+from typing import Any, Dict, Iterator, List, Optional
+
+from metanas.security import redact
+from metanas.tracking import records as rec
+from metanas.tracking.spool import Spool
+
+__all__ = ["MlflowTracker", "SEARCH_FILE", "SPOOL_DIRNAME", "strategy_name"]
+
+logger = logging.getLogger(__name__)
+
+#: In the project directory: the search id, so a resumed search finds its parent run.
+SEARCH_FILE = "metanas_tracking.json"
+#: In the tuner's ``directory``, one folder per project: the spool of waiting records.
+#: Beside the project directory rather than in it, so ``overwrite=True`` (which
+#: deletes the project directory) cannot delete records not yet sent.
+SPOOL_DIRNAME = ".metanas-mlflow-spool"
+
+# A tracking server that is down must cost the search seconds, not the
+# minutes of MLflow's default HTTP retries; applied only around our calls and
+# only where the user has not chosen otherwise.
+_HTTP_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def strategy_name(oracle) -> str:
+    """``EvolutionOracle`` -> ``evolution``, ``RLControllerOracle`` -> ``rl-controller``."""
+    name = type(oracle).__name__
+    if name.endswith("Oracle") and len(name) > len("Oracle"):
+        name = name[: -len("Oracle")]
+    out = ""
+    for i, char in enumerate(name):
+        starts_word = char.isupper() and i > 0 and (
+            name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower())
+        )
+        out += ("-" if starts_word else "") + char.lower()
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class MlflowTracker:
+    """Tracks a metanas search in MLflow; the default ``tracking`` of every metanas tuner.
+
+    One parent run per search: the strategy and its settings as params, the
+    objective, the search space (``search_space.json``), the best score so
+    far stepped by trial number (``best_so_far``), the strategy's diagnostics
+    (`MetanasOracle.strategy_diagnostics`), and at the end the search curve
+    (``search_curve.png``) and a table of every trial (``trials.csv``). One
+    nested run per trial, named ``<strategy>-trial-<id>``: the
+    hyperparameters as params, per-epoch metrics (step = epoch), the final
+    ``objective``, ``duration_s``, the keras-tuner status as the
+    ``metanas.status`` tag (a failed trial is a FAILED run with its error in
+    the ``error`` tag and ``traceback.txt``), the model summary and
+    architecture as artifacts.
+
+    A resumed search (``overwrite=False``) continues its parent run; workers
+    of a distributed search log their trials under the chief's parent run.
+    When the tracking server cannot be reached the search goes on: records
+    wait in a spool (JSON lines under ``<directory>/.metanas-mlflow-spool/
+    <project_name>/``) and are replayed at a later trial, at the end of the
+    search, or by ``metanas tracking sync``. Every record is applied
+    idempotently, so nothing is logged twice.
+
+    Args:
+        tracking_uri: MLflow tracking URI. Default: ``MLFLOW_TRACKING_URI``,
+            else MLflow's default (with mlflow 3.17: ``sqlite:///mlflow.db`` in
+            the working directory, artifacts in ``./mlruns``).
+        experiment_name: Default: the tuner's ``project_name``.
+        run_name: The parent run's name. Default: ``<strategy>-<project_name>``.
+        log_models: Log each trial's model summary and architecture.
+        spool_dir: Where records wait when MLflow is unreachable. Default:
+            ``<directory>/.metanas-mlflow-spool/<project_name>``.
+        search_id: Identifies the search (tag ``metanas.search_id``).
+            Default: a new id kept in the project directory, so a resumed
+            search keeps it and ``overwrite=True`` starts a new one.
+
+    Example:
+
+        >>> tracker = MlflowTracker(tracking_uri="http://127.0.0.1:5000",
+        ...                         experiment_name="digits")
+        >>> tuner = EvolutionSearch(build_model, objective="val_accuracy",
+        ...                         tracking=tracker)
+    """
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: Optional[str] = None,
+        experiment_name: Optional[str] = None,
+        run_name: Optional[str] = None,
+        log_models: bool = True,
+        spool_dir: Optional[os.PathLike] = None,
+        search_id: Optional[str] = None,
+    ) -> None:
+        for label, value in (
+            ("tracking_uri", tracking_uri), ("experiment_name", experiment_name),
+            ("run_name", run_name), ("search_id", search_id),
+        ):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{label} must be a non-empty string or None, got {redact(repr(value))}.")
+        if search_id is not None and not all(c.isalnum() or c in "-_." for c in search_id):
+            raise ValueError(
+                f"search_id may hold letters, digits, '-', '_' and '.', got {search_id!r}."
+            )
+        if not isinstance(log_models, bool):
+            raise ValueError(f"log_models must be True or False, got {log_models!r}.")
+        self._tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.log_models = log_models
+        self.spool_dir = None if spool_dir is None else pathlib.Path(spool_dir)
+        self.search_id = search_id
+        self._client = None
+        self._cache = rec.RunCache()
+        self._spool: Optional[Spool] = None
+        self._trial: Dict[str, Dict[str, Any]] = {}
+        self._parent: Dict[str, Any] = {}
+        self._is_worker = False
+        self.last_error: Optional[str] = None
+
+    # ---------------------------------------------------------------- setup
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI in use (resolved once; print it with `redact`)."""
+        if self._tracking_uri is None:
+            import mlflow
+
+            self._tracking_uri = mlflow.get_tracking_uri()
+        return self._tracking_uri
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def _setup(self, tuner) -> None:
+        from metanas.tuners import distributed
+
+        self._is_worker = distributed.is_worker()
+        project = tuner.project_name
+        self.experiment_name = self.experiment_name or project
+        if self.spool_dir is None:
+            self.spool_dir = pathlib.Path(tuner.directory) / SPOOL_DIRNAME / project
+        self._spool = Spool(self.spool_dir, name=str(getattr(tuner, "tuner_id", "tuner0")))
+        oracle = getattr(tuner, "local_oracle", tuner.oracle)
+        strategy = strategy_name(oracle)
+        self._parent = {
+            "strategy": strategy,
+            "project": project,
+            "name": self.run_name or f"{strategy}-{project}",
+            "project_dir": pathlib.Path(tuner.project_dir),
+        }
+        if self.search_id is None:
+            self.search_id = self._read_search_id(tuner)
+
+    def _read_search_id(self, tuner) -> Optional[str]:
+        path = pathlib.Path(tuner.project_dir) / SEARCH_FILE
+        if path.is_file():
+            try:
+                return str(json.loads(path.read_text(encoding="utf-8"))["search_id"])
+            except (ValueError, KeyError):
+                logger.warning("ignoring unreadable %s", path)
+        if self._is_worker:
+            return None  # found from MLflow tags when the trial is logged
+        search_id = uuid.uuid4().hex[:16]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"search_id": search_id}), encoding="utf-8")
+        return search_id
+
+    @property
+    def parent_key(self) -> Optional[str]:
+        return None if self.search_id is None else f"{self.search_id}/search"
+
+    def _parent_ref(self) -> Dict[str, Any]:
+        if self.parent_key is not None:
+            return {
+                "key": self.parent_key,
+                "name": self._parent["name"],
+                "tags": {rec.PROJECT_TAG: self._parent["project"], rec.SEARCH_TAG: self.search_id},
+            }
+        return {"project": self._parent["project"], "before_ms": rec.now_ms()}
+
+    # --------------------------------------------------------------- events
+    def on_search_begin(self, tuner) -> None:
+        self._setup(tuner)
+        if self._is_worker:
+            return
+        oracle = getattr(tuner, "local_oracle", tuner.oracle)
+        params: Dict[str, Any] = {
+            "strategy": self._parent["strategy"],
+            "objective": _objective_text(oracle.objective),
+            "max_trials": oracle.max_trials,
+            "executions_per_trial": getattr(tuner, "executions_per_trial", 1),
+            "project_name": self._parent["project"],
+        }
+        for name, value in (getattr(tuner, "strategy_settings", None) or {}).items():
+            if name == "hyperparameters":
+                continue
+            params[f"setting.{name}"] = _jsonable(value)
+        self._submit({
+            "type": "search_begin",
+            "key": self.parent_key,
+            "name": self._parent["name"],
+            "start_ms": rec.now_ms(),
+            "reopen": True,
+            "params": params,
+            "tags": {
+                rec.ROLE_TAG: "search",
+                rec.PROJECT_TAG: self._parent["project"],
+                rec.SEARCH_TAG: self.search_id,
+                "metanas.strategy": self._parent["strategy"],
+                "mlflow.note.content": (
+                    f"metanas {self._parent['strategy']} search of project "
+                    f"{self._parent['project']}; trials are nested runs."
+                ),
+            },
+            "artifacts": {"search_space.json": {"text": _space_json(oracle)}},
+        })
+
+    def on_trial_begin(self, tuner, trial) -> None:
+        if self._spool is None:
+            self._setup(tuner)
+        if self.search_id is None:
+            # A worker that started before the chief wrote the search id.
+            self.search_id = self._read_search_id(tuner)
+        self._trial[trial.trial_id] = {
+            "start_ms": rec.now_ms(),
+            "start": time.monotonic(),
+            "metrics": [],
+            "step": 0,
+            "artifacts": {},
+        }
+
+    def on_epoch_end(self, tuner, trial, model, epoch, logs) -> None:
+        state = self._trial.get(trial.trial_id)
+        if state is None:
+            return
+        # Costs do not change by epoch: logged once, at the trial's end.
+        values = {k: v for k, v in (logs or {}).items() if not str(k).startswith("cost/")}
+        state["metrics"].extend(rec.metric_rows(values, step=state["step"]))
+        state["step"] += 1
+        if self.log_models and not state["artifacts"] and model is not None:
+            state["artifacts"] = _model_artifacts(model)
+
+    def on_trial_end(self, tuner, trial) -> None:
+        state = self._trial.pop(trial.trial_id, None) or {
+            "start_ms": rec.now_ms(), "start": time.monotonic(), "metrics": [], "step": 0,
+            "artifacts": {},
+        }
+        duration = time.monotonic() - state["start"]
+        message = getattr(trial, "message", None)
+        try:
+            # The oracle's copy holds the score (and on a worker, the only one).
+            trial = tuner.oracle.get_trial(trial.trial_id)
+        except Exception:  # noqa: BLE001 - a worker's chief may be away a moment
+            pass
+        status = str(trial.status)
+        final = {"duration_s": duration}
+        final.update(_cost_metrics(trial))
+        if trial.score is not None:
+            final["objective"] = trial.score
+        tags = {
+            rec.ROLE_TAG: "trial",
+            rec.PROJECT_TAG: self._parent["project"],
+            "metanas.trial_id": trial.trial_id,
+            "metanas.status": status,
+            "metanas.strategy": self._parent["strategy"],
+        }
+        artifacts = dict(state["artifacts"])
+        message = getattr(trial, "message", None) or message
+        if status != "COMPLETED":
+            if message:
+                message = redact(str(message))
+                lines = [line for line in message.strip().splitlines() if line.strip()]
+                tags["error"] = (lines[-1] if lines else message)[:4000]
+                artifacts["traceback.txt"] = {"text": message}
+            else:
+                tags["error"] = f"trial ended {status} with score {trial.score}"
+        number = _trial_number(trial)
+        self._submit({
+            "type": "trial",
+            "key": f"{self.search_id or uuid.uuid4().hex[:16]}/trial/{trial.trial_id}",
+            "parent": self._parent_ref(),
+            "name": f"{self._parent['strategy']}-trial-{trial.trial_id}",
+            "start_ms": state["start_ms"],
+            "end_ms": rec.now_ms(),
+            "status": "FINISHED" if status == "COMPLETED" else "FAILED",
+            "params": {k: _jsonable(v) for k, v in trial.hyperparameters.values.items()},
+            "metrics": state["metrics"] + rec.metric_rows(final, step=max(state["step"] - 1, 0)),
+            "tags": tags,
+            "artifacts": artifacts,
+        })
+        if self._is_worker or self.parent_key is None:
+            return
+        progress = {"trials_done": float(number + 1)}
+        best = _best_score(tuner)
+        if best is not None:
+            progress["best_so_far"] = best
+        progress.update(_diagnostics(tuner))
+        self._submit({
+            "type": "search_progress",
+            "key": self.parent_key,
+            "metrics": rec.metric_rows(progress, step=number),
+        })
+
+    def on_search_end(self, tuner) -> None:
+        if self._spool is None:
+            self._setup(tuner)
+        if not self._is_worker and self.parent_key is not None:
+            oracle = getattr(tuner, "local_oracle", tuner.oracle)
+            trials = sorted(oracle.trials.values(), key=_trial_number)
+            metrics = rec.metric_rows(_diagnostics(tuner), step=len(trials))
+            if _is_chief():
+                # Workers cannot log the global best as they go: log the curve now.
+                metrics += _best_so_far_rows(oracle, trials)
+            final = {
+                "trials_completed": sum(str(t.status) == "COMPLETED" for t in trials),
+                "trials_failed": sum(str(t.status) in ("FAILED", "INVALID") for t in trials),
+            }
+            best = _best_score(tuner)
+            if best is not None:
+                final["best_score"] = best
+            metrics += rec.metric_rows(final, step=len(trials))
+            self._submit({
+                "type": "search_end",
+                "key": self.parent_key,
+                "end_ms": rec.now_ms(),
+                "status": "FINISHED",
+                "metrics": metrics,
+                "artifacts": {
+                    "search_space.json": {"text": _space_json(oracle)},
+                    "trials.csv": {"text": _trials_table(oracle, trials)},
+                    "search_curve.png": {"b64": _curve_png(oracle, trials)},
+                },
+            })
+        self.flush()
+
+    def on_search_error(self, tuner, error: BaseException) -> None:
+        """The search raised (e.g. too many consecutive failed trials): parent FAILED."""
+        if self._spool is None or self._is_worker or self.parent_key is None:
+            return
+        text = redact(str(error)).strip().splitlines()
+        self._submit({
+            "type": "search_end",
+            "key": self.parent_key,
+            "end_ms": rec.now_ms(),
+            "status": "FAILED",
+            "tags": {"error": (text[-1] if text else type(error).__name__)[:4000]},
+        })
+        self.flush()
+
+    # ------------------------------------------------------------ delivery
+    def _submit(self, record: Dict[str, Any]) -> None:
+        record.setdefault("id", uuid.uuid4().hex)
+        record.setdefault("experiment", self.experiment_name)
+        if not self._deliver_pending():
+            self._spool.append(record)
+            return
+        self._deliver([record], spool_on_failure=True)
+
+    def flush(self) -> int:
+        """Replays the spooled records now; returns how many are still waiting."""
+        if self._spool is None:
+            return 0
+        self._deliver_pending()
+        return sum(len(Spool.read(p)) for p in self._spool.files())
+
+    def _server_is_up(self) -> bool:
+        uri = self.tracking_uri
+        if not uri.startswith(("http://", "https://")):
+            return True
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=2)
+            return True
+        except requests.RequestException:
+            return False
+
+    def _deliver_pending(self) -> bool:
+        """Replays every spooled record; True when none is left waiting."""
+        if not self._spool.has_pending():
+            return True
+        if not self._server_is_up():
+            return False
+        with self._spool.locked():
+            for path in self._spool.files():
+                waiting = Spool.read(path)
+                for i, record in enumerate(waiting):
+                    record["replay"] = True
+                    if not self._deliver([record], spool_on_failure=False):
+                        Spool.rewrite(path, waiting[i:])
+                        return False
+                Spool.rewrite(path, [])
+        return True
+
+    def _deliver(self, batch: List[Dict[str, Any]], *, spool_on_failure: bool) -> bool:
+        for record in batch:
+            try:
+                with _short_http_retries():
+                    rec.apply_record(self.client, record, self._cache)
+            except Exception as error:  # noqa: BLE001 - any failure: keep the record
+                text = redact(str(error)).strip().splitlines()
+                self.last_error = text[0] if text else type(error).__name__
+                if rec.is_permanent(error):
+                    logger.warning("MLflow refused a %s record (%s); kept in %s",
+                                   record.get("type"), self.last_error, self._spool.directory)
+                    self._spool.reject(record, self.last_error)
+                    continue
+                if self.last_error and spool_on_failure:
+                    logger.warning("MLflow at %s unavailable (%s); spooling to %s",
+                                   redact(self.tracking_uri), self.last_error, self._spool.directory)
+                if spool_on_failure:
+                    self._spool.append(record)
+                return False
+        return True
+
+
+# ------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _short_http_retries() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in _HTTP_ENV}
+    for key, value in _HTTP_ENV.items():
+        if saved[key] is None:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+
+
+def _is_chief() -> bool:
+    from metanas.tuners import distributed
+
+    return distributed.is_chief()
+
+
+def _trial_number(trial) -> int:
+    try:
+        return int(trial.trial_id)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _objective_text(objective) -> str:
+    name = getattr(objective, "name", None)
+    direction = getattr(objective, "direction", None)
+    if name and direction:
+        return f"{name} ({direction})"
+    return repr(objective)
+
+
+def _space_json(oracle) -> str:
+    return json.dumps(oracle.get_space().get_config(), indent=2, sort_keys=True, default=repr)
+
+
+def _model_artifacts(model) -> Dict[str, Dict[str, str]]:
+    lines: List[str] = []
+    try:
+        model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+        summary = "\n".join(lines)
+    except Exception as error:  # noqa: BLE001 - an unbuilt model has no summary
+        summary = f"(no summary: {error})"
+    try:
+        architecture = json.dumps(json.loads(model.to_json()), indent=1)
+    except Exception as error:  # noqa: BLE001 - custom layers may not serialise
+        architecture = json.dumps({"error": str(error)})
+    return {
+        "model/summary.txt": {"text": summary},
+        "model/architecture.json": {"text": architecture},
+    }
+
+
+def _cost_metrics(trial) -> Dict[str, float]:
+    metrics = getattr(trial, "metrics", None)
+    if metrics is None:
+        return {}
+    out = {}
+    for name in getattr(metrics, "metrics", {}):
+        if str(name).startswith("cost/"):
+            value = metrics.get_last_value(name)
+            if value is not None:
+                out[name] = value
+    return out
+
+
+def _best_score(tuner) -> Optional[float]:
+    try:
+        best = tuner.oracle.get_best_trials(1)
+    except Exception:  # noqa: BLE001 - a worker's chief may be away a moment
+        return None
+    if best and best[0].score is not None:
+        return float(best[0].score)
+    return None
+
+
+def _diagnostics(tuner) -> Dict[str, float]:
+    oracle = getattr(tuner, "local_oracle", tuner.oracle)
+    diagnostics = getattr(oracle, "strategy_diagnostics", None)
+    if diagnostics is None:
+        return {}
+    try:
+        return {f"strategy/{k}": float(v) for k, v in diagnostics().items()}
+    except Exception as error:  # noqa: BLE001
+        logger.warning("strategy_diagnostics failed: %s", error)
+        return {}
+
+
+def _completed_scores(oracle, trials):
+    direction = getattr(oracle.objective, "direction", "max")
+    best, curve = None, []
+    for trial in trials:
+        score = trial.score if str(trial.status) == "COMPLETED" else None
+        if score is not None and (
+            best is None or (score > best if direction == "max" else score < best)
+        ):
+            best = float(score)
+        curve.append((_trial_number(trial), score, best))
+    return curve
+
+
+def _best_so_far_rows(oracle, trials) -> List[list]:
+    rows = []
+    for number, _, best in _completed_scores(oracle, trials):
+        if best is not None:
+            rows += rec.metric_rows({"best_so_far": best}, step=number)
+    return rows
+
+
+def _trials_table(oracle, trials) -> str:
+    import csv
+
+    names = sorted({name for t in trials for name in t.hyperparameters.values})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trial_id", "status", "score"] + names)
+    for trial in trials:
+        writer.writerow(
+            [trial.trial_id, str(trial.status), "" if trial.score is None else trial.score]
+            + [trial.hyperparameters.values.get(name, "") for name in names]
+        )
+    return out.getvalue()
+
+
+def _curve_png(oracle, trials) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = _completed_scores(oracle, trials)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    done = [(n, s) for n, s, _ in curve if s is not None]
+    if done:
+        ax.scatter(*zip(*done), s=16, c="0.55", label="trial score")
+    best = [(n, b) for n, _, b in curve if b is not None]
+    if best:
+        ax.step(*zip(*best), where="post", c="tab:blue", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(_objective_text(oracle.objective))
+    ax.legend(loc="best")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

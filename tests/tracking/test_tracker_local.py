@@ -1,0 +1,168 @@
+"""MLflow tracking against local SQLite stores, with real (tiny) KerasTuner searches."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from metanas.tracking import MlflowTracker
+from metanas.tracking.tracker import SEARCH_FILE, SPOOL_DIRNAME
+from metanas.tuners import EvolutionSearch, RandomSearch
+from tests.tracking.helpers import X, Y, TinyModel, check_search_logged, runs_of
+
+FAULTS = [
+    {"fault": "build"}, {"fault": "none"}, {"fault": "fit"}, {"fault": "nan"},
+    {"fault": "none", "units": 8},
+]
+
+
+def evolution(tmp_path, tracking, **kwargs):
+    settings = dict(max_trials=6, seed=4, population_size=3, tournament_size=2)
+    settings.update(kwargs)
+    return EvolutionSearch(
+        TinyModel(), objective="loss", initial_hps=FAULTS, max_consecutive_failed_trials=5,
+        directory=str(tmp_path / "runs"), project_name="tiny", tracking=tracking, **settings,
+    )
+
+
+def test_search_is_one_parent_run_with_one_nested_run_per_trial(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tuner = evolution(tmp_path, MlflowTracker(tracking_uri=uri))
+    tuner.search(X, Y, epochs=2, verbose=0)
+    parent, by_trial = check_search_logged(uri, "tiny", tuner, epochs=2)
+    trials = [tuner.oracle.trials[t] for t in sorted(tuner.oracle.trials, key=int)]
+    assert len(trials) == 6
+    assert [t.status for t in trials[:5]] == ["FAILED", "COMPLETED", "FAILED", "FAILED", "COMPLETED"]
+    failed = sum(t.status == "FAILED" for t in trials)
+
+    # The parent: readable name, strategy and settings, objective, the curve.
+    assert parent.info.run_name == "evolution-tiny" and parent.info.status == "FINISHED"
+    assert parent.data.params["strategy"] == "evolution"
+    assert parent.data.params["setting.population_size"] == "3"
+    assert parent.data.params["setting.tournament_size"] == "2"
+    assert parent.data.params["objective"] == "loss (min)"
+    client = MlflowClient(tracking_uri=uri)
+    best = client.get_metric_history(parent.info.run_id, "best_so_far")
+    running, expected = None, []
+    for step, trial_id in enumerate(sorted(tuner.oracle.trials, key=int)):
+        trial = tuner.oracle.trials[trial_id]
+        if trial.status == "COMPLETED":
+            running = trial.score if running is None else min(running, trial.score)
+        if running is not None:
+            expected.append((step, pytest.approx(running)))
+    assert [(m.step, m.value) for m in best] == expected
+    assert parent.data.metrics["best_so_far"] == pytest.approx(tuner.oracle.get_best_trials(1)[0].score)
+    assert parent.data.metrics["strategy/population/size"] == 3.0
+    assert parent.data.metrics["trials_failed"] == failed
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"search_space.json", "trials.csv", "search_curve.png"} <= names
+    space = json.loads(pathlib.Path(client.download_artifacts(
+        parent.info.run_id, "search_space.json", str(tmp_path))).read_text())
+    assert {p["config"]["name"] for p in space["space"]} >= {"fault", "units", "lr"}
+    table = pathlib.Path(client.download_artifacts(
+        parent.info.run_id, "trials.csv", str(tmp_path))).read_text().splitlines()
+    assert table[0].startswith("trial_id,status,score") and len(table) == 7
+    png = pathlib.Path(client.download_artifacts(parent.info.run_id, "search_curve.png", str(tmp_path)))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A completed trial has its model; a failed one, its traceback.
+    completed = next(r for (r,) in by_trial.values() if r.info.status == "FINISHED")
+    model_files = {a.path for a in client.list_artifacts(completed.info.run_id, "model")}
+    assert model_files == {"model/summary.txt", "model/architecture.json"}
+    assert completed.data.metrics["cost/params"] > 0
+    (failed,) = by_trial[trials[0].trial_id]  # the model could not be built
+    assert "traceback.txt" in {a.path for a in client.list_artifacts(failed.info.run_id)}
+    # Nothing was left waiting.
+    assert not list((tmp_path / "runs" / SPOOL_DIRNAME).rglob("*.jsonl"))
+
+
+def test_resumed_search_continues_its_parent_run_and_overwrite_starts_a_new_one(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = RandomSearch(
+        TinyModel(), objective="loss", max_trials=2, seed=1, directory=str(tmp_path),
+        project_name="resume", tracking=MlflowTracker(tracking_uri=uri),
+        hyperparameters=_no_faults(),
+    )
+    first.search(X, Y, epochs=1, verbose=0)
+    search_id = json.loads((tmp_path / "resume" / SEARCH_FILE).read_text())["search_id"]
+    resumed = RandomSearch(
+        TinyModel(), objective="loss", max_trials=4, seed=1, directory=str(tmp_path),
+        project_name="resume", overwrite=False, tracking=MlflowTracker(tracking_uri=uri),
+        hyperparameters=_no_faults(),
+    )
+    resumed.search(X, Y, epochs=1, verbose=0)
+    assert len(resumed.oracle.trials) == 4
+    parent, _ = check_search_logged(uri, "resume", resumed, epochs=1)
+    assert parent.data.tags["metanas.search_id"] == search_id
+    assert parent.data.metrics["trials_completed"] == 4.0
+
+    fresh = RandomSearch(
+        TinyModel(), objective="loss", max_trials=1, seed=1, directory=str(tmp_path),
+        project_name="resume", overwrite=True, tracking=MlflowTracker(tracking_uri=uri),
+        hyperparameters=_no_faults(),
+    )
+    fresh.search(X, Y, epochs=1, verbose=0)
+    parents, _ = runs_of(uri, "resume")
+    assert len(parents) == 2
+    assert {p.data.tags["metanas.search_id"] for p in parents} - {search_id}
+
+
+def _no_faults():
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("fault", "none")
+    return hp
+
+
+def test_tracking_false_logs_nothing_and_bad_values_are_refused(tmp_path):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    tuner = RandomSearch(
+        TinyModel(), objective="loss", max_trials=1, seed=1, directory=str(tmp_path),
+        project_name="untracked-" + tmp_path.name, tracking=False, hyperparameters=_no_faults(),
+    )
+    tuner.search(X, Y, epochs=1, verbose=0)
+    assert tuner.tracker is None
+    assert MlflowClient(tracking_uri=uri).get_experiment_by_name(tuner.project_name) is None
+    with pytest.raises(ValueError, match="tracking must be True, False or a tracker"):
+        RandomSearch(TinyModel(), objective="loss", tracking="yes", directory=str(tmp_path))
+    with pytest.raises(ValueError, match="search_id may hold"):
+        MlflowTracker(search_id="a b")
+    with pytest.raises(ValueError, match="log_models must be True or False"):
+        MlflowTracker(log_models="no")
+
+
+def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
+    code = (
+        "from tests.tracking.helpers import X, Y, TinyModel\n"
+        "from tests.tracking.test_tracker_local import _no_faults\n"
+        "from metanas.tuners import EvolutionSearch\n"
+        "t = EvolutionSearch(TinyModel(), objective='loss', max_trials=2, seed=0,\n"
+        "    population_size=2, directory='runs', project_name='default_store',\n"
+        "    hyperparameters=_no_faults())\n"
+        "t.search(X, Y, epochs=2, verbose=0)\n"
+        "import json; print(json.dumps(sorted(t.oracle.trials)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(pathlib.Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "mlruns").is_dir()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    parents, children = runs_of(uri, "default_store")
+    assert len(parents) == 1 and parents[0].info.run_name == "evolution-default_store"
+    assert sorted(c.data.tags["metanas.trial_id"] for c in children) == json.loads(
+        result.stdout.strip().splitlines()[-1]
+    )
+    assert all(c.info.status == "FINISHED" for c in children)
+    client = MlflowClient(tracking_uri=uri)
+    assert all(
+        len(client.get_metric_history(c.info.run_id, "accuracy")) == 2 for c in children
+    )

@@ -1,0 +1,211 @@
+"""MLflow tracking against a real `mlflow server` on 127.0.0.1: outages, replay, sync."""
+
+import logging
+import shutil
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from metanas import cli
+from metanas.tracking import MlflowTracker
+from metanas.tracking.server import free_port, start_server, stop_server
+from metanas.tracking.tracker import SPOOL_DIRNAME
+from metanas.tuners import RandomSearch
+from tests.tracking.helpers import X, Y, TinyModel, check_search_logged
+
+pytestmark = pytest.mark.slow
+
+
+class Server:
+    """A real `mlflow server` that a test can stop and start again on the same port."""
+
+    def __init__(self, tmp_path):
+        self.store = f"sqlite:///{tmp_path}/server.db"
+        self.artifacts = str(tmp_path / "server-artifacts")
+        self.port = free_port()
+        self.log = tmp_path / "server.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self):
+        self.process, url = start_server(
+            self.store, port=self.port, artifacts_destination=self.artifacts, log_path=self.log
+        )
+        assert url == self.url
+
+    def stop(self):
+        stop_server(self.process)
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = Server(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class OutageModel(TinyModel):
+    """Calls ``events[n]`` before the n-th trial's training (0-based): stops or starts the server."""
+
+    def __init__(self, events):
+        super().__init__()
+        self.events = events
+        self.fits = 0
+
+    def fit(self, hp, model, *args, **kwargs):
+        event = self.events.get(self.fits)
+        self.fits += 1
+        if event:
+            event()
+        return super().fit(hp, model, *args, **kwargs)
+
+
+def no_faults():
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("fault", "none")
+    return hp
+
+
+def spooled(tmp_path):
+    return list((tmp_path / "runs" / SPOOL_DIRNAME).rglob("*.pending.jsonl"))
+
+
+def test_server_stopped_mid_search_then_restarted_logs_every_trial_exactly_once(server, tmp_path):
+    model = OutageModel({2: server.stop, 5: server.start})
+    tuner = RandomSearch(
+        model, objective="loss", max_trials=7, seed=5, directory=str(tmp_path / "runs"),
+        project_name="outage", hyperparameters=no_faults(),
+        tracking=MlflowTracker(tracking_uri=server.url),
+    )
+    tuner.search(X, Y, epochs=2, verbose=0)
+    assert model.fits == 7 and len(tuner.oracle.trials) == 7
+    # Trials 1-4 ended while the server was down; trial 5's end replayed them.
+    check_search_logged(server.url, "outage", tuner, epochs=2)
+    assert not spooled(tmp_path), "every spooled record was replayed"
+    client = MlflowClient(tracking_uri=server.url)
+    parent = client.search_runs(
+        [client.get_experiment_by_name("outage").experiment_id],
+        filter_string="tags.`metanas.role` = 'search'",
+    )[0]
+    best = client.get_metric_history(parent.info.run_id, "best_so_far")
+    assert [m.step for m in best] == list(range(7)), "best-so-far once per trial"
+    assert parent.info.status == "FINISHED"
+
+
+def test_sync_replays_what_waited_and_a_second_replay_adds_nothing(server, tmp_path, caplog):
+    model = OutageModel({1: server.stop})
+    tracker = MlflowTracker(tracking_uri=server.url)
+    tuner = RandomSearch(
+        model, objective="loss", max_trials=4, seed=6, directory=str(tmp_path / "runs"),
+        project_name="later", hyperparameters=no_faults(), tracking=tracker,
+    )
+    with caplog.at_level(logging.WARNING):
+        tuner.search(X, Y, epochs=2, verbose=0)
+    assert len(tuner.oracle.trials) == 4
+    assert "spooling to" in caplog.text
+    files = spooled(tmp_path)
+    assert len(files) == 1
+    kept = tmp_path / "copy.jsonl"
+    shutil.copy(files[0], kept)
+
+    server.start()
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", server.url]) == 0
+    assert not spooled(tmp_path)
+    check_search_logged(server.url, "later", tuner, epochs=2)
+
+    # The same records replayed again (a crash right after sending them, before
+    # the spool was emptied): idempotent, nothing logged twice.
+    shutil.copy(kept, files[0])
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", server.url]) == 0
+    check_search_logged(server.url, "later", tuner, epochs=2)
+    client = MlflowClient(tracking_uri=server.url)
+    exp_id = client.get_experiment_by_name("later").experiment_id
+    for run in client.search_runs([exp_id]):
+        for key in run.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps)), f"{key} of {run.info.run_name} logged twice"
+
+
+def test_unreachable_server_never_stops_the_search_nor_leaks_credentials(tmp_path, caplog):
+    url = f"http://bob:hunter2@127.0.0.1:{free_port()}"  # nothing listens there
+    tuner = RandomSearch(
+        TinyModel(), objective="loss", max_trials=2, seed=7, directory=str(tmp_path / "runs"),
+        project_name="nowhere", hyperparameters=no_faults(),
+        tracking=MlflowTracker(tracking_uri=url),
+    )
+    with caplog.at_level(logging.WARNING):
+        tuner.search(X, Y, epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 2
+    files = spooled(tmp_path)
+    assert files and "hunter2" not in files[0].read_text()
+    assert "bob:***@" in caplog.text and "hunter2" not in caplog.text
+    assert tuner.tracker.flush() > 0  # still waiting, nothing lost
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", url]) == 1
+
+
+def test_chief_and_three_workers_log_their_trials_under_one_parent(server, tmp_path):
+    from tests.tuners.test_distributed import check_complete, run_cluster
+
+    run_cluster("evolution", tmp_path, 8, TRIAL_SECONDS=0.2, MLFLOW_TRACKING_URI=server.url)
+    trials, _ = check_complete(tmp_path, 8)
+    client = MlflowClient(tracking_uri=server.url)
+    exp_id = client.get_experiment_by_name("search").experiment_id
+    runs = client.search_runs([exp_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("metanas.role") == "search"]
+    children = [r for r in runs if r.data.tags.get("metanas.role") == "trial"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert sorted(c.data.tags["metanas.trial_id"] for c in children) == sorted(trials)
+    for child in children:
+        trial = trials[child.data.tags["metanas.trial_id"]]
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["objective"] == pytest.approx(trial["score"])
+        assert child.data.params == {
+            k: str(v) for k, v in trial["hyperparameters"]["values"].items()
+        }
+    # The chief, which holds the oracle, closed the parent with the whole curve.
+    assert parent.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(parent.info.run_id, "best_so_far")] == list(
+        range(8)
+    )
+    assert "trials.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert not list(tmp_path.rglob("*.pending.jsonl"))
+
+
+def test_metanas_ui_serves_the_store_on_localhost(tmp_path):
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from metanas.tracking.server import wait_until_up
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(tracking_uri=store).create_experiment("browse-me")
+    port = free_port()
+    metanas_bin = pathlib.Path(sys.executable).with_name("metanas")
+    ui = subprocess.Popen(
+        [str(metanas_bin), "ui", "--backend-store-uri", store, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process=ui)
+        found = requests.get(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": "browse-me"}, timeout=10,
+        )
+        assert found.ok and found.json()["experiment"]["name"] == "browse-me"
+        listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+        addresses = {line.split()[3] for line in listening.splitlines() if f":{port}" in line}
+        assert addresses == {f"127.0.0.1:{port}"}, addresses
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        output, _ = ui.communicate(timeout=30)
+    assert f"on http://127.0.0.1:{port}" in output

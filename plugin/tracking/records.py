@@ -17,6 +17,7 @@ import base64
 import logging
 import os
 import pathlib
+import re
 import tempfile
 import time
 from typing import Any, Dict, List, Optional
@@ -179,13 +180,13 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         client.update_run(run_id, status="RUNNING")
     cache.runs[key] = run_id
 
-    params = {k: str(v)[:6000] for k, v in record.get("params", {}).items()}
+    params = {safe_key(k): str(v)[:6000] for k, v in record.get("params", {}).items()}
     if existing is not None:
         for name, value in existing.data.params.items():
             if name in params and params.pop(name) != value:
                 logger.warning("param %s of run %s kept its first value %r", name, run_id, value)
     metrics = [
-        Metric(m[0], float(m[1]), int(m[2]), int(m[3])) for m in record.get("metrics", [])
+        Metric(safe_key(m[0]), float(m[1]), int(m[2]), int(m[3])) for m in record.get("metrics", [])
     ]
     done_ids = [] if existing is None else [
         i for i in existing.data.tags.get(RECORDS_TAG, "").split(",") if i
@@ -220,6 +221,18 @@ def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Dict[str, Dict[
                 with open(path, "w", encoding="utf-8") as handle:
                     handle.write(content["text"])
         client.log_artifacts(run_id, tmp)
+
+
+def safe_key(name: str) -> str:
+    """``name`` with the characters MLflow refuses in param and metric keys as ``_``.
+
+    MLflow keys allow letters, digits, ``_ - . : /`` and spaces; a strategy's
+    diagnostics (e.g. ``policy/prob/<hp>/<value>``) may hold anything.
+    """
+    return _UNSAFE.sub("_", str(name))[:250]
+
+
+_UNSAFE = re.compile(r"[^\w\-. :/]")
 
 
 def metric_rows(values: Dict[str, Any], step: int, timestamp: Optional[int] = None) -> List[list]:

@@ -356,6 +356,7 @@ class MlflowTracker:
                     "search_space.json": {"text": _space_json(oracle)},
                     "trials.csv": {"text": _trials_table(oracle, trials)},
                     "search_curve.png": {"b64": _curve_png(oracle, trials)},
+                    **_pareto_artifacts(tuner, trials),
                 },
             })
         self.flush()
@@ -591,3 +592,23 @@ def _curve_png(oracle, trials) -> str:
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pareto_artifacts(tuner, trials) -> Dict[str, Dict[str, str]]:
+    """``pareto_front.png`` for a search over two or more objectives, else nothing."""
+    from metanas.tuners import objectives as objectives_module
+
+    oracle = getattr(tuner, "local_oracle", tuner.oracle)
+    chosen = objectives_module.resolve_objectives(oracle.objective)
+    if len(chosen) < 2 or not hasattr(tuner, "get_pareto_front"):
+        return {}
+    import tempfile
+
+    from metanas.plots import plot_pareto_front
+
+    front = objectives_module.pareto_front(oracle.trials.values(), chosen)
+    with tempfile.TemporaryDirectory() as folder:
+        path = plot_pareto_front(trials, front, chosen, os.path.join(folder, "front.png"))
+        with open(path, "rb") as handle:
+            png = base64.b64encode(handle.read()).decode("ascii")
+    return {"pareto_front.png": {"b64": png}}

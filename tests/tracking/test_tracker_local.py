@@ -166,3 +166,32 @@ def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
     assert all(
         len(client.get_metric_history(c.info.run_id, "accuracy")) == 2 for c in children
     )
+
+
+def test_rl_controller_diagnostics_with_odd_choice_values_are_logged(tmp_path):
+    import keras
+
+    from metanas.tuners import RLControllerSearch
+
+    def build(hp):
+        inputs = keras.Input(shape=(4,))
+        act = {"relu*[x]": "relu", "tanh?": "tanh"}[hp.Choice("act", ["relu*[x]", "tanh?"])]
+        hidden = keras.layers.Dense(hp.Choice("units", [2, 4]), activation=act)(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tuner = RLControllerSearch(
+        build, objective="loss", max_trials=3, seed=1, num_initial_points=1,
+        directory=str(tmp_path / "runs"), project_name="odd",
+        tracking=MlflowTracker(tracking_uri=uri),
+    )
+    tuner.search(X, Y, epochs=1, verbose=0)
+    (parent,), children = runs_of(uri, "odd")
+    assert len(children) == 3
+    probabilities = {k.split("policy/prob/act/")[1]: v for k, v in parent.data.metrics.items()
+                     if "policy/prob/act/" in k}
+    assert set(probabilities) == {"relu__x_", "tanh_"}
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert not list((tmp_path / "runs" / SPOOL_DIRNAME).rglob("*.jsonl"))

@@ -242,11 +242,28 @@ def test_get_pareto_front_on_a_tuner(tmp_path):
 
 
 
-def test_pareto_front_plot_is_a_png(tmp_path):
-    from metanas.plots import plot_pareto_front
+def test_pareto_front_plot_is_a_png_and_logged_to_mlflow(tmp_path):
+    from mlflow.tracking import MlflowClient
 
+    from metanas.plots import plot_pareto_front
+    from metanas.tracking import MlflowTracker
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
     objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=1000)
-    tuner = search(RandomSearch, tmp_path, objective, max_trials=3)
+    tuner = search(RandomSearch, tmp_path, objective, max_trials=3,
+                   tracking=MlflowTracker(tracking_uri=uri))
+    client = MlflowClient(tracking_uri=uri)
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("p").experiment_id], "tags.`metanas.role` = 'search'")
+    logged = client.download_artifacts(parent.info.run_id, "pareto_front.png", str(tmp_path))
+    assert open(logged, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
+    single = search(RandomSearch, tmp_path / "single", "val_accuracy", max_trials=1,
+                    tracking=MlflowTracker(tracking_uri=uri))
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("p").experiment_id],
+        f"tags.`metanas.role` = 'search' and attributes.run_id != '{parent.info.run_id}'")
+    assert "pareto_front.png" not in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert single.oracle.trials
     objectives = [keras_tuner.Objective("cost/params", "min"),
                   keras_tuner.Objective("val_accuracy", "max")]
     path = plot_pareto_front(tuner.oracle.trials.values(), tuner.get_pareto_front(objectives),

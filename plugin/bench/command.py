@@ -133,7 +133,13 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     if multi_objective:
         lines += ["Hypervolume after the budget (accuracy up, model size down, both scaled "
                   "to the table's range; reference point = worst accuracy, largest model):",
-                  ""] + report.hypervolume_table(results, order)
+                  ""] + report.hypervolume_table(results, order) + [""]
+        metanas = [s for s in order if MULTI_OBJECTIVE_STRATEGIES[s].metanas]
+        peers = [s for s in order if not MULTI_OBJECTIVE_STRATEGIES[s].metanas]
+        lines += ["Mann–Whitney U (two-sided) of each metanas strategy's hypervolume vs the "
+                  "peer with the highest mean; * p < 0.05.", ""]
+        lines += report.significance_table(results, metanas, peers, "hypervolume",
+                                           lower_is_better=False) + [""]
     else:
         lines += ["### Mean regret of the returned configuration (lower is better)", "",
                   "The configuration a search returns is its best by observed score (one "

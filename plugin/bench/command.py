@@ -167,8 +167,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         lines += report.significance_table(results, metanas, peers) + [""]
         lines += ["### Oracle overhead per evaluation", "",
                   "keras-tuner strategies: wall time in the oracle's `create_trial`, "
-                  "`update_trial` and `end_trial` (keras-tuner's own bookkeeping and trial "
-                  "files included; files on tmpfs), and in `populate_space` alone; Optuna: "
+                  "`update_trial` and `end_trial` (keras-tuner's own bookkeeping included; "
+                  "its trial and oracle files are not written unless METANAS_BENCH_SAVE_FILES=1), "
+                  "and in `populate_space` alone; Optuna: "
                   "`study.ask` + `study.tell`, and `ask` alone (in-memory storage).", ""]
         lines += report.overhead_table(results, order, descriptions) + [""]
     if plots and not multi_objective:

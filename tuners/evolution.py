@@ -21,7 +21,7 @@ __all__ = ["EvolutionOracle"]
 #: Times a child that collides with a tried configuration is mutated again
 #: before the oracle falls back to a random unseen configuration.
 _MAX_CHILD_RETRIES = 20
-DEFAULT_TOURNAMENT_SIZE = 5
+DEFAULT_TOURNAMENT_SIZE = 3
 
 
 def make_selection(selection: Union[str, Selection], tournament_size: int) -> Selection:
@@ -72,11 +72,15 @@ class EvolutionOracle(MetanasOracle):
             a `Selection`.
         tournament_size: Members per tournament with
             ``selection="tournament"``, from 1 to ``population_size``; by
-            default 5, or the population size if smaller.
+            default 3, or the population size if smaller.
         mutation_rate: Probability that each active decision of a child
             mutates, in [0, 1].
         crossover_rate: Probability that a child has two parents, in [0, 1].
         aging: Remove the oldest member (True) or the worst (False).
+
+    The defaults (population 10, tournament 3, mutation 0.1, crossover 0.5,
+    replace-worst) were chosen on the benchmark's tuning tasks only
+    (benchmarks/tune_evolution.py; see benchmarks/RESULTS.md).
 
     Example:
 
@@ -92,12 +96,12 @@ class EvolutionOracle(MetanasOracle):
         *,
         seed: Optional[int] = None,
         hyperparameters=None,
-        population_size: int = 20,
+        population_size: int = 10,
         selection: Union[str, Selection] = "tournament",
         tournament_size: Optional[int] = None,
         mutation_rate: float = 0.1,
-        crossover_rate: float = 0.2,
-        aging: bool = True,
+        crossover_rate: float = 0.5,
+        aging: bool = False,
         initial_hps=None,
         **kwargs: Any,
     ) -> None:
@@ -129,13 +133,13 @@ class EvolutionOracle(MetanasOracle):
         # The tournament is sized relative to the population, so that every
         # point of the meta space is a valid setting.
         return {
-            "population_size": Setting("int", 4, 64, log=True, default=20),
+            "population_size": Setting("int", 4, 64, log=True, default=10),
             "selection": Setting("categorical", choices=("tournament", "roulette"),
                                  default="tournament"),
-            "tournament_fraction": Setting("float", 0.05, 1.0, default=0.25),
+            "tournament_fraction": Setting("float", 0.05, 1.0, default=0.3),
             "mutation_rate": Setting("float", 0.0, 0.5, default=0.1),
-            "crossover_rate": Setting("float", 0.0, 0.8, default=0.2),
-            "aging": Setting("categorical", choices=(True, False), default=True),
+            "crossover_rate": Setting("float", 0.0, 0.8, default=0.5),
+            "aging": Setting("categorical", choices=(True, False), default=False),
         }
 
     @classmethod
@@ -143,7 +147,7 @@ class EvolutionOracle(MetanasOracle):
         kwargs = dict(params)
         fraction = kwargs.pop("tournament_fraction", None)
         if fraction is not None:
-            size = int(kwargs.get("population_size", 20))
+            size = int(kwargs.get("population_size", 10))
             kwargs["tournament_size"] = max(1, min(size, round(fraction * size)))
         return kwargs
 

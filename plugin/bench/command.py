@@ -80,7 +80,8 @@ def _commit() -> str:
 
 def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, evals: int,
               workers: int, output: str, limits=None, reuse: Sequence[str] = (),
-              multi_objective: bool = False, command: str = "", plots: bool = True) -> str:
+              multi_objective: bool = False, command: str = "", plots: bool = True,
+              first_seed: int = 0) -> str:
     """Runs the benchmark and writes ``raw.json.gz``, ``report.md`` and plots to ``output``.
 
     Returns the path of the report.
@@ -97,7 +98,7 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
             n, only = limits.get(strategy, (seeds, None))
             if only is not None and task not in only:
                 continue
-            for seed in range(n):
+            for seed in range(first_seed, first_seed + n):
                 jobs.append({"task_name": task, "strategy": strategy, "seed": seed,
                              "evals": evals, "multi_objective": multi_objective})
     cached = {}
@@ -132,7 +133,13 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     if multi_objective:
         lines += ["Hypervolume after the budget (accuracy up, model size down, both scaled "
                   "to the table's range; reference point = worst accuracy, largest model):",
-                  ""] + report.hypervolume_table(results, order)
+                  ""] + report.hypervolume_table(results, order) + [""]
+        metanas = [s for s in order if MULTI_OBJECTIVE_STRATEGIES[s].metanas]
+        peers = [s for s in order if not MULTI_OBJECTIVE_STRATEGIES[s].metanas]
+        lines += ["Mann–Whitney U (two-sided) of each metanas strategy's hypervolume vs the "
+                  "peer with the highest mean; * p < 0.05.", ""]
+        lines += report.significance_table(results, metanas, peers, "hypervolume",
+                                           lower_is_better=False) + [""]
     else:
         lines += ["### Mean regret of the returned configuration (lower is better)", "",
                   "The configuration a search returns is its best by observed score (one "
@@ -160,8 +167,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         lines += report.significance_table(results, metanas, peers) + [""]
         lines += ["### Oracle overhead per evaluation", "",
                   "keras-tuner strategies: wall time in the oracle's `create_trial`, "
-                  "`update_trial` and `end_trial` (keras-tuner's own bookkeeping and trial "
-                  "files included; files on tmpfs), and in `populate_space` alone; Optuna: "
+                  "`update_trial` and `end_trial` (keras-tuner's own bookkeeping included; "
+                  "its trial and oracle files are not written unless METANAS_BENCH_SAVE_FILES=1), "
+                  "and in `populate_space` alone; Optuna: "
                   "`study.ask` + `study.tell`, and `ask` alone (in-memory storage).", ""]
         lines += report.overhead_table(results, order, descriptions) + [""]
     if plots and not multi_objective:
@@ -187,6 +195,8 @@ def add_bench(subparsers) -> None:
     parser.add_argument("--evals", type=int, default=100,
                         help="evaluations per run (default 100)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are FIRST .. FIRST+SEEDS-1 (default 0)")
     parser.add_argument("--limit", action="append", default=[],
                         metavar="STRATEGY=SEEDS[@TASKS]",
                         help="fewer seeds (and optionally only some tasks) for a slow strategy")
@@ -201,6 +211,8 @@ def add_bench(subparsers) -> None:
         for name in ("seeds", "evals", "workers"):
             if getattr(args, name) < 1:
                 raise _usage_error(f"--{name} must be >= 1, got {getattr(args, name)}")
+        if args.first_seed < 0:
+            raise _usage_error(f"--first-seed must be >= 0, got {args.first_seed}")
         tasks = resolve_tasks(args.tasks)
         if args.multi_objective and any(not t.startswith("nb201/") for t in tasks):
             raise _usage_error("--multi-objective needs NAS-Bench-201 tasks (nb201/...): "
@@ -220,7 +232,7 @@ def add_bench(subparsers) -> None:
         path = run_bench(tasks=tasks, strategies=strategies, seeds=args.seeds, evals=args.evals,
                          workers=args.workers, output=args.output, limits=limits,
                          reuse=args.reuse, multi_objective=args.multi_objective,
-                         command=command, plots=not args.no_plots)
+                         command=command, plots=not args.no_plots, first_seed=args.first_seed)
         print(f"metanas bench: wrote {path}")
         return 0
 

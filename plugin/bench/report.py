@@ -159,7 +159,7 @@ def time_budget_table(results, order: Sequence[str] = ()) -> List[str]:
 def seeds_table(results, order: Sequence[str] = ()) -> List[str]:
     """Seeds run per strategy (the minimum and maximum over tasks) and tasks covered."""
     counts: Dict[str, List[int]] = {}
-    for (task, strategy), values in group(results, "regret").items():
+    for (task, strategy), values in group(results, "seed").items():
         counts.setdefault(strategy, []).append(len(values))
     lines = ["| strategy | seeds per task | tasks |", "|---|---|---|"]
     for s in _strategies(results, order):
@@ -187,27 +187,30 @@ def overhead_table(results, order: Sequence[str] = (), descriptions: Optional[Ma
     return lines
 
 
-def best_peer(results, task: str, peers: Sequence[str]) -> Optional[str]:
-    """The peer with the lowest mean regret on ``task`` among those with enough seeds."""
-    data = group(results, "regret")
-    candidates = [(float(np.mean(data[(task, p)])), p) for p in peers
+def best_peer(results, task: str, peers: Sequence[str], field: str = "regret",
+              lower_is_better: bool = True) -> Optional[str]:
+    """The peer with the best mean ``field`` on ``task`` among those with enough seeds."""
+    data = group(results, field)
+    sign = 1.0 if lower_is_better else -1.0
+    candidates = [(sign * float(np.mean(data[(task, p)])), p) for p in peers
                   if len(data.get((task, p), [])) >= MIN_SEEDS_FOR_TEST]
     return min(candidates)[1] if candidates else None
 
 
-def significance_table(results, metanas: Sequence[str], peers: Sequence[str]) -> List[str]:
-    """Two-sided Mann-Whitney U of each metanas strategy's final regret vs the task's best peer.
+def significance_table(results, metanas: Sequence[str], peers: Sequence[str],
+                       field: str = "regret", lower_is_better: bool = True) -> List[str]:
+    """Two-sided Mann-Whitney U of each metanas strategy's final ``field`` vs the best peer's.
 
-    Cells: ``better``/``worse`` (by mean regret) and the p-value; ``*`` marks p < 0.05.
+    Cells: ``better``/``worse`` (by mean) and the p-value; ``*`` marks p < 0.05.
     """
     from scipy.stats import mannwhitneyu
 
-    data = group(results, "regret")
+    data = group(results, field)
     metanas = [m for m in metanas if any(k[1] == m for k in data)]
     lines = ["| task | best peer | " + " | ".join(f"`{m}`" for m in metanas) + " |",
              "|---|---|" + "---|" * len(metanas)]
     for task in _tasks(results):
-        peer = best_peer(results, task, peers)
+        peer = best_peer(results, task, peers, field, lower_is_better)
         if peer is None:
             continue
         cells = []
@@ -220,8 +223,9 @@ def significance_table(results, metanas: Sequence[str], peers: Sequence[str]) ->
                 cells.append("tie p=1")
                 continue
             p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-            word = "better" if np.mean(a) < np.mean(b) else (
-                "worse" if np.mean(a) > np.mean(b) else "tie")
+            sign = 1.0 if lower_is_better else -1.0
+            word = "better" if sign * np.mean(a) < sign * np.mean(b) else (
+                "worse" if np.mean(a) != np.mean(b) else "tie")
             cells.append(f"{word} p={p:.2g}{'*' if p < 0.05 else ''}")
         lines.append(f"| {task} | `{peer}` | " + " | ".join(cells) + " |")
     return lines

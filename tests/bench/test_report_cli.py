@@ -91,6 +91,7 @@ def test_load_results_rejects_other_files(tmp_path):
     (["--strategies", "kt/hyperband"], "--strategies: unknown strategy(ies) ['kt/hyperband']"),
     (["--seeds", "0"], "--seeds must be >= 1, got 0"),
     (["--evals", "-3"], "--evals must be >= 1, got -3"),
+    (["--first-seed", "-1"], "--first-seed must be >= 0, got -1"),
     (["--limit", "kt/bayesian=x"], "--limit 'kt/bayesian=x': expected STRATEGY=SEEDS"),
     (["--multi-objective", "--tasks", "hpobench/car"], "--multi-objective needs NAS-Bench-201"),
     (["--reuse", "/nonexistent/raw.json.gz"], "--reuse: no such file"),

@@ -25,7 +25,7 @@ from tests.tuners.conformance import MIN, drive, finish, make, nas_score
         ({"crossover_rate": 1.5}, r"crossover_rate must be a number in \[0, 1\], got 1.5"),
         ({"selection": "best"}, "selection must be 'tournament', 'roulette', 'nsga2' or a Selection"),
         ({"aging": "yes"}, "aging must be True or False, got 'yes'"),
-        ({"selection": TournamentSelection(size=30)}, r"at most population_size \(20\)"),
+        ({"selection": TournamentSelection(size=30)}, r"at most population_size \(10\)"),
         ({"max_trials": 0}, "max_trials must be an int >= 1, got 0"),
         ({"initial_hps": {"a": 1}}, "initial_hps must be a list of"),
     ],

@@ -145,14 +145,15 @@ def test_a_killed_worker_trial_is_reclaimed_and_the_chief_exits(tmp_path):
     assert chief_done - killed_at < 90
 
 
-def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(tmp_path):
+@pytest.mark.parametrize("strategy", ["evolution", "rl"])
+def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(strategy, tmp_path):
     whole = tmp_path / "whole"
-    code, output = wait(start("evolution", whole, 12))
+    code, output = wait(start(strategy, whole, 12))
     assert code == 0, output[-3000:]
     expected = {k: t["hyperparameters"]["values"] for k, t in trials_on_disk(whole).items()}
 
     crashed = tmp_path / "crashed"
-    process = start("evolution", crashed, 12, HANG_TRIAL=7)
+    process = start(strategy, crashed, 12, HANG_TRIAL=7)
     wait_for("started_single_07", crashed)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -161,12 +162,16 @@ def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(tmp_pa
     assert len(completed) == 7
     saved = json.loads((crashed / "search" / "oracle.json").read_text())
 
-    code, output = wait(start("evolution", crashed, 12, overwrite=False))
+    code, output = wait(start(strategy, crashed, 12, overwrite=False))
     assert code == 0, output[-3000:]
     after, oracle = check_complete(crashed, 12)
     for trial_id, trial in completed.items():  # nothing completed was lost or redone
         assert after[trial_id]["score"] == trial["score"]
-    assert set(saved["population"]) <= set(oracle["end_order"])
+    if strategy == "evolution":
+        assert set(saved["population"]) <= set(oracle["end_order"])
+    else:  # the controller went on from its saved weights, not from scratch
+        assert saved["rl"]["updates"] >= 1
+        assert oracle["rl"]["updates"] > saved["rl"]["updates"]
     # The restored population and random state continue the same search.
     assert {k: t["hyperparameters"]["values"] for k, t in after.items()} == expected
 

@@ -6,6 +6,7 @@ commands, so `metanas --help` stays fast.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import warnings
@@ -95,6 +96,11 @@ def add_meta_train(subparsers) -> None:
     parser.add_argument("--plots", default=None,
                         help="directory for PNG plots of the meta-study (history, importances)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--mlflow", action=argparse.BooleanOptionalAction, default=True,
+        help="also log the --plots and the study's summary to MLflow (MLFLOW_TRACKING_URI, "
+             "else ./mlflow.db; default: on)",
+    )
 
     def run(args) -> int:
         if args.budget < 2 or args.meta_trials < 1 or args.seeds < 1:
@@ -128,10 +134,13 @@ def add_meta_train(subparsers) -> None:
         print(json.dumps({"meta_trials": len(learner.study.trials), "best_value": best.value,
                           "best_params": best.params}, default=str))
         if args.plots:
-            from metanas.meta.plots import plot_meta_study
+            from metanas.meta.plots import log_meta_study, plot_meta_study
 
-            for path in plot_meta_study(learner.study, args.plots):
+            paths = plot_meta_study(learner.study, args.plots)
+            for path in paths:
                 print(path)
+            if args.mlflow:
+                log_meta_study(learner.study, paths, storage=args.storage)
         return 0
 
     parser.set_defaults(func=run)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
-from typing import List
+from typing import List, Optional
 
 import optuna
 
-__all__ = ["plot_meta_study"]
+__all__ = ["plot_meta_study", "log_meta_study"]
 
 
 def plot_meta_study(study: optuna.Study, directory: str) -> List[str]:
@@ -74,3 +75,62 @@ def plot_meta_study(study: optuna.Study, directory: str) -> List[str]:
             ),
         )
     return paths
+
+
+def log_meta_study(
+    study: optuna.Study, paths: List[str], *, storage: str, tracking_uri: Optional[str] = None
+) -> Optional[str]:
+    """Logs the meta-study's plots and summary to MLflow as one run.
+
+    The run is named ``meta-study-<study name>`` in the experiment
+    ``metanas-meta``; it carries the (redacted) storage URL and the study's
+    size as params, the best meta-objective as a metric, and the PNGs in
+    ``paths`` as artifacts. MLflow being unreachable never fails a
+    meta-training: the plots stay on disk and a warning says so.
+
+    Args:
+        study: The meta-study.
+        paths: PNG files written by `plot_meta_study`.
+        storage: The meta-study's storage URL (logged redacted).
+        tracking_uri: MLflow tracking URI; by default ``MLFLOW_TRACKING_URI``,
+            else MLflow's default store in the working directory.
+
+    Returns:
+        The MLflow run id, or None when MLflow could not be reached.
+    """
+    from metanas.security import redact
+
+    try:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment = client.get_experiment_by_name("metanas-meta")
+        experiment_id = (
+            experiment.experiment_id if experiment is not None
+            else client.create_experiment("metanas-meta")
+        )
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        run = client.create_run(experiment_id, run_name=f"meta-study-{study.study_name}")
+        run_id = run.info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[mlflow.entities.Metric("best_meta_objective", float(study.best_value),
+                                            int(time.time() * 1000), 0)],
+            params=[
+                mlflow.entities.Param("storage", redact(storage)),
+                mlflow.entities.Param("study_name", study.study_name),
+                mlflow.entities.Param("meta_trials", str(len(done))),
+            ],
+        )
+        for path in paths:
+            client.log_artifact(run_id, path, artifact_path="meta-study")
+        client.set_terminated(run_id)
+        return run_id
+    except Exception as error:  # noqa: BLE001 - tracking never fails meta-training
+        warnings.warn(
+            f"the meta-study plots were not logged to MLflow ({redact(str(error))[:200]}); "
+            f"they are on disk: {paths}",
+            stacklevel=2,
+        )
+        return None

@@ -4,6 +4,7 @@ import json
 
 import optuna
 import pytest
+from mlflow.tracking import MlflowClient
 
 from metanas import cli
 from metanas.bench import TUNING_TASKS, load_task
@@ -55,6 +56,16 @@ def test_meta_train_and_recommend_on_the_command_line(tmp_path, capsys):
     summary = json.loads(out.splitlines()[0])
     assert summary["meta_trials"] == 3
     assert (tmp_path / "p" / "history.png").stat().st_size > 1000
+    # The plots and the study's summary went to MLflow too (the suite's store).
+    client = MlflowClient()
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("metanas-meta").experiment_id],
+        f"attributes.run_name = 'meta-study-metanas-meta' and params.storage = '{storage}'")
+    assert run.data.params["meta_trials"] == "3"
+    assert run.data.metrics["best_meta_objective"] == pytest.approx(
+        min(t.value for t in MetaLearner(storage).study.trials))
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "meta-study")}
+    assert "meta-study/history.png" in logged
     trials = MetaLearner(storage).study.trials
     assert all(set(t.user_attrs["per_task"]) == {"hpobench/australian", "hpobench/credit_g"}
                for t in trials)

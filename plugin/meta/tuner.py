@@ -34,6 +34,11 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     best score the search found, in units of the spread between that best and
     the median completed trial (a stand-in for the regret of a random guess);
     the score is the mean regret over the trials, as `normalized_regret_auc`.
+    When half the trials or more tie with the best (the median is the best),
+    the spread between the best and the worst trial is the unit instead, and a
+    search whose completed trials all scored the same scores 0: its first
+    trial was already its best. Only a search with fewer than two completed
+    trials is uninformative (None).
     """
     scores = [float(t.score) for t in trials if t.status == "COMPLETED" and t.score is not None]
     scores = [s if maximize else -s for s in scores if np.isfinite(s)]
@@ -42,7 +47,9 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     best_so_far = np.maximum.accumulate(scores)
     scale = best_so_far[-1] - float(np.median(scores))
     if scale <= 0:
-        return None
+        scale = best_so_far[-1] - min(scores)
+    if scale <= 0:
+        return 0.0
     return float(np.mean(best_so_far[-1] - best_so_far) / scale)
 
 

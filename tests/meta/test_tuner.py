@@ -88,4 +88,7 @@ def test_search_score():
 
     assert search_score([T(0.5), T(0.7), T(0.9)], maximize=True) == pytest.approx((0.4 + 0.2) / 3 / 0.2)
     assert search_score([T(0.5)], maximize=True) is None
+    # Ties with the best at the median: the spread to the worst is the unit.
+    assert search_score([T(0.5), T(0.9), T(0.9)], maximize=True) == pytest.approx(0.4 / 3 / 0.4)
+    assert search_score([T(0.7), T(0.7)], maximize=True) == 0.0
     assert search_score([T(2.0), T(1.0), T(None, "FAILED")], maximize=False) == pytest.approx(1.0)

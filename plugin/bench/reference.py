@@ -13,6 +13,8 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from metanas.tuners.base import check_int
+
 __all__ = ["RegularizedEvolutionOracle"]
 
 
@@ -51,10 +53,8 @@ class RegularizedEvolutionOracle(keras_tuner.Oracle):
         sample_size: int = 3,
         **kwargs: Any,
     ) -> None:
-        if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
-            raise ValueError(f"population_size must be an int >= 2, got {population_size!r}.")
-        if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 1:
-            raise ValueError(f"sample_size must be an int >= 1, got {sample_size!r}.")
+        check_int("population_size", population_size, low=2)
+        check_int("sample_size", sample_size, low=1)
         super().__init__(
             objective=objective,
             max_trials=max_trials,

@@ -22,6 +22,7 @@ import numpy as np
 
 from metanas.bench.strategies import Strategy, evolution_strategy, get_strategy
 from metanas.bench.tasks import MULTI_OBJECTIVE_METRICS, Task, load_task
+from metanas.tuners.base import check_int
 
 __all__ = [
     "TableTuner",
@@ -320,10 +321,8 @@ def run_one(task_name: str, strategy: str, seed: int, *, evals: int = 100,
         keras-tuner oracle calls, or Optuna ask and tell) and ``propose_ms``
         (``populate_space``, or Optuna ask, per evaluation).
     """
-    if not isinstance(evals, int) or isinstance(evals, bool) or evals < 1:
-        raise ValueError(f"evals must be an int >= 1, got {evals!r}.")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}.")
+    check_int("evals", evals, low=1)
+    check_int("seed", seed, low=0)
     task = load_task(task_name)
     spec = evolution_strategy(strategy, **settings) if settings is not None else get_strategy(strategy)
     timed = use_time and not multi_objective and time_budget(task) is not None
@@ -366,8 +365,7 @@ def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
     back in the order of ``jobs``.
     """
     jobs = list(jobs)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}.")
+    check_int("workers", workers, low=1)
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i]["task_name"], i))
     results: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
     if workers == 1:

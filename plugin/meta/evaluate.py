@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from metanas.meta.learner import MetaTask, normalized_regret_auc, strategy_classes
+from metanas.tuners.base import check_int
 
 __all__ = ["BenchEvaluator", "curve_score", "random_regret", "run_search"]
 
@@ -85,8 +86,7 @@ class BenchEvaluator:
     """
 
     def __init__(self, *, budget: int = 50) -> None:
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
-            raise ValueError(f"budget must be an int >= 2, got {budget!r}.")
+        check_int("budget", budget, low=2)
         self.budget = budget
 
     def oracle(self, task, strategy: str, settings: Mapping[str, Any], seed: int,

@@ -104,12 +104,10 @@ def log_meta_study(
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        from metanas.tracking import records
+
         client = MlflowClient(tracking_uri=tracking_uri)
-        experiment = client.get_experiment_by_name("metanas-meta")
-        experiment_id = (
-            experiment.experiment_id if experiment is not None
-            else client.create_experiment("metanas-meta")
-        )
+        experiment_id = records.experiment_id(client, "metanas-meta", records.RunCache())
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         run = client.create_run(experiment_id, run_name=f"meta-study-{study.study_name}")
         run_id = run.info.run_id

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from metanas.meta.features import feature_distance
 from metanas.meta.learner import MetaLearner, MetaTask
+from metanas.tuners.base import check_int
 
 __all__ = ["TransferStore", "WarmStart", "elite_of", "policy_of"]
 
@@ -53,8 +54,7 @@ def elite_of(oracle, size: Optional[int] = None) -> List[Dict[str, Any]]:
     members = list(getattr(oracle, "population", None) or oracle.end_order)
     if size is None:
         size = int(getattr(oracle, "population_size", 10))
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be an int >= 1, got {size!r}.")
+    check_int("size", size, low=1)
     scored = [(oracle.fitness(oracle.trials[t]), t) for t in members]
     scored = [(f, t) for f, t in scored if f != -math.inf]
     scored.sort(key=lambda item: -item[0])

@@ -16,8 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-class UsageError(ValueError):
-    """Bad command-line input: reported in one line, exit status 2."""
+from metanas.usage import UsageError  # noqa: E402 (after the environment)
 
 
 def add_demo(subparsers) -> None:
@@ -124,7 +123,7 @@ def add_bench(subparsers) -> None:
     add(subparsers)
 
 
-from metanas.cli_meta import add_meta_train, add_recommend  # noqa: E402 (needs UsageError)
+from metanas.cli_meta import add_meta_train, add_recommend  # noqa: E402
 
 SUBCOMMANDS = [add_demo, add_bench, add_meta_train, add_recommend, add_ui, add_tracking]
 

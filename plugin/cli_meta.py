@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 
-from metanas.cli import UsageError
+from metanas.usage import UsageError
 
 __all__ = ["add_meta_train", "add_recommend"]
 

@@ -49,6 +49,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, capsys):
     assert len(err.splitlines()) == 1 and "must be >= 1" in err
 
 
+def test_python_dash_m_reports_a_subcommands_bad_input_in_one_line():
+    # The meta subcommands live in another module; under `python -m metanas.cli`
+    # their UsageError must still be the one main() catches.
+    result = subprocess.run(
+        [sys.executable, "-m", "metanas.cli", "meta-train", "--tasks", "nb201/bogus"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown task 'nb201/bogus'" in lines[0]
+
+
 def test_cli_unknown_command_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["frobnicate"])

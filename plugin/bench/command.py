@@ -13,7 +13,7 @@ __all__ = ["add_bench", "parse_limits", "resolve_tasks", "resolve_strategies", "
 
 
 def _usage_error(message: str):
-    from metanas.cli import UsageError
+    from metanas.usage import UsageError
 
     return UsageError(message)
 

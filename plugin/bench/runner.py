@@ -30,6 +30,7 @@ __all__ = [
     "run_many",
     "time_budget",
     "summarise_history",
+    "skip_checkpoints",
     "OBJECTIVE_NAME",
 ]
 
@@ -176,17 +177,29 @@ def _budget(task: Task, evals: int, use_time: bool):
 save_files = os.environ.get("METANAS_BENCH_SAVE_FILES", "") == "1"
 
 
+def skip_checkpoints(oracle, tuner=None) -> None:
+    """Stops keras-tuner writing trial and oracle files for a table search.
+
+    keras-tuner writes every trial and the whole oracle state (the RL
+    controller's policy included) to disk several times per trial; on a table,
+    where a trial costs microseconds, that dominates the run and nothing needs
+    resuming, so benchmark and meta-training searches skip it unless
+    ``METANAS_BENCH_SAVE_FILES=1``.
+    """
+    if save_files:
+        return
+    oracle._save_trial = lambda trial: None
+    oracle.save = lambda *args, **kwargs: None
+    if tuner is not None:
+        tuner.save = lambda *args, **kwargs: None
+
+
 def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
                      use_time: bool, multi_objective: bool):
     on_trial, cap = _budget(task, evals, use_time)
     oracle = strategy.make(objective=_objective(task, multi_objective), max_trials=cap,
                            seed=seed)
-    if not save_files:
-        # keras-tuner writes every trial and the whole oracle state to disk
-        # several times per trial; that cost is the same for every oracle and
-        # dominated the runs, so by default the benchmark skips it.
-        oracle._save_trial = lambda trial: None
-        oracle.save = lambda *args, **kwargs: None
+    skip_checkpoints(oracle)
     timer = _Timer()
     for name in ("create_trial", "update_trial", "end_trial"):
         timer.wrap(oracle, name)
@@ -196,8 +209,7 @@ def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
         tuner = TableTuner(task, oracle=oracle, noise_seed=seed, on_trial=on_trial,
                            multi_objective=multi_objective, directory=directory,
                            project_name="run", overwrite=True)
-        if not save_files:
-            tuner.save = lambda *args, **kwargs: None
+        skip_checkpoints(oracle, tuner)
         tuner.search(verbose=0)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -123,13 +123,11 @@ def _optuna_random(*, seed):
 
 def _all_strategies() -> Dict[str, Strategy]:
     strategies = [
-        evolution_strategy("metanas/evolution", "EvolutionOracle, default settings"),
+        evolution_strategy("metanas/evolution",
+                           "EvolutionOracle, default settings (tournament, replace-worst)"),
         evolution_strategy("metanas/evolution-tournament-aging",
                            "defaults, selection='tournament', aging=True",
                            selection="tournament", aging=True),
-        evolution_strategy("metanas/evolution-tournament-replace-worst",
-                           "defaults, selection='tournament', aging=False",
-                           selection="tournament", aging=False),
         evolution_strategy("metanas/evolution-roulette-aging",
                            "defaults, selection='roulette', aging=True",
                            selection="roulette", aging=True),

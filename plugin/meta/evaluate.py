@@ -57,6 +57,7 @@ def run_search(task, oracle, *, seed: int, budget: int) -> List[Dict[str, Any]]:
     ``oracle`` keeps its final state (evolution's population, ...).
     """
     from metanas.bench import TableTuner
+    from metanas.bench.runner import skip_checkpoints
 
     count = {"n": 0}
 
@@ -69,6 +70,7 @@ def run_search(task, oracle, *, seed: int, budget: int) -> List[Dict[str, Any]]:
     try:
         tuner = TableTuner(task, oracle=oracle, noise_seed=seed, on_trial=on_trial,
                            directory=directory, project_name="run", overwrite=True)
+        skip_checkpoints(oracle, tuner)
         tuner.search(verbose=0)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -147,6 +147,12 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
                   "(seed-averaged) score (HPOLib: its true MSE − the optimum). ± is the "
                   "standard error over seeds; bold is the best per task.", ""]
         lines += report.main_table(results, order) + [""]
+        if any("found_regret" in r for r in results):
+            lines += ["### Regret of the best configuration evaluated", "",
+                      "What each search found, judged by true score, before the noise of "
+                      "the observed score picks the configuration it returns: the gap to the "
+                      "table above is the cost of choosing the incumbent under noise.", ""]
+            lines += report.found_table(results, order) + [""]
         timed = report.time_budget_table(results, order)
         if timed:
             lines += ["### NAS-Bench-201 at the simulated training-time budget", "",

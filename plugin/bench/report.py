@@ -142,6 +142,11 @@ def main_table(results, order: Sequence[str] = ()) -> List[str]:
     return _cell_table(results, "regret", order, lower_is_better=True)
 
 
+def found_table(results, order: Sequence[str] = ()) -> List[str]:
+    """Mean regret of the best configuration each search evaluated (by true score)."""
+    return _cell_table(results, "found_regret", order, lower_is_better=True)
+
+
 def true_score_table(results, order: Sequence[str] = ()) -> List[str]:
     """Mean true (seed-averaged) score of the returned configuration."""
     from metanas.bench.tasks import load_task

@@ -61,6 +61,28 @@ def meta_worker(args) -> int:
     return n
 
 
+def fold_tpe_worker(args) -> Dict[str, Any]:
+    """One fold's own TPE meta-study on the other tasks; returns its recommendation for T."""
+    storage, task, n, budget, seeds, strategies, fold = args
+    _quiet()
+    from metanas.bench import TUNING_TASKS, load_task
+    from metanas.meta import MetaLearner
+    from metanas.meta.evaluate import BenchEvaluator
+    from metanas.meta.tasks import bench_features, meta_tasks
+
+    learner = MetaLearner(storage, study_name=f"loto-tpe-{task}", seed=fold)
+    others = [t for t in TUNING_TASKS if t != task]
+    missing = n - len(learner.study.trials)
+    if missing > 0:
+        tasks = meta_tasks(others, lambda name: load_task(name).hyperparameters())
+        learner.meta_train(tasks, BenchEvaluator(budget=budget), n_trials=missing,
+                           seeds=tuple(seeds), strategies=tuple(strategies))
+    features = bench_features(task, load_task(task).hyperparameters())
+    choice = learner.recommend(features, strategies=strategies, exclude_tasks=[task])
+    return {"task": task, "strategy": choice.strategy, "settings": choice.settings,
+            "source": choice.source}
+
+
 def elite_worker(args) -> Dict[str, Any]:
     """Evolution with its defaults on one task (meta seed); returns the final elite."""
     task_name, budget, seed = args
@@ -107,7 +129,10 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tasks", default=None, help="comma-separated subset of the tuning tasks")
     parser.add_argument("--strategies", default="evolution,random",
-                        help="the meta space's strategies (rl: ~20x slower per search on a table)")
+                        help="the meta space's strategies (rl: ~5x slower per search on a table)")
+    parser.add_argument("--fold-tpe-trials", type=int, default=0,
+                        help="also meta-train one TPE study per fold (on its 7 training tasks"
+                             " only) with this many meta-trials, and race its recommendation")
     parser.add_argument("--out", default="benchmarks/meta_loto.md")
     parser.add_argument("--raw", default="benchmarks/meta_loto.json")
     args = parser.parse_args(argv)
@@ -144,6 +169,15 @@ def main(argv=None) -> int:
                 space = load_task(name).hyperparameters()
                 store.put(MetaTask(name, bench_features(name, space)), elite=result["elite"],
                           space=[hp.name for hp in space.space], strategy="EvolutionOracle")
+    # 2b. Optionally one TPE meta-study per fold, on its training tasks only.
+    fold_tpe = {}
+    if args.fold_tpe_trials > 0:
+        with _pool(args.workers) as pool:
+            for result in pool.map(fold_tpe_worker, [
+                (args.storage, t, args.fold_tpe_trials, args.budget, meta_seeds, strategies, i)
+                for i, t in enumerate(tasks)
+            ], chunksize=1):
+                fold_tpe[result["task"]] = result
     # 3. Per left-out task: recommendation (7 other tasks), transfer, and the jobs.
     jobs, choices = [], {}
     eval_seeds = list(range(100, 100 + args.eval_seeds))
@@ -154,8 +188,13 @@ def main(argv=None) -> int:
         start = store.warm_start(features, hyperparameters=hp, exclude_tasks=[task])
         choices[task] = {"strategy": choice.strategy, "settings": choice.settings,
                          "source": choice.source, "transfer_from": start.source}
+        tpe_choice = fold_tpe.get(task)
+        if tpe_choice:
+            choices[task]["fold_tpe"] = tpe_choice
         methods = {
             "recommended": (choice.strategy, choice.settings, None),
+            **({"recommended (TPE per fold)": (tpe_choice["strategy"], tpe_choice["settings"], None)}
+               if tpe_choice else {}),
             "evolution defaults": ("evolution", EVOLUTION_DEFAULTS, None),
             "random defaults": ("random", RANDOM_DEFAULTS, None),
             **({"rl defaults": ("rl", {}, None)} if "rl" in strategies else {}),
@@ -181,6 +220,10 @@ def _mean_se(values):
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
+def _settings_text(settings) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items())
+
+
 def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
     methods = list(dict.fromkeys(r["method"] for r in results))
     commit = args.commit
@@ -202,7 +245,10 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         " in units of the table's median regret; lower is better, 1 = one typical random guess),"
         " mean ± standard error over seeds; and the final regret of the incumbent (table units).",
         "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])`;"
-        " *defaults* = the strategy's constructor defaults; *optuna TPE* = `TPESampler(seed)` run"
+        + (f" *recommended (TPE per fold)* = the same call on a fold's own meta-study: Optuna's"
+           f" multivariate TPE, {args.fold_tpe_trials} meta-trials on the fold's 7 training tasks only;"
+           if args.fold_tpe_trials > 0 else "")
+        + " *defaults* = the strategy's constructor defaults; *optuna TPE* = `TPESampler(seed)` run"
         " through Optuna; *elite* = evolution's defaults started from the final elite of the most"
         " similar other task with the same space (`TransferStore.warm_start(..., exclude_tasks=[T])`),"
         " that elite from one evolution run (seed 0) per task.",
@@ -243,11 +289,12 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
             cells.append(f"{np.mean(values):.4g}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines += ["", "## Head to head (meta-objective, per task: who has the lower mean)", ""]
-    for other in methods[1:]:
-        wins = sum(per_method_task[("recommended", t)] < per_method_task[(other, t)] for t in tasks)
-        ratio = means["recommended"] / means[other] if means[other] > 0 else float("nan")
-        lines.append(f"- recommended vs {other}: better on {wins}/{len(tasks)} tasks;"
-                     f" mean-over-tasks ratio {ratio:.2f}")
+    for mine in [m for m in methods if m.startswith("recommended")]:
+        for other in [m for m in methods if not m.startswith("recommended")]:
+            wins = sum(per_method_task[(mine, t)] < per_method_task[(other, t)] for t in tasks)
+            ratio = means[mine] / means[other] if means[other] > 0 else float("nan")
+            lines.append(f"- {mine} vs {other}: better on {wins}/{len(tasks)} tasks;"
+                         f" mean-over-tasks ratio {ratio:.2f}")
     if "evolution defaults + elite" in methods:
         wins = sum(per_method_task[("evolution defaults + elite", t)] < per_method_task[("evolution defaults", t)]
                    for t in tasks)
@@ -258,9 +305,12 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
               "|---|---|---|---|---|"]
     for task in tasks:
         c = choices[task]
-        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in c["settings"].items())
-        lines.append(f"| {task} | {c['strategy']} | {settings} | {c['source']} | {c['transfer_from']} |")
+        lines.append(f"| {task} | {c['strategy']} | {_settings_text(c['settings'])} | {c['source']}"
+                     f" | {c['transfer_from']} |")
+        if "fold_tpe" in c:
+            t = c["fold_tpe"]
+            lines.append(f"| {task} (TPE per fold) | {t['strategy']} | {_settings_text(t['settings'])}"
+                         f" | {t['source']} | |")
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))

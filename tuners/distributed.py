@@ -27,7 +27,18 @@ from typing import Optional
 
 from keras_tuner.src.distribute import utils as dist_utils
 
-__all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat", "ResilientOracleClient"]
+__all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat", "ResilientOracleClient",
+           "WorkerFinished"]
+
+
+class WorkerFinished(Exception):
+    """A worker's trials are done; skips what a framework does after a search.
+
+    AutoKeras trains and saves the best model at the end of ``search``; in
+    chief/worker mode only the chief does that, so a worker's AutoKeras tuner
+    raises this from ``on_search_end`` and its ``search`` returns None. Not
+    an error: trackers are not told of it.
+    """
 
 
 def is_chief() -> bool:

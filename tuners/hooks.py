@@ -130,8 +130,12 @@ class HookedTunerMixin:
             self._call_hook("on_trial_end", trial)
 
     def search(self, *fit_args, **fit_kwargs):
+        from metanas.tuners.distributed import WorkerFinished
+
         try:
             return super().search(*fit_args, **fit_kwargs)
+        except WorkerFinished:
+            raise
         except BaseException as error:
             hook = getattr(self, "tracker", None)
             if hook is not None and callable(getattr(hook, "on_search_error", None)):

@@ -108,14 +108,21 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if not distributed.is_chief():
             self._check_objective_before_search(fit_args, fit_kwargs)
         if distributed.is_chief():
-            if "verbose" in fit_kwargs:
-                self.oracle.verbose = fit_kwargs["verbose"]
-            self.save()
-            self._call_hook("on_search_begin")
-            distributed.serve_chief(self.oracle)
-            self._call_hook("on_search_end")
-            return
+            return self._chief_search(fit_args, fit_kwargs)
         return super().search(*fit_args, **fit_kwargs)
+
+    def _chief_search(self, fit_args, fit_kwargs):
+        """What `search` does on the chief; a subclass may add steps around serving."""
+        self._serve_as_chief(fit_kwargs)
+
+    def _serve_as_chief(self, fit_kwargs) -> None:
+        """The chief's part of a search: serves the oracle until every trial is done."""
+        if "verbose" in fit_kwargs:
+            self.oracle.verbose = fit_kwargs["verbose"]
+        self.save()
+        self._call_hook("on_search_begin")
+        distributed.serve_chief(self.oracle)
+        self._call_hook("on_search_end")
 
     def _check_objective_before_search(self, fit_args, fit_kwargs) -> None:
         """Fails fast when training will not log the objective.

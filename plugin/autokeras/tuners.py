@@ -14,7 +14,10 @@ from autokeras import nodes as ak_nodes
 from autokeras.engine import tuner as ak_tuner
 from autokeras.tuners import task_specific
 
+import keras_tuner
+
 from metanas.meta.tuner import MetaTuner as _KerasMetaTuner
+from metanas.tuners import distributed
 from metanas.tuners.base import is_oversized
 from metanas.tuners.tuner import StrategyTuner
 
@@ -58,7 +61,18 @@ def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
     return [dict(values) for values in table]
 
 
-class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner):
+class _ChiefServes(keras_tuner.Tuner):
+    """Below AutoKeras's ``search`` in the MRO: the chief serves the metanas oracle
+    (`StrategyTuner._serve_as_chief`) where keras-tuner would start its own server."""
+
+    def search(self, *fit_args, **fit_kwargs):
+        if distributed.is_chief():
+            self._serve_as_chief(fit_kwargs)
+            return None
+        return super().search(*fit_args, **fit_kwargs)
+
+
+class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner, _ChiefServes):
     """An AutoKeras tuner driven by a metanas oracle.
 
     Built with the arguments AutoKeras passes to every tuner (``hypermodel,
@@ -76,6 +90,9 @@ class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner):
       default model may be oversized without stopping the search.
     - ``fit`` again with ``overwrite=False`` and a larger ``max_trials``
       continues the finished search (AutoKeras would return at once).
+    - In keras-tuner's chief/worker mode the workers run the trials and their
+      ``fit`` returns None; the chief serves the oracle, then trains and saves
+      the best model once (AutoKeras alone would have every worker do it).
 
     Subclasses name their oracle as ``oracle_path = "module:Class"``; it is
     imported when the tuner is built, so a strategy that is not installed only
@@ -119,8 +136,8 @@ class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner):
             kwargs["initial_hps"] = task_initial_hps(hypermodel)
         self._in_trial = False
         super().__init__(hypermodel, objective, max_trials, **kwargs)
-        done = len(self.oracle.trials)
-        if self._finished and done < (self.oracle.max_trials or math.inf):
+        done = len(self.local_oracle.trials)
+        if self._finished and done < (self.local_oracle.max_trials or math.inf):
             self._finished = False
 
     def _check_objective_before_search(self, fit_args, fit_kwargs) -> None:
@@ -134,8 +151,21 @@ class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner):
         finally:
             self._in_trial = False
 
+    def search(self, *fit_args, **fit_kwargs):
+        try:
+            return super().search(*fit_args, **fit_kwargs)
+        except distributed.WorkerFinished:
+            return None
+
+    def _chief_search(self, fit_args, fit_kwargs):
+        # AutoKeras's search: its space set-up, then (`_ChiefServes`) serving
+        # until every trial is done, then the final fit and save, here only.
+        return ak_tuner.AutoTuner.search(self, *fit_args, **fit_kwargs)
+
     def on_search_end(self):
         super().on_search_end()
+        if distributed.is_worker():
+            raise distributed.WorkerFinished()
         # AutoKeras goes on to train the best trial's model; without one it
         # would fail with an IndexError deep inside.
         trials = self.oracle.trials.values()

@@ -18,7 +18,7 @@ from metanas.meta.learner import (
     strategy_classes,
 )
 from metanas.meta.transfer import TransferStore, WarmStart
-from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner
+from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner, distributed
 from metanas.tuners.tuner import split_oracle_kwargs
 
 __all__ = ["MetaTuner", "search_score"]
@@ -105,6 +105,13 @@ class MetaTuner(StrategyTuner):
     ) -> None:
         if not isinstance(transfer, bool):
             raise ValueError(f"transfer must be True or False, got {transfer!r}.")
+        if distributed.is_chief() or distributed.is_worker():
+            raise ValueError(
+                f"MetaTuner does not run in keras-tuner's chief/worker mode "
+                f"(KERASTUNER_TUNER_ID={os.environ.get('KERASTUNER_TUNER_ID')!r}): each process "
+                "would pick its own strategy. Ask MetaLearner(...).recommend(...) once and "
+                "scale out the recommended strategy's tuner (Recommendation.make_oracle)."
+            )
         self.transfer = transfer
         self.warm_start: Optional[WarmStart] = None
         self.learner = MetaLearner(meta_storage, study_name=study_name)

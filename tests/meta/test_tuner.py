@@ -54,6 +54,16 @@ def test_meta_tuner_learns_in_production_and_resumes(tmp_path, digits):
     assert len(MetaLearner(storage).study.trials) == 2
 
 
+@pytest.mark.parametrize("tuner_id", ["chief", "tuner0"])
+def test_chief_worker_mode_is_refused_with_a_clear_error(tmp_path, monkeypatch, tuner_id):
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    with pytest.raises(ValueError, match=f"chief/worker mode .*'{tuner_id}'"):
+        MetaTuner(build_mlp, objective="val_accuracy", max_trials=2,
+                  meta_storage=f"sqlite:///{tmp_path}/meta.db", directory=str(tmp_path))
+
+
 def test_strategies_restrict_the_choice(tmp_path, digits):
     tuner = run(tmp_path, digits, f"sqlite:///{tmp_path}/m.db", "only-random",
                 strategies=["random"], record=False)

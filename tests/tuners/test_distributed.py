@@ -25,7 +25,8 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start(strategy, directory, max_trials, *, tuner_id=None, port=None, overwrite=True, **env):
+def start(strategy, directory, max_trials, *, tuner_id=None, port=None, overwrite=True,
+          script=SCRIPT, **env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
     environ.update({k: str(v) for k, v in env.items()})
     if tuner_id is not None:
@@ -33,7 +34,8 @@ def start(strategy, directory, max_trials, *, tuner_id=None, port=None, overwrit
             KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
             KERASTUNER_ORACLE_PORT=str(port),
         )
-    argv = [sys.executable, str(SCRIPT), strategy, str(directory), str(max_trials)]
+    argv = [sys.executable, str(script)] + ([strategy] if strategy else [])
+    argv += [str(directory), str(max_trials)]
     return subprocess.Popen(
         argv + (["--overwrite"] if overwrite else []), env=environ,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,

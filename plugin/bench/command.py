@@ -12,6 +12,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 __all__ = ["add_bench", "parse_limits", "resolve_tasks", "resolve_strategies", "run_bench"]
 
 
+#: Each finished run is appended here at once; rerunning the same command
+#: after an interruption picks them up, and a finished run deletes the file.
+PARTIAL_FILE = "raw.partial.jsonl"
+
+
 def _usage_error(message: str):
     from metanas.usage import UsageError
 
@@ -105,21 +110,32 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     for path in reuse:
         for r in report.load_results(path):
             cached[report.job_key(r)] = r
+    # Runs of an interrupted invocation with the same output, kept as they ended.
+    os.makedirs(output, exist_ok=True)
+    partial = os.path.join(output, PARTIAL_FILE)
+    kept = report.load_partial(partial)
+    wanted = {report.job_key(j) for j in jobs}
+    for r in kept:
+        if report.job_key(r) in wanted:
+            cached[report.job_key(r)] = r
     todo = [j for j in jobs if report.job_key(j) not in cached]
     start = time.time()
 
     def progress(done, total, result):
+        report.append_partial(partial, result)
         if done % 50 == 0 or done == total:
             print(f"  {done}/{total} runs ({time.time() - start:.0f} s)", flush=True)
 
-    print(f"metanas bench: {len(jobs)} runs ({len(jobs) - len(todo)} reused) on "
-          f"{workers} worker(s)", flush=True)
+    print(f"metanas bench: {len(jobs)} runs ({len(jobs) - len(todo)} reused"
+          + (f", {len(kept)} kept from an interrupted run in {partial}" if kept else "")
+          + f") on {workers} worker(s)", flush=True)
     fresh = run_many(todo, workers=workers, progress=progress)
     fresh_by_key = {report.job_key(j): r for j, r in zip(todo, fresh)}
     results = [fresh_by_key.get(report.job_key(j)) or cached[report.job_key(j)] for j in jobs]
     elapsed = time.time() - start
-    os.makedirs(output, exist_ok=True)
     report.save_results(results, os.path.join(output, "raw.json.gz"))
+    if os.path.exists(partial):
+        os.remove(partial)  # everything it held is in raw.json.gz now
     known = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
     order = [s for s in known if s in strategies]
     descriptions = {name: s.description for name, s in known.items()}

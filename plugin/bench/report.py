@@ -58,6 +58,30 @@ def save_results(results: Sequence[Mapping[str, Any]], path: str) -> None:
         json.dump(list(results), f, separators=(",", ":"))
 
 
+def append_partial(path: str, result: Mapping[str, Any]) -> None:
+    """Appends one finished run to ``path`` (JSON lines) and syncs it to disk."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(result, separators=(",", ":")) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_partial(path: str) -> List[Dict[str, Any]]:
+    """The runs `append_partial` kept in ``path`` ([] if none); a torn last line is skipped."""
+    if not os.path.exists(path):
+        return []
+    runs = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                run = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the process died while writing this line
+            if isinstance(run, dict) and {"task", "strategy", "seed"} <= set(run):
+                runs.append(run)
+    return runs
+
+
 def load_results(path: str) -> List[Dict[str, Any]]:
     """Reads what `save_results` wrote; ValueError if it is not a results file."""
     opener = gzip.open if path.endswith(".gz") else open

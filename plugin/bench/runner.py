@@ -373,13 +373,19 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     return run_one(**job)
 
 
+def _run_indexed(item):
+    index, job = item
+    return index, run_one(**job)
+
+
 def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
              progress: Optional[Callable[[int, int, Dict[str, Any]], None]] = None
              ) -> List[Dict[str, Any]]:
     """Runs `run_one` for each job (its keyword arguments) in ``workers`` processes.
 
-    Jobs are grouped by task so each process loads a table once. Results come
-    back in the order of ``jobs``.
+    Jobs are grouped by task so each process loads a table once. ``progress``
+    sees each result as soon as its run ends (so a caller can keep it at
+    once); the returned list is in the order of ``jobs``.
     """
     jobs = list(jobs)
     check_int("workers", workers, low=1)
@@ -393,9 +399,9 @@ def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
         return results
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, maxtasksperchild=None) as pool:
-        ordered = [jobs[i] for i in order]
+        ordered = [(i, jobs[i]) for i in order]
         for done, (i, result) in enumerate(
-            zip(order, pool.imap(_run_job, ordered, chunksize=1)), 1
+            pool.imap_unordered(_run_indexed, ordered, chunksize=1), 1
         ):
             results[i] = result
             if progress:

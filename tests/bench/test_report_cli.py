@@ -110,3 +110,41 @@ def test_cli_rejects_a_reuse_file_that_is_not_results(capsys, tmp_path):
     bad.write_text("[1, 2]")
     assert main(["bench", "--reuse", str(bad), "--output", str(tmp_path / "out")]) == 2
     assert "--reuse:" in capsys.readouterr().err
+
+
+def test_a_killed_bench_keeps_its_finished_runs_and_the_same_command_resumes(tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from metanas.bench import run_one
+    from metanas.bench.command import PARTIAL_FILE
+
+    out = tmp_path / "out"
+    argv = ["bench", "--tasks", "hpobench/car", "--strategies", "optuna/tpe", "--seeds", "20",
+            "--evals", "100", "--workers", "1", "--no-plots", "--output", str(out)]
+    process = subprocess.Popen([sys.executable, "-m", "metanas", *argv],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = out / PARTIAL_FILE
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.exists() and partial.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kept = report.load_partial(str(partial))
+    assert 2 <= len(kept) < 20 and not (out / "raw.json.gz").exists()
+
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert f"{len(kept)} kept from an interrupted run" in capsys.readouterr().out
+    results = report.load_results(str(out / "raw.json.gz"))
+    assert sorted(r["seed"] for r in results) == list(range(20)) and not partial.exists()
+    # The kept runs are the runs an uninterrupted search makes.
+    for run in kept[:2]:
+        again = run_one("hpobench/car", "optuna/tpe", run["seed"], evals=100)
+        assert (run["regret"], run["curve"], run["incumbent"]) == (
+            again["regret"], again["curve"], again["incumbent"])

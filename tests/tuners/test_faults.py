@@ -40,7 +40,7 @@ faulty_model = FaultyModel()
 def build_faulty_tuner(tmp_path, **kwargs):
     return EvolutionSearch(
         faulty_model, objective="loss", max_trials=12, seed=3, population_size=3,
-        directory=str(tmp_path), project_name="faults", **kwargs,
+        directory=str(tmp_path), project_name="faults", tracking=False, **kwargs,
     )
 
 

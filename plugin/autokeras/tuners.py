@@ -13,7 +13,6 @@ from autokeras import blocks as ak_blocks
 from autokeras import nodes as ak_nodes
 from autokeras.engine import tuner as ak_tuner
 from autokeras.tuners import task_specific
-
 import keras_tuner
 
 from metanas.meta.tuner import MetaTuner as _KerasMetaTuner

@@ -113,11 +113,10 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     # Runs of an interrupted invocation with the same output, kept as they ended.
     os.makedirs(output, exist_ok=True)
     partial = os.path.join(output, PARTIAL_FILE)
-    kept = report.load_partial(partial)
     wanted = {report.job_key(j) for j in jobs}
+    kept = [r for r in report.load_partial(partial) if report.job_key(r) in wanted]
     for r in kept:
-        if report.job_key(r) in wanted:
-            cached[report.job_key(r)] = r
+        cached[report.job_key(r)] = r
     todo = [j for j in jobs if report.job_key(j) not in cached]
     start = time.time()
 

@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import re
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -23,6 +24,7 @@ import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
 from metanas.tuners.codec import Config, SearchSpaceCodec
+from metanas.tuners.storage import save_json_atomically
 
 __all__ = ["MetanasOracle", "Setting", "check_rate", "check_int", "is_oversized"]
 
@@ -437,6 +439,14 @@ class MetanasOracle(keras_tuner.Oracle):
             }
         )
         return state
+
+    def save(self) -> None:
+        """Saves the oracle's state; a crash mid-write leaves the previous file."""
+        save_json_atomically(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial) -> None:
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        save_json_atomically(path, trial.get_state())
 
     def reload(self) -> None:
         """Reloads a saved search; a corrupt state file is an error, never replaced."""

@@ -17,6 +17,8 @@ import importlib
 import logging
 from typing import Any, Dict, Optional
 
+from metanas.tuners.storage import save_json_atomically
+
 __all__ = ["SearchHook", "HookedTunerMixin", "resolve_tracking", "DEFAULT_TRACKER"]
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,16 @@ class HookedTunerMixin:
             getattr(hook, event)(self, *args)
         except Exception as error:  # noqa: BLE001 - tracking must not stop a search
             logger.warning("tracker %s failed in %s: %s", type(hook).__name__, event, error)
+
+    def save(self) -> None:
+        """Saves the oracle (on the chief) and the tuner's own state atomically.
+
+        keras-tuner's ``save`` truncates the file before it writes, so a kill
+        at the wrong moment left a search that could not be resumed.
+        """
+        if not self._is_worker():
+            self.oracle.save()
+        save_json_atomically(self._get_tuner_fname(), self.get_state())
 
     def on_search_begin(self):
         super().on_search_begin()

@@ -19,6 +19,7 @@ from metanas.meta.learner import (
 )
 from metanas.meta.transfer import TransferStore, WarmStart
 from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner, distributed
+from metanas.tuners.storage import save_json_atomically
 from metanas.tuners.tuner import split_oracle_kwargs
 
 __all__ = ["MetaTuner", "search_score"]
@@ -172,8 +173,8 @@ class MetaTuner(StrategyTuner):
         oracle._set_project_dir(self.directory, self.project_name)
         oracle.verbose = verbose
         self.oracle = oracle
-        with open(os.path.join(self.project_dir, CHOICE_FILE), "w") as handle:
-            json.dump(vars(self.recommendation), handle, indent=1, default=str)
+        path = os.path.join(self.project_dir, CHOICE_FILE)
+        save_json_atomically(path, vars(self.recommendation), default=str)
 
     def search(self, *fit_args, **fit_kwargs):
         """Chooses the strategy (first time only), searches, and reports back."""
@@ -215,9 +216,7 @@ class MetaTuner(StrategyTuner):
                 f"in {PENDING_FILE} and sent with the next MetaTuner search.",
                 stacklevel=2,
             )
-            pending = self._pending() + [entry]
-            with open(os.path.join(self.project_dir, PENDING_FILE), "w") as handle:
-                json.dump(pending, handle, default=str)
+            self._keep_pending(self._pending() + [entry])
 
     def _send(self, entry) -> None:
         self.learner.record(
@@ -239,5 +238,8 @@ class MetaTuner(StrategyTuner):
         while pending:
             self._send(pending[0])
             pending.pop(0)
-            with open(os.path.join(self.project_dir, PENDING_FILE), "w") as handle:
-                json.dump(pending, handle, default=str)
+            self._keep_pending(pending)
+
+    def _keep_pending(self, pending: list) -> None:
+        """Rewrites the unsent results; a crash mid-write keeps the old list."""
+        save_json_atomically(os.path.join(self.project_dir, PENDING_FILE), pending, default=str)

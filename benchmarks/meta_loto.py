@@ -185,14 +185,19 @@ def main(argv=None) -> int:
         hp = load_task(task).hyperparameters()
         features = bench_features(task, hp)
         choice = learner.recommend(features, strategies=strategies, exclude_tasks=[task])
+        untested = learner.recommend(features, strategies=strategies, exclude_tasks=[task],
+                                     alpha=None)
         start = store.warm_start(features, hyperparameters=hp, exclude_tasks=[task])
         choices[task] = {"strategy": choice.strategy, "settings": choice.settings,
-                         "source": choice.source, "transfer_from": start.source}
+                         "source": choice.source, "transfer_from": start.source,
+                         "untested": {"strategy": untested.strategy, "settings": untested.settings,
+                                      "source": untested.source}}
         tpe_choice = fold_tpe.get(task)
         if tpe_choice:
             choices[task]["fold_tpe"] = tpe_choice
         methods = {
             "recommended": (choice.strategy, choice.settings, None),
+            "recommended (best candidate, untested)": (untested.strategy, untested.settings, None),
             **({"recommended (TPE per fold)": (tpe_choice["strategy"], tpe_choice["settings"], None)}
                if tpe_choice else {}),
             "evolution defaults": ("evolution", EVOLUTION_DEFAULTS, None),
@@ -244,7 +249,10 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         "- Score: the meta-objective, normalised regret AUC (mean best-so-far regret over the budget,"
         " in units of the table's median regret; lower is better, 1 = one typical random guess),"
         " mean ± standard error over seeds; and the final regret of the incumbent (table units).",
-        "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])`;"
+        "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])` (the best"
+        " candidate on the 3 most similar training tasks if it beats the defaults' meta-trial there"
+        " beyond noise, else those defaults); *recommended (best candidate, untested)* = the same"
+        " with `alpha=None` (the best candidate, always);"
         + (f" *recommended (TPE per fold)* = the same call on a fold's own meta-study: Optuna's"
            f" multivariate TPE, {args.fold_tpe_trials} meta-trials on the fold's 7 training tasks only;"
            if args.fold_tpe_trials > 0 else "")
@@ -307,6 +315,10 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         c = choices[task]
         lines.append(f"| {task} | {c['strategy']} | {_settings_text(c['settings'])} | {c['source']}"
                      f" | {c['transfer_from']} |")
+        u = c.get("untested")
+        if u and (u["strategy"], u["settings"]) != (c["strategy"], c["settings"]):
+            lines.append(f"| {task} (untested best) | {u['strategy']} | {_settings_text(u['settings'])}"
+                         f" | {u['source']} | |")
         if "fold_tpe" in c:
             t = c["fold_tpe"]
             lines.append(f"| {task} (TPE per fold) | {t['strategy']} | {_settings_text(t['settings'])}"

@@ -10,7 +10,8 @@ is the candidate default.
 Usage (the command recorded in benchmarks/tune_evolution.md):
 
     .venv/bin/python benchmarks/tune_evolution.py --seeds 10 --evals 100 --workers 2 \
-        [--population 10 20 --tournament 3 5 --aging on off --mutation 0.1 0.2 --crossover 0.2]
+        [--population 10 20 --tournament 3 5 --aging on off --mutation 0.1 0.2 --crossover 0.2
+         --incumbent-evaluations 1 3]
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def grid(args):
     """The settings raced: population, tournament, aging, mutation, crossover."""
-    for population, tournament, aging, mutation, crossover in itertools.product(
+    for population, tournament, aging, mutation, crossover, evaluations in itertools.product(
         args.population, args.tournament, [a == "on" for a in args.aging], args.mutation,
-        args.crossover,
+        args.crossover, args.incumbent_evaluations,
     ):
         yield {
             "population_size": population,
@@ -44,13 +45,15 @@ def grid(args):
             "aging": aging,
             "mutation_rate": mutation,
             "crossover_rate": crossover,
+            "incumbent_evaluations": evaluations,
         }
 
 
 def label(settings) -> str:
     return (f"pop={settings['population_size']} tour={settings['tournament_size']} "
             f"aging={'on' if settings['aging'] else 'off'} mut={settings['mutation_rate']} "
-            f"cross={settings['crossover_rate']}")
+            f"cross={settings['crossover_rate']} "
+            f"inc_evals={settings['incumbent_evaluations']}")
 
 
 def main(argv=None) -> int:
@@ -64,6 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--aging", choices=("on", "off"), nargs="+", default=["on", "off"])
     parser.add_argument("--mutation", type=float, nargs="+", default=[0.1, 0.2])
     parser.add_argument("--crossover", type=float, nargs="+", default=[0.2])
+    parser.add_argument("--incumbent-evaluations", type=int, nargs="+", default=[1])
     args = parser.parse_args(argv)
     settings_list = list(grid(args))
     jobs = []
@@ -101,8 +105,9 @@ def main(argv=None) -> int:
         json.dump([{k: r[k] for k in ("task", "strategy", "seed", "settings", "regret")}
                    for r in results], f)
     grid_args = " ".join(
-        f"--{name} " + " ".join(str(v) for v in getattr(args, name))
-        for name in ("population", "tournament", "aging", "mutation", "crossover"))
+        f"--{name.replace('_', '-')} " + " ".join(str(v) for v in getattr(args, name))
+        for name in ("population", "tournament", "aging", "mutation", "crossover",
+                     "incumbent_evaluations"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     short = [t.split("/")[1][:10] for t in TUNING_TASKS]

@@ -112,6 +112,18 @@ class MetanasOracle(keras_tuner.Oracle):
             ``max_lost_retries`` losses. Only trials whose worker sends
             heartbeats (metanas tuners do) are ever reclaimed. None disables it.
         max_lost_retries: How many times a lost trial is handed out again.
+        incumbent_evaluations: Evaluations a configuration needs before it
+            can be the incumbent (what `get_best_trials` returns first). A
+            challenger whose mean score beats the incumbent's is evaluated
+            again, before any new configuration, until it has that many
+            evaluations or falls behind, so one lucky evaluation (a noisy
+            validation score) never makes a configuration the incumbent:
+            intensification, as in SMAC (Hutter, Hoos & Leyton-Brown,
+            "Sequential Model-Based Optimization for General Algorithm
+            Configuration", LION 2011). A configuration is judged by the mean
+            score of its evaluations, by the strategy and by
+            `get_best_trials`. 1 (the default) never evaluates a configuration
+            twice. Single-objective searches only.
     """
 
     def __init__(
@@ -128,7 +140,11 @@ class MetanasOracle(keras_tuner.Oracle):
         initial_hps: Optional[Sequence[Mapping[str, Any]]] = None,
         heartbeat_timeout: Optional[float] = 120.0,
         max_lost_retries: int = 2,
+        incumbent_evaluations: int = 1,
     ) -> None:
+        self.incumbent_evaluations = check_int(
+            "incumbent_evaluations", incumbent_evaluations, low=1
+        )
         if heartbeat_timeout is not None and (
             isinstance(heartbeat_timeout, bool)
             or not isinstance(heartbeat_timeout, (int, float))
@@ -179,12 +195,18 @@ class MetanasOracle(keras_tuner.Oracle):
         self._heartbeats: Dict[str, float] = {}
         self._tuner_seen: Dict[str, float] = {}
         self._lost_runs: Dict[str, int] = collections.defaultdict(int)
+        # (len(end_order), {config hash: [fitness of each finished evaluation]})
+        self._config_cache: Optional[tuple] = None
 
     # ------------------------------------------------------------- settings
     @classmethod
     def settings_space(cls) -> Dict[str, Setting]:
-        """The strategy's tunable settings, for the meta-layer (none by default)."""
-        return {}
+        """The strategy's tunable settings, for the meta-layer.
+
+        Every strategy has ``incumbent_evaluations`` (random search with it is
+        ROAR, SMAC's random online aggressive racing); subclasses add theirs.
+        """
+        return {"incumbent_evaluations": Setting("int", 1, 6, default=1)}
 
     @classmethod
     def settings_from_params(cls, params: Mapping[str, Any]) -> Dict[str, Any]:
@@ -213,11 +235,93 @@ class MetanasOracle(keras_tuner.Oracle):
             return -math.inf
         return score if self.maximize else -score
 
+    def _config_fitness(self) -> Dict[str, List[float]]:
+        """The fitness of every finished evaluation, grouped by configuration."""
+        if self._config_cache is None or self._config_cache[0] != len(self.end_order):
+            groups: Dict[str, List[float]] = {}
+            for trial_id in self.end_order:
+                key = self._id_to_hash[trial_id]
+                groups.setdefault(key, []).append(self.fitness(self.trials[trial_id]))
+            self._config_cache = (len(self.end_order), groups)
+        return self._config_cache[1]
+
+    def config_fitness(self, trial) -> float:
+        """The mean fitness of the trial's configuration over its evaluations.
+
+        With ``incumbent_evaluations=1`` this is the trial's own `fitness`.
+        """
+        if self.incumbent_evaluations == 1:
+            return self.fitness(trial)
+        scores = self._config_fitness().get(self._id_to_hash[trial.trial_id])
+        return float(np.mean(scores)) if scores else self.fitness(trial)
+
+    def _ranked_configurations(self) -> List[str]:
+        """Configuration hashes, best first: those with ``incumbent_evaluations``
+        evaluations (trusted) by mean fitness, then the others by mean fitness."""
+        groups = self._config_fitness()
+        return sorted(
+            groups,
+            key=lambda k: (len(groups[k]) >= self.incumbent_evaluations, np.mean(groups[k])),
+            reverse=True,
+        )
+
+    def _next_repeat(self) -> Optional[Config]:
+        """A challenger to evaluate again before it may become the incumbent.
+
+        The incumbent is the best trusted configuration (evaluated
+        ``incumbent_evaluations`` times). The best untrusted one is evaluated
+        again while its mean beats the incumbent's (or nothing is trusted yet)
+        and it is not yet trusted, counting its running evaluations.
+        """
+        if self.incumbent_evaluations == 1:
+            return None
+        groups = self._config_fitness()
+        trusted = [k for k in groups if len(groups[k]) >= self.incumbent_evaluations]
+        bar = max((np.mean(groups[k]) for k in trusted), default=-math.inf)
+        running = collections.Counter(
+            self._id_to_hash[t.trial_id] for t in self.ongoing_trials.values()
+        )
+        challengers = [
+            k
+            for k in groups
+            if len(groups[k]) + running[k] < self.incumbent_evaluations
+            and np.mean(groups[k]) > bar
+            and np.isfinite(np.mean(groups[k]))
+        ]
+        if not challengers:
+            return None
+        best = max(challengers, key=lambda k: float(np.mean(groups[k])))
+        trial_id = next(t for t in self.end_order if self._id_to_hash[t] == best)
+        return self.trial_values(trial_id)
+
+    def _best_per_configuration(self) -> list:
+        """Completed trials, one per configuration (its best), trusted ones first."""
+        best: Dict[str, Any] = {}
+        for trial_id in sorted(self.trials):  # ties: the first evaluation
+            trial = self.trials[trial_id]
+            if trial.status != TrialStatus.COMPLETED:
+                continue
+            key = self._id_to_hash[trial_id]
+            if key not in best or self.fitness(trial) > self.fitness(best[key]):
+                best[key] = trial
+        ranked = [best[k] for k in self._ranked_configurations() if k in best]
+        return ranked + [t for t in self.trials.values() if t.status != TrialStatus.COMPLETED]
+
     def get_best_trials(self, num_trials: int = 1):
-        """The best trials; under a hard budget, completed and within it only."""
-        if not getattr(self.objective, "hard", False):
+        """The best trials; under a hard budget, completed and within it only.
+
+        With ``incumbent_evaluations > 1``, one trial per configuration:
+        those evaluated ``incumbent_evaluations`` times first, each group
+        ranked by the configuration's mean score.
+        """
+        if self.incumbent_evaluations > 1:
+            ranked = self._best_per_configuration()
+        elif not getattr(self.objective, "hard", False):
             return super().get_best_trials(num_trials)
-        ranked = super().get_best_trials(len(self.trials) or 1)
+        else:
+            ranked = super().get_best_trials(len(self.trials) or 1)
+        if not getattr(self.objective, "hard", False):
+            return ranked[:num_trials]
         return [
             t
             for t in ranked
@@ -288,6 +392,8 @@ class MetanasOracle(keras_tuner.Oracle):
 
     def populate_space(self, trial_id: str) -> Dict[str, Any]:
         values = self._next_initial()
+        if values is None:
+            values = self._next_repeat()
         if values is None:
             values = self.propose(trial_id)
         if values is None:

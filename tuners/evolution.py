@@ -78,6 +78,11 @@ class EvolutionOracle(MetanasOracle):
         crossover_rate: Probability that a child has two parents, in [0, 1].
         aging: Remove the oldest member (True) or the worst (False).
 
+    With ``incumbent_evaluations > 1`` (see `MetanasOracle`) a member's
+    fitness is the mean score of its configuration's evaluations, and an
+    evaluation of a configuration already in the population updates that
+    member instead of adding one.
+
     The defaults (population 10, tournament 3, mutation 0.1, crossover 0.5,
     replace-worst) were chosen on the benchmark's tuning tasks only
     (benchmarks/tune_evolution.py; see benchmarks/RESULTS.md).
@@ -133,6 +138,7 @@ class EvolutionOracle(MetanasOracle):
         # The tournament is sized relative to the population, so that every
         # point of the meta space is a valid setting.
         return {
+            **super().settings_space(),
             "population_size": Setting("int", 4, 64, log=True, default=10),
             "selection": Setting("categorical", choices=("tournament", "roulette"),
                                  default="tournament"),
@@ -163,7 +169,7 @@ class EvolutionOracle(MetanasOracle):
     def _population_fitness(self) -> list:
         if self.selection.multi_objective:
             return [self.fitness_vector(self.trials[t]) for t in self.population]
-        return [self.fitness(self.trials[t]) for t in self.population]
+        return [self.config_fitness(self.trials[t]) for t in self.population]
 
     def _breed(self) -> Optional[Config]:
         fitness = self._population_fitness()
@@ -188,6 +194,11 @@ class EvolutionOracle(MetanasOracle):
 
     # -------------------------------------------------------------- results
     def on_trial_result(self, trial) -> None:
+        key = self._id_to_hash[trial.trial_id]
+        if self.incumbent_evaluations > 1 and any(
+            self._id_to_hash[t] == key for t in self.population
+        ):
+            return  # an incumbent evaluated again: its member's mean score moved
         self.population.append(trial.trial_id)
         if len(self.population) <= self.population_size:
             return

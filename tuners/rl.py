@@ -204,6 +204,7 @@ class RLControllerOracle(MetanasOracle):
     @classmethod
     def settings_space(cls) -> Dict[str, Setting]:
         return {
+            **super().settings_space(),
             "learning_rate": Setting("float", 1e-4, 5e-2, log=True, default=5e-3),
             "entropy_weight": Setting("float", 1e-5, 1e-1, log=True, default=1e-4),
             "baseline_decay": Setting("float", 0.5, 0.999, default=0.99),

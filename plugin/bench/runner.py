@@ -107,6 +107,16 @@ def _make_tuner_class():
                 self.oracle.max_trials = len(self.oracle.trials)
             return metrics
 
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            # A metanas oracle that evaluates configurations again returns its
+            # own incumbent (see `MetanasOracle.incumbent_evaluations`): record
+            # it, as the configuration the search would return at this point.
+            if self.history and getattr(self.oracle, "incumbent_evaluations", 1) > 1:
+                best = self.oracle.get_best_trials(1)
+                if best:
+                    self.history[-1]["returned"] = dict(best[0].hyperparameters.values)
+
         def save_model(self, trial_id, model, step=0):  # nothing is trained
             return None
 
@@ -255,9 +265,32 @@ def _run_optuna(strategy: Strategy, task: Task, *, seed: int, evals: int,
     return history, timer
 
 
+def incumbents(task: Task, history: Sequence[Mapping[str, Any]]):
+    """Yields the incumbent ``(values, observed score)`` after each evaluation.
+
+    It is what the search would return: the best single observation (first
+    on ties), as keras-tuner's and Optuna's searches return it, or, for a
+    search that evaluates configurations again, its own choice recorded as
+    ``"returned"`` (with the mean of that configuration's observations).
+    """
+    best_values = best_obs = None
+    observed: Dict[int, List[float]] = {}
+    for record in history:
+        observed.setdefault(task.code(record["values"]), []).append(record["observed"])
+        if "returned" in record:
+            best_values = record["returned"]
+            best_obs = float(np.mean(observed[task.code(best_values)]))
+        elif best_obs is None or task.better(record["observed"], best_obs):
+            best_values, best_obs = record["values"], record["observed"]
+        yield best_values, best_obs
+
+
 def summarise_history(task: Task, history: Sequence[Mapping[str, Any]], *,
                       evals: int, use_time: bool = True) -> Dict[str, Any]:
     """The measures of one run from its evaluations, in order.
+
+    The incumbent is the configuration the search would return (see
+    `incumbents`), judged by its true score.
 
     Returns a dict with: ``curve`` (regret of the incumbent, by observed score,
     after each of the first ``evals`` evaluations), ``regret`` and
@@ -269,16 +302,12 @@ def summarise_history(task: Task, history: Sequence[Mapping[str, Any]], *,
     NAS-Bench-201, ``time_regret``/``time_evals`` at the simulated time budget.
     """
     curve: List[float] = []
-    best_obs = None
-    best_values = None
-    seen = set()
+    best_obs = best_values = None
     found = math.inf
-    for record in history[:evals]:
-        seen.add(task.code(record["values"]))
+    for record, (best_values, best_obs) in zip(history[:evals], incumbents(task, history[:evals])):
         found = min(found, task.regret(task.true_score(record["values"])))
-        if best_obs is None or task.better(record["observed"], best_obs):
-            best_obs, best_values = record["observed"], record["values"]
         curve.append(task.regret(task.true_score(best_values)))
+    seen = {task.code(record["values"]) for record in history[:evals]}
     true = task.true_score(best_values) if best_values is not None else math.nan
     out = {
         "evals": len(curve),
@@ -292,15 +321,14 @@ def summarise_history(task: Task, history: Sequence[Mapping[str, Any]], *,
     }
     budget = time_budget(task) if use_time else None
     if budget is not None:
-        spent, best_obs, best_values, n = 0.0, None, None, 0
+        spent, n = 0.0, 0
         for record in history:
             cost = task.column("train_time", record["values"])
             if spent + cost > budget and n > 0:
                 break
             spent += cost
             n += 1
-            if best_obs is None or task.better(record["observed"], best_obs):
-                best_obs, best_values = record["observed"], record["values"]
+        best_values = list(incumbents(task, history[:n]))[-1][0]
         out["time_budget"] = budget
         out["time_evals"] = n
         out["time_regret"] = task.regret(task.true_score(best_values))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -94,8 +95,9 @@ class Recommendation:
         strategy: ``"evolution"``, ``"random"`` or ``"rl"``.
         params: The meta-space values (what `MetaLearner.enqueue` takes).
         settings: The oracle's constructor keywords made from ``params``.
-        source: Where it came from: ``"similar tasks: ..."``, ``"all tasks"``
-            or ``"defaults"``.
+        source: Where it came from: ``"similar tasks: ..."``, ``"all tasks"``,
+            ``"defaults"`` (nothing learnt yet) or ``"defaults (no candidate
+            beats them beyond noise; ...)"``.
         expected: The meta-objective it scored there (None for defaults).
     """
 
@@ -141,6 +143,59 @@ def default_recommendation(strategy: str = "evolution", source: str = "defaults"
     raw = {k: s.default for k, s in cls.settings_space().items()}
     params = {"strategy": strategy, **{f"{strategy}.{k}": v for k, v in raw.items()}}
     return Recommendation(strategy, params, cls.settings_from_params(raw), source)
+
+
+def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if set(a) != set(b):
+        return False
+    for key, value in a.items():
+        other = b[key]
+        if isinstance(value, bool) or isinstance(other, bool) or isinstance(value, str):
+            if value != other:
+                return False
+        elif not math.isclose(float(value), float(other), rel_tol=1e-9, abs_tol=1e-12):
+            return False
+    return True
+
+
+def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tuple[str, float]]:
+    """``(strategy, mean)`` of the defaults to recommend instead of ``best_params``, or None.
+
+    None when ``best_params`` are defaults, no default meta-trial ran on all
+    ``chosen`` tasks, or the best beats them beyond noise: its per-seed
+    differences from them (paired by task and seed; by task where seeds are
+    missing) have a one-sided upper confidence bound below 0, at level
+    ``alpha`` / (number of candidates - 1).
+    """
+    defaults = []
+    for strategy in sorted(allowed):
+        wanted = default_recommendation(strategy).params
+        for mean, result in scored:
+            if _same_params(result[0], wanted):
+                defaults.append((mean, strategy, result))
+                break
+    if not defaults:
+        return None
+    mean, strategy, baseline = min(defaults, key=lambda item: item[0])
+    if _same_params(best_params, baseline[0]):
+        return None
+    candidate = next((r for _, r in scored if r[0] is best_params), None)
+    if candidate is None:  # the best lacks some chosen task: nothing to pair
+        return None
+    differences: List[float] = []
+    for name in chosen:
+        ours, theirs = candidate[3].get(name), baseline[3].get(name)
+        if ours and theirs and len(ours) == len(theirs):
+            differences += [a - b for a, b in zip(ours, theirs)]
+        else:
+            differences.append(candidate[1][name] - baseline[1][name])
+    if len(differences) < 2:
+        return None
+    z = statistics.NormalDist().inv_cdf(1.0 - alpha / max(len(scored) - 1, 1))
+    bound = float(np.mean(differences)) + z * float(np.std(differences, ddof=1)) / math.sqrt(
+        len(differences)
+    )
+    return None if bound < 0 else (strategy, mean)
 
 
 class MetaLearner:
@@ -217,6 +272,7 @@ class MetaLearner:
         strategies: Sequence[str] = ("evolution", "random"),
         show_progress_bar: bool = False,
         callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+        include_defaults: bool = True,
     ) -> optuna.Study:
         """Runs ``n_trials`` meta-trials; each scores one setting on every task.
 
@@ -229,6 +285,9 @@ class MetaLearner:
             strategies: Names the meta-trials choose among.
             show_progress_bar: Optuna's progress bar.
             callbacks: Called after each meta-trial, as Optuna's ``optimize`` callbacks.
+            include_defaults: First run each strategy's default settings (unless
+                the study has them already), among the ``n_trials``: `recommend`
+                compares its best candidate with them.
         """
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
@@ -240,15 +299,22 @@ class MetaLearner:
         def objective(trial: optuna.Trial) -> float:
             strategy, raw = self.suggest(trial, strategies)
             settings = classes[strategy].settings_from_params(raw)
-            per_task = {
-                task.name: float(np.mean([evaluate(task, strategy, settings, s) for s in seeds]))
+            per_seed = {
+                task.name: [float(evaluate(task, strategy, settings, s)) for s in seeds]
                 for task in tasks
             }
+            per_task = {name: float(np.mean(scores)) for name, scores in per_seed.items()}
             trial.set_user_attr("per_task", per_task)
+            trial.set_user_attr("per_seed", per_seed)
             trial.set_user_attr("features", {t.name: dict(t.features) for t in tasks})
             trial.set_user_attr("source", "meta-train")
             return float(np.mean(list(per_task.values())))
 
+        if include_defaults:
+            for strategy in list(strategies)[:n_trials]:
+                self.study.enqueue_trial(
+                    default_recommendation(strategy).params, skip_if_exists=True
+                )
         self.study.optimize(
             objective, n_trials=n_trials, show_progress_bar=show_progress_bar,
             callbacks=list(callbacks),
@@ -275,6 +341,7 @@ class MetaLearner:
             value=float(score),
             user_attrs={
                 "per_task": {task.name: float(score)},
+                "per_seed": {task.name: [float(score)]},
                 "features": {task.name: dict(task.features)},
                 "source": source,
             },
@@ -283,7 +350,7 @@ class MetaLearner:
         return self.study.trials[-1].number
 
     # -------------------------------------------------------- recommending
-    def _results(self, exclude: Sequence[str]) -> List[Tuple[Dict[str, Any], Dict[str, float], Dict]]:
+    def _results(self, exclude: Sequence[str]) -> List[Tuple[Dict[str, Any], Dict[str, float], Dict, Dict]]:
         out = []
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             per_task = {
@@ -292,8 +359,11 @@ class MetaLearner:
             features = {
                 k: v for k, v in trial.user_attrs.get("features", {}).items() if k in per_task
             }
+            per_seed = {
+                k: list(v) for k, v in trial.user_attrs.get("per_seed", {}).items() if k in per_task
+            }
             if per_task and "strategy" in trial.params:
-                out.append((trial.params, per_task, features))
+                out.append((trial.params, per_task, features, per_seed))
         return out
 
     def recommend(
@@ -304,6 +374,7 @@ class MetaLearner:
         k: int = 3,
         max_distance: float = 0.5,
         exclude_tasks: Sequence[str] = (),
+        alpha: Optional[float] = 0.05,
     ) -> Recommendation:
         """The settings expected to search best on a task with ``features``.
 
@@ -312,6 +383,14 @@ class MetaLearner:
         mean score on them wins. With no task that near, the best mean over all
         tasks wins; with no meta-trial at all, the defaults (with a warning).
 
+        The best of many noisy candidates is partly the luckiest (the winner's
+        curse), so it must beat the strategies' defaults: the default
+        meta-trial with the best mean on the same tasks (`meta_train` runs
+        them first). Unless the best candidate's score is lower by more than
+        noise (a one-sided test of its paired per-seed differences from the
+        defaults at level ``alpha``, Bonferroni-corrected for the number of
+        candidates), the defaults are recommended instead.
+
         Args:
             features: The new task's meta-features.
             strategies: Only consider these strategies.
@@ -319,7 +398,13 @@ class MetaLearner:
             max_distance: `feature_distance` beyond which a task is not similar.
             exclude_tasks: Task names whose results are ignored (for
                 leave-one-task-out evaluation).
+            alpha: Level of the test against the defaults, in (0, 1); None
+                recommends the best candidate untested.
         """
+        if alpha is not None and (
+            isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1
+        ):
+            raise ValueError(f"alpha must be a number in (0, 1) or None, got {alpha!r}.")
         allowed = set(strategies or strategy_classes())
         results = [r for r in self._results(exclude_tasks) if r[0]["strategy"] in allowed]
         if not results:
@@ -330,7 +415,7 @@ class MetaLearner:
             )
             return default_recommendation("evolution" if "evolution" in allowed else sorted(allowed)[0])
         task_features: Dict[str, Dict] = {}
-        for _, _, feats in results:
+        for _, _, feats, _ in results:
             task_features.update(feats)
         distances = sorted(
             (feature_distance(features, f), name) for name, f in task_features.items()
@@ -338,21 +423,34 @@ class MetaLearner:
         near = [name for d, name in distances[:k] if d <= max_distance]
         chosen = near or [name for _, name in distances]
         best: Optional[Tuple[float, Dict[str, Any]]] = None
-        for params, per_task, _ in results:
+        scored = []  # (mean on the chosen tasks, result) of candidates with all of them
+        for result in results:
+            params, per_task = result[0], result[1]
             scores = [per_task[name] for name in chosen if name in per_task]
             if not scores:
                 continue
             score = float(np.mean(scores)) + (0.0 if len(scores) == len(chosen) else 1e-9)
+            if len(scores) == len(chosen):
+                scored.append((score, result))
             if best is None or score < best[0]:
                 best = (score, params)
         if best is None:  # the chosen tasks only have production trials of other kinds
             best = min(
-                ((float(np.mean(list(p.values()))), params) for params, p, _ in results),
+                ((float(np.mean(list(p.values()))), params) for params, p, _, _ in results),
                 key=lambda item: item[0],
             )
+        source = f"similar tasks: {', '.join(near)}" if near else "all tasks"
+        if alpha is not None:
+            safe = _beats_defaults(best[1], scored, chosen, allowed, alpha)
+            if safe is not None:
+                baseline, mean = safe
+                return dataclasses.replace(
+                    default_recommendation(
+                        baseline, source=f"defaults (no candidate beats them beyond noise; {source})"),
+                    expected=mean,
+                )
         strategy, raw = _split_params(best[1])
         cls = strategy_classes()[strategy]
-        source = f"similar tasks: {', '.join(near)}" if near else "all tasks"
         return Recommendation(strategy, dict(best[1]), cls.settings_from_params(raw), source, best[0])
 
     def enqueue(self, recommendation: Recommendation, study: Optional[optuna.Study] = None) -> None:

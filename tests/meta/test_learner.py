@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import warnings
+import zlib
 
 import numpy as np
 import optuna
@@ -67,8 +68,35 @@ def test_empty_storage_returns_defaults_with_a_warning(tmp_path):
 
 def test_nothing_similar_falls_back_to_all_tasks(tmp_path):
     learner = train(f"sqlite:///{tmp_path}/meta.db", n_trials=15)
-    choice = learner.recommend({"log_samples": 9.0, "modality": "text", "decisions": 40.0})
-    assert choice.source == "all tasks"
+    far = {"log_samples": 9.0, "modality": "text", "decisions": 40.0}
+    assert learner.recommend(far, alpha=None).source == "all tasks"
+    # Over all tasks nothing beats the defaults (0.1 is as far from 0.05 and
+    # 0.45 on average as any single mutation rate): they are kept.
+    assert learner.recommend(far).source == "defaults (no candidate beats them beyond noise; all tasks)"
+
+
+def noisy(task, strategy, settings, seed):
+    """Every setting is equally good; what differs is luck (seeded noise)."""
+    key = (task.name, strategy, sorted(settings.items()), seed)
+    return 0.5 + 0.05 * np.random.default_rng(zlib.crc32(str(key).encode())).normal()
+
+
+def test_a_lucky_candidate_does_not_displace_the_defaults(tmp_path):
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    learner.meta_train(SMALL, noisy, n_trials=30, seeds=(0, 1, 2), strategies=("evolution", "random"))
+    trials = learner.study.trials
+    # The defaults of both strategies ran first, and every per-seed score is kept.
+    assert [t.params["strategy"] for t in trials[:2]] == ["evolution", "random"]
+    assert all(len(v) == 3 for t in trials for v in t.user_attrs["per_seed"].values())
+    untested = learner.recommend(SMALL[0].features, alpha=None)
+    assert untested.source.startswith("similar tasks")  # the luckiest of 30
+    best = min(t.value for t in trials)
+    assert untested.expected == pytest.approx(best) and best < min(t.value for t in trials[:2])
+    choice = learner.recommend(SMALL[0].features)
+    assert choice.source.startswith("defaults (no candidate beats them beyond noise")
+    assert choice.expected == pytest.approx(min(t.value for t in trials[:2]))
+    with pytest.raises(ValueError, match="alpha must be a number in \\(0, 1\\) or None, got 1.5"):
+        learner.recommend(SMALL[0].features, alpha=1.5)
 
 
 def test_bad_storage_url_is_a_clear_error_without_the_password(tmp_path):

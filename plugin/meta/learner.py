@@ -145,6 +145,11 @@ def default_recommendation(strategy: str = "evolution", source: str = "defaults"
     return Recommendation(strategy, params, cls.settings_from_params(raw), source)
 
 
+def _default_strategy(allowed) -> str:
+    """The strategy recommended with nothing learnt: evolution, if allowed."""
+    return "evolution" if "evolution" in allowed else sorted(allowed)[0]
+
+
 def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     if set(a) != set(b):
         return False
@@ -161,22 +166,21 @@ def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tuple[str, float]]:
     """``(strategy, mean)`` of the defaults to recommend instead of ``best_params``, or None.
 
-    None when ``best_params`` are defaults, no default meta-trial ran on all
-    ``chosen`` tasks, or the best beats them beyond noise: its per-seed
+    The defaults are those of the default strategy (`_default_strategy`), the
+    choice with nothing learnt: not the best-looking of several strategies'
+    defaults, which would be a lucky pick again. None when ``best_params``
+    are those defaults, their meta-trial did not run on all ``chosen`` tasks,
+    or the best beats them beyond noise: its per-seed
     differences from them (paired by task and seed; by task where seeds are
     missing) have a one-sided upper confidence bound below 0, at level
     ``alpha`` / (number of candidates - 1).
     """
-    defaults = []
-    for strategy in sorted(allowed):
-        wanted = default_recommendation(strategy).params
-        for mean, result in scored:
-            if _same_params(result[0], wanted):
-                defaults.append((mean, strategy, result))
-                break
-    if not defaults:
+    strategy = _default_strategy(allowed)
+    wanted = default_recommendation(strategy).params
+    found = next(((m, r) for m, r in scored if _same_params(r[0], wanted)), None)
+    if found is None:
         return None
-    mean, strategy, baseline = min(defaults, key=lambda item: item[0])
+    mean, baseline = found
     if _same_params(best_params, baseline[0]):
         return None
     candidate = next((r for _, r in scored if r[0] is best_params), None)
@@ -384,10 +388,10 @@ class MetaLearner:
         tasks wins; with no meta-trial at all, the defaults (with a warning).
 
         The best of many noisy candidates is partly the luckiest (the winner's
-        curse), so it must beat the strategies' defaults: the default
-        meta-trial with the best mean on the same tasks (`meta_train` runs
-        them first). Unless the best candidate's score is lower by more than
-        noise (a one-sided test of its paired per-seed differences from the
+        curse), so it must beat the default strategy's defaults (evolution's,
+        if allowed: what is recommended with nothing learnt) on the same tasks
+        (`meta_train` runs every strategy's defaults first). Unless the best
+        candidate's score is lower by more than noise (a one-sided test of its paired per-seed differences from the
         defaults at level ``alpha``, Bonferroni-corrected for the number of
         candidates), the defaults are recommended instead.
 
@@ -413,7 +417,7 @@ class MetaLearner:
                 "from; recommending the default settings.",
                 stacklevel=2,
             )
-            return default_recommendation("evolution" if "evolution" in allowed else sorted(allowed)[0])
+            return default_recommendation(_default_strategy(allowed))
         task_features: Dict[str, Dict] = {}
         for _, _, feats, _ in results:
             task_features.update(feats)

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
+from keras_tuner.src.engine.objective import MultiObjective
 
 from metanas.tuners.codec import Config, SearchSpaceCodec
 from metanas.tuners.storage import save_json_atomically
@@ -180,6 +181,12 @@ class MetanasOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        if self.incumbent_evaluations > 1 and isinstance(self.objective, MultiObjective):
+            raise ValueError(
+                f"incumbent_evaluations={self.incumbent_evaluations} needs a single "
+                f"objective (a configuration is judged by its mean score), got "
+                f"{len(self.objective.objectives)} objectives; use 1 for a Pareto search."
+            )
         if seed is not None:
             # keras-tuner's `seed or random.randint(...)` would turn 0 into a
             # random seed, and an unrepeatable search.

@@ -182,3 +182,6 @@ def test_intensification_setting_is_validated():
 
     with pytest.raises(ValueError, match="incumbent_evaluations must be an int >= 1, got 0"):
         EvolutionOracle(incumbent_evaluations=0)
+    with pytest.raises(ValueError, match="incumbent_evaluations=3 needs a single objective"):
+        EvolutionOracle(objective=["val_loss", "val_accuracy"], incumbent_evaluations=3)
+    assert EvolutionOracle(objective=["val_loss", "val_accuracy"]).incumbent_evaluations == 1

@@ -121,9 +121,13 @@ def test_chief_and_three_workers_run_exactly_max_trials(strategy, tmp_path):
     ran = [t for ids in runs.values() for t in ids]
     assert sorted(ran) == sorted(trials), "a trial ran twice or not at all"
     if strategy == "evolution":
-        # The population learnt from several workers' results.
+        # Every worker's results reached the strategy (each ended trial
+        # updates the population at the chief); which workers' trials survive
+        # in the final population depends on scheduling: a worker that starts
+        # first may run nearly all the trials.
         owners = {t: w for w, ids in runs.items() for t in ids}
-        assert len({owners[t] for t in oracle["population"]}) >= 2
+        assert {owners[t] for t in oracle["end_order"]} == set(runs)
+        assert set(oracle["population"]) <= set(oracle["end_order"])
     if strategy == "rl":
         # The controller learnt, asynchronously, from the workers' results.
         assert oracle["rl"]["updates"] >= 5 and oracle["rl"]["policy"]

@@ -202,7 +202,8 @@ class MetanasOracle(keras_tuner.Oracle):
         self._heartbeats: Dict[str, float] = {}
         self._tuner_seen: Dict[str, float] = {}
         self._lost_runs: Dict[str, int] = collections.defaultdict(int)
-        # (len(end_order), {config hash: [fitness of each finished evaluation]})
+        # (len(end_order), {config hash: [fitness of each finished evaluation]},
+        #  {config hash: their mean}), rebuilt when a trial ends.
         self._config_cache: Optional[tuple] = None
 
     # ------------------------------------------------------------- settings
@@ -249,8 +250,14 @@ class MetanasOracle(keras_tuner.Oracle):
             for trial_id in self.end_order:
                 key = self._id_to_hash[trial_id]
                 groups.setdefault(key, []).append(self.fitness(self.trials[trial_id]))
-            self._config_cache = (len(self.end_order), groups)
+            means = {k: float(np.mean(v)) for k, v in groups.items()}
+            self._config_cache = (len(self.end_order), groups, means)
         return self._config_cache[1]
+
+    def _config_means(self) -> Dict[str, float]:
+        """The mean fitness of each configuration's finished evaluations."""
+        self._config_fitness()
+        return self._config_cache[2]
 
     def config_fitness(self, trial) -> float:
         """The mean fitness of the trial's configuration over its evaluations.
@@ -259,16 +266,16 @@ class MetanasOracle(keras_tuner.Oracle):
         """
         if self.incumbent_evaluations == 1:
             return self.fitness(trial)
-        scores = self._config_fitness().get(self._id_to_hash[trial.trial_id])
-        return float(np.mean(scores)) if scores else self.fitness(trial)
+        mean = self._config_means().get(self._id_to_hash[trial.trial_id])
+        return self.fitness(trial) if mean is None else mean
 
     def _ranked_configurations(self) -> List[str]:
         """Configuration hashes, best first: those with ``incumbent_evaluations``
         evaluations (trusted) by mean fitness, then the others by mean fitness."""
-        groups = self._config_fitness()
+        groups, means = self._config_fitness(), self._config_means()
         return sorted(
             groups,
-            key=lambda k: (len(groups[k]) >= self.incumbent_evaluations, np.mean(groups[k])),
+            key=lambda k: (len(groups[k]) >= self.incumbent_evaluations, means[k]),
             reverse=True,
         )
 
@@ -282,9 +289,11 @@ class MetanasOracle(keras_tuner.Oracle):
         """
         if self.incumbent_evaluations == 1:
             return None
-        groups = self._config_fitness()
-        trusted = [k for k in groups if len(groups[k]) >= self.incumbent_evaluations]
-        bar = max((np.mean(groups[k]) for k in trusted), default=-math.inf)
+        groups, means = self._config_fitness(), self._config_means()
+        bar = max(
+            (means[k] for k in groups if len(groups[k]) >= self.incumbent_evaluations),
+            default=-math.inf,
+        )
         running = collections.Counter(
             self._id_to_hash[t.trial_id] for t in self.ongoing_trials.values()
         )
@@ -292,12 +301,11 @@ class MetanasOracle(keras_tuner.Oracle):
             k
             for k in groups
             if len(groups[k]) + running[k] < self.incumbent_evaluations
-            and np.mean(groups[k]) > bar
-            and np.isfinite(np.mean(groups[k]))
+            and bar < means[k] < math.inf
         ]
         if not challengers:
             return None
-        best = max(challengers, key=lambda k: float(np.mean(groups[k])))
+        best = max(challengers, key=means.__getitem__)
         trial_id = next(t for t in self.end_order if self._id_to_hash[t] == best)
         return self.trial_values(trial_id)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any, Callable, Optional
 
 __all__ = ["save_json_atomically"]
@@ -41,7 +42,8 @@ def save_json_atomically(
         with io.File(path, "w") as handle:
             handle.write(text)
         return text
-    temporary = f"{path}.{os.getpid()}.tmp"
+    # Unique per process and thread: the chief saves from gRPC threads too.
+    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)

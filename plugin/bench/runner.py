@@ -277,7 +277,7 @@ def incumbents(task: Task, history: Sequence[Mapping[str, Any]]):
     observed: Dict[int, List[float]] = {}
     for record in history:
         observed.setdefault(task.code(record["values"]), []).append(record["observed"])
-        if "returned" in record:
+        if "returned" in record:  # the search's own choice, judged by its mean
             best_values = record["returned"]
             best_obs = float(np.mean(observed[task.code(best_values)]))
         elif best_obs is None or task.better(record["observed"], best_obs):

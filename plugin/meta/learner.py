@@ -170,10 +170,10 @@ def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tup
     choice with nothing learnt: not the best-looking of several strategies'
     defaults, which would be a lucky pick again. None when ``best_params``
     are those defaults, their meta-trial did not run on all ``chosen`` tasks,
-    or the best beats them beyond noise: its per-seed
-    differences from them (paired by task and seed; by task where seeds are
-    missing) have a one-sided upper confidence bound below 0, at level
-    ``alpha`` / (number of candidates - 1).
+    or the best beats them beyond noise: its per-seed differences from them
+    (paired by task and seed; by task where seeds are missing) have a
+    one-sided upper confidence bound below 0, at level ``alpha`` / (number of
+    candidates - 1).
     """
     strategy = _default_strategy(allowed)
     wanted = default_recommendation(strategy).params
@@ -391,9 +391,10 @@ class MetaLearner:
         curse), so it must beat the default strategy's defaults (evolution's,
         if allowed: what is recommended with nothing learnt) on the same tasks
         (`meta_train` runs every strategy's defaults first). Unless the best
-        candidate's score is lower by more than noise (a one-sided test of its paired per-seed differences from the
-        defaults at level ``alpha``, Bonferroni-corrected for the number of
-        candidates), the defaults are recommended instead.
+        candidate's score is lower by more than noise (a one-sided test of its
+        paired per-seed differences from the defaults at level ``alpha``,
+        Bonferroni-corrected for the number of candidates), the defaults are
+        recommended instead.
 
         Args:
             features: The new task's meta-features.

@@ -133,6 +133,11 @@ def main(argv=None) -> int:
     parser.add_argument("--fold-tpe-trials", type=int, default=0,
                         help="also meta-train one TPE study per fold (on its 7 training tasks"
                              " only) with this many meta-trials, and race its recommendation")
+    parser.add_argument("--pool", choices=("random", "local"), default="random",
+                        help="candidates: Optuna random-sampler draws over the whole meta space,"
+                             " or points around evolution's defaults (around_defaults)")
+    parser.add_argument("--spread", type=float, default=0.25,
+                        help="with --pool local: step size as a fraction of each setting's range")
     parser.add_argument("--out", default="benchmarks/meta_loto.md")
     parser.add_argument("--raw", default="benchmarks/meta_loto.json")
     args = parser.parse_args(argv)
@@ -150,6 +155,10 @@ def main(argv=None) -> int:
     meta_seeds = list(range(args.meta_seeds))
     # 1. The shared candidate pool, meta-trained by several processes on one storage.
     have = len(learner.study.trials)
+    if args.pool == "local" and have == 0 and args.candidates > len(strategies):
+        # Each strategy's defaults (meta_train queues them) plus points around evolution's.
+        learner.enqueue_around_defaults("evolution", n=args.candidates - len(strategies),
+                                        spread=args.spread, seed=0)
     missing = max(0, args.candidates - have)
     if missing:
         shares = [missing // args.workers + (i < missing % args.workers) for i in range(args.workers)]
@@ -239,8 +248,13 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         f"- Command: `{command.strip()}`",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{commit}`"
         " (the commit the run started from; this file was committed after it)",
-        f"- Meta-training: one shared pool of {n_meta} meta-trials drawn by Optuna's random sampler over"
-        f" the strategies ({args.strategies}) and their settings, each scored on all 8 tuning tasks with"
+        f"- Meta-training: one shared pool of {n_meta} meta-trials: "
+        + ("each strategy's defaults, then points around evolution's defaults (`around_defaults(\"evolution\","
+           f" spread={args.spread}, seed=0)`: each setting moved with probability 1/2)"
+           if args.pool == "local" else
+           f"each strategy's defaults, then Optuna random-sampler draws over the strategies ({args.strategies})"
+           " and their settings")
+        + f", each scored on all 8 tuning tasks with"
         f" {args.meta_seeds} seed(s) (seeds 0..{args.meta_seeds - 1}); a fold's recommendation uses only"
         " its 7 training tasks' scores.",
         f"- Evaluation: {args.budget} evaluations per search, {args.eval_seeds} seeds per method"
@@ -249,9 +263,10 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         "- Score: the meta-objective, normalised regret AUC (mean best-so-far regret over the budget,"
         " in units of the table's median regret; lower is better, 1 = one typical random guess),"
         " mean ± standard error over seeds; and the final regret of the incumbent (table units).",
-        "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])` (the best"
-        " candidate on the 3 most similar training tasks if it beats the defaults' meta-trial there"
-        " beyond noise, else those defaults); *recommended (best candidate, untested)* = the same"
+        "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])` (on the 3 most"
+        " similar training tasks within the distance limit: the candidate with the best mean over the first half of"
+        " the meta-seeds, if it beats evolution's defaults on the second half, one-sided paired test at"
+        " alpha=0.05; else those defaults); *recommended (best candidate, untested)* = the same"
         " with `alpha=None` (the best candidate, always);"
         + (f" *recommended (TPE per fold)* = the same call on a fold's own meta-study: Optuna's"
            f" multivariate TPE, {args.fold_tpe_trials} meta-trials on the fold's 7 training tasks only;"

@@ -36,6 +36,7 @@ __all__ = [
     "MetaLearner",
     "MetaTask",
     "Recommendation",
+    "around_defaults",
     "normalized_regret_auc",
     "redact",
     "strategy_classes",
@@ -145,6 +146,65 @@ def default_recommendation(strategy: str = "evolution", source: str = "defaults"
     return Recommendation(strategy, params, cls.settings_from_params(raw), source)
 
 
+def around_defaults(
+    strategy: str = "evolution", *, n: int, spread: float = 0.25, seed: int = 0
+) -> List[Dict[str, Any]]:
+    """``n`` distinct meta-space points near ``strategy``'s defaults.
+
+    Each setting moves with probability one half (at least one per point): a
+    number by a normal step of ``spread`` times its range (on a log scale for
+    log settings), clipped to the range and rounded for ints; a categorical
+    setting to another of its choices. Tuned defaults are a strong prior, and
+    a random draw from the whole meta space rarely lands near them (a single
+    int setting with six values already makes five draws in six differ), so
+    meta-training around them refines where the defaults are good instead of
+    re-exploring where they are not.
+
+    Args:
+        strategy: Whose defaults (a name of `strategy_classes`).
+        n: How many points, >= 1.
+        spread: Step size as a fraction of each numeric setting's range, in (0, 1].
+        seed: Seed of the draws: equal seeds give equal points.
+
+    Returns:
+        Params as `MetaLearner.enqueue` and Optuna's ``enqueue_trial`` take them.
+
+    Raises:
+        ValueError: ``strategy``, ``n`` or ``spread`` is not allowed.
+    """
+    classes = strategy_classes()
+    if strategy not in classes:
+        raise ValueError(f"unknown strategy {strategy!r}; allowed: {sorted(classes)}.")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}.")
+    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 < spread <= 1:
+        raise ValueError(f"spread must be a number in (0, 1], got {spread!r}.")
+    space = classes[strategy].settings_space()
+    rng = np.random.default_rng(seed)
+    defaults = {k: s.default for k, s in space.items()}
+    points: List[Dict[str, Any]] = []
+    for _ in range(100 * n):
+        if len(points) == n:
+            break
+        moved = [k for k in space if rng.random() < 0.5] or [list(space)[rng.integers(len(space))]]
+        point = dict(defaults)
+        for key in moved:
+            setting = space[key]
+            if setting.kind == "categorical":
+                others = [c for c in setting.choices if c != setting.default]
+                point[key] = others[rng.integers(len(others))]
+                continue
+            scale = math.log if setting.log else float
+            low, high = scale(setting.low), scale(setting.high)
+            value = min(max(scale(setting.default) + rng.normal(0.0, spread * (high - low)), low), high)
+            value = math.exp(value) if setting.log else value
+            point[key] = int(round(value)) if setting.kind == "int" else float(value)
+        params = {"strategy": strategy, **{f"{strategy}.{k}": v for k, v in point.items()}}
+        if point != defaults and not any(_same_params(params, p) for p in points):
+            points.append(params)
+    return points
+
+
 def _default_strategy(allowed) -> str:
     """The strategy recommended with nothing learnt: evolution, if allowed."""
     return "evolution" if "evolution" in allowed else sorted(allowed)[0]
@@ -200,6 +260,56 @@ def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tup
         len(differences)
     )
     return None if bound < 0 else (strategy, mean)
+
+
+def _confirmed_choice(scored, chosen, allowed, alpha) -> Optional[Tuple[Dict[str, Any], float, bool]]:
+    """The candidate chosen on half of the seeds and confirmed on the other half.
+
+    Applies when the default strategy's defaults ran at least two seeds on
+    every ``chosen`` task (None otherwise: the caller falls back to
+    `_beats_defaults`). The candidates with as many seeds as the defaults on
+    each chosen task compete: the one with the best mean over the first half
+    of each task's seeds is selected, then tested against the defaults on the
+    second half only (one-sided paired test at level ``alpha``). The second
+    half played no part in the selection, so the test needs no correction for
+    the number of candidates (a holdout confirmation, the standard remedy for
+    the winner's curse), which gives it more power than a Bonferroni test of
+    the best of all seeds.
+
+    Returns:
+        ``(params, expected, confirmed)``: the selected candidate's params if
+        it passed the test, else the defaults', with their mean on the
+        second half (an unbiased estimate) and whether the test passed.
+    """
+    wanted = default_recommendation(_default_strategy(allowed)).params
+    baseline = next((r for _, r in scored if _same_params(r[0], wanted)), None)
+    if baseline is None:
+        return None
+    counts = {name: len(baseline[3].get(name) or ()) for name in chosen}
+    if min(counts.values(), default=0) < 2 or sum(n - n // 2 for n in counts.values()) < 2:
+        return None
+    paired = [r for _, r in scored if all(len(r[3].get(n) or ()) == c for n, c in counts.items())]
+
+    def half_mean(result, second: bool) -> float:
+        return float(np.mean([
+            np.mean(result[3][n][c // 2:] if second else result[3][n][: c // 2])
+            for n, c in counts.items()
+        ]))
+
+    best = min(paired, key=lambda r: half_mean(r, second=False))
+    if best is not baseline and not _same_params(best[0], baseline[0]):
+        differences = [
+            a - b
+            for n, c in counts.items()
+            for a, b in zip(best[3][n][c // 2:], baseline[3][n][c // 2:])
+        ]
+        z = statistics.NormalDist().inv_cdf(1.0 - alpha)
+        bound = float(np.mean(differences)) + z * float(np.std(differences, ddof=1)) / math.sqrt(
+            len(differences)
+        )
+        if bound < 0:
+            return best[0], half_mean(best, second=True), True
+    return baseline[0], half_mean(baseline, second=True), False
 
 
 class MetaLearner:
@@ -390,11 +500,14 @@ class MetaLearner:
         The best of many noisy candidates is partly the luckiest (the winner's
         curse), so it must beat the default strategy's defaults (evolution's,
         if allowed: what is recommended with nothing learnt) on the same tasks
-        (`meta_train` runs every strategy's defaults first). Unless the best
-        candidate's score is lower by more than noise (a one-sided test of its
-        paired per-seed differences from the defaults at level ``alpha``,
-        Bonferroni-corrected for the number of candidates), the defaults are
-        recommended instead.
+        (`meta_train` runs every strategy's defaults first), or the defaults
+        are recommended instead. When the meta-trials ran several seeds per
+        task, the candidate is selected on the first half of each task's seeds
+        and must beat the defaults on the second half (a one-sided paired test
+        at level ``alpha``; `_confirmed_choice`), and ``expected`` is its mean
+        on that second half. Otherwise the best of all candidates must beat
+        them beyond noise on all seeds (the same test, Bonferroni-corrected
+        for the number of candidates).
 
         Args:
             features: The new task's meta-features.
@@ -445,6 +558,14 @@ class MetaLearner:
                 key=lambda item: item[0],
             )
         source = f"similar tasks: {', '.join(near)}" if near else "all tasks"
+        confirmed = None if alpha is None else _confirmed_choice(scored, chosen, allowed, alpha)
+        if confirmed is not None:
+            params, expected, passed = confirmed
+            if not passed:
+                source = f"defaults (no candidate beats them beyond noise; {source})"
+            strategy, raw = _split_params(params)
+            cls = strategy_classes()[strategy]
+            return Recommendation(strategy, dict(params), cls.settings_from_params(raw), source, expected)
         if alpha is not None:
             safe = _beats_defaults(best[1], scored, chosen, allowed, alpha)
             if safe is not None:
@@ -457,6 +578,19 @@ class MetaLearner:
         strategy, raw = _split_params(best[1])
         cls = strategy_classes()[strategy]
         return Recommendation(strategy, dict(best[1]), cls.settings_from_params(raw), source, best[0])
+
+    def enqueue_around_defaults(
+        self, strategy: str = "evolution", *, n: int, spread: float = 0.25, seed: int = 0
+    ) -> List[Dict[str, Any]]:
+        """Queues ``n`` meta-trials near ``strategy``'s defaults (`around_defaults`).
+
+        The next meta-trials (`meta_train`, from any process on this storage)
+        run them before the sampler draws its own; returns their params.
+        """
+        points = around_defaults(strategy, n=n, spread=spread, seed=seed)
+        for params in points:
+            self.study.enqueue_trial(params, skip_if_exists=True)
+        return points
 
     def enqueue(self, recommendation: Recommendation, study: Optional[optuna.Study] = None) -> None:
         """Warm-starts ``study`` (this one by default) with a recommendation."""

@@ -15,6 +15,10 @@ tasks only; nothing of T leaks into T's recommendation. (TPE-guided
 meta-training would need one meta-study per fold: 8 times the compute.)
 Several processes meta-train on the one SQLite storage at once.
 
+With ``--held-out`` the same pool (meta-trained on the 8 tuning tasks only)
+recommends for the held-out tasks, which nothing was tuned on: they are run
+only to report.
+
 Usage (the recorded run, see meta_loto.md):
 
     python benchmarks/meta_loto.py --out benchmarks/meta_loto.md
@@ -63,15 +67,20 @@ def meta_worker(args) -> int:
 
 def fold_tpe_worker(args) -> Dict[str, Any]:
     """One fold's own TPE meta-study on the other tasks; returns its recommendation for T."""
-    storage, task, n, budget, seeds, strategies, fold = args
+    storage, task, n, budget, seeds, strategies, fold, near_only = args
     _quiet()
     from metanas.bench import TUNING_TASKS, load_task
-    from metanas.meta import MetaLearner
+    from metanas.meta import MetaLearner, nearest_tasks
     from metanas.meta.evaluate import BenchEvaluator
     from metanas.meta.tasks import bench_features, meta_tasks
 
-    learner = MetaLearner(storage, study_name=f"loto-tpe-{task}", seed=fold)
     others = [t for t in TUNING_TASKS if t != task]
+    name = f"loto-tpe-{task}"
+    if near_only:  # only the training tasks recommend() will average over
+        others = nearest_tasks(bench_features(task, load_task(task).hyperparameters()),
+                               {t: bench_features(t, load_task(t).hyperparameters()) for t in others}) or others
+        name = f"loto-tpe-near-{task}"
+    learner = MetaLearner(storage, study_name=name, seed=fold)
     missing = n - len(learner.study.trials)
     if missing > 0:
         tasks = meta_tasks(others, lambda name: load_task(name).hyperparameters())
@@ -133,11 +142,16 @@ def main(argv=None) -> int:
     parser.add_argument("--fold-tpe-trials", type=int, default=0,
                         help="also meta-train one TPE study per fold (on its 7 training tasks"
                              " only) with this many meta-trials, and race its recommendation")
+    parser.add_argument("--held-out", action="store_true",
+                        help="evaluate on the held-out tasks (recommendations from all 8 tuning tasks)")
     parser.add_argument("--pool", choices=("random", "local"), default="random",
                         help="candidates: Optuna random-sampler draws over the whole meta space,"
                              " or points around evolution's defaults (around_defaults)")
     parser.add_argument("--spread", type=float, default=0.25,
                         help="with --pool local: step size as a fraction of each setting's range")
+    parser.add_argument("--fold-tpe-near", action="store_true",
+                        help="each fold's TPE study meta-trains on the training tasks most similar to"
+                             " the left-out one only (nearest_tasks: those recommend() averages over)")
     parser.add_argument("--out", default="benchmarks/meta_loto.md")
     parser.add_argument("--raw", default="benchmarks/meta_loto.json")
     args = parser.parse_args(argv)
@@ -148,7 +162,10 @@ def main(argv=None) -> int:
     from metanas.meta import MetaLearner, MetaTask, TransferStore
     from metanas.meta.tasks import bench_features
 
-    tasks = args.tasks.split(",") if args.tasks else list(TUNING_TASKS)
+    from metanas.bench import HELD_OUT_TASKS
+
+    tasks = args.tasks.split(",") if args.tasks else list(
+        HELD_OUT_TASKS if args.held_out else TUNING_TASKS)
     strategies = args.strategies.split(",")
     started = time.time()
     learner = MetaLearner(args.storage)
@@ -183,7 +200,8 @@ def main(argv=None) -> int:
     if args.fold_tpe_trials > 0:
         with _pool(args.workers) as pool:
             for result in pool.map(fold_tpe_worker, [
-                (args.storage, t, args.fold_tpe_trials, args.budget, meta_seeds, strategies, i)
+                (args.storage, t, args.fold_tpe_trials, args.budget, meta_seeds, strategies, i,
+                 args.fold_tpe_near)
                 for i, t in enumerate(tasks)
             ], chunksize=1):
                 fold_tpe[result["task"]] = result
@@ -240,10 +258,12 @@ def _settings_text(settings) -> str:
 
 def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
     methods = list(dict.fromkeys(r["method"] for r in results))
+    row = "held-out task" if args.held_out else "left-out task"
     commit = args.commit
     command = "python benchmarks/meta_loto.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
-        "# Meta-layer: leave-one-task-out over the tuning tasks",
+        "# Meta-layer: " + ("recommendations for the held-out tasks (pool meta-trained on the tuning"
+                            " tasks only)" if args.held_out else "leave-one-task-out over the tuning tasks"),
         "",
         f"- Command: `{command.strip()}`",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit `{commit}`"
@@ -255,8 +275,9 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
            f"each strategy's defaults, then Optuna random-sampler draws over the strategies ({args.strategies})"
            " and their settings")
         + f", each scored on all 8 tuning tasks with"
-        f" {args.meta_seeds} seed(s) (seeds 0..{args.meta_seeds - 1}); a fold's recommendation uses only"
-        " its 7 training tasks' scores.",
+        f" {args.meta_seeds} seed(s) (seeds 0..{args.meta_seeds - 1}); "
+        + ("the held-out tasks are in no meta-trial." if args.held_out else
+           "a fold's recommendation uses only its 7 training tasks' scores."),
         f"- Evaluation: {args.budget} evaluations per search, {args.eval_seeds} seeds per method"
         f" (seeds 100..{99 + args.eval_seeds}, not used in meta-training); wall time {elapsed / 60:.1f} min"
         f" on {args.workers} worker processes.",
@@ -269,7 +290,9 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         " alpha=0.05; else those defaults); *recommended (best candidate, untested)* = the same"
         " with `alpha=None` (the best candidate, always);"
         + (f" *recommended (TPE per fold)* = the same call on a fold's own meta-study: Optuna's"
-           f" multivariate TPE, {args.fold_tpe_trials} meta-trials on the fold's 7 training tasks only;"
+           f" multivariate TPE, {args.fold_tpe_trials} meta-trials on "
+           + ("the fold's training tasks nearest to T (the ones `recommend` averages over) only;"
+              if args.fold_tpe_near else "the fold's 7 training tasks only;")
            if args.fold_tpe_trials > 0 else "")
         + " *defaults* = the strategy's constructor defaults; *optuna TPE* = `TPESampler(seed)` run"
         " through Optuna; *elite* = evolution's defaults started from the final elite of the most"
@@ -287,7 +310,7 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         "",
         "## Meta-objective (normalised regret AUC, lower is better)",
         "",
-        "| left-out task | " + " | ".join(methods) + " |",
+        f"| {row} | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),
     ]
     per_method_task = {}
@@ -304,7 +327,7 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
     means = {m: float(np.mean([per_method_task[(m, t)] for t in tasks])) for m in methods}
     lines.append("| **mean over tasks** | " + " | ".join(f"{means[m]:.3f}" for m in methods) + " |")
     lines += ["", "## Final regret of the incumbent (mean over seeds, table units)", "",
-              "| left-out task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+              f"| {row} | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for task in tasks:
         cells = []
         for method in methods:
@@ -324,7 +347,7 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         lines.append(f"- transfer (elite warm start) vs cold evolution defaults: better on {wins}/{len(tasks)}"
                      f" tasks; mean-over-tasks ratio"
                      f" {means['evolution defaults + elite'] / means['evolution defaults']:.2f}")
-    lines += ["", "## What was recommended", "", "| left-out task | strategy | settings | from | elite from |",
+    lines += ["", "## What was recommended", "", f"| {row} | strategy | settings | from | elite from |",
               "|---|---|---|---|---|"]
     for task in tasks:
         c = choices[task]

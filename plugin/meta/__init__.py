@@ -3,7 +3,7 @@
 Importing it imports Optuna. See `MetaLearner`.
 """
 
-from metanas.meta.features import dataset_features, feature_distance, space_features
+from metanas.meta.features import dataset_features, feature_distance, nearest_tasks, space_features
 from metanas.meta.learner import (
     MetaLearner,
     MetaTask,
@@ -24,6 +24,7 @@ __all__ = [
     "around_defaults",
     "dataset_features",
     "feature_distance",
+    "nearest_tasks",
     "normalized_regret_auc",
     "redact",
     "search_score",

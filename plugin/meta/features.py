@@ -9,11 +9,11 @@ travel in Optuna's user attributes.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["dataset_features", "space_features", "feature_distance", "FEATURE_SCALES"]
+__all__ = ["dataset_features", "space_features", "feature_distance", "nearest_tasks", "FEATURE_SCALES"]
 
 #: Typical spread of each numeric feature; differences are divided by it.
 FEATURE_SCALES: Dict[str, float] = {
@@ -129,3 +129,21 @@ def feature_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
         else:
             total += min(abs(float(a[key]) - float(b[key])) / FEATURE_SCALES.get(key, 1.0), 3.0)
     return total / len(keys)
+
+
+def nearest_tasks(
+    features: Mapping[str, Any],
+    tasks: Mapping[str, Mapping[str, Any]],
+    *,
+    k: int = 3,
+    max_distance: float = 0.5,
+) -> List[str]:
+    """Names of the ``k`` tasks nearest to ``features`` within ``max_distance``, nearest first.
+
+    ``tasks`` maps names to meta-features. Empty when no task is that near.
+    `MetaLearner.recommend` averages over these tasks; meta-training on them
+    alone focuses a meta-study on a new task (``benchmarks/meta_loto.py
+    --fold-tpe-near``).
+    """
+    distances = sorted((feature_distance(features, f), name) for name, f in tasks.items())
+    return [name for d, name in distances[:k] if d <= max_distance]

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import optuna
 
-from metanas.meta.features import feature_distance
+from metanas.meta.features import nearest_tasks
 from metanas.security import redact
 
 __all__ = [
@@ -535,11 +535,8 @@ class MetaLearner:
         task_features: Dict[str, Dict] = {}
         for _, _, feats, _ in results:
             task_features.update(feats)
-        distances = sorted(
-            (feature_distance(features, f), name) for name, f in task_features.items()
-        )
-        near = [name for d, name in distances[:k] if d <= max_distance]
-        chosen = near or [name for _, name in distances]
+        near = nearest_tasks(features, task_features, k=k, max_distance=max_distance)
+        chosen = near or list(task_features)
         best: Optional[Tuple[float, Dict[str, Any]]] = None
         scored = []  # (mean on the chosen tasks, result) of candidates with all of them
         for result in results:

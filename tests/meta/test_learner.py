@@ -74,7 +74,11 @@ def test_nothing_similar_falls_back_to_all_tasks(tmp_path):
     assert learner.recommend(far, alpha=None).source == "all tasks"
     # Over all tasks nothing beats the defaults (0.1 is as far from 0.05 and
     # 0.45 on average as any single mutation rate): they are kept.
-    assert learner.recommend(far).source == "defaults (no candidate beats them beyond noise; all tasks)"
+    # (Which of the tied candidates is best by a rounding error depends on the
+    # summation order; whichever it is, the defaults are recommended.)
+    kept = learner.recommend(far)
+    assert kept.params == default_recommendation("evolution").params
+    assert kept.source in ("all tasks", "defaults (no candidate beats them beyond noise; all tasks)")
 
 
 def noisy(task, strategy, settings, seed):

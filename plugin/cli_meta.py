@@ -76,6 +76,31 @@ class _Progress:
         self.bar.close()
 
 
+def _similar_tasks(target: str, names, k: int):
+    """The ``k`` of ``names`` nearest to benchmark task ``target`` (all of them if none is near)."""
+    if k < 1:
+        raise UsageError(f"--k must be >= 1, got {k}")
+    targets = _task_names([target])
+    if len(targets) != 1:
+        raise UsageError(f"--similar-to takes one task, got {target!r}")
+    target = targets[0]
+    from metanas.bench import load_task
+    from metanas.meta import nearest_tasks
+    from metanas.meta.tasks import bench_features
+
+    def features(name):
+        return bench_features(name, load_task(name).hyperparameters())
+
+    others = [n for n in dict.fromkeys(names) if n != target]
+    if not others:
+        raise UsageError(f"--tasks holds no task other than {target!r} to meta-train on")
+    near = nearest_tasks(features(target), {n: features(n) for n in others}, k=k)
+    chosen = near or others
+    print(f"metanas meta-train: tasks similar to {target}: {', '.join(chosen)}"
+          + ("" if near else " (none within the distance limit: all of --tasks)"), file=sys.stderr)
+    return chosen
+
+
 def add_meta_train(subparsers) -> None:
     parser = subparsers.add_parser(
         "meta-train",
@@ -83,6 +108,10 @@ def add_meta_train(subparsers) -> None:
     )
     parser.add_argument("--tasks", nargs="+", required=True,
                         help="benchmark task names (comma or space separated), or 'tuning'")
+    parser.add_argument("--similar-to", default=None, metavar="TASK",
+                        help="meta-train only on the --tasks nearest to TASK by meta-features (those"
+                             " `recommend --task TASK` averages over; TASK itself excluded)")
+    parser.add_argument("--k", type=int, default=3, help="with --similar-to: how many tasks")
     parser.add_argument("--budget", type=int, default=50, help="evaluations per search")
     parser.add_argument("--meta-trials", type=int, default=20, help="meta-trials to add")
     parser.add_argument("--storage", default="sqlite:///metanas-meta.db",
@@ -109,6 +138,8 @@ def add_meta_train(subparsers) -> None:
                 f"{args.budget}, {args.meta_trials} and {args.seeds}"
             )
         names = _task_names(args.tasks)
+        if args.similar_to is not None:
+            names = _similar_tasks(args.similar_to, names, args.k)
         strategies = _strategies(args.strategies)
         import optuna
 

@@ -77,6 +77,18 @@ def test_meta_train_and_recommend_on_the_command_line(tmp_path, capsys):
     assert choice["strategy"] == best.params["strategy"]
 
 
+def test_meta_train_on_the_tasks_similar_to_one(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    argv = ["meta-train", "--tasks", "tuning", "--similar-to", "hpobench/car", "--budget", "12",
+            "--meta-trials", "1", "--storage", storage, "--no-progress", "--no-mlflow"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    near = ["hpobench/blood_transfusion", "hpobench/credit_g", "hpobench/australian"]
+    assert f"tasks similar to hpobench/car: {', '.join(near)}" in err
+    (trial,) = MetaLearner(storage).study.trials
+    assert sorted(trial.user_attrs["per_task"]) == sorted(near)
+
+
 def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_path, capsys):
     assert cli.main(["recommend", "--task", "nb201/cifar10",
                      "--storage", f"sqlite:///{tmp_path}/empty.db"]) == 0
@@ -92,6 +104,12 @@ def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_pat
         (["recommend", "--task", "nb201/cifar10", "--storage", "meta.db"],
          "must be an Optuna storage URL"),
         (["meta-train", "--tasks", "nb201/cifar10", "--budget", "1"], "--budget must be >= 2"),
+        (["meta-train", "--tasks", "tuning", "--similar-to", "nb201/bogus"], "unknown task 'nb201/bogus'"),
+        (["meta-train", "--tasks", "tuning", "--similar-to", "tuning"], "--similar-to takes one task"),
+        (["meta-train", "--tasks", "hpobench/car", "--similar-to", "hpobench/car"],
+         "--tasks holds no task other than 'hpobench/car'"),
+        (["meta-train", "--tasks", "tuning", "--similar-to", "hpobench/car", "--k", "0"],
+         "--k must be >= 1, got 0"),
         (["meta-train", "--tasks", "nb201/cifar10", "--strategies", "annealing"],
          "unknown strategies ['annealing']"),
         (["meta-train", "--tasks", "nb201/cifar10", "--storage", "postgresql://u:secret@127.0.0.1:1/m"],

@@ -16,6 +16,7 @@ from metanas.meta import (
     MetaTask,
     dataset_features,
     feature_distance,
+    nearest_tasks,
     normalized_regret_auc,
     redact,
 )
@@ -244,3 +245,12 @@ def test_dataset_features_and_distance():
     assert feature_distance(images, table) > feature_distance(images, dict(images, log_samples=2.5))
     with pytest.raises(ValueError, match="y has 3 rows but x has 100"):
         dataset_features(rng.random((100, 2)), np.zeros(3))
+
+
+def test_nearest_tasks_are_the_k_nearest_within_the_limit():
+    pool = {t.name: t.features for t in SMALL + LARGE}
+    query = {"log_samples": 2.12, "modality": "tabular"}
+    assert nearest_tasks(query, pool, k=2) == ["small-1", "small-2"]
+    assert nearest_tasks(query, pool, k=10) == ["small-1", "small-2", "small-0"]
+    assert nearest_tasks({"log_samples": 9.0, "modality": "text"}, pool) == []
+    assert nearest_tasks(query, pool, k=10, max_distance=10.0)[3:] == ["large-0", "large-1", "large-2"]

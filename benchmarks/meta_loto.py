@@ -229,7 +229,7 @@ def main(argv=None) -> int:
                if tpe_choice else {}),
             "evolution defaults": ("evolution", EVOLUTION_DEFAULTS, None),
             "random defaults": ("random", RANDOM_DEFAULTS, None),
-            **({"rl defaults": ("rl", {}, None)} if "rl" in strategies else {}),
+            "rl defaults": ("rl", {}, None),  # raced even when rl is not in the meta space
             "optuna TPE": ("optuna/tpe", {}, None),
             "evolution defaults + elite": ("evolution", EVOLUTION_DEFAULTS, start.elite or None),
         }

@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "optuna==5.0.0",
     "mlflow==3.17.2",
     "numpy>=2.0,<3",
+    "scipy>=1.13,<2",  # the meta-layer's t-test (mlflow pulls it in too)
 ]
 
 EXTRAS = {

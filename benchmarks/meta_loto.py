@@ -172,6 +172,9 @@ def main(argv=None) -> int:
     meta_seeds = list(range(args.meta_seeds))
     # 1. The shared candidate pool, meta-trained by several processes on one storage.
     have = len(learner.study.trials)
+    if args.pool == "local" and have:
+        print(f"--pool local: the storage has {have} meta-trials already; reusing them as they are",
+              file=sys.stderr)
     if args.pool == "local" and have == 0 and args.candidates > len(strategies):
         # Each strategy's defaults (meta_train queues them) plus points around evolution's.
         learner.enqueue_around_defaults("evolution", n=args.candidates - len(strategies),

@@ -80,6 +80,8 @@ def _similar_tasks(target: str, names, k: int):
     """The ``k`` of ``names`` nearest to benchmark task ``target`` (all of them if none is near)."""
     if k < 1:
         raise UsageError(f"--k must be >= 1, got {k}")
+    if not target.strip():
+        raise UsageError("--similar-to needs a task name")
     targets = _task_names([target])
     if len(targets) != 1:
         raise UsageError(f"--similar-to takes one task, got {target!r}")
@@ -109,9 +111,9 @@ def add_meta_train(subparsers) -> None:
     parser.add_argument("--tasks", nargs="+", required=True,
                         help="benchmark task names (comma or space separated), or 'tuning'")
     parser.add_argument("--similar-to", default=None, metavar="TASK",
-                        help="meta-train only on the --tasks nearest to TASK by meta-features (those"
-                             " `recommend --task TASK` averages over; TASK itself excluded)")
-    parser.add_argument("--k", type=int, default=3, help="with --similar-to: how many tasks")
+                        help="meta-train only on the --tasks nearest to TASK by meta-features (as"
+                             " `recommend` finds similar tasks; TASK itself excluded)")
+    parser.add_argument("--k", type=int, default=None, help="with --similar-to: how many tasks (3)")
     parser.add_argument("--budget", type=int, default=50, help="evaluations per search")
     parser.add_argument("--meta-trials", type=int, default=20, help="meta-trials to add")
     parser.add_argument("--storage", default="sqlite:///metanas-meta.db",
@@ -138,8 +140,10 @@ def add_meta_train(subparsers) -> None:
                 f"{args.budget}, {args.meta_trials} and {args.seeds}"
             )
         names = _task_names(args.tasks)
+        if args.similar_to is None and args.k is not None:
+            raise UsageError("--k needs --similar-to")
         if args.similar_to is not None:
-            names = _similar_tasks(args.similar_to, names, args.k)
+            names = _similar_tasks(args.similar_to, names, 3 if args.k is None else args.k)
         strategies = _strategies(args.strategies)
         import optuna
 

@@ -142,8 +142,13 @@ def nearest_tasks(
 
     ``tasks`` maps names to meta-features. Empty when no task is that near.
     `MetaLearner.recommend` averages over these tasks; meta-training on them
-    alone focuses a meta-study on a new task (``benchmarks/meta_loto.py
-    --fold-tpe-near``).
+    alone focuses a meta-study on a new task (``metanas meta-train
+    --similar-to``).
+
+    Raises:
+        ValueError: ``k`` is not an int >= 1.
     """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}.")
     distances = sorted((feature_distance(features, f), name) for name, f in tasks.items())
     return [name for d, name in distances[:k] if d <= max_distance]

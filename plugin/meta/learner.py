@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -99,7 +98,9 @@ class Recommendation:
         source: Where it came from: ``"similar tasks: ..."``, ``"all tasks"``,
             ``"defaults"`` (nothing learnt yet) or ``"defaults (no candidate
             beats them beyond noise; ...)"``.
-        expected: The meta-objective it scored there (None for defaults).
+        expected: The meta-objective it scored there (with several seeds per
+            task: on the half not used to choose it); None for the defaults
+            recommended with nothing learnt.
     """
 
     strategy: str
@@ -149,7 +150,7 @@ def default_recommendation(strategy: str = "evolution", source: str = "defaults"
 def around_defaults(
     strategy: str = "evolution", *, n: int, spread: float = 0.25, seed: int = 0
 ) -> List[Dict[str, Any]]:
-    """``n`` distinct meta-space points near ``strategy``'s defaults.
+    """Up to ``n`` distinct meta-space points near ``strategy``'s defaults.
 
     Each setting moves with probability one half (at least one per point): a
     number by a normal step of ``spread`` times its range (on a log scale for
@@ -167,7 +168,9 @@ def around_defaults(
         seed: Seed of the draws: equal seeds give equal points.
 
     Returns:
-        Params as `MetaLearner.enqueue` and Optuna's ``enqueue_trial`` take them.
+        Params as `MetaLearner.enqueue` and Optuna's ``enqueue_trial`` take
+        them; fewer than ``n`` (with a warning) when the space near the
+        defaults holds fewer distinct points.
 
     Raises:
         ValueError: ``strategy``, ``n`` or ``spread`` is not allowed.
@@ -197,11 +200,17 @@ def around_defaults(
             scale = math.log if setting.log else float
             low, high = scale(setting.low), scale(setting.high)
             value = min(max(scale(setting.default) + rng.normal(0.0, spread * (high - low)), low), high)
-            value = math.exp(value) if setting.log else value
+            value = min(max(math.exp(value), setting.low), setting.high) if setting.log else value
             point[key] = int(round(value)) if setting.kind == "int" else float(value)
         params = {"strategy": strategy, **{f"{strategy}.{k}": v for k, v in point.items()}}
         if point != defaults and not any(_same_params(params, p) for p in points):
             points.append(params)
+    if len(points) < n:
+        warnings.warn(
+            f"found only {len(points)} distinct points around the {strategy} defaults "
+            f"(n={n}, spread={spread}); its settings space is too small or the spread too narrow.",
+            stacklevel=2,
+        )
     return points
 
 
@@ -223,6 +232,29 @@ def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return True
 
 
+def _upper_bound(differences: Sequence[float], level: float) -> float:
+    """One-sided upper confidence bound of the mean of ``differences`` (Student's t)."""
+    from scipy import stats
+
+    n = len(differences)
+    spread = float(np.std(differences, ddof=1)) / math.sqrt(n)
+    return float(np.mean(differences)) + float(stats.t.ppf(1.0 - level, n - 1)) * spread
+
+
+def _defaults_result(scored, chosen, allowed):
+    """``(mean, result)`` of the default strategy's defaults with the most seeds on ``chosen``.
+
+    A production record of the defaults (one seed) must not stand in for
+    their multi-seed meta-trial. None when no meta-trial of the defaults ran
+    on all chosen tasks.
+    """
+    wanted = default_recommendation(_default_strategy(allowed)).params
+    found = [(m, r) for m, r in scored if _same_params(r[0], wanted)]
+    if not found:
+        return None
+    return max(found, key=lambda item: sum(len(item[1][3].get(n) or ()) for n in chosen))
+
+
 def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tuple[str, float]]:
     """``(strategy, mean)`` of the defaults to recommend instead of ``best_params``, or None.
 
@@ -232,12 +264,11 @@ def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tup
     are those defaults, their meta-trial did not run on all ``chosen`` tasks,
     or the best beats them beyond noise: its per-seed differences from them
     (paired by task and seed; by task where seeds are missing) have a
-    one-sided upper confidence bound below 0, at level ``alpha`` / (number of
-    candidates - 1).
+    one-sided upper confidence bound (Student's t) below 0, at level
+    ``alpha`` / (number of candidates - 1).
     """
     strategy = _default_strategy(allowed)
-    wanted = default_recommendation(strategy).params
-    found = next(((m, r) for m, r in scored if _same_params(r[0], wanted)), None)
+    found = _defaults_result(scored, chosen, allowed)
     if found is None:
         return None
     mean, baseline = found
@@ -255,10 +286,7 @@ def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tup
             differences.append(candidate[1][name] - baseline[1][name])
     if len(differences) < 2:
         return None
-    z = statistics.NormalDist().inv_cdf(1.0 - alpha / max(len(scored) - 1, 1))
-    bound = float(np.mean(differences)) + z * float(np.std(differences, ddof=1)) / math.sqrt(
-        len(differences)
-    )
+    bound = _upper_bound(differences, alpha / max(len(scored) - 1, 1))
     return None if bound < 0 else (strategy, mean)
 
 
@@ -267,47 +295,49 @@ def _confirmed_choice(scored, chosen, allowed, alpha) -> Optional[Tuple[Dict[str
 
     Applies when the default strategy's defaults ran at least two seeds on
     every ``chosen`` task (None otherwise: the caller falls back to
-    `_beats_defaults`). The candidates with as many seeds as the defaults on
-    each chosen task compete: the one with the best mean over the first half
-    of each task's seeds is selected, then tested against the defaults on the
-    second half only (one-sided paired test at level ``alpha``). The second
-    half played no part in the selection, so the test needs no correction for
-    the number of candidates (a holdout confirmation, the standard remedy for
-    the winner's curse), which gives it more power than a Bonferroni test of
-    the best of all seeds.
+    `_beats_defaults`). Candidates with at least as many seeds as the defaults
+    on each chosen task compete, on their first that many (seeds are paired by
+    position: meta-trials run seeds 0, 1, ...). The one with the best mean over
+    the first half of each task's seeds is selected, then tested against the
+    defaults on the second half only (one-sided paired t-test at level
+    ``alpha``). The second half played no part in the selection itself, so
+    the test needs no correction for the number of candidates (a holdout
+    confirmation, a standard remedy for the winner's curse) and has more power
+    than a Bonferroni test of the best of all seeds. The level is exact for a
+    pool drawn without looking at scores (random, `around_defaults`); an
+    adaptive sampler (TPE) saw every seed when it proposed candidates, a
+    weaker dependence.
 
     Returns:
         ``(params, expected, confirmed)``: the selected candidate's params if
         it passed the test, else the defaults', with their mean on the
         second half (an unbiased estimate) and whether the test passed.
     """
-    wanted = default_recommendation(_default_strategy(allowed)).params
-    baseline = next((r for _, r in scored if _same_params(r[0], wanted)), None)
-    if baseline is None:
+    found = _defaults_result(scored, chosen, allowed)
+    if found is None:
         return None
+    baseline = found[1]
     counts = {name: len(baseline[3].get(name) or ()) for name in chosen}
     if min(counts.values(), default=0) < 2 or sum(n - n // 2 for n in counts.values()) < 2:
         return None
-    paired = [r for _, r in scored if all(len(r[3].get(n) or ()) == c for n, c in counts.items())]
+    paired = [r for _, r in scored if all(len(r[3].get(n) or ()) >= c for n, c in counts.items())]
+
+    def half(result, name: str, second: bool) -> List[float]:
+        c = counts[name]
+        values = list(result[3][name][:c])
+        return values[c // 2:] if second else values[: c // 2]
 
     def half_mean(result, second: bool) -> float:
-        return float(np.mean([
-            np.mean(result[3][n][c // 2:] if second else result[3][n][: c // 2])
-            for n, c in counts.items()
-        ]))
+        return float(np.mean([np.mean(half(result, n, second)) for n in counts]))
 
     best = min(paired, key=lambda r: half_mean(r, second=False))
     if best is not baseline and not _same_params(best[0], baseline[0]):
         differences = [
             a - b
-            for n, c in counts.items()
-            for a, b in zip(best[3][n][c // 2:], baseline[3][n][c // 2:])
+            for n in counts
+            for a, b in zip(half(best, n, second=True), half(baseline, n, second=True))
         ]
-        z = statistics.NormalDist().inv_cdf(1.0 - alpha)
-        bound = float(np.mean(differences)) + z * float(np.std(differences, ddof=1)) / math.sqrt(
-            len(differences)
-        )
-        if bound < 0:
+        if _upper_bound(differences, alpha) < 0:
             return best[0], half_mean(best, second=True), True
     return baseline[0], half_mean(baseline, second=True), False
 
@@ -426,14 +456,27 @@ class MetaLearner:
 
         if include_defaults:
             for strategy in list(strategies)[:n_trials]:
-                self.study.enqueue_trial(
-                    default_recommendation(strategy).params, skip_if_exists=True
-                )
+                params = default_recommendation(strategy).params
+                if not self._has_meta_trial(params):
+                    self.study.enqueue_trial(params)
         self.study.optimize(
             objective, n_trials=n_trials, show_progress_bar=show_progress_bar,
             callbacks=list(callbacks),
         )
         return self.study
+
+    def _has_meta_trial(self, params: Mapping[str, Any]) -> bool:
+        """Whether ``params`` are queued, running or meta-trained (not just recorded)."""
+        for trial in self.study.get_trials(deepcopy=False):
+            finished = trial.state == optuna.trial.TrialState.COMPLETE
+            if finished and trial.user_attrs.get("source") != "meta-train":
+                continue
+            if trial.state in (optuna.trial.TrialState.FAIL,):
+                continue
+            trial_params = trial.system_attrs.get("fixed_params", trial.params)
+            if trial_params and _same_params(trial_params, params):
+                return True
+        return False
 
     def record(
         self,

@@ -110,6 +110,8 @@ def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_pat
          "--tasks holds no task other than 'hpobench/car'"),
         (["meta-train", "--tasks", "tuning", "--similar-to", "hpobench/car", "--k", "0"],
          "--k must be >= 1, got 0"),
+        (["meta-train", "--tasks", "tuning", "--k", "2"], "--k needs --similar-to"),
+        (["meta-train", "--tasks", "tuning", "--similar-to", " "], "--similar-to needs a task name"),
         (["meta-train", "--tasks", "nb201/cifar10", "--strategies", "annealing"],
          "unknown strategies ['annealing']"),
         (["meta-train", "--tasks", "nb201/cifar10", "--storage", "postgresql://u:secret@127.0.0.1:1/m"],

@@ -20,7 +20,7 @@ from metanas.meta import (
     normalized_regret_auc,
     redact,
 )
-from metanas.meta.learner import default_recommendation, meta_space
+from metanas.meta.learner import _upper_bound, default_recommendation, meta_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -150,6 +150,16 @@ def test_points_around_the_defaults_are_valid_distinct_and_seeded(tmp_path):
         assert sum(params[k] != defaults[k] for k in space) >= 1
         for key, distribution in space.items():
             assert distribution._contains(distribution.to_internal_repr(params[key])), (key, params[key])
+    for strategy, distributions in meta_space(["random", "rl"]).items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random's few points: checked below
+            drawn = around_defaults(strategy, n=30, spread=1.0, seed=0)
+        for params in drawn:
+            for key, distribution in distributions.items():
+                assert distribution._contains(distribution.to_internal_repr(params[key])), (key, params[key])
+    # random search has one setting with six values: at most five points, said so.
+    with pytest.warns(UserWarning, match="found only 5 distinct points around the random defaults"):
+        assert len(around_defaults("random", n=50, spread=1.0)) == 5
     learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
     assert learner.enqueue_around_defaults("random", n=2) == around_defaults("random", n=2)
     assert [t.state for t in learner.study.trials] == [optuna.trial.TrialState.WAITING] * 2
@@ -254,3 +264,24 @@ def test_nearest_tasks_are_the_k_nearest_within_the_limit():
     assert nearest_tasks(query, pool, k=10) == ["small-1", "small-2", "small-0"]
     assert nearest_tasks({"log_samples": 9.0, "modality": "text"}, pool) == []
     assert nearest_tasks(query, pool, k=10, max_distance=10.0)[3:] == ["large-0", "large-1", "large-2"]
+    with pytest.raises(ValueError, match="k must be an int >= 1, got 0"):
+        nearest_tasks(query, pool, k=0)
+
+
+def test_the_bound_is_students_t():
+    differences = [0.1, -0.3, -0.2]
+    sd = np.std(differences, ddof=1) / np.sqrt(3)
+    assert _upper_bound(differences, 0.05) == pytest.approx(np.mean(differences) + 2.919986 * sd)
+
+
+def test_a_production_record_of_the_defaults_does_not_replace_their_meta_trial(tmp_path):
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    defaults = default_recommendation("evolution").params
+    learner.record(task=SMALL[0], strategy="evolution", params=defaults, score=0.01)
+    learner.meta_train(SMALL, noisy, n_trials=1, seeds=(0, 1), strategies=("evolution",))
+    production, trained = learner.study.trials
+    assert production.params == trained.params == defaults
+    assert trained.user_attrs["source"] == "meta-train" and len(trained.user_attrs["per_seed"]) == 3
+    # A second run finds the defaults meta-trained and draws a new candidate.
+    learner.meta_train(SMALL, noisy, n_trials=1, seeds=(0, 1), strategies=("evolution",))
+    assert learner.study.trials[-1].params != defaults

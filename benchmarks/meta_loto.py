@@ -158,11 +158,9 @@ def main(argv=None) -> int:
     args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip()
     _quiet()
-    from metanas.bench import TUNING_TASKS, load_task
+    from metanas.bench import HELD_OUT_TASKS, TUNING_TASKS, load_task
     from metanas.meta import MetaLearner, MetaTask, TransferStore
     from metanas.meta.tasks import bench_features
-
-    from metanas.bench import HELD_OUT_TASKS
 
     tasks = args.tasks.split(",") if args.tasks else list(
         HELD_OUT_TASKS if args.held_out else TUNING_TASKS)

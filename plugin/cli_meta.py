@@ -93,7 +93,7 @@ def _similar_tasks(target: str, names, k: int):
     def features(name):
         return bench_features(name, load_task(name).hyperparameters())
 
-    others = [n for n in dict.fromkeys(names) if n != target]
+    others = [n for n in names if n != target]  # _task_names: unique already
     if not others:
         raise UsageError(f"--tasks holds no task other than {target!r} to meta-train on")
     near = nearest_tasks(features(target), {n: features(n) for n in others}, k=k)

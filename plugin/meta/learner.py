@@ -198,9 +198,9 @@ def around_defaults(
                 point[key] = others[rng.integers(len(others))]
                 continue
             scale = math.log if setting.log else float
-            low, high = scale(setting.low), scale(setting.high)
-            value = min(max(scale(setting.default) + rng.normal(0.0, spread * (high - low)), low), high)
-            value = min(max(math.exp(value), setting.low), setting.high) if setting.log else value
+            step = rng.normal(0.0, spread * (scale(setting.high) - scale(setting.low)))
+            value = scale(setting.default) + step
+            value = min(max(math.exp(value) if setting.log else value, setting.low), setting.high)
             point[key] = int(round(value)) if setting.kind == "int" else float(value)
         params = {"strategy": strategy, **{f"{strategy}.{k}": v for k, v in point.items()}}
         if point != defaults and not any(_same_params(params, p) for p in points):
@@ -471,7 +471,7 @@ class MetaLearner:
             finished = trial.state == optuna.trial.TrialState.COMPLETE
             if finished and trial.user_attrs.get("source") != "meta-train":
                 continue
-            if trial.state in (optuna.trial.TrialState.FAIL,):
+            if trial.state == optuna.trial.TrialState.FAIL:
                 continue
             trial_params = trial.system_attrs.get("fixed_params", trial.params)
             if trial_params and _same_params(trial_params, params):

@@ -125,7 +125,37 @@ class MetanasOracle(keras_tuner.Oracle):
             score of its evaluations, by the strategy and by
             `get_best_trials`. 1 (the default) never evaluates a configuration
             twice. Single-objective searches only.
+        racing_fraction: Share of ``max_trials`` spent at the end of the
+            search re-evaluating its best configurations instead of trying
+            new ones, in [0, 0.9): with noisy scores (a validation score
+            differs from one training run to the next), the best single
+            observation is mostly a lucky draw, and the search returns the
+            winner of this race instead. When the last
+            ``int(racing_fraction * max_trials)`` trials begin, the
+            ``finalists`` configurations with the best mean scores race by
+            sequential halving (Karnin, Koren & Somekh, "Almost Optimal
+            Exploration in Multi-Armed Bandits", ICML 2013): the race's trials
+            are split into ``ceil(log2(finalists))`` rounds, round ``r``
+            evaluates the ``ceil(finalists / 2**r)`` finalists with the best
+            mean scores so far (the one evaluated least first; running
+            trials count, so parallel workers spread out), and the finalist
+            with the best mean among those evaluated about as often as the
+            most evaluated one (the last round's) is the incumbent.
+            Re-evaluating the elite is the classic remedy for
+            noise in evolutionary search (Jin & Branke, "Evolutionary
+            Optimization in Uncertain Environments - A Survey", IEEE TEVC
+            2005). 0 never races; without ``max_trials`` there is no end to
+            race at. None (the default) is the strategy's
+            ``default_racing_fraction`` (0 here, tuned in `EvolutionOracle`)
+            for a single objective and 0 for several; a race needs a single
+            objective.
+        finalists: Configurations that enter the race, at least 2; None is
+            the strategy's ``default_finalists``.
     """
+
+    #: ``racing_fraction`` and ``finalists`` when not given (a subclass's tuned defaults).
+    default_racing_fraction: float = 0.0
+    default_finalists: int = 4
 
     def __init__(
         self,
@@ -142,9 +172,22 @@ class MetanasOracle(keras_tuner.Oracle):
         heartbeat_timeout: Optional[float] = 120.0,
         max_lost_retries: int = 2,
         incumbent_evaluations: int = 1,
+        racing_fraction: Optional[float] = None,
+        finalists: Optional[int] = None,
     ) -> None:
         self.incumbent_evaluations = check_int(
             "incumbent_evaluations", incumbent_evaluations, low=1
+        )
+        if racing_fraction is not None and (
+            isinstance(racing_fraction, bool)
+            or not isinstance(racing_fraction, (int, float, np.number))
+            or not 0.0 <= float(racing_fraction) < 0.9
+        ):
+            raise ValueError(
+                f"racing_fraction must be a number in [0, 0.9) or None, got {racing_fraction!r}."
+            )
+        self.finalists = check_int(
+            "finalists", self.default_finalists if finalists is None else finalists, low=2
         )
         if heartbeat_timeout is not None and (
             isinstance(heartbeat_timeout, bool)
@@ -181,12 +224,22 @@ class MetanasOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        if self.incumbent_evaluations > 1 and isinstance(self.objective, MultiObjective):
-            raise ValueError(
-                f"incumbent_evaluations={self.incumbent_evaluations} needs a single "
-                f"objective (a configuration is judged by its mean score), got "
-                f"{len(self.objective.objectives)} objectives; use 1 for a Pareto search."
-            )
+        if racing_fraction is None:  # the strategy's default; no race on a Pareto front
+            multi = isinstance(self.objective, MultiObjective)
+            racing_fraction = 0.0 if multi else self.default_racing_fraction
+        self.racing_fraction = float(racing_fraction)
+        if isinstance(self.objective, MultiObjective):
+            for name, value, off in (
+                ("incumbent_evaluations", self.incumbent_evaluations, 1),
+                ("racing_fraction", self.racing_fraction, 0.0),
+            ):
+                if value != off:
+                    raise ValueError(
+                        f"{name}={value} needs a single objective (a configuration "
+                        f"is judged by its mean score), got "
+                        f"{len(self.objective.objectives)} objectives; use {off} for a "
+                        f"Pareto search."
+                    )
         if seed is not None:
             # keras-tuner's `seed or random.randint(...)` would turn 0 into a
             # random seed, and an unrepeatable search.
@@ -205,6 +258,8 @@ class MetanasOracle(keras_tuner.Oracle):
         # (len(end_order), {config hash: [fitness of each finished evaluation]},
         #  {config hash: their mean}), rebuilt when a trial ends.
         self._config_cache: Optional[tuple] = None
+        # Configuration hashes in the final race, best first when it began.
+        self._race: List[str] = []
 
     # ------------------------------------------------------------- settings
     @classmethod
@@ -214,7 +269,11 @@ class MetanasOracle(keras_tuner.Oracle):
         Every strategy has ``incumbent_evaluations`` (random search with it is
         ROAR, SMAC's random online aggressive racing); subclasses add theirs.
         """
-        return {"incumbent_evaluations": Setting("int", 1, 6, default=1)}
+        return {
+            "incumbent_evaluations": Setting("int", 1, 6, default=1),
+            "racing_fraction": Setting("float", 0.0, 0.4, default=cls.default_racing_fraction),
+            "finalists": Setting("int", 2, 16, log=True, default=cls.default_finalists),
+        }
 
     @classmethod
     def settings_from_params(cls, params: Mapping[str, Any]) -> Dict[str, Any]:
@@ -262,22 +321,83 @@ class MetanasOracle(keras_tuner.Oracle):
     def config_fitness(self, trial) -> float:
         """The mean fitness of the trial's configuration over its evaluations.
 
-        With ``incumbent_evaluations=1`` this is the trial's own `fitness`.
+        For a search that never evaluates a configuration again this is the
+        trial's own `fitness`.
         """
-        if self.incumbent_evaluations == 1:
+        if not self.repeats_configurations:
             return self.fitness(trial)
         mean = self._config_means().get(self._id_to_hash[trial.trial_id])
         return self.fitness(trial) if mean is None else mean
 
     def _ranked_configurations(self) -> List[str]:
-        """Configuration hashes, best first: those with ``incumbent_evaluations``
-        evaluations (trusted) by mean fitness, then the others by mean fitness."""
+        """Configuration hashes, best first.
+
+        The final race's configurations come first (see ``racing_fraction``):
+        those evaluated about as often as the most evaluated one (at most one
+        evaluation fewer: they reached the race's last round) by mean fitness,
+        then the race's others. Then those with ``incumbent_evaluations``
+        evaluations (trusted) by mean fitness, then the others by mean fitness.
+        """
         groups, means = self._config_fitness(), self._config_means()
-        return sorted(
+        ranked = sorted(
             groups,
             key=lambda k: (len(groups[k]) >= self.incumbent_evaluations, means[k]),
             reverse=True,
         )
+        raced = [k for k in self._race if k in groups]
+        if not raced:
+            return ranked
+        most = max(len(groups[k]) for k in raced)
+        raced.sort(key=lambda k: (len(groups[k]) >= most - 1, means[k]), reverse=True)
+        return raced + [k for k in ranked if k not in set(raced)]
+
+    # ----------------------------------------------------------------- race
+    def race_trials(self) -> int:
+        """How many trials at the end of the search race the finalists."""
+        if not self.racing_fraction or not self.max_trials:
+            return 0
+        return int(self.racing_fraction * self.max_trials)
+
+    @property
+    def repeats_configurations(self) -> bool:
+        """Whether the search evaluates configurations again (and returns the
+        best by its own ranking, not the best single evaluation)."""
+        return self.incumbent_evaluations > 1 or self.race_trials() > 0
+
+    def _first_trial_of(self, key: str) -> str:
+        return next(t for t in self.end_order if self._id_to_hash[t] == key)
+
+    def _next_race(self) -> Optional[Config]:
+        """The next evaluation of the final race, or None outside it.
+
+        Trial ``i`` of the race's ``n`` is in round ``i * rounds // n``; round
+        ``r`` evaluates the ``ceil(finalists / 2**r)`` finalists with the best
+        mean scores so far, the one with the fewest evaluations (running ones
+        included) first.
+        """
+        n = self.race_trials()
+        slot = len(self.trials) - (self.max_trials - n) if n else -1
+        if slot < 0:
+            return None
+        groups, means = self._config_fitness(), self._config_means()
+        if not self._race:
+            ranked = sorted(
+                (k for k in groups if means[k] > -math.inf), key=means.__getitem__, reverse=True
+            )
+            if len(ranked) < 2:
+                return None  # nothing to race yet: search on
+            self._race = ranked[: self.finalists]
+        rounds = max(1, math.ceil(math.log2(len(self._race))))
+        round_ = min(rounds - 1, slot * rounds // n)
+        alive = sorted(self._race, key=lambda k: means.get(k, -math.inf), reverse=True)
+        alive = alive[: math.ceil(len(self._race) / 2**round_)]
+        running = collections.Counter(
+            self._id_to_hash[t.trial_id] for t in self.ongoing_trials.values()
+        )
+        pick = min(
+            alive, key=lambda k: (len(groups.get(k, ())) + running[k], -means.get(k, -math.inf))
+        )
+        return self.trial_values(self._first_trial_of(pick))
 
     def _next_repeat(self) -> Optional[Config]:
         """A challenger to evaluate again before it may become the incumbent.
@@ -306,8 +426,7 @@ class MetanasOracle(keras_tuner.Oracle):
         if not challengers:
             return None
         best = max(challengers, key=means.__getitem__)
-        trial_id = next(t for t in self.end_order if self._id_to_hash[t] == best)
-        return self.trial_values(trial_id)
+        return self.trial_values(self._first_trial_of(best))
 
     def _best_per_configuration(self) -> list:
         """Completed trials, one per configuration (its best), trusted ones first."""
@@ -325,11 +444,11 @@ class MetanasOracle(keras_tuner.Oracle):
     def get_best_trials(self, num_trials: int = 1):
         """The best trials; under a hard budget, completed and within it only.
 
-        With ``incumbent_evaluations > 1``, one trial per configuration:
-        those evaluated ``incumbent_evaluations`` times first, each group
-        ranked by the configuration's mean score.
+        With ``incumbent_evaluations > 1``, or once the final race began, one
+        trial per configuration, ranked as `_ranked_configurations` says (by
+        the configuration's mean score, trusted and raced ones first).
         """
-        if self.incumbent_evaluations > 1:
+        if self.incumbent_evaluations > 1 or self._race:
             ranked = self._best_per_configuration()
         elif not getattr(self.objective, "hard", False):
             return super().get_best_trials(num_trials)
@@ -407,6 +526,8 @@ class MetanasOracle(keras_tuner.Oracle):
 
     def populate_space(self, trial_id: str) -> Dict[str, Any]:
         values = self._next_initial()
+        if values is None:
+            values = self._next_race()
         if values is None:
             values = self._next_repeat()
         if values is None:
@@ -557,6 +678,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 "rng": self._rng.bit_generator.state,
                 "initial_cursor": self._initial_cursor,
                 "lost_runs": dict(self._lost_runs),
+                "race": list(self._race),
             }
         )
         return state
@@ -592,6 +714,10 @@ class MetanasOracle(keras_tuner.Oracle):
             self._lost_runs.update(
                 {str(k): int(v) for k, v in state.get("lost_runs", {}).items()}
             )
+            race = state.get("race", [])
+            if not isinstance(race, list) or not all(isinstance(k, str) for k in race):
+                raise ValueError(f"'race': expected a list of configuration hashes, got {race!r}")
+            self._race = list(race)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{type(self).__name__} state is missing or has a bad value for "

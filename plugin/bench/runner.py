@@ -110,9 +110,10 @@ def _make_tuner_class():
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             # A metanas oracle that evaluates configurations again returns its
-            # own incumbent (see `MetanasOracle.incumbent_evaluations`): record
-            # it, as the configuration the search would return at this point.
-            if self.history and getattr(self.oracle, "incumbent_evaluations", 1) > 1:
+            # own incumbent (see `MetanasOracle.incumbent_evaluations` and
+            # `racing_fraction`): record it, as the configuration the search
+            # would return at this point.
+            if self.history and getattr(self.oracle, "repeats_configurations", False):
                 best = self.oracle.get_best_trials(1)
                 if best:
                     self.history[-1]["returned"] = dict(best[0].hyperparameters.values)
@@ -223,7 +224,8 @@ def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
         tuner.search(verbose=0)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return tuner.history, timer
+    # An oracle that races its finalists plans by `max_trials` (the cap here).
+    return tuner.history, timer, getattr(oracle, "race_trials", lambda: 0)() > 0
 
 
 def _run_optuna(strategy: Strategy, task: Task, *, seed: int, evals: int,
@@ -262,7 +264,7 @@ def _run_optuna(strategy: Strategy, task: Task, *, seed: int, evals: int,
         timer.total += time.perf_counter() - start
         if on_trial(record):
             break
-    return history, timer
+    return history, timer, False
 
 
 def incumbents(task: Task, history: Sequence[Mapping[str, Any]]):
@@ -373,14 +375,23 @@ def run_one(task_name: str, strategy: str, seed: int, *, evals: int = 100,
     timed = use_time and not multi_objective and time_budget(task) is not None
     runner = _run_optuna if spec.kind == "optuna" else _run_keras_tuner
     start = time.perf_counter()
-    history, timer = runner(spec, task, seed=seed, evals=evals, use_time=timed,
-                            multi_objective=multi_objective)
-    wall = time.perf_counter() - start
-    n = max(len(history), 1)
+    history, timer, plans_by_cap = runner(spec, task, seed=seed, evals=evals, use_time=timed,
+                                          multi_objective=multi_objective)
     if multi_objective:
         out = _multi_objective_summary(task, history, evals)
+    elif timed and plans_by_cap:
+        # The run to the time budget had `max_trials` at its cap, so the
+        # oracle's final race came after the first `evals` evaluations: the
+        # evaluation-budget measures come from a run of exactly `evals`.
+        short, _, _ = runner(spec, task, seed=seed, evals=evals, use_time=False,
+                             multi_objective=False)
+        out = summarise_history(task, short, evals=evals, use_time=False)
+        out.update({key: value for key, value in summarise_history(
+            task, history, evals=evals, use_time=True).items() if key.startswith("time_")})
     else:
         out = summarise_history(task, history, evals=evals, use_time=timed)
+    wall = time.perf_counter() - start
+    n = max(len(history), 1)
     out.update({
         "task": task_name,
         "strategy": strategy,

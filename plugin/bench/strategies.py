@@ -124,7 +124,7 @@ def _optuna_random(*, seed):
 def _all_strategies() -> Dict[str, Strategy]:
     strategies = [
         evolution_strategy("metanas/evolution",
-                           "EvolutionOracle, default settings (tournament, replace-worst)"),
+                           "EvolutionOracle, default settings (tournament, replace-worst, final race)"),
         evolution_strategy("metanas/evolution-tournament-aging",
                            "defaults, selection='tournament', aging=True",
                            selection="tournament", aging=True),

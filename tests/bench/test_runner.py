@@ -152,7 +152,7 @@ def test_intensification_evaluates_challengers_again_and_returns_a_trusted_incum
 
     task = load_task("hpobench/australian")  # 5 noisy training seeds per configuration
     oracle = EvolutionOracle(objective=keras_tuner.Objective("score", "max"), max_trials=60,
-                             seed=4, incumbent_evaluations=3)
+                             seed=4, incumbent_evaluations=3, racing_fraction=0.0)
     tuner = TableTuner(task, oracle=oracle, noise_seed=4, directory=str(tmp_path))
     tuner.search(verbose=0)
     observed = {}
@@ -172,7 +172,7 @@ def test_intensification_evaluates_challengers_again_and_returns_a_trusted_incum
     assert result["observed"] == pytest.approx(np.mean(observed[code]))
     # The repeats live in the state: a reloaded oracle ranks the same way.
     reloaded = EvolutionOracle(objective=keras_tuner.Objective("score", "max"), max_trials=60,
-                               seed=4, incumbent_evaluations=3)
+                               seed=4, incumbent_evaluations=3, racing_fraction=0.0)
     TableTuner(task, oracle=reloaded, noise_seed=4, directory=str(tmp_path), overwrite=False)
     assert reloaded.get_best_trials(1)[0].trial_id == best.trial_id
 
@@ -185,3 +185,18 @@ def test_intensification_setting_is_validated():
     with pytest.raises(ValueError, match="incumbent_evaluations=3 needs a single objective"):
         EvolutionOracle(objective=["val_loss", "val_accuracy"], incumbent_evaluations=3)
     assert EvolutionOracle(objective=["val_loss", "val_accuracy"]).incumbent_evaluations == 1
+
+
+def test_a_racing_search_is_measured_on_its_own_budget_before_the_time_budget():
+    from metanas.tuners import EvolutionOracle
+
+    race = int(EvolutionOracle.default_racing_fraction * 40)
+    assert race > 0
+    # The run to NAS-Bench-201's time budget caps max_trials at 4x evals, where
+    # a race would come late: the 40-evaluation measures come from a run of 40,
+    # whose last `race` evaluations re-evaluate finalists.
+    timed = run_one(TASK, "metanas/evolution", seed=2, evals=40, use_time=True)
+    plain = run_one(TASK, "metanas/evolution", seed=2, evals=40, use_time=False)
+    assert timed["unique"] == plain["unique"] == 40 - race
+    assert timed["curve"] == plain["curve"] and timed["incumbent"] == plain["incumbent"]
+    assert "time_regret" in timed and "time_regret" not in plain

@@ -72,9 +72,13 @@ def test_meta_train_and_recommend_on_the_command_line(tmp_path, capsys):
 
     assert cli.main(["recommend", "--task", "hpobench/car", "--storage", storage]) == 0
     choice = json.loads(capsys.readouterr().out)
-    assert choice["source"].startswith("similar tasks: hpobench/")
-    best = min(trials, key=lambda t: t.value)
-    assert choice["strategy"] == best.params["strategy"]
+    # What the library recommends for the task's features, from its similar tasks.
+    expected = MetaLearner(storage).recommend(
+        bench_features("hpobench/car", load_task("hpobench/car").hyperparameters()))
+    assert "similar tasks: hpobench/" in choice["source"]
+    assert (choice["strategy"], choice["settings"], choice["source"]) == (
+        expected.strategy, json.loads(json.dumps(expected.settings)), expected.source)
+    assert choice["expected"] == pytest.approx(expected.expected)
 
 
 def test_meta_train_on_the_tasks_similar_to_one(tmp_path, capsys):

@@ -263,7 +263,11 @@ def check_concurrent_proposals(factory: Factory, tmp_path) -> None:
         done = open_trials.pop(int(rng.integers(len(open_trials))))
         finish(oracle, done, nas_score(done.hyperparameters.values))
     assert len(seen) == 40
-    assert len({json.dumps(v, sort_keys=True) for v in seen}) == 40
+    # A final race (see `MetanasOracle.racing_fraction`) re-evaluates what the
+    # search found; before it, no configuration is proposed twice.
+    searched = [json.dumps(v, sort_keys=True) for v in seen[: 40 - oracle.race_trials()]]
+    assert len(set(searched)) == len(searched)
+    assert {json.dumps(v, sort_keys=True) for v in seen[len(searched):]} <= set(searched)
     assert len(oracle.end_order) == 40
     assert all(t.status == TrialStatus.COMPLETED for t in oracle.trials.values())
 

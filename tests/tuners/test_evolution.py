@@ -69,7 +69,8 @@ def test_initial_hps_are_tried_first_then_the_population_is_random(tmp_path):
 
 def run_population(tmp_path, aging, name):
     oracle = make(
-        lambda **kw: EvolutionOracle(population_size=5, tournament_size=2, aging=aging, **kw),
+        lambda **kw: EvolutionOracle(population_size=5, tournament_size=2, aging=aging,
+                                     racing_fraction=0.0, **kw),
         tmp_path, name=name, max_trials=40,
     )
     drive(oracle)

@@ -1,0 +1,176 @@
+"""The final race: the last trials re-evaluate the best configurations."""
+
+import math
+
+import numpy as np
+import pytest
+
+from metanas.tuners import EvolutionOracle, RandomSearchOracle, RLControllerOracle
+from metanas.tuners.base import TrialStatus
+from tests.tuners.conformance import MAX, finish, json_state, make, nas_score
+
+
+def noisy_score(seed=0, scale=0.4):
+    """nas_score plus Gaussian noise, as a training seed would add."""
+    rng = np.random.default_rng(seed)
+    return lambda values: nas_score(values) + float(rng.normal(0.0, scale))
+
+
+def key(values):
+    return tuple(sorted(values.items()))
+
+
+def racing(tmp_path, name="race", **kwargs):
+    kwargs.setdefault("max_trials", 40)
+    kwargs.setdefault("racing_fraction", 0.25)
+    kwargs.setdefault("finalists", 4)
+    return make(lambda **kw: EvolutionOracle(population_size=6, **kw), tmp_path, name=name,
+                **kwargs)
+
+
+def test_the_last_trials_race_the_finalists_by_sequential_halving(tmp_path):
+    oracle = racing(tmp_path)
+    score = noisy_score()
+    assert oracle.race_trials() == 10 and oracle.repeats_configurations
+    observed = {}
+    proposals = []
+    while True:
+        trial = oracle.create_trial("tuner0")
+        if trial.status == TrialStatus.STOPPED:
+            break
+        values = dict(trial.hyperparameters.values)
+        # Before each race trial: the finalists' means and counts it was chosen from.
+        means = {k: np.mean(v) for k, v in observed.items()}
+        counts = {k: len(v) for k, v in observed.items()}
+        proposals.append((key(values), means, counts))
+        value = score(values)
+        observed.setdefault(key(values), []).append(value)
+        finish(oracle, trial, value)
+    assert len(proposals) == 40
+    search = [p[0] for p in proposals[:30]]
+    assert len(set(search)) == 30  # no repeats while searching
+    means_at_start = proposals[30][1]
+    finalists = sorted(means_at_start, key=means_at_start.get, reverse=True)[:4]
+    race = [p[0] for p in proposals[30:]]
+    assert set(race) <= set(finalists)
+    # Round 0 (race trials 0-4): every finalist, the least evaluated first.
+    assert set(race[:4]) == set(finalists)
+    # Round 1 (race trials 5-9): only the two best finalists by mean at the time.
+    for config, means, counts in proposals[35:]:
+        top_two = sorted(finalists, key=means.get, reverse=True)[:2]
+        assert config in top_two
+        assert counts[config] == min(counts[k] for k in top_two)
+    # The incumbent: the best mean among the finalists evaluated about as often
+    # as the most evaluated one (the last round's), whatever a lucky single
+    # evaluation elsewhere says.
+    counts = {k: len(observed[k]) for k in finalists}
+    last_round = [k for k in finalists if counts[k] >= max(counts.values()) - 1]
+    winner = max(last_round, key=lambda k: np.mean(observed[k]))
+    best = oracle.get_best_trials(3)
+    assert key(best[0].hyperparameters.values) == winner
+    assert len({key(t.hyperparameters.values) for t in best}) == 3  # one trial per configuration
+    lucky = max(observed, key=lambda k: max(observed[k]))
+    if lucky != winner:
+        assert max(observed[lucky]) > max(observed[winner])  # noise would have misled
+    # The race lives in the state: a reloaded oracle ranks the same way.
+    state = json_state(oracle)
+    assert len(state["race"]) == 4
+    reloaded = racing(tmp_path)  # the same project: keras-tuner's reload
+    reloaded.reload()
+    assert json_state(reloaded)["race"] == state["race"]
+    assert [t.trial_id for t in reloaded.get_best_trials(3)] == [t.trial_id for t in best]
+
+
+def test_parallel_workers_spread_over_the_finalists(tmp_path):
+    oracle = racing(tmp_path)
+    score = noisy_score(1)
+    for _ in range(30):
+        trial = oracle.create_trial("tuner0")
+        finish(oracle, trial, score(dict(trial.hyperparameters.values)))
+    running = [oracle.create_trial(f"tuner{i}") for i in range(4)]
+    configs = [key(t.hyperparameters.values) for t in running]
+    assert len(set(configs)) == 4  # a running evaluation counts: no two workers on one finalist
+    for trial in running:
+        finish(oracle, trial, score(dict(trial.hyperparameters.values)))
+    assert oracle.get_best_trials(1)[0].status == TrialStatus.COMPLETED
+
+
+def test_a_search_without_a_race_is_unchanged(tmp_path):
+    plain = make(lambda **kw: EvolutionOracle(population_size=6, **kw), tmp_path, name="p",
+                 max_trials=40, racing_fraction=0.0)
+    assert plain.race_trials() == 0 and not plain.repeats_configurations
+    score = noisy_score(2)
+    trials = []
+    while (trial := plain.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        trials.append(trial)
+        finish(plain, trial, score(dict(trial.hyperparameters.values)))
+    assert len({key(t.hyperparameters.values) for t in trials}) == 40
+    assert plain.get_best_trials(1)[0].score == max(t.score for t in trials)
+    # Without max_trials there is no end to race at.
+    assert make(EvolutionOracle, tmp_path, name="open", max_trials=None).race_trials() == 0
+
+
+def test_defaults_race_for_evolution_on_a_single_objective_only():
+    evolution = EvolutionOracle(objective=MAX, max_trials=100)
+    assert (evolution.racing_fraction, evolution.finalists) == (
+        EvolutionOracle.default_racing_fraction, EvolutionOracle.default_finalists)
+    assert evolution.race_trials() == int(100 * EvolutionOracle.default_racing_fraction) > 0
+    assert RandomSearchOracle(objective=MAX, max_trials=100).race_trials() == 0
+    assert RLControllerOracle(objective=MAX, max_trials=100).race_trials() == 0
+    pareto = EvolutionOracle(objective=["val_loss", "val_accuracy"], selection="nsga2")
+    assert pareto.racing_fraction == 0.0
+    space = EvolutionOracle.settings_space()
+    assert space["racing_fraction"].default == EvolutionOracle.default_racing_fraction
+    assert space["finalists"].default == EvolutionOracle.default_finalists
+    assert RandomSearchOracle.settings_space()["racing_fraction"].default == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"racing_fraction": 0.9}, r"racing_fraction must be a number in \[0, 0.9\) or None, got 0.9"),
+        ({"racing_fraction": -0.1}, r"racing_fraction must be a number in \[0, 0.9\) or None, got -0.1"),
+        ({"racing_fraction": True}, "racing_fraction must be a number .* got True"),
+        ({"racing_fraction": "half"}, "racing_fraction must be a number .* got 'half'"),
+        ({"finalists": 1}, "finalists must be an int >= 2, got 1"),
+        ({"objective": ["val_loss", "val_accuracy"], "selection": "nsga2",
+          "racing_fraction": 0.1}, "racing_fraction=0.1 needs a single objective"),
+    ],
+)
+def test_bad_race_settings_raise_value_error_naming_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EvolutionOracle(**kwargs)
+
+
+def test_a_bad_race_in_a_saved_state_is_a_clear_error(tmp_path):
+    oracle = racing(tmp_path)
+    state = json_state(oracle)
+    state["race"] = "abc"
+    with pytest.raises(ValueError, match="'race': expected a list of configuration hashes"):
+        oracle.set_state(state)
+    assert math.isfinite(oracle.racing_fraction)
+
+
+
+def test_the_race_winner_outranks_a_lucky_single_evaluation(tmp_path):
+    # Every race evaluation scores 0 (the finalists' first scores were luck):
+    # their means fall below configurations evaluated once, which never raced
+    # and still rank after the race's winner.
+    oracle = racing(tmp_path, max_trials=20, racing_fraction=0.3, finalists=4)
+    observed = {}
+    index = 0
+    while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        values = dict(trial.hyperparameters.values)
+        value = nas_score(values) if index < 14 else 0.0
+        observed.setdefault(key(values), []).append(value)
+        finish(oracle, trial, value)
+        index += 1
+    raced = {k for k, v in observed.items() if len(v) > 1}
+    by_mean = max(observed, key=lambda k: np.mean(observed[k]))
+    assert by_mean not in raced  # the scenario holds
+    best = oracle.get_best_trials(len(observed))
+    ranked = [key(t.hyperparameters.values) for t in best]
+    assert set(ranked[: len(raced)]) == raced
+    counts = {k: len(observed[k]) for k in raced}
+    last_round = [k for k in raced if counts[k] >= max(counts.values()) - 1]
+    assert ranked[0] == max(last_round, key=lambda k: np.mean(observed[k]))

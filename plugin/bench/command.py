@@ -158,7 +158,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     else:
         lines += ["### Mean regret of the returned configuration (lower is better)", "",
                   "The configuration a search returns is its best by observed score (one "
-                  "training seed drawn per evaluation); regret = table optimum − its true "
+                  "training seed drawn per evaluation), or, for a metanas oracle that "
+                  "evaluates configurations again (metanas evolution's final race), its "
+                  "own choice by mean score; regret = table optimum − its true "
                   "(seed-averaged) score (HPOLib: its true MSE − the optimum). ± is the "
                   "standard error over seeds; bold is the best per task.", ""]
         lines += report.main_table(results, order) + [""]

@@ -258,8 +258,10 @@ class MetanasOracle(keras_tuner.Oracle):
         # (len(end_order), {config hash: [fitness of each finished evaluation]},
         #  {config hash: their mean}), rebuilt when a trial ends.
         self._config_cache: Optional[tuple] = None
-        # Configuration hashes in the final race, best first when it began.
+        # Configuration hashes in the final race, best first when it began,
+        # and the trial number it began at.
         self._race: List[str] = []
+        self._race_start: Optional[int] = None
 
     # ------------------------------------------------------------- settings
     @classmethod
@@ -376,11 +378,14 @@ class MetanasOracle(keras_tuner.Oracle):
         included) first.
         """
         n = self.race_trials()
-        slot = len(self.trials) - (self.max_trials - n) if n else -1
+        start = self.max_trials - n if n else None
+        slot = len(self.trials) - start if n else -1
         if slot < 0:
             return None
         groups, means = self._config_fitness(), self._config_means()
-        if not self._race:
+        if not self._race or self._race_start != start:
+            # A new race (or a resumed search with a larger max_trials: a new end).
+            self._race, self._race_start = [], start
             ranked = sorted(
                 (k for k in groups if means[k] > -math.inf), key=means.__getitem__, reverse=True
             )
@@ -679,6 +684,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 "initial_cursor": self._initial_cursor,
                 "lost_runs": dict(self._lost_runs),
                 "race": list(self._race),
+                "race_start": self._race_start,
             }
         )
         return state
@@ -718,6 +724,8 @@ class MetanasOracle(keras_tuner.Oracle):
             if not isinstance(race, list) or not all(isinstance(k, str) for k in race):
                 raise ValueError(f"'race': expected a list of configuration hashes, got {race!r}")
             self._race = list(race)
+            start = state.get("race_start")
+            self._race_start = None if start is None else int(start)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{type(self).__name__} state is missing or has a bad value for "

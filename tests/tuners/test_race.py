@@ -174,3 +174,30 @@ def test_the_race_winner_outranks_a_lucky_single_evaluation(tmp_path):
     counts = {k: len(observed[k]) for k in raced}
     last_round = [k for k in raced if counts[k] >= max(counts.values()) - 1]
     assert ranked[0] == max(last_round, key=lambda k: np.mean(observed[k]))
+
+
+def test_a_resumed_search_with_a_larger_budget_searches_on_and_races_again(tmp_path):
+    oracle = racing(tmp_path, max_trials=20, racing_fraction=0.25)  # races trials 15-19
+    score = noisy_score(3)
+    observed, order = {}, []
+
+    def run_until_stopped():
+        while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+            values = dict(trial.hyperparameters.values)
+            value = score(values)
+            observed.setdefault(key(values), []).append(value)
+            order.append((key(values), {k: np.mean(v) for k, v in observed.items()}))
+            finish(oracle, trial, value)
+
+    run_until_stopped()
+    first_race = set(json_state(oracle)["race"])
+    oracle.max_trials = 40  # the user asks for more: the race moves to trials 30-39
+    run_until_stopped()
+    assert len(order) == 40
+    seen_before = {k for k, _ in order[:20]}
+    assert not {k for k, _ in order[20:30]} & seen_before  # searching again, new configurations
+    means = order[29][1]  # after trial 29, when the new race began
+    finalists = sorted(means, key=means.get, reverse=True)[:4]
+    assert {k for k, _ in order[30:]} <= set(finalists)
+    state = json_state(oracle)
+    assert state["race_start"] == 30 and set(state["race"]) != first_race

@@ -51,7 +51,8 @@ class EvolutionOracle(MetanasOracle):
     mutates with probability ``mutation_rate``, and at least one always does
     unless crossover already made a new configuration. A child that repeats a
     tried configuration is mutated again, then replaced by a random unseen one,
-    so no configuration is proposed twice while unseen ones remain.
+    so no child repeats a configuration while unseen ones remain (only the
+    final race, below, evaluates configurations again, on purpose).
 
     The population is updated as each trial ends, so any number of workers can
     ask for trials while others run (steady-state, asynchronous evolution).

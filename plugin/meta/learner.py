@@ -459,10 +459,20 @@ class MetaLearner:
                 params = default_recommendation(strategy).params
                 if not self._has_meta_trial(params):
                     self.study.enqueue_trial(params)
-        self.study.optimize(
-            objective, n_trials=n_trials, show_progress_bar=show_progress_bar,
-            callbacks=list(callbacks),
-        )
+        told = []  # the meta-trials this call finished (a callback runs after each tell)
+        while len(told) < n_trials:
+            try:
+                self.study.optimize(
+                    objective, n_trials=n_trials - len(told), show_progress_bar=show_progress_bar,
+                    callbacks=[lambda study, trial: told.append(trial.number), *callbacks],
+                )
+            except ValueError as error:
+                if "Cannot tell a COMPLETE trial" not in str(error):
+                    raise
+                # Two processes on one SQLite storage can both take the same queued
+                # meta-trial; the first result stands, and this process goes on.
+                warnings.warn(f"a queued meta-trial also ran in another process ({error}); "
+                              "its first result is kept.", stacklevel=2)
         return self.study
 
     def _has_meta_trial(self, params: Mapping[str, Any]) -> bool:

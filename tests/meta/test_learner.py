@@ -297,3 +297,27 @@ def test_a_production_record_of_the_defaults_does_not_replace_their_meta_trial(t
     # A second run finds the defaults meta-trained and draws a new candidate.
     learner.meta_train(SMALL, noisy, n_trials=1, seeds=(0, 1), strategies=("evolution",))
     assert learner.study.trials[-1].params != defaults
+
+
+def test_a_queued_meta_trial_run_twice_by_two_processes_does_not_stop_meta_training(tmp_path):
+    # SQLite can hand one queued meta-trial to two processes; the second tell
+    # fails inside Optuna. Simulated here: the first optimize call ends that way.
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    optimize = learner.study.optimize
+    calls = []
+
+    def racing_optimize(func, n_trials, **kwargs):
+        calls.append(n_trials)
+        if len(calls) == 1:
+            optimize(func, n_trials=2, **kwargs)
+            raise ValueError("Cannot tell a COMPLETE trial.")
+        return optimize(func, n_trials=n_trials, **kwargs)
+
+    learner.study.optimize = racing_optimize
+    with pytest.warns(UserWarning, match="also ran in another process"):
+        learner.meta_train(SMALL, evaluate, n_trials=5, strategies=("evolution", "random"))
+    assert calls == [5, 3]  # the rest of the budget, not all of it again
+    assert len(learner.study.trials) == 5
+    learner.study.optimize = lambda *a, **k: (_ for _ in ()).throw(ValueError("other"))
+    with pytest.raises(ValueError, match="other"):
+        learner.meta_train(SMALL, evaluate, n_trials=1)

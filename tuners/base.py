@@ -351,7 +351,8 @@ class MetanasOracle(keras_tuner.Oracle):
             return ranked
         most = max(len(groups[k]) for k in raced)
         raced.sort(key=lambda k: (len(groups[k]) >= most - 1, means[k]), reverse=True)
-        return raced + [k for k in ranked if k not in set(raced)]
+        in_race = set(raced)
+        return raced + [k for k in ranked if k not in in_race]
 
     # ----------------------------------------------------------------- race
     def race_trials(self) -> int:

@@ -1,5 +1,7 @@
 # `make test` and `make demo` each create .venv if it is missing and install
-# metanas (editable, with its test extras) into it.
+# metanas (editable, with its test extras) into it. The tests run in two
+# processes (pytest-xdist): servers and workers wait much of the time, so
+# two processes roughly halve the suite's time on two cores.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,7 +20,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist worksteal tests
 
 demo: $(STAMP)
 	$(VENV)/bin/metanas demo

@@ -26,7 +26,8 @@ EXTRAS = {
     "ui-check": ["selenium>=4.20,<5"],
 }
 EXTRAS["test"] = sorted(
-    set(EXTRAS["examples"] + EXTRAS["bench"] + ["pytest>=8,<10", "pytest-timeout>=2.3,<3"])
+    set(EXTRAS["examples"] + EXTRAS["bench"]
+        + ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "pytest-xdist>=3.6,<4"])
 )
 
 setup(

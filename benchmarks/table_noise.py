@@ -60,11 +60,20 @@ def decompose(task, share: float = 0.01):
     }
 
 
-def _paired_observe():
-    """`Task.observe` under common random numbers (one table seed base per run)."""
+_HARNESS_OBSERVE = None
+
+
+def _set_protocol(paired: bool) -> None:
+    """`Task.observe` as the harness draws seeds, or under common random numbers."""
+    global _HARNESS_OBSERVE
     from metanas.bench import tasks
 
-    runs = {}
+    if _HARNESS_OBSERVE is None:
+        _HARNESS_OBSERVE = tasks.Task.observe
+    if not paired:
+        tasks.Task.observe = _HARNESS_OBSERVE
+        return
+    runs = {}  # one table seed base per run (per noise source)
 
     def observe(self, values, rng):
         state = runs.get(id(rng))
@@ -81,8 +90,7 @@ def _paired_observe():
 
 def _regrets(job):
     task_name, strategy, seeds, paired = job
-    if paired:
-        _paired_observe()
+    _set_protocol(paired)  # a pool process runs jobs of both protocols
     from metanas.bench.runner import run_one
 
     return [run_one(task_name, strategy, seed, evals=100, use_time=False)["regret"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -28,14 +28,6 @@ CHOICE_FILE = "meta_choice.json"
 PENDING_FILE = "meta_pending.json"
 
 
-def _config_key(trial, index: int):
-    """A trial's configuration, as a hashable key (its index if it has none)."""
-    hyperparameters = getattr(trial, "hyperparameters", None)
-    if hyperparameters is None:
-        return index
-    return json.dumps(hyperparameters.values, sort_keys=True, default=str)
-
-
 def search_score(trials, maximize: bool) -> Optional[float]:
     """The meta-objective of a finished production search, or None if uninformative.
 
@@ -48,38 +40,18 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     search whose completed trials all scored the same scores 0: its first
     trial was already its best. Only a search with fewer than two completed
     trials is uninformative (None).
-
-    A configuration evaluated more than once (a final race, see
-    ``racing_fraction``) counts with the mean of its evaluations so far, as the
-    oracle ranks it: the best at step ``t`` is the best such mean, the best
-    found is the best mean at the end, and a step whose best mean was later
-    revised below it (a lucky first evaluation) has regret 0, not less. Without
-    repeats this is the best single score so far.
     """
-    sums: Dict[Any, float] = {}
-    counts: Dict[Any, int] = {}
-    best_so_far: List[float] = []
-    for index, trial in enumerate(trials):
-        if trial.status != "COMPLETED" or trial.score is None:
-            continue
-        score = float(trial.score) if maximize else -float(trial.score)
-        if not np.isfinite(score):
-            continue
-        key = _config_key(trial, index)
-        sums[key] = sums.get(key, 0.0) + score
-        counts[key] = counts.get(key, 0) + 1
-        best_so_far.append(max(sums[k] / counts[k] for k in sums))
-    if len(best_so_far) < 2:
+    scores = [float(t.score) for t in trials if t.status == "COMPLETED" and t.score is not None]
+    scores = [s if maximize else -s for s in scores if np.isfinite(s)]
+    if len(scores) < 2:
         return None
-    means = [sums[k] / counts[k] for k in sums]
-    best = max(means)
-    scale = best - float(np.median(means))
+    best_so_far = np.maximum.accumulate(scores)
+    scale = best_so_far[-1] - float(np.median(scores))
     if scale <= 0:
-        scale = best - min(means)
+        scale = best_so_far[-1] - min(scores)
     if scale <= 0:
         return 0.0
-    regrets = np.maximum(best - np.asarray(best_so_far), 0.0)
-    return float(np.mean(regrets) / scale)
+    return float(np.mean(best_so_far[-1] - best_so_far) / scale)
 
 
 class MetaTuner(StrategyTuner):

@@ -4,7 +4,6 @@ import json
 import shutil
 
 import keras
-import keras_tuner
 import optuna
 import pytest
 
@@ -103,28 +102,3 @@ def test_search_score():
     assert search_score([T(0.5), T(0.9), T(0.9)], maximize=True) == pytest.approx(0.4 / 3 / 0.4)
     assert search_score([T(0.7), T(0.7)], maximize=True) == 0.0
     assert search_score([T(2.0), T(1.0), T(None, "FAILED")], maximize=False) == pytest.approx(1.0)
-
-
-def test_search_score_ranks_a_repeated_configuration_by_its_mean():
-    """A race's repeats: a lucky repeat does not raise the best, a lucky first
-    evaluation revised down by its repeats scores regret 0, not less."""
-
-    class T:
-        def __init__(self, config, score):
-            self.status, self.score = "COMPLETED", score
-            self.hyperparameters = keras_tuner.HyperParameters()
-            self.hyperparameters.values = {"units": config}
-
-    # a: 0.5; b: 0.9 then a lucky 1.0 (mean 0.95, not 1.0); c: 0.7.
-    trials = [T("a", 0.5), T("b", 0.9), T("c", 0.7), T("b", 1.0)]
-    best_so_far = [0.5, 0.9, 0.9, 0.95]
-    expected = sum(0.95 - b for b in best_so_far) / 4 / (0.95 - 0.7)  # median of means 0.7
-    assert search_score(trials, maximize=True) == pytest.approx(expected)
-    # Without configurations the lucky 1.0 would be the best: a different score.
-    singles = [type("Single", (), {"status": "COMPLETED", "score": t.score})() for t in trials]
-    assert search_score(singles, maximize=True) == pytest.approx(
-        sum(1.0 - b for b in [0.5, 0.9, 0.9, 1.0]) / 4 / (1.0 - 0.8))
-    # a: a lucky 0.9 first, then 0.3 (mean 0.6); b: 0.7. The first step's 0.9
-    # is above the final best (0.7): regret 0 there, not -0.2.
-    trials = [T("a", 0.9), T("b", 0.7), T("a", 0.3)]
-    assert search_score(trials, maximize=True) == pytest.approx(0.0)

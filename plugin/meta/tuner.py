@@ -40,6 +40,15 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     search whose completed trials all scored the same scores 0: its first
     trial was already its best. Only a search with fewer than two completed
     trials is uninformative (None).
+
+    Every evaluation counts on its own, a configuration evaluated again (a
+    final race, see ``racing_fraction``) included: the score depends on the
+    sequence of scores only. Ranking repeats by their running mean instead,
+    with the regret clipped at 0 where a lucky first evaluation was later
+    revised down, rewards racing even on pure noise (the final best falls as
+    repeats regress to the mean, so every earlier step looks better): the
+    meta-layer would learn to race for the score's sake. As it is, a race on
+    pure noise scores like no race.
     """
     scores = [float(t.score) for t in trials if t.status == "COMPLETED" and t.score is not None]
     scores = [s if maximize else -s for s in scores if np.isfinite(s)]

@@ -4,6 +4,8 @@ import json
 import shutil
 
 import keras
+import keras_tuner
+import numpy as np
 import optuna
 import pytest
 
@@ -102,3 +104,24 @@ def test_search_score():
     assert search_score([T(0.5), T(0.9), T(0.9)], maximize=True) == pytest.approx(0.4 / 3 / 0.4)
     assert search_score([T(0.7), T(0.7)], maximize=True) == 0.0
     assert search_score([T(2.0), T(1.0), T(None, "FAILED")], maximize=False) == pytest.approx(1.0)
+
+
+def test_search_score_of_a_racing_search_depends_on_its_scores_only():
+    """Repeats of a configuration (a final race) count as evaluations of their
+    own, so a race on pure noise can score no better than a search without one."""
+
+    class T:
+        def __init__(self, score, units=None):
+            self.status, self.score = "COMPLETED", score
+            if units is not None:
+                self.hyperparameters = keras_tuner.HyperParameters()
+                self.hyperparameters.values = {"units": units}
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.5, 0.1, size=40).tolist()  # every configuration equally good
+    fresh = [T(score, units=i) for i, score in enumerate(noise)]
+    raced = [T(score, units=i) for i, score in enumerate(noise[:30])] + [
+        T(score, units=int(rng.integers(30))) for score in noise[30:]]
+    bare = [T(score) for score in noise]
+    assert search_score(raced, True) == search_score(fresh, True) == search_score(bare, True)
+    assert 0 < search_score(raced, True) < 1

@@ -466,6 +466,7 @@ class MetaLearner:
                     objective, n_trials=n_trials - len(told), show_progress_bar=show_progress_bar,
                     callbacks=[lambda study, trial: told.append(trial.number), *callbacks],
                 )
+                break  # the budget ran out, or a callback stopped the study
             except ValueError as error:
                 if "Cannot tell a COMPLETE trial" not in str(error):
                     raise

@@ -321,3 +321,11 @@ def test_a_queued_meta_trial_run_twice_by_two_processes_does_not_stop_meta_train
     learner.study.optimize = lambda *a, **k: (_ for _ in ()).throw(ValueError("other"))
     with pytest.raises(ValueError, match="other"):
         learner.meta_train(SMALL, evaluate, n_trials=1)
+
+
+def test_a_callback_that_stops_the_study_ends_meta_training(tmp_path):
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    learner.meta_train(SMALL, evaluate, n_trials=4, strategies=("evolution", "random"),
+                       callbacks=[lambda study, trial: study.stop()])
+    done = [t for t in learner.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 1  # (the other strategy's defaults stay queued)

@@ -81,7 +81,8 @@ def fold_tpe_worker(args) -> Dict[str, Any]:
                                {t: bench_features(t, load_task(t).hyperparameters()) for t in others}) or others
         name = f"loto-tpe-near-{task}"
     learner = MetaLearner(storage, study_name=name, seed=fold)
-    missing = n - len(learner.study.trials)
+    # Meta-trials left RUNNING or FAIL by an interrupted run do not count.
+    missing = n - sum(t.state.name == "COMPLETE" for t in learner.study.trials)
     if missing > 0:
         tasks = meta_tasks(others, lambda name: load_task(name).hyperparameters())
         learner.meta_train(tasks, BenchEvaluator(budget=budget), n_trials=missing,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import List, Optional
 
@@ -52,6 +53,10 @@ def add_demo(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def add_ui(subparsers) -> None:
     parser = subparsers.add_parser(
         "ui", help="open the MLflow UI on the default tracking store (127.0.0.1)"
@@ -80,10 +85,17 @@ def add_ui(subparsers) -> None:
         print(f"MLflow UI for {redact(uri)} on http://{args.host}:{args.port} (Ctrl-C stops it)",
               flush=True)
         command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)
+        # Its own process group, stopped as a whole (mlflow starts uvicorn workers), on
+        # Ctrl-C or on a SIGTERM to this process alone, so no server outlives `metanas ui`.
+        process = subprocess.Popen(command, start_new_session=True)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            return subprocess.call(command)
+            return process.wait()
         except KeyboardInterrupt:
+            server.stop_server(process)
             return 0
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     parser.set_defaults(func=run)
 

@@ -182,6 +182,7 @@ def test_metanas_ui_serves_the_store_on_localhost(tmp_path):
     import signal
     import subprocess
     import sys
+    import time
 
     import requests
 
@@ -205,7 +206,21 @@ def test_metanas_ui_serves_the_store_on_localhost(tmp_path):
         listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
         addresses = {line.split()[3] for line in listening.splitlines() if f":{port}" in line}
         assert addresses == {f"127.0.0.1:{port}"}, addresses
+        # A SIGTERM to `metanas ui` alone (not its group) stops the server it started.
+        os.kill(ui.pid, signal.SIGTERM)
+        output, _ = ui.communicate(timeout=60)
+        for _ in range(100):  # the server's workers may take a moment to close the socket
+            listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+            if not [line for line in listening.splitlines() if f"127.0.0.1:{port} " in line]:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"port {port} still listens after `metanas ui` was stopped")
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        output, _ = ui.communicate(timeout=30)
+        try:  # whatever is left of the group the test started
+            os.killpg(ui.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if ui.poll() is None:
+            ui.communicate(timeout=30)
     assert f"on http://127.0.0.1:{port}" in output

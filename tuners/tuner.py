@@ -11,7 +11,7 @@ import numpy as np
 from keras_tuner.src.engine.objective import create_objective
 
 from metanas.tuners import distributed, hooks, objectives
-from metanas.tuners.base import MetanasOracle
+from metanas.tuners.base import MetanasOracle, release_oracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
 from metanas.tuners.rl import RLControllerOracle
@@ -105,11 +105,14 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         worker sends heartbeats for its running trial.
         """
         validate_fit_data(fit_args, fit_kwargs)
-        if not distributed.is_chief():
-            self._check_objective_before_search(fit_args, fit_kwargs)
-        if distributed.is_chief():
-            return self._chief_search(fit_args, fit_kwargs)
-        return super().search(*fit_args, **fit_kwargs)
+        try:
+            if not distributed.is_chief():
+                self._check_objective_before_search(fit_args, fit_kwargs)
+            if distributed.is_chief():
+                return self._chief_search(fit_args, fit_kwargs)
+            return super().search(*fit_args, **fit_kwargs)
+        finally:  # else keras-tuner keeps the oracle alive for the life of the process
+            release_oracle(self.local_oracle)
 
     def _chief_search(self, fit_args, fit_kwargs):
         """What `search` does on the chief; a subclass may add steps around serving."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from metanas.bench.strategies import Strategy, evolution_strategy, get_strategy
 from metanas.bench.tasks import MULTI_OBJECTIVE_METRICS, Task, load_task
-from metanas.tuners.base import check_int
+from metanas.tuners.base import check_int, release_oracle
 
 __all__ = [
     "TableTuner",
@@ -120,6 +120,12 @@ def _make_tuner_class():
 
         def save_model(self, trial_id, model, step=0):  # nothing is trained
             return None
+
+        def search(self, *fit_args, **fit_kwargs):
+            try:
+                return super().search(*fit_args, **fit_kwargs)
+            finally:  # else keras-tuner keeps the oracle alive for the life of the process
+                release_oracle(self.oracle)
 
     return TableTuner
 

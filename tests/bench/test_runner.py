@@ -200,3 +200,26 @@ def test_a_racing_search_is_measured_on_its_own_budget_before_the_time_budget():
     assert timed["unique"] == plain["unique"] == 40 - race
     assert timed["curve"] == plain["curve"] and timed["incumbent"] == plain["incumbent"]
     assert "time_regret" in timed and "time_regret" not in plain
+
+
+def test_a_finished_table_search_leaves_its_oracle_to_the_garbage_collector(tmp_path):
+    # keras-tuner's `synchronized` keys module-level dicts by oracle; without
+    # `release_oracle` every searched oracle (RL policy included) lived forever.
+    import gc
+    import weakref
+
+    import keras_tuner
+
+    from metanas.tuners import RLControllerOracle
+
+    task = load_task("nb201/cifar10")
+    oracle = RLControllerOracle(objective=keras_tuner.Objective("score", task.direction),
+                                max_trials=6, seed=0, num_initial_points=2, units=8)
+    tuner = TableTuner(task, oracle=oracle, noise_seed=0, directory=str(tmp_path))
+    tuner.search(verbose=0)
+    assert len(tuner.oracle.end_order) == 6
+    alive = weakref.ref(oracle)
+    del oracle, tuner
+    gc.collect()
+    assert alive() is None
+

@@ -61,3 +61,28 @@ def test_fixed_hyperparameters_restrict_the_space(digits, tmp_path):
 def test_unknown_keyword_is_rejected_by_keras_tuner(tmp_path):
     with pytest.raises(ValueError, match="Unrecognized arguments"):
         EvolutionSearch(build_mlp, objective="val_accuracy", directory=str(tmp_path), colour="red")
+
+
+def test_a_finished_search_leaves_its_oracle_to_the_garbage_collector(tmp_path):
+    # keras-tuner's `synchronized` keys module-level dicts by oracle, so every
+    # oracle a process searched with stayed alive (with its trials) until exit.
+    import gc
+    import weakref
+
+    import keras_tuner
+
+    class Synthetic(EvolutionSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            return {"score": float(trial.hyperparameters.get("x"))}
+
+    def build(hp):
+        hp.Int("x", 0, 9)
+
+    tuner = Synthetic(hypermodel=build, objective=keras_tuner.Objective("score", "max"),
+                      max_trials=5, seed=0, directory=str(tmp_path), project_name="gc")
+    tuner.search(verbose=0)
+    assert len(tuner.oracle.end_order) == 5
+    alive = weakref.ref(tuner.oracle)
+    del tuner
+    gc.collect()
+    assert alive() is None

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from keras_tuner.engine import trial as trial_module  # noqa: E402
 
 from metanas.tuners import EvolutionOracle, RLControllerOracle  # noqa: E402
+from metanas.tuners.base import release_oracle  # noqa: E402
 from tests.tuners.conformance import nas_score, nas_space  # noqa: E402
 
 OBJECTIVE = keras_tuner.Objective("score", "max")
@@ -94,6 +95,7 @@ def run(strategy, seed, trials, directory):
         oracle.end_trial(trial)
         cycle.append(time.perf_counter() - start)
     best = max(t.score for t in oracle.trials.values())
+    release_oracle(oracle)  # keras-tuner would keep it alive for the rest of the run
     return np.array(own), np.array(cycle), best
 
 

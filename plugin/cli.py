@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from typing import List, Optional
 
 # TensorFlow reads these once, at import: set them before anything imports it.
@@ -85,17 +86,26 @@ def add_ui(subparsers) -> None:
         print(f"MLflow UI for {redact(uri)} on http://{args.host}:{args.port} (Ctrl-C stops it)",
               flush=True)
         command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)
-        # Its own process group, stopped as a whole (mlflow starts uvicorn workers), on
-        # Ctrl-C or on a SIGTERM to this process alone, so no server outlives `metanas ui`.
-        process = subprocess.Popen(command, start_new_session=True)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # The server runs in its own process group, stopped as a whole (mlflow starts
+        # uvicorn workers) however this process ends: Ctrl-C, or a SIGTERM, SIGHUP (the
+        # terminal closed) or SIGQUIT to this process alone. Handlers only on the main
+        # thread (Python allows no other); from another thread the group is still
+        # stopped when the wait ends.
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                previous[number] = signal.signal(number, _raise_interrupt)
+        process = None
         try:
+            process = subprocess.Popen(command, start_new_session=True)
             return process.wait()
         except KeyboardInterrupt:
-            server.stop_server(process)
             return 0
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, signal.SIG_DFL if handler is None else handler)
+            if process is not None:
+                server.stop_server(process)  # nothing to do if it ended on its own
 
     parser.set_defaults(func=run)
 

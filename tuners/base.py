@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -53,6 +54,9 @@ def release_oracle(oracle) -> None:
     """
     from keras_tuner.src.engine import oracle as oracle_module
 
+    holder = oracle_module.THREADS.get(oracle)
+    if holder is not None and holder != threading.current_thread().name:
+        return  # another thread (a chief's gRPC handler) is inside one of its methods
     for table in (oracle_module.LOCKS, oracle_module.THREADS):
         table.pop(oracle, None)
 

@@ -176,7 +176,8 @@ def test_chief_and_three_workers_log_their_trials_under_one_parent(server, tmp_p
     assert not list(tmp_path.rglob("*.pending.jsonl"))
 
 
-def test_metanas_ui_serves_the_store_on_localhost(tmp_path):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])  # kill, the terminal closed
+def test_metanas_ui_serves_the_store_on_localhost(tmp_path, stop):
     import os
     import pathlib
     import signal
@@ -206,8 +207,8 @@ def test_metanas_ui_serves_the_store_on_localhost(tmp_path):
         listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
         addresses = {line.split()[3] for line in listening.splitlines() if f":{port}" in line}
         assert addresses == {f"127.0.0.1:{port}"}, addresses
-        # A SIGTERM to `metanas ui` alone (not its group) stops the server it started.
-        os.kill(ui.pid, signal.SIGTERM)
+        # The signal to `metanas ui` alone (not its group) stops the server it started.
+        os.kill(ui.pid, getattr(signal, stop))
         output, _ = ui.communicate(timeout=60)
         for _ in range(100):  # the server's workers may take a moment to close the socket
             listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout

@@ -54,7 +54,7 @@ def _quiet():
 
 def meta_worker(args) -> int:
     """One process of the shared meta-training: ``n`` random-sampler meta-trials."""
-    storage, worker, n, budget, seeds, strategies = args
+    storage, worker, n, budget, seeds, strategies, objective = args
     _quiet()
     import optuna
     from metanas.bench import TUNING_TASKS, load_task
@@ -64,14 +64,14 @@ def meta_worker(args) -> int:
 
     learner = MetaLearner(storage, sampler=optuna.samplers.RandomSampler(seed=1000 + worker))
     tasks = meta_tasks(TUNING_TASKS, lambda name: load_task(name).hyperparameters())
-    learner.meta_train(tasks, BenchEvaluator(budget=budget), n_trials=n,
+    learner.meta_train(tasks, BenchEvaluator(budget=budget, objective=objective), n_trials=n,
                        seeds=tuple(seeds), strategies=tuple(strategies))
     return n
 
 
 def fold_tpe_worker(args) -> Dict[str, Any]:
     """One fold's own TPE meta-study on the other tasks; returns its recommendation for T."""
-    storage, task, n, budget, seeds, strategies, fold, near_only = args
+    storage, task, n, budget, seeds, strategies, fold, near_only, objective = args
     _quiet()
     from metanas.bench import TUNING_TASKS, load_task
     from metanas.meta import MetaLearner, nearest_tasks
@@ -89,7 +89,7 @@ def fold_tpe_worker(args) -> Dict[str, Any]:
     missing = n - sum(t.state.name == "COMPLETE" for t in learner.study.trials)
     if missing > 0:
         tasks = meta_tasks(others, lambda name: load_task(name).hyperparameters())
-        learner.meta_train(tasks, BenchEvaluator(budget=budget), n_trials=missing,
+        learner.meta_train(tasks, BenchEvaluator(budget=budget, objective=objective), n_trials=missing,
                            seeds=tuple(seeds), strategies=tuple(strategies))
     features = bench_features(task, load_task(task).hyperparameters())
     choice = learner.recommend(features, strategies=strategies, exclude_tasks=[task])
@@ -99,19 +99,20 @@ def fold_tpe_worker(args) -> Dict[str, Any]:
 
 def elite_worker(args) -> Dict[str, Any]:
     """Evolution with its defaults on one task (meta seed); returns the final elite."""
-    task_name, budget, seed = args
+    task_name, budget, seed, objective = args
     _quiet()
     from metanas.meta import elite_of
     from metanas.meta.evaluate import BenchEvaluator
 
-    summary, oracle = BenchEvaluator(budget=budget).run(task_name, "evolution", EVOLUTION_DEFAULTS, seed)
+    summary, oracle = BenchEvaluator(budget=budget, objective=objective).run(
+        task_name, "evolution", EVOLUTION_DEFAULTS, seed)
     return {"task": task_name, "elite": elite_of(oracle), "score": summary["score"]}
 
 
 def eval_worker(job: Dict[str, Any]) -> Dict[str, Any]:
     """One search of one method on the left-out task; its meta-objective and final regret."""
     _quiet()
-    from metanas.meta.evaluate import BenchEvaluator, curve_score
+    from metanas.meta.evaluate import BenchEvaluator, curve_score, final_regret_score
 
     task, method, seed, budget = job["task"], job["method"], job["seed"], job["budget"]
     start = time.perf_counter()
@@ -119,9 +120,11 @@ def eval_worker(job: Dict[str, Any]) -> Dict[str, Any]:
         from metanas.bench import run_one
 
         result = run_one(task, "optuna/tpe", seed, evals=budget, use_time=False)
-        score, regret = curve_score(task, result["curve"], budget), result["regret"]
+        regret = result["regret"]
+        score = (final_regret_score(task, regret) if job["objective"] == "final"
+                 else curve_score(task, result["curve"], budget))
     else:
-        summary, _ = BenchEvaluator(budget=budget).run(
+        summary, _ = BenchEvaluator(budget=budget, objective=job["objective"]).run(
             task, job["strategy"], job["settings"], seed, initial_hps=job.get("initial_hps")
         )
         score, regret = summary["score"], summary["regret"]
@@ -157,6 +160,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fold-tpe-near", action="store_true",
                         help="each fold's TPE study meta-trains on the training tasks most similar to"
                              " the left-out one only (nearest_tasks: those recommend() averages over)")
+    parser.add_argument("--objective", choices=("auc", "final"), default="auc",
+                        help="the meta-objective (BenchEvaluator's): regret area (auc) or the"
+                             " returned configuration's regret (final); one storage holds one")
     parser.add_argument("--out", default="benchmarks/meta_loto.md")
     parser.add_argument("--raw", default="benchmarks/meta_loto.json")
     args = parser.parse_args(argv)
@@ -172,6 +178,7 @@ def main(argv=None) -> int:
     strategies = args.strategies.split(",")
     started = time.time()
     learner = MetaLearner(args.storage)
+    learner.check_objective(args.objective)  # one storage holds one objective
     meta_seeds = list(range(args.meta_seeds))
     # 1. The shared candidate pool, meta-trained by several processes on one storage.
     have = len(learner.study.trials)
@@ -186,7 +193,8 @@ def main(argv=None) -> int:
     if missing:
         shares = [missing // args.workers + (i < missing % args.workers) for i in range(args.workers)]
         with _pool(args.workers) as pool:
-            pool.map(meta_worker, [(args.storage, have + i, n, args.budget, meta_seeds, strategies)
+            pool.map(meta_worker, [(args.storage, have + i, n, args.budget, meta_seeds, strategies,
+                                    args.objective)
                                    for i, n in enumerate(shares) if n])
     learner = MetaLearner(args.storage)
     print(f"pool: {len(learner.study.trials)} meta-trials ({time.time() - started:.0f} s)", file=sys.stderr)
@@ -196,7 +204,7 @@ def main(argv=None) -> int:
     todo = [t for t in TUNING_TASKS if t not in known]
     if todo:
         with _pool(args.workers) as pool:
-            for result in pool.map(elite_worker, [(t, args.budget, 0) for t in todo]):
+            for result in pool.map(elite_worker, [(t, args.budget, 0, args.objective) for t in todo]):
                 name = result["task"]
                 space = load_task(name).hyperparameters()
                 store.put(MetaTask(name, bench_features(name, space)), elite=result["elite"],
@@ -207,7 +215,7 @@ def main(argv=None) -> int:
         with _pool(args.workers) as pool:
             for result in pool.map(fold_tpe_worker, [
                 (args.storage, t, args.fold_tpe_trials, args.budget, meta_seeds, strategies, i,
-                 args.fold_tpe_near)
+                 args.fold_tpe_near, args.objective)
                 for i, t in enumerate(tasks)
             ], chunksize=1):
                 fold_tpe[result["task"]] = result
@@ -243,7 +251,7 @@ def main(argv=None) -> int:
             for seed in eval_seeds:
                 jobs.append({"task": task, "method": method, "strategy": strategy,
                              "settings": settings, "initial_hps": elite, "seed": seed,
-                             "budget": args.budget})
+                             "budget": args.budget, "objective": args.objective})
     with _pool(args.workers) as pool:
         results = pool.map(eval_worker, jobs, chunksize=4)
     elapsed = time.time() - started
@@ -287,9 +295,13 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         f"- Evaluation: {args.budget} evaluations per search, {args.eval_seeds} seeds per method"
         f" (seeds 100..{99 + args.eval_seeds}, not used in meta-training); wall time {elapsed / 60:.1f} min"
         f" on {args.workers} worker processes.",
-        "- Score: the meta-objective, normalised regret AUC (mean best-so-far regret over the budget,"
-        " in units of the table's median regret; lower is better, 1 = one typical random guess),"
-        " mean ± standard error over seeds; and the final regret of the incumbent (table units).",
+        ("- Score: the meta-objective, normalised regret AUC (mean best-so-far regret over the budget,"
+         " in units of the table's median regret; lower is better, 1 = one typical random guess),"
+         if args.objective == "auc" else
+         "- Score: the meta-objective `objective=\"final\"`: the final regret of the configuration the"
+         " search returns, in units of the table's median regret (lower is better, 1 = one typical"
+         " random guess); meta-training and every comparison use it,")
+        + " mean ± standard error over seeds; and the final regret of the incumbent (table units).",
         "- Methods: *recommended* = `MetaLearner.recommend(features, exclude_tasks=[T])` (on the 3 most"
         " similar training tasks within the distance limit: the candidate with the best mean over the first half of"
         " the meta-seeds, if it beats evolution's defaults on the second half, one-sided paired test at"
@@ -314,7 +326,8 @@ def write_report(args, argv, tasks, choices, results, elapsed, n_meta) -> None:
         )
     lines += [
         "",
-        "## Meta-objective (normalised regret AUC, lower is better)",
+        "## Meta-objective (" + ("normalised regret AUC" if args.objective == "auc" else
+                                 "normalised final regret") + ", lower is better)",
         "",
         f"| {row} | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),

@@ -58,6 +58,20 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _check_listen(host: str, port: int) -> None:
+    """UsageError unless ``host:port`` can be listened on (the server would fail after
+    the URL is printed, and mlflow exits 0 then)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            probe.bind((host, port))
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                         "choose another --port or --host") from None
+
+
 def add_ui(subparsers) -> None:
     parser = subparsers.add_parser(
         "ui", help="open the MLflow UI on the default tracking store (127.0.0.1)"
@@ -83,6 +97,7 @@ def add_ui(subparsers) -> None:
             return 0
         if "://" not in uri:
             raise UsageError(f"--backend-store-uri must be a URI such as sqlite:///mlflow.db, got {redact(uri)!r}")
+        _check_listen(args.host, args.port)
         print(f"MLflow UI for {redact(uri)} on http://{args.host}:{args.port} (Ctrl-C stops it)",
               flush=True)
         command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)

@@ -116,6 +116,10 @@ def add_meta_train(subparsers) -> None:
     parser.add_argument("--k", type=int, default=None, help="with --similar-to: how many tasks (3)")
     parser.add_argument("--budget", type=int, default=50, help="evaluations per search")
     parser.add_argument("--meta-trials", type=int, default=20, help="meta-trials to add")
+    parser.add_argument("--objective", choices=("auc", "final"), default="auc",
+                        help="meta-objective: normalised regret area under the best-so-far curve"
+                             " (auc, anytime) or normalised regret of the returned configuration"
+                             " (final); one study holds one")
     parser.add_argument("--storage", default="sqlite:///metanas-meta.db",
                         help="Optuna storage URL (any RDB URL; shared by every process)")
     parser.add_argument("--study-name", default="metanas-meta")
@@ -150,6 +154,10 @@ def add_meta_train(subparsers) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.RandomSampler(seed=args.seed) if args.sampler == "random" else None
         learner = _learner(args.storage, args.study_name, sampler=sampler, seed=args.seed)
+        try:
+            learner.check_objective(args.objective)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         from metanas.bench import load_task
         from metanas.meta.evaluate import BenchEvaluator
         from metanas.meta.tasks import meta_tasks
@@ -158,7 +166,8 @@ def add_meta_train(subparsers) -> None:
         progress = None if args.no_progress else _Progress(args.meta_trials)
         try:
             learner.meta_train(
-                tasks, BenchEvaluator(budget=args.budget), n_trials=args.meta_trials,
+                tasks, BenchEvaluator(budget=args.budget, objective=args.objective),
+                n_trials=args.meta_trials,
                 seeds=tuple(range(args.seeds)), strategies=strategies,
                 callbacks=[progress] if progress else (),
             )

@@ -24,6 +24,15 @@ Why this meta-objective:
   is known), where "regret relative to random search on the same budget" would
   need extra random-search runs per task and seed, and its denominator shrinks
   towards zero on easy tables.
+
+``BenchEvaluator(objective="final")`` scores the configuration the search
+returns instead: its final regret in the same units (`final_regret_score`).
+The area sees a search's last evaluations only as 1/budget of its value, so it
+cannot reward spending them on telling the best configurations apart
+(evolution's final race, ``racing_fraction``): on a noisy table the race lowers
+the final regret and raises the area. Meta-train with ``"final"`` when what
+matters is the configuration a search hands back; one meta-study holds one
+objective (`MetaLearner.meta_train` checks).
 """
 
 from __future__ import annotations
@@ -39,7 +48,16 @@ import numpy as np
 from metanas.meta.learner import MetaTask, normalized_regret_auc, strategy_classes
 from metanas.tuners.base import check_int
 
-__all__ = ["BenchEvaluator", "curve_score", "random_regret", "run_search"]
+__all__ = [
+    "OBJECTIVES",
+    "BenchEvaluator",
+    "curve_score",
+    "final_regret_score",
+    "random_regret",
+    "run_search",
+]
+
+OBJECTIVES = ("auc", "final")
 
 
 def random_regret(task) -> float:
@@ -82,14 +100,22 @@ class BenchEvaluator:
 
     Args:
         budget: Evaluations per search.
+        objective: The meta-objective: ``"auc"``, the normalised area under the
+            best-so-far regret curve (`normalized_regret_auc`, anytime), or
+            ``"final"``, the normalised regret of the configuration the search
+            returns (`final_regret_score`).
 
     Raises:
-        ValueError: ``budget`` is not an int >= 2.
+        ValueError: ``budget`` is not an int >= 2, or ``objective`` is not one
+            of `OBJECTIVES`.
     """
 
-    def __init__(self, *, budget: int = 50) -> None:
+    def __init__(self, *, budget: int = 50, objective: str = "auc") -> None:
         check_int("budget", budget, low=2)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}.")
         self.budget = budget
+        self.objective = objective
 
     def oracle(self, task, strategy: str, settings: Mapping[str, Any], seed: int,
                initial_hps: Optional[Sequence[Mapping[str, Any]]] = None):
@@ -114,7 +140,7 @@ class BenchEvaluator:
         """One search; returns its measures and the finished oracle.
 
         The measures are `metanas.bench.summarise_history`'s (``curve``,
-        ``regret``, ...) plus ``score``, the meta-objective.
+        ``regret``, ...) plus ``score``, the meta-objective (``objective``).
         """
         from metanas.bench import load_task, summarise_history
 
@@ -125,7 +151,10 @@ class BenchEvaluator:
         curve = list(summary["curve"])
         # A search that ran out of configurations keeps its incumbent.
         curve += curve[-1:] * (self.budget - len(curve))
-        summary["score"] = normalized_regret_auc(curve, random_regret(task))
+        if self.objective == "final":
+            summary["score"] = final_regret_score(task_name, summary["regret"])
+        else:
+            summary["score"] = normalized_regret_auc(curve, random_regret(task))
         return summary, oracle
 
     def __call__(self, task: MetaTask, strategy: str, settings: Dict[str, Any], seed: int) -> float:
@@ -141,3 +170,14 @@ def curve_score(task_name: str, curve: Sequence[float], budget: int) -> float:
     if not curve or any(math.isnan(c) for c in curve):
         raise ValueError(f"curve must hold finite regrets, got {curve[:5]!r}...")
     return normalized_regret_auc(curve, random_regret(load_task(task_name)))
+
+
+def final_regret_score(task_name: str, regret: float) -> float:
+    """The ``"final"`` meta-objective: a returned configuration's regret in units
+    of the table's median regret (`random_regret`; 0 is the optimum, 1 a typical
+    random configuration)."""
+    from metanas.bench import load_task
+
+    if not (isinstance(regret, (int, float)) and math.isfinite(regret) and regret >= 0):
+        raise ValueError(f"regret must be a finite number >= 0, got {regret!r}.")
+    return float(regret) / random_regret(load_task(task_name))

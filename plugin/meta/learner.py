@@ -432,9 +432,16 @@ class MetaLearner:
             include_defaults: First run each strategy's default settings (unless
                 the study has them already), among the ``n_trials``: `recommend`
                 compares its best candidate with them.
+
+        Raises:
+            ValueError: No task, duplicate task names, or ``evaluate`` names an
+                ``objective`` (as `BenchEvaluator` does) other than the one the
+                study's meta-trials were scored with: scores of two objectives
+                cannot be compared, so one study holds one.
         """
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
+        self.check_objective(getattr(evaluate, "objective", None))
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}.")
@@ -475,6 +482,34 @@ class MetaLearner:
                 warnings.warn(f"a queued meta-trial also ran in another process ({error}); "
                               "its first result is kept.", stacklevel=2)
         return self.study
+
+    def check_objective(self, objective: Optional[str]) -> None:
+        """Records the study's meta-objective, or refuses a different one.
+
+        Args:
+            objective: The meta-objective's name (`BenchEvaluator`'s
+                ``objective``); None checks nothing (a custom evaluator).
+
+        Raises:
+            ValueError: The study's meta-trials were scored with another one
+                (a study meta-trained before objectives were recorded: ``"auc"``).
+        """
+        if objective is None:
+            return
+        recorded = self.study.user_attrs.get("objective")
+        if recorded is None:
+            trained = any(t.user_attrs.get("source") == "meta-train"
+                          for t in self.study.get_trials(deepcopy=False, states=(
+                              optuna.trial.TrialState.COMPLETE,)))
+            # Studies meta-trained before the objective was recorded used the area.
+            recorded = "auc" if trained else objective
+            self.study.set_user_attr("objective", recorded)
+        if recorded != objective:
+            raise ValueError(
+                f"study {self.study.study_name!r} holds meta-trials scored with objective "
+                f"{recorded!r}; got an evaluator with objective {objective!r}. Use the same "
+                "objective, or another study_name."
+            )
 
     def _has_meta_trial(self, params: Mapping[str, Any]) -> bool:
         """Whether ``params`` are queued, running or meta-trained (not just recorded)."""

@@ -83,7 +83,9 @@ class MetaTuner(StrategyTuner):
             project name).
         strategies: Only choose among these (``"evolution"``, ``"random"``,
             ``"rl"``).
-        record: Report the finished search to the meta storage.
+        record: Report the finished search to the meta storage (not to a
+            meta-study scored with ``objective="final"``, which needs the
+            task's optimum: a warning says so).
         transfer: Start from the elite (evolution) or policy (RL controller)
             that a search on the most similar task with the same space left in
             the meta storage (`TransferStore`), and leave this search's there.
@@ -210,6 +212,18 @@ class MetaTuner(StrategyTuner):
                 warnings.warn(f"could not keep the search's elite in the meta storage ({error}).",
                               stacklevel=2)
         if score is None:
+            return
+        try:
+            objective = self.learner.study.user_attrs.get("objective", "auc")
+        except Exception:  # the storage is down: _send keeps the result for later
+            objective = "auc"
+        if objective != "auc":
+            warnings.warn(
+                f"the meta-study {self.learner.study.study_name!r} is scored with objective "
+                f"{objective!r}, which needs the task's optimum: a production search cannot be "
+                "scored by it, so it is not recorded (its elite is kept).",
+                stacklevel=2,
+            )
             return
         entry = {
             "task": {"name": self.task_name, "features": self._features},

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from metanas import cli
 from metanas.bench import TUNING_TASKS, load_task
 from metanas.meta import MetaLearner, normalized_regret_auc
-from metanas.meta.evaluate import BenchEvaluator, curve_score, random_regret
+from metanas.meta.evaluate import BenchEvaluator, curve_score, final_regret_score, random_regret
 from metanas.meta.tasks import BENCH_DATASETS, bench_features, meta_tasks
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -126,3 +126,53 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "secret" not in err
+
+
+def test_the_final_objective_scores_the_returned_configuration():
+    task = load_task("hpobench/car")  # noisy: evolution's final race picks the returned one
+    final = BenchEvaluator(budget=30, objective="final")
+    area = BenchEvaluator(budget=30)
+    summary, _ = final.run(task.name, "evolution", {"racing_fraction": 0.3}, seed=2)
+    same, _ = area.run(task.name, "evolution", {"racing_fraction": 0.3}, seed=2)
+    assert summary["regret"] == same["regret"]  # one search, two scores
+    assert summary["score"] == pytest.approx(summary["regret"] / random_regret(task))
+    assert summary["score"] == final_regret_score(task.name, summary["regret"])
+    assert same["score"] == pytest.approx(normalized_regret_auc(same["curve"], random_regret(task)))
+    assert summary["score"] != same["score"]
+    with pytest.raises(ValueError, match=r"objective must be one of \['auc', 'final'\], got 'area'"):
+        BenchEvaluator(objective="area")
+    with pytest.raises(ValueError, match="regret must be a finite number >= 0, got -0.5"):
+        final_regret_score(task.name, -0.5)
+
+
+def test_one_study_holds_one_meta_objective(tmp_path):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    tasks = meta_tasks(["hpobench/car"])
+    learner = MetaLearner(storage, seed=0)
+    learner.meta_train(tasks, BenchEvaluator(budget=6, objective="final"), n_trials=1)
+    assert learner.study.user_attrs["objective"] == "final"
+    with pytest.raises(ValueError, match="scored with objective 'final'; got an evaluator with "
+                                         "objective 'auc'"):
+        MetaLearner(storage).meta_train(tasks, BenchEvaluator(budget=6), n_trials=1)
+    assert len(MetaLearner(storage).study.trials) == 1  # nothing ran, nothing lost
+    # A study meta-trained before the objective was recorded was scored by the area.
+    legacy = MetaLearner(storage, study_name="legacy", seed=0)
+    legacy.meta_train(tasks, lambda task, strategy, settings, seed: 0.5, n_trials=1)
+    assert "objective" not in legacy.study.user_attrs  # a custom evaluator: nothing checked
+    with pytest.raises(ValueError, match="scored with objective 'auc'"):
+        legacy.check_objective("final")
+    legacy.check_objective("auc")
+    assert MetaLearner(storage, study_name="legacy").study.user_attrs["objective"] == "auc"
+
+
+def test_meta_train_refuses_another_objective_on_the_command_line(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    argv = ["meta-train", "--tasks", "hpobench/car", "--budget", "6", "--meta-trials", "1",
+            "--storage", storage, "--seed", "0", "--no-progress", "--no-mlflow"]
+    assert cli.main(argv + ["--objective", "final"]) == 0
+    capsys.readouterr()
+    assert cli.main(argv) == 2  # the default objective, auc
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("metanas meta-train: error: study 'metanas-meta' holds meta-trials "
+                          "scored with objective 'final'") and "\n" not in err
+    assert len(MetaLearner(storage).study.trials) == 1

@@ -72,6 +72,15 @@ def test_strategies_restrict_the_choice(tmp_path, digits):
     assert isinstance(tuner.oracle, RandomSearchOracle)
 
 
+def test_a_study_scored_by_the_final_regret_gets_no_production_record(tmp_path, digits):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    MetaLearner(storage).check_objective("final")  # as meta_train with objective="final"
+    with pytest.warns(UserWarning, match="scored with objective 'final'.* not recorded"):
+        tuner = run(tmp_path, digits, storage, "digits-final", max_trials=2)
+    assert len(tuner.oracle.trials) == 2
+    assert MetaLearner(storage).study.trials == []
+
+
 def test_a_lost_storage_keeps_the_result_until_it_is_back(tmp_path, digits):
     db = tmp_path / "meta.db"
     storage = f"sqlite:///{db}"

@@ -225,3 +225,20 @@ def test_metanas_ui_serves_the_store_on_localhost(tmp_path, stop):
         if ui.poll() is None:
             ui.communicate(timeout=30)
     assert f"on http://127.0.0.1:{port}" in output
+
+
+def test_metanas_ui_refuses_a_port_in_use(tmp_path, capsys):
+    import socket
+
+    from metanas import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["ui", "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db", "--port", str(port)]
+        assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"metanas ui: error: cannot listen on 127.0.0.1:{port} (Address already"
+                          " in use); choose another --port or --host") and "\n" not in err
+    assert not (tmp_path / "mlflow.db").exists()  # no server was started

@@ -26,6 +26,11 @@ Usage (the recorded run; its file, meta_loto.md, gives the command it ran; about
         --candidates 40 --meta-seeds 48 --budget 100 --eval-seeds 40 --workers 2 \
         --strategies evolution,random --fold-tpe-trials 40 --fold-tpe-near \
         --out benchmarks/meta_loto.md --raw benchmarks/meta_loto.json
+
+With ``--objective final`` every search (meta-training and evaluation) is scored
+by the normalised regret of the configuration it returns instead of the area;
+the storage must be a new one (one study holds one objective). That run's file,
+meta_loto_final.md, gives its command.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ def fold_tpe_worker(args) -> Dict[str, Any]:
                                {t: bench_features(t, load_task(t).hyperparameters()) for t in others}) or others
         name = f"loto-tpe-near-{task}"
     learner = MetaLearner(storage, study_name=name, seed=fold)
+    learner.ensure_objective(objective)  # a finished study of another objective is refused
     # Meta-trials left RUNNING or FAIL by an interrupted run do not count.
     missing = n - sum(t.state.name == "COMPLETE" for t in learner.study.trials)
     if missing > 0:
@@ -99,13 +105,12 @@ def fold_tpe_worker(args) -> Dict[str, Any]:
 
 def elite_worker(args) -> Dict[str, Any]:
     """Evolution with its defaults on one task (meta seed); returns the final elite."""
-    task_name, budget, seed, objective = args
+    task_name, budget, seed = args
     _quiet()
     from metanas.meta import elite_of
     from metanas.meta.evaluate import BenchEvaluator
 
-    summary, oracle = BenchEvaluator(budget=budget, objective=objective).run(
-        task_name, "evolution", EVOLUTION_DEFAULTS, seed)
+    summary, oracle = BenchEvaluator(budget=budget).run(task_name, "evolution", EVOLUTION_DEFAULTS, seed)
     return {"task": task_name, "elite": elite_of(oracle), "score": summary["score"]}
 
 
@@ -137,6 +142,8 @@ def _pool(workers):
 
 
 def main(argv=None) -> int:
+    from metanas.meta.learner import OBJECTIVES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--storage", default="sqlite:///benchmarks/meta_loto.db")
     parser.add_argument("--candidates", type=int, default=24, help="meta-trials in the pool")
@@ -160,7 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fold-tpe-near", action="store_true",
                         help="each fold's TPE study meta-trains on the training tasks most similar to"
                              " the left-out one only (nearest_tasks: those recommend() averages over)")
-    parser.add_argument("--objective", choices=("auc", "final"), default="auc",
+    parser.add_argument("--objective", choices=OBJECTIVES, default="auc",
                         help="the meta-objective (BenchEvaluator's): regret area (auc) or the"
                              " returned configuration's regret (final); one storage holds one")
     parser.add_argument("--out", default="benchmarks/meta_loto.md")
@@ -178,7 +185,7 @@ def main(argv=None) -> int:
     strategies = args.strategies.split(",")
     started = time.time()
     learner = MetaLearner(args.storage)
-    learner.check_objective(args.objective)  # one storage holds one objective
+    learner.ensure_objective(args.objective)  # one study holds one objective
     meta_seeds = list(range(args.meta_seeds))
     # 1. The shared candidate pool, meta-trained by several processes on one storage.
     have = len(learner.study.trials)
@@ -204,7 +211,7 @@ def main(argv=None) -> int:
     todo = [t for t in TUNING_TASKS if t not in known]
     if todo:
         with _pool(args.workers) as pool:
-            for result in pool.map(elite_worker, [(t, args.budget, 0, args.objective) for t in todo]):
+            for result in pool.map(elite_worker, [(t, args.budget, 0) for t in todo]):
                 name = result["task"]
                 space = load_task(name).hyperparameters()
                 store.put(MetaTask(name, bench_features(name, space)), elite=result["elite"],

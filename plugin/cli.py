@@ -59,17 +59,42 @@ def _raise_interrupt(signum, frame):
 
 
 def _check_listen(host: str, port: int) -> None:
-    """UsageError unless ``host:port`` can be listened on (the server would fail after
-    the URL is printed, and mlflow exits 0 then)."""
+    """Checks that a server could listen on ``host:port`` now.
+
+    Binds every address ``host`` resolves to as the MLflow server (uvicorn, by
+    asyncio's ``create_server``) will: SO_REUSEADDR, IPv6 sockets IPv6-only.
+    Without it, a server that fails to bind leaves ``metanas ui`` printing a
+    URL and exiting 0. The port can still be taken between this check and the
+    server's start.
+
+    Raises:
+        UsageError: ``host`` does not resolve, or one of its addresses cannot be
+            bound (the port is in use, or the address is not this machine's).
+    """
     import socket
 
+    probes = []
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
-            probe.bind((host, port))
+        infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
+                                   socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            probe = socket.socket(family, kind, proto)
+            probes.append(probe)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
     except OSError as error:
-        raise UsageError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+        raise UsageError(f"cannot listen on {_url_host(host)}:{port} ({error.strerror or error}); "
                          "choose another --port or --host") from None
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def _url_host(host: str) -> str:
+    """``host`` as it goes in a URL (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host else host
 
 
 def add_ui(subparsers) -> None:
@@ -98,7 +123,7 @@ def add_ui(subparsers) -> None:
         if "://" not in uri:
             raise UsageError(f"--backend-store-uri must be a URI such as sqlite:///mlflow.db, got {redact(uri)!r}")
         _check_listen(args.host, args.port)
-        print(f"MLflow UI for {redact(uri)} on http://{args.host}:{args.port} (Ctrl-C stops it)",
+        print(f"MLflow UI for {redact(uri)} on http://{_url_host(args.host)}:{args.port} (Ctrl-C stops it)",
               flush=True)
         command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)
         # The server runs in its own process group, stopped as a whole (mlflow starts

@@ -116,10 +116,10 @@ def add_meta_train(subparsers) -> None:
     parser.add_argument("--k", type=int, default=None, help="with --similar-to: how many tasks (3)")
     parser.add_argument("--budget", type=int, default=50, help="evaluations per search")
     parser.add_argument("--meta-trials", type=int, default=20, help="meta-trials to add")
-    parser.add_argument("--objective", choices=("auc", "final"), default="auc",
-                        help="meta-objective: normalised regret area under the best-so-far curve"
-                             " (auc, anytime) or normalised regret of the returned configuration"
-                             " (final); one study holds one")
+    parser.add_argument("--objective", default="auc",
+                        help="meta-objective: auc (normalised regret area under the best-so-far"
+                             " curve, anytime) or final (normalised regret of the returned"
+                             " configuration); one study holds one")
     parser.add_argument("--storage", default="sqlite:///metanas-meta.db",
                         help="Optuna storage URL (any RDB URL; shared by every process)")
     parser.add_argument("--study-name", default="metanas-meta")
@@ -155,7 +155,7 @@ def add_meta_train(subparsers) -> None:
         sampler = optuna.samplers.RandomSampler(seed=args.seed) if args.sampler == "random" else None
         learner = _learner(args.storage, args.study_name, sampler=sampler, seed=args.seed)
         try:
-            learner.check_objective(args.objective)
+            learner.ensure_objective(args.objective)
         except ValueError as error:
             raise UsageError(str(error)) from None
         from metanas.bench import load_task
@@ -175,8 +175,8 @@ def add_meta_train(subparsers) -> None:
             if progress:
                 progress.close()
         best = learner.study.best_trial
-        print(json.dumps({"meta_trials": len(learner.study.trials), "best_value": best.value,
-                          "best_params": best.params}, default=str))
+        print(json.dumps({"meta_trials": len(learner.study.trials), "objective": learner.objective,
+                          "best_value": best.value, "best_params": best.params}, default=str))
         if args.plots:
             from metanas.meta.plots import log_meta_study, plot_meta_study
 
@@ -220,7 +220,8 @@ def add_recommend(subparsers) -> None:
         for warning in caught:
             print(f"metanas recommend: warning: {warning.message}", file=sys.stderr)
         print(json.dumps({"task": name, "strategy": choice.strategy, "settings": choice.settings,
-                          "source": choice.source, "expected": choice.expected}, default=str))
+                          "source": choice.source, "expected": choice.expected,
+                          "objective": learner.objective}, default=str))
         return 0
 
     parser.set_defaults(func=run)

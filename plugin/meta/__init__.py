@@ -5,8 +5,10 @@ Importing it imports Optuna. See `MetaLearner`.
 
 from metanas.meta.features import dataset_features, feature_distance, nearest_tasks, space_features
 from metanas.meta.learner import (
+    OBJECTIVES,
     MetaLearner,
     MetaTask,
+    ObjectiveError,
     Recommendation,
     around_defaults,
     normalized_regret_auc,
@@ -17,9 +19,11 @@ from metanas.meta.transfer import TransferStore, WarmStart, elite_of
 from metanas.meta.tuner import MetaTuner, search_score
 
 __all__ = [
+    "OBJECTIVES",
     "MetaLearner",
     "MetaTask",
     "MetaTuner",
+    "ObjectiveError",
     "Recommendation",
     "around_defaults",
     "dataset_features",

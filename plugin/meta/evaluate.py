@@ -27,17 +27,18 @@ Why this meta-objective:
 
 ``BenchEvaluator(objective="final")`` scores the configuration the search
 returns instead: its final regret in the same units (`final_regret_score`).
-The area sees a search's last evaluations only as 1/budget of its value, so it
-cannot reward spending them on telling the best configurations apart
+The area weighs a search's last evaluations at 1/budget each, so it barely
+rewards spending them on telling the best configurations apart
 (evolution's final race, ``racing_fraction``): on a noisy table the race lowers
 the final regret and raises the area. Meta-train with ``"final"`` when what
 matters is the configuration a search hands back; one meta-study holds one
-objective (`MetaLearner.meta_train` checks).
+objective (`MetaLearner.ensure_objective`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -45,19 +46,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from metanas.meta.learner import MetaTask, normalized_regret_auc, strategy_classes
+from metanas.meta.learner import OBJECTIVES, MetaTask, normalized_regret_auc, strategy_classes
 from metanas.tuners.base import check_int
 
 __all__ = [
-    "OBJECTIVES",
     "BenchEvaluator",
     "curve_score",
     "final_regret_score",
     "random_regret",
     "run_search",
 ]
-
-OBJECTIVES = ("auc", "final")
 
 
 def random_regret(task) -> float:
@@ -173,11 +171,22 @@ def curve_score(task_name: str, curve: Sequence[float], budget: int) -> float:
 
 
 def final_regret_score(task_name: str, regret: float) -> float:
-    """The ``"final"`` meta-objective: a returned configuration's regret in units
-    of the table's median regret (`random_regret`; 0 is the optimum, 1 a typical
-    random configuration)."""
+    """The ``"final"`` meta-objective of a search on a benchmark table.
+
+    Args:
+        task_name: The table (`metanas.bench.TASK_NAMES`).
+        regret: The true regret of the configuration the search returns.
+
+    Returns:
+        ``regret`` in units of the table's median regret (`random_regret`):
+        0 is the optimum, 1 a typical random configuration.
+
+    Raises:
+        ValueError: ``regret`` is not a finite number >= 0, or the task is unknown.
+    """
     from metanas.bench import load_task
 
-    if not (isinstance(regret, (int, float)) and math.isfinite(regret) and regret >= 0):
+    if (isinstance(regret, bool) or not isinstance(regret, numbers.Real)
+            or not math.isfinite(regret) or regret < 0):
         raise ValueError(f"regret must be a finite number >= 0, got {regret!r}.")
-    return float(regret) / random_regret(load_task(task_name))
+    return normalized_regret_auc([float(regret)], random_regret(load_task(task_name)))

@@ -2,7 +2,9 @@
 
 An Optuna study (TPE by default) whose *meta-trials* each pick a strategy and
 its settings, run searches with them on a pool of tasks, and score them with a
-scale-free meta-objective (`normalized_regret_auc`). The study lives in an
+scale-free meta-objective (`OBJECTIVES`: the area under the regret curve,
+`normalized_regret_auc`, or the returned configuration's regret; one study
+holds one, `MetaLearner.ensure_objective`). The study lives in an
 Optuna storage (an SQLite file by default, or any RDB URL), so meta-training
 can be spread over processes and machines and resumed at will. `recommend`
 answers for a new task from the meta-trials' results on the most similar tasks
@@ -32,8 +34,10 @@ from metanas.meta.features import nearest_tasks
 from metanas.security import redact
 
 __all__ = [
+    "OBJECTIVES",
     "MetaLearner",
     "MetaTask",
+    "ObjectiveError",
     "Recommendation",
     "around_defaults",
     "normalized_regret_auc",
@@ -43,6 +47,16 @@ __all__ = [
 
 DEFAULT_STORAGE = "sqlite:///metanas-meta.db"
 DEFAULT_STUDY = "metanas-meta"
+#: The meta-objectives: "auc", the normalised area under the best-so-far regret
+#: curve (anytime; production searches are scored so, `search_score`), and
+#: "final", the normalised regret of the configuration a search returns
+#: (`metanas.meta.evaluate.BenchEvaluator`; needs the task's optimum).
+OBJECTIVES = ("auc", "final")
+OBJECTIVE_KEY = "meta/objective"  # the study's user attribute
+
+
+class ObjectiveError(ValueError):
+    """Scores of one meta-objective offered to a study that holds another."""
 
 
 
@@ -60,7 +74,7 @@ def strategy_classes() -> Dict[str, type]:
 def normalized_regret_auc(regrets: Sequence[float], scale: float) -> float:
     """Mean best-so-far regret over the budget, in units of ``scale``.
 
-    The meta-objective. ``regrets[t]`` is the regret of the best configuration
+    The ``"auc"`` meta-objective. ``regrets[t]`` is the regret of the best configuration
     found after ``t + 1`` evaluations; ``scale`` is the regret of a typical
     random configuration (`metanas.meta.evaluate` uses the table's median). The area under the regret curve rewards
     finding good configurations early as well as finally, and the division
@@ -434,18 +448,21 @@ class MetaLearner:
                 compares its best candidate with them.
 
         Raises:
-            ValueError: No task, duplicate task names, or ``evaluate`` names an
-                ``objective`` (as `BenchEvaluator` does) other than the one the
-                study's meta-trials were scored with: scores of two objectives
-                cannot be compared, so one study holds one.
+            ValueError: No task, or duplicate task names.
+            ObjectiveError: ``evaluate``'s ``objective`` (`BenchEvaluator`'s;
+                ``"auc"`` for an evaluator without one) is not the one the
+                study's scores are in: scores of two objectives cannot be
+                compared, so one study holds one (`ensure_objective`).
         """
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
-        self.check_objective(getattr(evaluate, "objective", None))
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}.")
         classes = strategy_classes()
+        # A custom evaluator that names no objective is taken to score the area.
+        scored_by = getattr(evaluate, "objective", "auc")
+        self.ensure_objective(scored_by)
 
         def objective(trial: optuna.Trial) -> float:
             strategy, raw = self.suggest(trial, strategies)
@@ -459,6 +476,10 @@ class MetaLearner:
             trial.set_user_attr("per_seed", per_seed)
             trial.set_user_attr("features", {t.name: dict(t.features) for t in tasks})
             trial.set_user_attr("source", "meta-train")
+            trial.set_user_attr("objective", scored_by)
+            # Another process may have claimed the study for another objective
+            # meanwhile (both read it unset); the trial fails rather than mix.
+            self.ensure_objective(scored_by)
             return float(np.mean(list(per_task.values())))
 
         if include_defaults:
@@ -483,32 +504,44 @@ class MetaLearner:
                               "its first result is kept.", stacklevel=2)
         return self.study
 
-    def check_objective(self, objective: Optional[str]) -> None:
-        """Records the study's meta-objective, or refuses a different one.
+    @property
+    def objective(self) -> str:
+        """The meta-objective the study's scores are in (`OBJECTIVES`).
+
+        A study that has recorded none is taken to score the area (``"auc"``):
+        studies from before objectives were recorded did.
+        """
+        return self.study.user_attrs.get(OBJECTIVE_KEY, "auc")
+
+    def ensure_objective(self, objective: str) -> None:
+        """Records ``objective`` as the study's meta-objective, or refuses another.
+
+        A study holds scores of one objective: its first meta-trial or record
+        fixes it. A study with finished trials but no recorded objective (from
+        before objectives were recorded) scores the area, ``"auc"``.
 
         Args:
-            objective: The meta-objective's name (`BenchEvaluator`'s
-                ``objective``); None checks nothing (a custom evaluator).
+            objective: One of `OBJECTIVES`.
 
         Raises:
-            ValueError: The study's meta-trials were scored with another one
-                (a study meta-trained before objectives were recorded: ``"auc"``).
+            ValueError: ``objective`` is not one of `OBJECTIVES`.
+            ObjectiveError: The study holds another objective's scores.
         """
-        if objective is None:
-            return
-        recorded = self.study.user_attrs.get("objective")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}.")
+        recorded = self.study.user_attrs.get(OBJECTIVE_KEY)
         if recorded is None:
-            trained = any(t.user_attrs.get("source") == "meta-train"
-                          for t in self.study.get_trials(deepcopy=False, states=(
-                              optuna.trial.TrialState.COMPLETE,)))
-            # Studies meta-trained before the objective was recorded used the area.
-            recorded = "auc" if trained else objective
-            self.study.set_user_attr("objective", recorded)
+            finished = self.study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            claim = finished[0].user_attrs.get("objective", "auc") if finished else objective
+            self.study.set_user_attr(OBJECTIVE_KEY, claim)
+            # Read back: of two processes that both found it unset, one claim stands.
+            recorded = self.study.user_attrs.get(OBJECTIVE_KEY, claim)
         if recorded != objective:
-            raise ValueError(
-                f"study {self.study.study_name!r} holds meta-trials scored with objective "
-                f"{recorded!r}; got an evaluator with objective {objective!r}. Use the same "
-                "objective, or another study_name."
+            raise ObjectiveError(
+                f"study {self.study.study_name!r} is recorded as scored with objective "
+                f"{recorded!r}; got scores of objective {objective!r}. Use the same objective, "
+                "or another study_name."
             )
 
     def _has_meta_trial(self, params: Mapping[str, Any]) -> bool:
@@ -533,7 +566,15 @@ class MetaLearner:
         score: float,
         source: str = "production",
     ) -> int:
-        """Adds a finished search as a meta-trial; returns its trial number."""
+        """Adds a finished search as a meta-trial; returns its trial number.
+
+        ``score`` is in the ``"auc"`` meta-objective (as `search_score` gives
+        it for a production search).
+
+        Raises:
+            ObjectiveError: The study holds another objective's scores.
+        """
+        self.ensure_objective("auc")
         space = meta_space([strategy])[strategy]
         full = {"strategy": strategy, **{k: v for k, v in params.items() if k in space}}
         distributions = {"strategy": optuna.distributions.CategoricalDistribution([strategy])}
@@ -547,6 +588,7 @@ class MetaLearner:
                 "per_seed": {task.name: [float(score)]},
                 "features": {task.name: dict(task.features)},
                 "source": source,
+                "objective": "auc",
             },
         )
         self.study.add_trial(trial)
@@ -555,7 +597,10 @@ class MetaLearner:
     # -------------------------------------------------------- recommending
     def _results(self, exclude: Sequence[str]) -> List[Tuple[Dict[str, Any], Dict[str, float], Dict, Dict]]:
         out = []
+        objective = self.objective
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if trial.user_attrs.get("objective", "auc") != objective:
+                continue  # a score on another scale (a race between two claims)
             per_task = {
                 k: v for k, v in trial.user_attrs.get("per_task", {}).items() if k not in exclude
             }

@@ -14,6 +14,7 @@ from metanas.meta.learner import (
     DEFAULT_STUDY,
     MetaLearner,
     MetaTask,
+    ObjectiveError,
     Recommendation,
     strategy_classes,
 )
@@ -83,9 +84,10 @@ class MetaTuner(StrategyTuner):
             project name).
         strategies: Only choose among these (``"evolution"``, ``"random"``,
             ``"rl"``).
-        record: Report the finished search to the meta storage (not to a
-            meta-study scored with ``objective="final"``, which needs the
-            task's optimum: a warning says so).
+        record: Report the finished search to the meta storage, scored with
+            the ``"auc"`` objective (`search_score`). A meta-study scored with
+            ``"final"`` (which needs the task's optimum) refuses it with a
+            warning: pass ``record=False`` there.
         transfer: Start from the elite (evolution) or policy (RL controller)
             that a search on the most similar task with the same space left in
             the meta storage (`TransferStore`), and leave this search's there.
@@ -213,18 +215,6 @@ class MetaTuner(StrategyTuner):
                               stacklevel=2)
         if score is None:
             return
-        try:
-            objective = self.learner.study.user_attrs.get("objective", "auc")
-        except Exception:  # the storage is down: _send keeps the result for later
-            objective = "auc"
-        if objective != "auc":
-            warnings.warn(
-                f"the meta-study {self.learner.study.study_name!r} is scored with objective "
-                f"{objective!r}, which needs the task's optimum: a production search cannot be "
-                "scored by it, so it is not recorded (its elite is kept).",
-                stacklevel=2,
-            )
-            return
         entry = {
             "task": {"name": self.task_name, "features": self._features},
             "strategy": self.recommendation.strategy,
@@ -233,6 +223,10 @@ class MetaTuner(StrategyTuner):
         }
         try:
             self._send(entry)
+        except ObjectiveError as error:
+            warnings.warn(f"the search is not recorded in the meta storage: {error} A production "
+                          "search is scored with 'auc' (the task's optimum is unknown); pass "
+                          "record=False to a MetaTuner on this study.", stacklevel=2)
         except Exception as error:  # the storage is down: keep the result for later
             warnings.warn(
                 f"could not record the search in the meta storage ({error}); it is kept "
@@ -259,7 +253,10 @@ class MetaTuner(StrategyTuner):
     def _flush_pending(self) -> None:
         pending = self._pending()
         while pending:
-            self._send(pending[0])
+            try:
+                self._send(pending[0])
+            except ObjectiveError as error:  # the study was claimed by "final" meanwhile
+                warnings.warn(f"a pending search result is dropped: {error}", stacklevel=2)
             pending.pop(0)
             self._keep_pending(pending)
 

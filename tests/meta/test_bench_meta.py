@@ -2,13 +2,14 @@
 
 import json
 
+import numpy as np
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
 from metanas import cli
 from metanas.bench import TUNING_TASKS, load_task
-from metanas.meta import MetaLearner, normalized_regret_auc
+from metanas.meta import MetaLearner, ObjectiveError, normalized_regret_auc
 from metanas.meta.evaluate import BenchEvaluator, curve_score, final_regret_score, random_regret
 from metanas.meta.tasks import BENCH_DATASETS, bench_features, meta_tasks
 
@@ -129,20 +130,21 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 
 
 def test_the_final_objective_scores_the_returned_configuration():
-    task = load_task("hpobench/car")  # noisy: evolution's final race picks the returned one
+    task = load_task("hpobench/car")
     final = BenchEvaluator(budget=30, objective="final")
     area = BenchEvaluator(budget=30)
     summary, _ = final.run(task.name, "evolution", {"racing_fraction": 0.3}, seed=2)
     same, _ = area.run(task.name, "evolution", {"racing_fraction": 0.3}, seed=2)
     assert summary["regret"] == same["regret"]  # one search, two scores
     assert summary["score"] == pytest.approx(summary["regret"] / random_regret(task))
-    assert summary["score"] == final_regret_score(task.name, summary["regret"])
     assert same["score"] == pytest.approx(normalized_regret_auc(same["curve"], random_regret(task)))
     assert summary["score"] != same["score"]
+    assert final_regret_score(task.name, np.float32(0.0)) == 0.0
     with pytest.raises(ValueError, match=r"objective must be one of \['auc', 'final'\], got 'area'"):
         BenchEvaluator(objective="area")
-    with pytest.raises(ValueError, match="regret must be a finite number >= 0, got -0.5"):
-        final_regret_score(task.name, -0.5)
+    for bad in (-0.5, float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match="regret must be a finite number >= 0, got"):
+            final_regret_score(task.name, bad)
 
 
 def test_one_study_holds_one_meta_objective(tmp_path):
@@ -150,19 +152,51 @@ def test_one_study_holds_one_meta_objective(tmp_path):
     tasks = meta_tasks(["hpobench/car"])
     learner = MetaLearner(storage, seed=0)
     learner.meta_train(tasks, BenchEvaluator(budget=6, objective="final"), n_trials=1)
-    assert learner.study.user_attrs["objective"] == "final"
-    with pytest.raises(ValueError, match="scored with objective 'final'; got an evaluator with "
-                                         "objective 'auc'"):
+    assert learner.objective == "final"
+    assert learner.study.trials[0].user_attrs["objective"] == "final"
+    with pytest.raises(ObjectiveError, match="is recorded as scored with objective 'final'; got "
+                                             "scores of objective 'auc'"):
         MetaLearner(storage).meta_train(tasks, BenchEvaluator(budget=6), n_trials=1)
+    with pytest.raises(ObjectiveError, match="objective 'final'"):  # a production record
+        learner.record(task=tasks[0], strategy="random", params={}, score=0.1)
     assert len(MetaLearner(storage).study.trials) == 1  # nothing ran, nothing lost
-    # A study meta-trained before the objective was recorded was scored by the area.
-    legacy = MetaLearner(storage, study_name="legacy", seed=0)
-    legacy.meta_train(tasks, lambda task, strategy, settings, seed: 0.5, n_trials=1)
-    assert "objective" not in legacy.study.user_attrs  # a custom evaluator: nothing checked
-    with pytest.raises(ValueError, match="scored with objective 'auc'"):
-        legacy.check_objective("final")
-    legacy.check_objective("auc")
-    assert MetaLearner(storage, study_name="legacy").study.user_attrs["objective"] == "auc"
+    with pytest.raises(ValueError, match=r"objective must be one of \['auc', 'final'\], got 'area'"):
+        learner.ensure_objective("area")
+    # A study of production records only holds "auc" scores.
+    production = MetaLearner(storage, study_name="production")
+    production.study.add_trial(optuna.trial.create_trial(  # as recorded before objectives were
+        params={"strategy": "random"}, value=0.3, user_attrs={"source": "production"},
+        distributions={"strategy": optuna.distributions.CategoricalDistribution(["random"])}))
+    with pytest.raises(ObjectiveError, match="objective 'auc'"):
+        production.ensure_objective("final")
+    # An evaluator that names no objective is taken to score the area.
+    custom = MetaLearner(storage, study_name="custom", seed=0)
+    assert custom.objective == "auc"  # nothing recorded yet
+    custom.meta_train(tasks, lambda task, strategy, settings, seed: 0.5, n_trials=1)
+    assert custom.study.user_attrs["meta/objective"] == "auc"
+    assert custom.study.trials[0].user_attrs["objective"] == "auc"
+
+
+def test_recommend_ignores_scores_of_another_objective(tmp_path):
+    # Two processes that both found the study unclaimed: the losing claim's score stays
+    # in the study, and recommend() must not compare it with the others.
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    tasks = meta_tasks(["hpobench/car"])
+    strategies = ("random", "evolution")
+    learner = MetaLearner(storage, seed=0)
+    learner.meta_train(tasks, BenchEvaluator(budget=6), n_trials=2, strategies=strategies)
+    features = dict(tasks[0].features)
+    best = learner.recommend(features, strategies=strategies, alpha=None).strategy
+    other = next(s for s in strategies if s != best)
+    learner.study.add_trial(optuna.trial.create_trial(
+        params={"strategy": other}, value=0.0,
+        distributions={"strategy": optuna.distributions.CategoricalDistribution(list(strategies))},
+        user_attrs={"per_task": {"hpobench/car": 0.0}, "per_seed": {"hpobench/car": [0.0]},
+                    "features": {"hpobench/car": features}, "source": "meta-train",
+                    "objective": "final"}))
+    assert learner.recommend(features, strategies=strategies, alpha=None).strategy == best
+    learner.study.set_user_attr("meta/objective", "final")  # had the other claim stood
+    assert learner.recommend(features, strategies=strategies, alpha=None).strategy == other
 
 
 def test_meta_train_refuses_another_objective_on_the_command_line(tmp_path, capsys):
@@ -170,9 +204,11 @@ def test_meta_train_refuses_another_objective_on_the_command_line(tmp_path, caps
     argv = ["meta-train", "--tasks", "hpobench/car", "--budget", "6", "--meta-trials", "1",
             "--storage", storage, "--seed", "0", "--no-progress", "--no-mlflow"]
     assert cli.main(argv + ["--objective", "final"]) == 0
-    capsys.readouterr()
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["objective"] == "final"
     assert cli.main(argv) == 2  # the default objective, auc
     err = capsys.readouterr().err.strip()
-    assert err.startswith("metanas meta-train: error: study 'metanas-meta' holds meta-trials "
+    assert err.startswith("metanas meta-train: error: study 'metanas-meta' is recorded as "
                           "scored with objective 'final'") and "\n" not in err
+    assert cli.main(argv + ["--objective", "area"]) == 2
+    assert "objective must be one of ['auc', 'final'], got 'area'" in capsys.readouterr().err
     assert len(MetaLearner(storage).study.trials) == 1

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from metanas.demo import build_mlp, load_digits_split
-from metanas.meta import MetaLearner, MetaTuner, search_score
+from metanas.meta import MetaLearner, MetaTuner, TransferStore, search_score
 from metanas.tuners import EvolutionOracle, RandomSearchOracle
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -74,10 +74,19 @@ def test_strategies_restrict_the_choice(tmp_path, digits):
 
 def test_a_study_scored_by_the_final_regret_gets_no_production_record(tmp_path, digits):
     storage = f"sqlite:///{tmp_path}/meta.db"
-    MetaLearner(storage).check_objective("final")  # as meta_train with objective="final"
-    with pytest.warns(UserWarning, match="scored with objective 'final'.* not recorded"):
+    MetaLearner(storage).ensure_objective("final")  # as meta_train with objective="final"
+    with pytest.warns(UserWarning, match="not recorded .*objective 'final'.* record=False"):
         tuner = run(tmp_path, digits, storage, "digits-final", max_trials=2)
     assert len(tuner.oracle.trials) == 2
+    assert MetaLearner(storage).study.trials == []
+    assert "digits-final" in TransferStore(MetaLearner(storage)).records()  # its elite is kept
+    # A result that waited for the storage while the study was claimed is dropped, not resent.
+    (tmp_path / "digits-final" / "meta_pending.json").write_text(json.dumps([{
+        "task": {"name": "digits-final", "features": {}}, "strategy": "random", "params": {},
+        "score": 0.2}]))
+    with pytest.warns(UserWarning, match="a pending search result is dropped"):
+        tuner._flush_pending()
+    assert json.loads((tmp_path / "digits-final" / "meta_pending.json").read_text()) == []
     assert MetaLearner(storage).study.trials == []
 
 

@@ -242,3 +242,22 @@ def test_metanas_ui_refuses_a_port_in_use(tmp_path, capsys):
     assert err.startswith(f"metanas ui: error: cannot listen on 127.0.0.1:{port} (Address already"
                           " in use); choose another --port or --host") and "\n" not in err
     assert not (tmp_path / "mlflow.db").exists()  # no server was started
+
+
+def test_the_port_probe_binds_as_the_server_does():
+    import socket
+
+    from metanas.cli import _check_listen
+    from metanas.usage import UsageError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        _check_listen("::1", port)  # IPv6-only, as the server binds it: free
+        with pytest.raises(UsageError, match=f"cannot listen on localhost:{port}"):
+            _check_listen("localhost", port)  # every address of the name
+        with pytest.raises(UsageError, match=f"cannot listen on 0.0.0.0:{port}"):
+            _check_listen("0.0.0.0", port)
+    with pytest.raises(UsageError, match="cannot listen on nope.invalid:80"):
+        _check_listen("nope.invalid", 80)

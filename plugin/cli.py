@@ -78,14 +78,18 @@ def _check_listen(host: str, port: int) -> None:
         infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
                                    socket.AI_PASSIVE)
         for family, kind, proto, _, address in dict.fromkeys(infos):
-            probe = socket.socket(family, kind, proto)
+            try:
+                probe = socket.socket(family, kind, proto)
+            except OSError:  # a family this kernel lacks (IPv6 off): the server skips it too
+                continue
             probes.append(probe)
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             probe.bind(address)
-    except OSError as error:
-        raise UsageError(f"cannot listen on {_url_host(host)}:{port} ({error.strerror or error}); "
+    except (OSError, UnicodeError) as error:  # UnicodeError: a malformed name ("a..b")
+        reason = getattr(error, "strerror", None) or error
+        raise UsageError(f"cannot listen on {_url_host(host)}:{port} ({reason}); "
                          "choose another --port or --host") from None
     finally:
         for probe in probes:

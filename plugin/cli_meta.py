@@ -143,6 +143,8 @@ def add_meta_train(subparsers) -> None:
                 f"--budget must be >= 2, --meta-trials and --seeds >= 1, got "
                 f"{args.budget}, {args.meta_trials} and {args.seeds}"
             )
+        if args.objective not in ("auc", "final"):  # metanas.meta.OBJECTIVES, not imported yet
+            raise UsageError(f"--objective must be auc or final, got {args.objective!r}")
         names = _task_names(args.tasks)
         if args.similar_to is None and args.k is not None:
             raise UsageError("--k needs --similar-to")
@@ -154,9 +156,11 @@ def add_meta_train(subparsers) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.RandomSampler(seed=args.seed) if args.sampler == "random" else None
         learner = _learner(args.storage, args.study_name, sampler=sampler, seed=args.seed)
+        from metanas.meta import ObjectiveError
+
         try:
             learner.ensure_objective(args.objective)
-        except ValueError as error:
+        except ObjectiveError as error:
             raise UsageError(str(error)) from None
         from metanas.bench import load_task
         from metanas.meta.evaluate import BenchEvaluator
@@ -171,11 +175,15 @@ def add_meta_train(subparsers) -> None:
                 seeds=tuple(range(args.seeds)), strategies=strategies,
                 callbacks=[progress] if progress else (),
             )
+        except ObjectiveError as error:  # another process claimed the study meanwhile
+            raise UsageError(str(error)) from None
         finally:
             if progress:
                 progress.close()
-        best = learner.study.best_trial
-        print(json.dumps({"meta_trials": len(learner.study.trials), "objective": learner.objective,
+        scored = [t for t in learner.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+                  if t.user_attrs.get("objective", "auc") == args.objective]
+        best = min(scored, key=lambda t: t.value)
+        print(json.dumps({"meta_trials": len(learner.study.trials), "objective": args.objective,
                           "best_value": best.value, "best_params": best.params}, default=str))
         if args.plots:
             from metanas.meta.plots import log_meta_study, plot_meta_study

@@ -431,6 +431,7 @@ class MetaLearner:
         show_progress_bar: bool = False,
         callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
         include_defaults: bool = True,
+        objective: Optional[str] = None,
     ) -> optuna.Study:
         """Runs ``n_trials`` meta-trials; each scores one setting on every task.
 
@@ -446,13 +447,17 @@ class MetaLearner:
             include_defaults: First run each strategy's default settings (unless
                 the study has them already), among the ``n_trials``: `recommend`
                 compares its best candidate with them.
+            objective: The meta-objective ``evaluate`` returns (`OBJECTIVES`).
+                Default: ``evaluate.objective`` if it names one (as
+                `BenchEvaluator`'s does), else ``"auc"``; give it for an
+                evaluator that wraps a `BenchEvaluator` with ``"final"``.
 
         Raises:
-            ValueError: No task, or duplicate task names.
-            ObjectiveError: ``evaluate``'s ``objective`` (`BenchEvaluator`'s;
-                ``"auc"`` for an evaluator without one) is not the one the
-                study's scores are in: scores of two objectives cannot be
-                compared, so one study holds one (`ensure_objective`).
+            ValueError: No task, duplicate task names, an ``objective`` not in
+                `OBJECTIVES`, or one that contradicts ``evaluate.objective``.
+            ObjectiveError: The study's scores are in another objective: scores
+                of two objectives cannot be compared, so one study holds one
+                (`ensure_objective`).
         """
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
@@ -461,7 +466,11 @@ class MetaLearner:
             raise ValueError(f"task names must be unique, got {names}.")
         classes = strategy_classes()
         # A custom evaluator that names no objective is taken to score the area.
-        scored_by = getattr(evaluate, "objective", "auc")
+        named = getattr(evaluate, "objective", None)
+        named = named if isinstance(named, str) and named in OBJECTIVES else None
+        if objective is not None and named is not None and objective != named:
+            raise ValueError(f"objective={objective!r} but the evaluator scores {named!r}.")
+        scored_by = objective or named or "auc"
         self.ensure_objective(scored_by)
 
         def objective(trial: optuna.Trial) -> float:
@@ -478,8 +487,8 @@ class MetaLearner:
             trial.set_user_attr("source", "meta-train")
             trial.set_user_attr("objective", scored_by)
             # Another process may have claimed the study for another objective
-            # meanwhile (both read it unset); the trial fails rather than mix.
-            self.ensure_objective(scored_by)
+            # meanwhile; the trial fails rather than mix (no take-over here).
+            self._refuse_other(self.study.user_attrs.get(OBJECTIVE_KEY), scored_by)
             return float(np.mean(list(per_task.values())))
 
         if include_defaults:
@@ -516,9 +525,11 @@ class MetaLearner:
     def ensure_objective(self, objective: str) -> None:
         """Records ``objective`` as the study's meta-objective, or refuses another.
 
-        A study holds scores of one objective: its first meta-trial or record
-        fixes it. A study with finished trials but no recorded objective (from
-        before objectives were recorded) scores the area, ``"auc"``.
+        A study holds scores of one objective. The first call records it; while
+        the study has no finished trial scored with the recorded one (a run that
+        was stopped before its first meta-trial ended), another objective may
+        take it over. A study with finished trials but no recorded objective
+        (from before objectives were recorded) scores the area, ``"auc"``.
 
         Args:
             objective: One of `OBJECTIVES`.
@@ -530,25 +541,33 @@ class MetaLearner:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}.")
         recorded = self.study.user_attrs.get(OBJECTIVE_KEY)
-        if recorded is None:
-            finished = self.study.get_trials(
-                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            claim = finished[0].user_attrs.get("objective", "auc") if finished else objective
-            self.study.set_user_attr(OBJECTIVE_KEY, claim)
-            # Read back: of two processes that both found it unset, one claim stands.
-            recorded = self.study.user_attrs.get(OBJECTIVE_KEY, claim)
+        if recorded != objective:
+            stamps = [t.user_attrs.get("objective", "auc") for t in self.study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+            if recorded is None or recorded not in stamps:
+                # Unclaimed, or claimed by a run that finished nothing: the scores decide.
+                claim = stamps[0] if stamps else objective
+                self.study.set_user_attr(OBJECTIVE_KEY, claim)
+                # Two processes may both claim; the last write stands, and the check
+                # inside each meta-trial and the stamps (`_results`) catch the other.
+                recorded = self.study.user_attrs.get(OBJECTIVE_KEY, claim)
+        self._refuse_other(recorded, objective)
+
+    def _refuse_other(self, recorded: Optional[str], objective: str) -> None:
         if recorded != objective:
             raise ObjectiveError(
                 f"study {self.study.study_name!r} is recorded as scored with objective "
                 f"{recorded!r}; got scores of objective {objective!r}. Use the same objective, "
-                "or another study_name."
+                "or another study (study_name)."
             )
 
     def _has_meta_trial(self, params: Mapping[str, Any]) -> bool:
         """Whether ``params`` are queued, running or meta-trained (not just recorded)."""
+        objective = self.objective
         for trial in self.study.get_trials(deepcopy=False):
             finished = trial.state == optuna.trial.TrialState.COMPLETE
-            if finished and trial.user_attrs.get("source") != "meta-train":
+            if finished and (trial.user_attrs.get("source") != "meta-train"
+                             or trial.user_attrs.get("objective", "auc") != objective):
                 continue
             if trial.state == optuna.trial.TrialState.FAIL:
                 continue

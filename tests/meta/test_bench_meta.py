@@ -169,6 +169,30 @@ def test_one_study_holds_one_meta_objective(tmp_path):
         distributions={"strategy": optuna.distributions.CategoricalDistribution(["random"])}))
     with pytest.raises(ObjectiveError, match="objective 'auc'"):
         production.ensure_objective("final")
+    # A run stopped before its first meta-trial finished leaves a claim that another
+    # objective may take over.
+    stopped = MetaLearner(storage, study_name="stopped")
+    stopped.ensure_objective("final")
+    stopped.meta_train(tasks, BenchEvaluator(budget=6), n_trials=1, strategies=("random",))
+    assert stopped.objective == "auc"
+    # An explicit objective for a wrapped evaluator; one that contradicts the evaluator's.
+    wrapped = MetaLearner(storage, study_name="wrapped", seed=0)
+    final = BenchEvaluator(budget=6, objective="final")
+    wrapped.meta_train(tasks, lambda *args: final(*args), n_trials=1, strategies=("random",),
+                       objective="final")
+    assert wrapped.objective == "final"
+    with pytest.raises(ValueError, match="objective='auc' but the evaluator scores 'final'"):
+        wrapped.meta_train(tasks, final, n_trials=1, objective="auc")
+    # A meta-trial whose study another process claimed meanwhile fails, and says why.
+    flipped = MetaLearner(storage, study_name="flipped", seed=0)
+
+    def flip(task, strategy, settings, seed):
+        flipped.study.set_user_attr("meta/objective", "final")
+        return 0.5
+
+    with pytest.raises(ObjectiveError, match="recorded as scored with objective 'final'"):
+        flipped.meta_train(tasks, flip, n_trials=1, strategies=("random",))
+    assert [t.state for t in flipped.study.trials] == [optuna.trial.TrialState.FAIL]
     # An evaluator that names no objective is taken to score the area.
     custom = MetaLearner(storage, study_name="custom", seed=0)
     assert custom.objective == "auc"  # nothing recorded yet
@@ -209,6 +233,13 @@ def test_meta_train_refuses_another_objective_on_the_command_line(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith("metanas meta-train: error: study 'metanas-meta' is recorded as "
                           "scored with objective 'final'") and "\n" not in err
-    assert cli.main(argv + ["--objective", "area"]) == 2
-    assert "objective must be one of ['auc', 'final'], got 'area'" in capsys.readouterr().err
     assert len(MetaLearner(storage).study.trials) == 1
+    fresh = tmp_path / "fresh.db"
+    assert cli.main(["meta-train", "--tasks", "hpobench/car", "--storage", f"sqlite:///{fresh}",
+                     "--objective", "area", "--no-progress", "--no-mlflow"]) == 2
+    assert capsys.readouterr().err == ("metanas meta-train: error: --objective must be auc or "
+                                       "final, got 'area'\n")
+    assert not fresh.exists()  # refused before the storage was opened
+    from metanas.meta import OBJECTIVES
+
+    assert OBJECTIVES == ("auc", "final")  # as the command line spells them

@@ -156,7 +156,7 @@ def add_meta_train(subparsers) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.RandomSampler(seed=args.seed) if args.sampler == "random" else None
         learner = _learner(args.storage, args.study_name, sampler=sampler, seed=args.seed)
-        from metanas.meta import ObjectiveError
+        from metanas.meta.learner import ObjectiveError, scored_with
 
         try:
             learner.ensure_objective(args.objective)
@@ -181,7 +181,7 @@ def add_meta_train(subparsers) -> None:
             if progress:
                 progress.close()
         scored = [t for t in learner.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-                  if t.user_attrs.get("objective", "auc") == args.objective]
+                  if scored_with(t) == args.objective]
         best = min(scored, key=lambda t: t.value)
         print(json.dumps({"meta_trials": len(learner.study.trials), "objective": args.objective,
                           "best_value": best.value, "best_params": best.params}, default=str))

@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from metanas.meta.learner import OBJECTIVES, MetaTask, normalized_regret_auc, strategy_classes
+from metanas.meta.learner import MetaTask, check_objective, normalized_regret_auc, strategy_classes
 from metanas.tuners.base import check_int
 
 __all__ = [
@@ -105,15 +105,13 @@ class BenchEvaluator:
 
     Raises:
         ValueError: ``budget`` is not an int >= 2, or ``objective`` is not one
-            of `OBJECTIVES`.
+            of `metanas.meta.OBJECTIVES`.
     """
 
     def __init__(self, *, budget: int = 50, objective: str = "auc") -> None:
         check_int("budget", budget, low=2)
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}.")
         self.budget = budget
-        self.objective = objective
+        self.objective = check_objective(objective)
 
     def oracle(self, task, strategy: str, settings: Mapping[str, Any], seed: int,
                initial_hps: Optional[Sequence[Mapping[str, Any]]] = None):

@@ -40,8 +40,10 @@ __all__ = [
     "ObjectiveError",
     "Recommendation",
     "around_defaults",
+    "check_objective",
     "normalized_regret_auc",
     "redact",
+    "scored_with",
     "strategy_classes",
 ]
 
@@ -57,6 +59,18 @@ OBJECTIVE_KEY = "meta/objective"  # the study's user attribute
 
 class ObjectiveError(ValueError):
     """Scores of one meta-objective offered to a study that holds another."""
+
+
+def check_objective(objective: Any) -> str:
+    """``objective`` if it is one of `OBJECTIVES`; else a ValueError naming them."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}.")
+    return objective
+
+
+def scored_with(trial: optuna.trial.FrozenTrial) -> str:
+    """The meta-objective a finished trial's score is in (unstamped, from before: ``"auc"``)."""
+    return trial.user_attrs.get("objective", "auc")
 
 
 
@@ -538,11 +552,10 @@ class MetaLearner:
             ValueError: ``objective`` is not one of `OBJECTIVES`.
             ObjectiveError: The study holds another objective's scores.
         """
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}.")
+        check_objective(objective)
         recorded = self.study.user_attrs.get(OBJECTIVE_KEY)
         if recorded != objective:
-            stamps = [t.user_attrs.get("objective", "auc") for t in self.study.get_trials(
+            stamps = [scored_with(t) for t in self.study.get_trials(
                 deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
             if recorded is None or recorded not in stamps:
                 # Unclaimed, or claimed by a run that finished nothing: the scores decide.
@@ -567,7 +580,7 @@ class MetaLearner:
         for trial in self.study.get_trials(deepcopy=False):
             finished = trial.state == optuna.trial.TrialState.COMPLETE
             if finished and (trial.user_attrs.get("source") != "meta-train"
-                             or trial.user_attrs.get("objective", "auc") != objective):
+                             or scored_with(trial) != objective):
                 continue
             if trial.state == optuna.trial.TrialState.FAIL:
                 continue
@@ -618,7 +631,7 @@ class MetaLearner:
         out = []
         objective = self.objective
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if trial.user_attrs.get("objective", "auc") != objective:
+            if scored_with(trial) != objective:
                 continue  # a score on another scale (a race between two claims)
             per_task = {
                 k: v for k, v in trial.user_attrs.get("per_task", {}).items() if k not in exclude

@@ -25,6 +25,32 @@ def test_importing_tuners_imports_neither_mlflow_nor_autokeras_nor_optuna():
     assert result.stdout.strip() == "[]"
 
 
+def test_help_and_the_bench_tables_do_not_import_tensorflow():
+    # `metanas --help`, every subcommand's parser, the task list and the report
+    # are light; only running a search needs keras-tuner and TensorFlow.
+    result = run_python(
+        "import sys\n"
+        "from metanas import cli\n"
+        "parser = cli.build_parser()\n"
+        "import metanas.bench.report, metanas.bench.tasks\n"
+        "from metanas.bench import TASK_NAMES, STRATEGIES\n"
+        "assert len(TASK_NAMES) == 15 and 'metanas/evolution' in STRATEGIES\n"
+        "print(sorted(m for m in ('tensorflow', 'keras_tuner', 'keras') if m in sys.modules))\n"
+        "from metanas.bench import run_one\n"
+        "print('keras_tuner' in sys.modules)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "True"]
+
+
+def test_bench_package_names_an_unknown_attribute():
+    import metanas.bench
+
+    with pytest.raises(AttributeError, match="no attribute 'run_none'"):
+        metanas.bench.run_none  # noqa: B018
+    assert set(metanas.bench.__all__) <= set(dir(metanas.bench))
+
+
 def test_package_dirs_map_to_one_import_name():
     import metanas.tuners
 

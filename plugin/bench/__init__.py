@@ -16,23 +16,64 @@ Example:
     True
 """
 
-from metanas.bench.runner import TableTuner, run_many, run_one, summarise_history, time_budget
-from metanas.bench.strategies import (
-    DEFAULT_STRATEGIES,
-    METANAS_STRATEGIES,
-    PEER_STRATEGIES,
-    STRATEGIES,
-    Strategy,
-    get_strategy,
-)
-from metanas.bench.tasks import (
-    HELD_OUT_TASKS,
-    MULTI_OBJECTIVE_METRICS,
-    TASK_NAMES,
-    TUNING_TASKS,
-    Task,
-    load_task,
-)
+import importlib
+from typing import TYPE_CHECKING
+
+# Names -> the submodule that defines them. Imported on first use (PEP 562), so
+# that `metanas.bench.tasks` and `metanas.bench.report` (and `metanas --help`)
+# do not import keras-tuner and TensorFlow, which only the runner needs.
+_EXPORTS = {
+    "TableTuner": "runner",
+    "run_many": "runner",
+    "run_one": "runner",
+    "summarise_history": "runner",
+    "time_budget": "runner",
+    "DEFAULT_STRATEGIES": "strategies",
+    "METANAS_STRATEGIES": "strategies",
+    "PEER_STRATEGIES": "strategies",
+    "STRATEGIES": "strategies",
+    "Strategy": "strategies",
+    "get_strategy": "strategies",
+    "HELD_OUT_TASKS": "tasks",
+    "MULTI_OBJECTIVE_METRICS": "tasks",
+    "TASK_NAMES": "tasks",
+    "TUNING_TASKS": "tasks",
+    "Task": "tasks",
+    "load_task": "tasks",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from metanas.bench.runner import TableTuner, run_many, run_one, summarise_history, time_budget
+    from metanas.bench.strategies import (
+        DEFAULT_STRATEGIES,
+        METANAS_STRATEGIES,
+        PEER_STRATEGIES,
+        STRATEGIES,
+        Strategy,
+        get_strategy,
+    )
+    from metanas.bench.tasks import (
+        HELD_OUT_TASKS,
+        MULTI_OBJECTIVE_METRICS,
+        TASK_NAMES,
+        TUNING_TASKS,
+        Task,
+        load_task,
+    )
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metanas.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"metanas.bench.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "DEFAULT_STRATEGIES",

@@ -64,14 +64,6 @@ def _metanas_random(*, objective, max_trials, seed):
     return RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
 
 
-def _rl_available() -> bool:
-    try:
-        from metanas.tuners import RLControllerOracle  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _metanas_rl(*, objective, max_trials, seed):
     from metanas.tuners import RLControllerOracle
 
@@ -136,11 +128,8 @@ def _all_strategies() -> Dict[str, Strategy]:
                            selection="roulette", aging=False),
         Strategy("metanas/random", "keras-tuner", _metanas_random, True,
                  "RandomSearchOracle (no repeats)"),
-    ]
-    if _rl_available():
-        strategies.append(Strategy("metanas/rl", "keras-tuner", _metanas_rl, True,
-                                   "RLControllerOracle, default settings"))
-    strategies += [
+        Strategy("metanas/rl", "keras-tuner", _metanas_rl, True,
+                 "RLControllerOracle, default settings"),
         Strategy("kt/random", "keras-tuner", _kt_random, False,
                  "keras_tuner.oracles.RandomSearchOracle"),
         Strategy("kt/bayesian", "keras-tuner", _kt_bayes, False,
@@ -153,7 +142,7 @@ def _all_strategies() -> Dict[str, Strategy]:
     return {s.name: s for s in strategies}
 
 
-#: Every strategy, by name (``metanas/rl`` only where `RLControllerOracle` exists).
+#: Every strategy, by name.
 STRATEGIES: Dict[str, Strategy] = _all_strategies()
 METANAS_STRATEGIES: Tuple[str, ...] = tuple(n for n, s in STRATEGIES.items() if s.metanas)
 PEER_STRATEGIES: Tuple[str, ...] = tuple(n for n, s in STRATEGIES.items() if not s.metanas)

@@ -149,7 +149,10 @@ def add_ui(subparsers) -> None:
             for number, handler in previous.items():
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
             if process is not None:
-                server.stop_server(process)  # nothing to do if it ended on its own
+                try:
+                    server.stop_server(process)  # nothing to do if it ended on its own
+                except KeyboardInterrupt:  # a second Ctrl-C: the group was killed
+                    pass
 
     parser.set_defaults(func=run)
 

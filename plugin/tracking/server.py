@@ -91,14 +91,27 @@ def wait_until_up(url: str, *, timeout: float = 90.0, process=None) -> None:
 
 
 def stop_server(process, timeout: float = 20.0) -> None:
-    """Stops a server started by `start_server`: its whole process group."""
+    """Stops a server started by `start_server`: its whole process group.
+
+    SIGTERM first; SIGKILL if the group has not ended after ``timeout`` seconds,
+    or at once on a KeyboardInterrupt during that wait (a second Ctrl-C), which
+    is raised again once the group is killed.
+    """
     if process.poll() is not None:
         return
+    interrupted = False
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        try:
+            process.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        except KeyboardInterrupt:
+            interrupted = True
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
     except ProcessLookupError:
         pass
+    if interrupted:
+        raise KeyboardInterrupt

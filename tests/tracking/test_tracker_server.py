@@ -274,3 +274,38 @@ def _binds(host):
         return True
     except OSError:
         return False
+
+
+def test_a_second_ctrl_c_while_the_server_stops_kills_its_group_at_once():
+    # A server that ignores SIGTERM would hold `stop_server` for its whole timeout;
+    # a KeyboardInterrupt during that wait (the user's second Ctrl-C) sends SIGKILL
+    # to the group at once, then reaches the caller.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(120)")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+
+    def second_ctrl_c(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, second_ctrl_c)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            stop_server(process, timeout=60)
+        assert process.poll() == -signal.SIGKILL
+        assert time.monotonic() - started < 30
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()

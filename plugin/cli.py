@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-from metanas.usage import UsageError  # noqa: E402 (after the environment)
+from metanas.usage import UsageError, check_output_directory, check_seed  # noqa: E402
 
 
 def add_demo(subparsers) -> None:
@@ -40,6 +40,8 @@ def add_demo(subparsers) -> None:
                 f"--max-trials and --epochs must be >= 1, got "
                 f"{args.max_trials} and {args.epochs}"
             )
+        check_seed("--seed", args.seed)
+        check_output_directory("--directory", args.directory)
         from metanas.demo import run_demo
 
         run_demo(
@@ -127,6 +129,12 @@ def add_ui(subparsers) -> None:
         if "://" not in uri:
             raise UsageError(f"--backend-store-uri must be a URI such as sqlite:///mlflow.db, got {redact(uri)!r}")
         _check_listen(args.host, args.port)
+        from metanas.tracking.tracker import make_client
+
+        try:
+            make_client(uri)  # an unknown scheme: one line here, not the server's traceback
+        except ValueError as error:
+            raise UsageError(f"--backend-store-uri: {error}") from None
         print(f"MLflow UI for {redact(uri)} on http://{_url_host(args.host)}:{args.port} (Ctrl-C stops it)",
               flush=True)
         command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)
@@ -175,7 +183,10 @@ def add_tracking(subparsers) -> None:
 
         if not os.path.isdir(args.directory):
             raise UsageError(f"no such directory: {args.directory!r}")
-        result = sync(args.directory, tracking_uri=args.tracking_uri)
+        try:
+            result = sync(args.directory, tracking_uri=args.tracking_uri)
+        except ValueError as error:  # a tracking URI MLflow cannot use
+            raise UsageError(f"--tracking-uri: {error}") from None
         print(f"sent {result['sent']} record(s); {result['waiting']} still waiting")
         if result["waiting"]:
             print("MLflow is still unreachable: run `metanas tracking sync` again later",

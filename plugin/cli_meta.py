@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 
-from metanas.usage import UsageError
+from metanas.usage import UsageError, check_output_directory, check_seed
 
 __all__ = ["add_meta_train", "add_recommend"]
 
@@ -145,6 +145,9 @@ def add_meta_train(subparsers) -> None:
             )
         if args.objective not in ("auc", "final"):  # metanas.meta.OBJECTIVES, not imported yet
             raise UsageError(f"--objective must be auc or final, got {args.objective!r}")
+        check_seed("--seed", args.seed)
+        if args.plots:
+            check_output_directory("--plots", args.plots)
         names = _task_names(args.tasks)
         if args.similar_to is None and args.k is not None:
             raise UsageError("--k needs --similar-to")
@@ -156,11 +159,12 @@ def add_meta_train(subparsers) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.RandomSampler(seed=args.seed) if args.sampler == "random" else None
         learner = _learner(args.storage, args.study_name, sampler=sampler, seed=args.seed)
-        from metanas.meta.learner import ObjectiveError, scored_with
+        from metanas.meta.learner import ObjectiveError, StrategyError, scored_with
 
         try:
+            learner._check_strategies(strategies, new=strategies)
             learner.ensure_objective(args.objective)
-        except ObjectiveError as error:
+        except (ObjectiveError, StrategyError) as error:
             raise UsageError(str(error)) from None
         from metanas.bench import load_task
         from metanas.meta.evaluate import BenchEvaluator
@@ -175,7 +179,7 @@ def add_meta_train(subparsers) -> None:
                 seeds=tuple(range(args.seeds)), strategies=strategies,
                 callbacks=[progress] if progress else (),
             )
-        except ObjectiveError as error:  # another process claimed the study meanwhile
+        except (ObjectiveError, StrategyError) as error:  # another process claimed the study
             raise UsageError(str(error)) from None
         finally:
             if progress:

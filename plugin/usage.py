@@ -1,8 +1,35 @@
 """`UsageError`, in a module of its own so every subcommand's module can raise it
-without importing `metanas.cli` (which imports them: a cycle under ``python -m``)."""
+without importing `metanas.cli` (which imports them: a cycle under ``python -m``),
+and the checks the subcommands share."""
 
-__all__ = ["UsageError"]
+import os
+
+__all__ = ["UsageError", "check_output_directory", "check_seed"]
+
+#: Seeds NumPy, Keras and Optuna all take.
+MAX_SEED = 2**32 - 1
 
 
 class UsageError(ValueError):
     """Bad command-line input: reported in one line, exit status 2."""
+
+
+def check_seed(flag: str, seed) -> None:
+    """A seed in 0 .. 2**32 - 1 (or None), else a UsageError naming ``flag``."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"{flag} must be in 0..{MAX_SEED}, got {seed}")
+
+
+def check_output_directory(flag: str, path: str) -> None:
+    """Creates the output directory ``path`` now, before any work, or says why it cannot.
+
+    Raises:
+        UsageError: ``path`` is an existing file, or cannot be created.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag}: {path!r} is a file, not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{flag}: cannot create the directory {path!r} "
+                         f"({error.strerror or error})") from None

@@ -104,3 +104,34 @@ def test_demo_command_prints_the_best_configuration(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best val_accuracy:" in result.stdout and "layers =" in result.stdout
     assert "oneDNN" not in result.stderr  # the entry point silences TensorFlow
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--seed", "-1"], "--seed must be in 0..4294967295, got -1"),
+    (["demo", "--directory", "afile"], "--directory: 'afile' is a file, not a directory"),
+    (["bench", "--tasks", "hpobench/car", "--output", "afile"],
+     "--output: 'afile' is a file, not a directory"),
+    (["bench", "--tasks", "hpobench/car", "--output", "afile/sub"],
+     "--output: cannot create the directory 'afile/sub' (Not a directory)"),
+    (["meta-train", "--tasks", "hpobench/car", "--plots", "afile"],
+     "--plots: 'afile' is a file, not a directory"),
+    (["meta-train", "--tasks", "hpobench/car", "--seed", "4294967296"],
+     "--seed must be in 0..4294967295, got 4294967296"),
+    (["ui", "--backend-store-uri", "bogus://x", "--port", "1"],
+     "--backend-store-uri: MLflow cannot use the tracking URI 'bogus://x'"),
+])
+def test_bad_paths_seeds_and_uris_are_one_line_and_exit_2(argv, message, tmp_path, monkeypatch,
+                                                          capsys):
+    # Checked before any work: nothing is trained, no store is created.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    if argv[0] == "ui":  # a port the probe can bind, so the URI is what fails
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            argv[-1] = str(probe.getsockname()[1])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

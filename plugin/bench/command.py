@@ -251,6 +251,9 @@ def add_bench(subparsers) -> None:
                 load_results(path)
             except ValueError as error:
                 raise _usage_error(f"--reuse: {error}") from error
+        from metanas.usage import check_output_directory
+
+        check_output_directory("--output", args.output)
         command = "metanas bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
         path = run_bench(tasks=tasks, strategies=strategies, seeds=args.seeds, evals=args.evals,
                          workers=args.workers, output=args.output, limits=limits,

@@ -39,6 +39,7 @@ __all__ = [
     "MetaTask",
     "ObjectiveError",
     "Recommendation",
+    "StrategyError",
     "around_defaults",
     "check_objective",
     "normalized_regret_auc",
@@ -59,6 +60,10 @@ OBJECTIVE_KEY = "meta/objective"  # the study's user attribute
 
 class ObjectiveError(ValueError):
     """Scores of one meta-objective offered to a study that holds another."""
+
+
+class StrategyError(ValueError):
+    """A strategy outside those a meta-study's ``"strategy"`` parameter ranges over."""
 
 
 def check_objective(objective: Any) -> str:
@@ -394,6 +399,7 @@ class MetaLearner:
         sampler: Optional[optuna.samplers.BaseSampler] = None,
         seed: Optional[int] = None,
     ) -> None:
+        self.seed = seed
         self.storage_url = storage or DEFAULT_STORAGE
         if not isinstance(self.storage_url, str) or "://" not in self.storage_url:
             raise ValueError(
@@ -421,11 +427,46 @@ class MetaLearner:
             ) from None
 
     # ------------------------------------------------------------- training
+    def strategy_choices(self) -> Tuple[str, ...]:
+        """The strategies the study's ``"strategy"`` parameter ranges over.
+
+        Optuna fixes a categorical parameter's choices at its first use in a
+        study: the strategies of the study's first meta-training or, when a
+        production search was recorded first, every strategy
+        (`strategy_classes`). Empty for a study without meta-trials.
+        """
+        for trial in self.study.get_trials(deepcopy=False):
+            distribution = trial.distributions.get("strategy")
+            if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+                return tuple(distribution.choices)
+        return ()
+
+    def _check_strategies(self, strategies: Sequence[str], new: Sequence[str]) -> Tuple[str, ...]:
+        """The study's `strategy_choices` (``new`` for a new study), if they hold ``strategies``.
+
+        Raises:
+            StrategyError: One of ``strategies`` is not among the study's.
+        """
+        choices = self.strategy_choices() or tuple(new)
+        outside = [s for s in strategies if s not in choices]
+        if outside:
+            raise StrategyError(
+                f"study {self.study.study_name!r} ranges over the strategies {list(choices)} "
+                f"(fixed by its first meta-trial); got {outside}. Use those strategies, or "
+                "another study (study_name)."
+            )
+        return choices
+
     def suggest(self, trial: optuna.Trial, strategies: Sequence[str]) -> Tuple[str, Dict[str, Any]]:
-        """Samples a strategy and its settings in ``trial`` (define-by-run)."""
-        space = meta_space(strategies)
-        strategy = trial.suggest_categorical("strategy", list(strategies))
-        for name, distribution in space[strategy].items():
+        """Samples a strategy and its settings in ``trial`` (define-by-run).
+
+        The ``"strategy"`` parameter ranges over the study's `strategy_choices`
+        (``strategies`` in a new study); `meta_train` fixes it in advance when
+        ``strategies`` are only some of them.
+        """
+        choices = self.strategy_choices() or tuple(strategies)
+        strategy = trial.suggest_categorical("strategy", list(choices))
+        for name, distribution in meta_space([strategy])[strategy].items():
             if isinstance(distribution, optuna.distributions.IntDistribution):
                 trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log)
             elif isinstance(distribution, optuna.distributions.FloatDistribution):
@@ -455,7 +496,11 @@ class MetaLearner:
                 and returns its meta-objective (lower is better).
             n_trials: Meta-trials to add to the study.
             seeds: Search seeds per task; the task's score is their mean.
-            strategies: Names the meta-trials choose among.
+            strategies: Names the meta-trials choose among: the study's
+                `strategy_choices` or some of them (a new study takes them as
+                its choices). On some of them, each meta-trial's strategy is
+                drawn at random (seeded by ``seed``) and the sampler chooses
+                its settings; on all of them, the sampler chooses both.
             show_progress_bar: Optuna's progress bar.
             callbacks: Called after each meta-trial, as Optuna's ``optimize`` callbacks.
             include_defaults: First run each strategy's default settings (unless
@@ -472,6 +517,8 @@ class MetaLearner:
             ObjectiveError: The study's scores are in another objective: scores
                 of two objectives cannot be compared, so one study holds one
                 (`ensure_objective`).
+            StrategyError: One of ``strategies`` is not among the study's
+                `strategy_choices`.
         """
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
@@ -485,7 +532,19 @@ class MetaLearner:
         if objective is not None and named is not None and objective != named:
             raise ValueError(f"objective={objective!r} but the evaluator scores {named!r}.")
         scored_by = objective or named or "auc"
+        meta_space(strategies)  # unknown names
+        choices = self._check_strategies(strategies, new=strategies)
         self.ensure_objective(scored_by)
+        # Meta-training on some of the study's strategies: the sampler would draw
+        # among all of them, so each meta-trial's strategy is drawn here (seeded)
+        # and queued, and the sampler chooses its settings.
+        rng = np.random.default_rng(self.seed)
+        fixing = set(strategies) != set(choices)
+
+        def queue_strategy() -> None:
+            waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if fixing and not waiting:
+                self.study.enqueue_trial({"strategy": str(rng.choice(list(strategies)))})
 
         def objective(trial: optuna.Trial) -> float:
             strategy, raw = self.suggest(trial, strategies)
@@ -511,11 +570,18 @@ class MetaLearner:
                 if not self._has_meta_trial(params):
                     self.study.enqueue_trial(params)
         told = []  # the meta-trials this call finished (a callback runs after each tell)
+
+        def count(study, trial) -> None:
+            told.append(trial.number)
+            if len(told) < n_trials:
+                queue_strategy()
+
+        queue_strategy()
         while len(told) < n_trials:
             try:
                 self.study.optimize(
                     objective, n_trials=n_trials - len(told), show_progress_bar=show_progress_bar,
-                    callbacks=[lambda study, trial: told.append(trial.number), *callbacks],
+                    callbacks=[count, *callbacks],
                 )
                 break  # the budget ran out, or a callback stopped the study
             except ValueError as error:
@@ -605,11 +671,15 @@ class MetaLearner:
 
         Raises:
             ObjectiveError: The study holds another objective's scores.
+            StrategyError: The study's ``"strategy"`` parameter does not range
+                over ``strategy`` (`strategy_choices`; a new study ranges over
+                every strategy).
         """
-        self.ensure_objective("auc")
         space = meta_space([strategy])[strategy]
+        choices = self._check_strategies([strategy], new=tuple(strategy_classes()))
+        self.ensure_objective("auc")
         full = {"strategy": strategy, **{k: v for k, v in params.items() if k in space}}
-        distributions = {"strategy": optuna.distributions.CategoricalDistribution([strategy])}
+        distributions = {"strategy": optuna.distributions.CategoricalDistribution(list(choices))}
         distributions.update({k: space[k] for k in full if k != "strategy"})
         trial = optuna.trial.create_trial(
             params=full,
@@ -692,9 +762,13 @@ class MetaLearner:
         allowed = set(strategies or strategy_classes())
         results = [r for r in self._results(exclude_tasks) if r[0]["strategy"] in allowed]
         if not results:
+            others = [] if self.study.trials else sorted(
+                set(optuna.get_all_study_names(self.storage_url)) - {self.study.study_name})
             warnings.warn(
-                f"the meta storage {redact(self.storage_url)!r} has no meta-trial to learn "
-                "from; recommending the default settings.",
+                f"study {self.study.study_name!r} in the meta storage "
+                f"{redact(self.storage_url)!r} has no meta-trial to learn from"
+                + (f" (the storage's other studies: {others})" if others else "")
+                + "; recommending the default settings.",
                 stacklevel=2,
             )
             return default_recommendation(_default_strategy(allowed))

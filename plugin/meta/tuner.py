@@ -16,6 +16,7 @@ from metanas.meta.learner import (
     MetaTask,
     ObjectiveError,
     Recommendation,
+    StrategyError,
     strategy_classes,
 )
 from metanas.meta.transfer import TransferStore, WarmStart
@@ -227,6 +228,8 @@ class MetaTuner(StrategyTuner):
             warnings.warn(f"the search is not recorded in the meta storage: {error} A production "
                           "search is scored with 'auc' (the task's optimum is unknown); pass "
                           "record=False to a MetaTuner on this study.", stacklevel=2)
+        except StrategyError as error:
+            warnings.warn(f"the search is not recorded in the meta storage: {error}", stacklevel=2)
         except Exception as error:  # the storage is down: keep the result for later
             warnings.warn(
                 f"could not record the search in the meta storage ({error}); it is kept "
@@ -255,7 +258,7 @@ class MetaTuner(StrategyTuner):
         while pending:
             try:
                 self._send(pending[0])
-            except ObjectiveError as error:  # the study was claimed by "final" meanwhile
+            except (ObjectiveError, StrategyError) as error:  # e.g. claimed by "final" meanwhile
                 warnings.warn(f"a pending search result is dropped: {error}", stacklevel=2)
             pending.pop(0)
             self._keep_pending(pending)

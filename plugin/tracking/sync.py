@@ -7,7 +7,7 @@ import pathlib
 from typing import Dict, Optional
 
 from metanas.tracking.spool import PENDING_SUFFIX, Spool
-from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker
+from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker, make_client
 
 __all__ = ["sync", "find_spools"]
 
@@ -35,7 +35,13 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
     Returns:
         ``{"sent": n, "waiting": m}``: records applied, and records still
         waiting (MLflow unreachable).
+
+    Raises:
+        ValueError: MLflow cannot use ``tracking_uri`` (nothing is sent, and
+            every record keeps waiting).
     """
+    if tracking_uri is not None:
+        make_client(tracking_uri)
     sent = waiting = 0
     for directory, count in find_spools(path).items():
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)

@@ -152,10 +152,14 @@ class MlflowTracker:
 
     @property
     def client(self):
-        if self._client is None:
-            from mlflow.tracking import MlflowClient
+        """The MLflow client of `tracking_uri`.
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        Raises:
+            ValueError: MLflow cannot use the URI (an unknown scheme...): a
+                setting to fix, not a bad record, so what waits for it is kept.
+        """
+        if self._client is None:
+            self._client = make_client(self.tracking_uri)
         return self._client
 
     def _setup(self, tuner) -> None:
@@ -443,6 +447,16 @@ class MlflowTracker:
 
 
 # ------------------------------------------------------------------ helpers
+def make_client(tracking_uri: Optional[str]):
+    """An ``MlflowClient`` of ``tracking_uri``; ValueError naming it if MLflow cannot use it."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri=tracking_uri)
+    except Exception as error:  # noqa: BLE001 - MLflow's store lookup errors vary
+        text = redact(str(error)).strip().splitlines()
+        raise ValueError(f"MLflow cannot use the tracking URI {redact(str(tracking_uri))!r}: "
+                         f"{text[0] if text else type(error).__name__}") from None
 @contextlib.contextmanager
 def _short_http_retries() -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in _HTTP_ENV}

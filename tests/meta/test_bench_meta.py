@@ -99,7 +99,18 @@ def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_pat
                      "--storage", f"sqlite:///{tmp_path}/empty.db"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["source"] == "defaults"
-    assert "warning: the meta storage" in err and "no meta-trial" in err
+    assert "warning: study 'metanas-meta' in the meta storage" in err and "no meta-trial" in err
+    assert "other studies" not in err
+    # A mistyped --study-name: the warning names the studies the storage holds.
+    from metanas.meta import MetaTask
+
+    storage = f"sqlite:///{tmp_path}/empty.db"
+    MetaLearner(storage, study_name="mine").record(
+        task=MetaTask("t", {"log_samples": 2.0}), strategy="evolution", params={}, score=0.1)
+    assert cli.main(["recommend", "--task", "nb201/cifar10", "--storage", storage,
+                     "--study-name", "mien"]) == 0
+    err = capsys.readouterr().err
+    assert "study 'mien' in the meta storage" in err and "other studies: ['metanas-meta', 'mine']" in err
 
 
 @pytest.mark.parametrize(

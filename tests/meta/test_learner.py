@@ -14,6 +14,7 @@ from metanas.meta import (
     MetaLearner,
     around_defaults,
     MetaTask,
+    StrategyError,
     dataset_features,
     feature_distance,
     nearest_tasks,
@@ -329,3 +330,34 @@ def test_a_callback_that_stops_the_study_ends_meta_training(tmp_path):
                        callbacks=[lambda study, trial: study.stop()])
     done = [t for t in learner.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 1  # (the other strategy's defaults stay queued)
+
+
+def test_production_records_and_meta_training_share_one_study(tmp_path):
+    # Optuna fixes a categorical parameter's choices at its first use in a study;
+    # records and meta-trials must use the study's, in either order.
+    trained = train(f"sqlite:///{tmp_path}/trained.db", n_trials=4)
+    assert trained.strategy_choices() == ("evolution", "random")
+    params = {"evolution.mutation_rate": 0.3}
+    number = trained.record(task=SMALL[0], strategy="evolution", params=params, score=0.01)
+    assert trained.study.trials[number].params["strategy"] == "evolution"
+    assert trained.recommend(SMALL[0].features).settings["mutation_rate"] == 0.3
+    with pytest.raises(StrategyError, match=r"\['evolution', 'random'\] .*got \['rl'\]"):
+        trained.record(task=SMALL[0], strategy="rl", params={}, score=0.01)
+    with pytest.raises(StrategyError, match=r"got \['rl'\]"):
+        trained.meta_train(SMALL, evaluate, n_trials=1, strategies=("evolution", "rl"))
+    assert len(trained.study.trials) == 5  # nothing ran
+
+    # A record first: the study ranges over every strategy, and meta-training on
+    # some of them draws each meta-trial's strategy among those (seeded).
+    drawn = []
+    for name in ("a", "b"):
+        learner = MetaLearner(f"sqlite:///{tmp_path}/{name}.db", seed=3)
+        learner.record(task=SMALL[0], strategy="evolution", params=params, score=0.2)
+        assert learner.strategy_choices() == ("evolution", "random", "rl")
+        learner.meta_train(SMALL, evaluate, n_trials=8, strategies=("evolution", "random"))
+        trials = learner.study.trials[1:]
+        assert len(trials) == 8 and all(t.state.name == "COMPLETE" for t in trials)
+        assert {t.params["strategy"] for t in trials} == {"evolution", "random"}
+        assert not learner.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+        drawn.append([t.params for t in trials])
+    assert drawn[0] == drawn[1]

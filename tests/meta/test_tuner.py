@@ -147,3 +147,21 @@ def test_search_score_of_a_racing_search_depends_on_its_scores_only():
     bare = [T(score) for score in noise]
     assert search_score(raced, True) == search_score(fresh, True) == search_score(bare, True)
     assert 0 < search_score(raced, True) < 1
+
+
+def test_a_production_search_is_recorded_into_a_meta_trained_study(tmp_path, digits):
+    from metanas.meta import MetaTask
+
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    tasks = [MetaTask(f"t{i}", {"log_samples": float(i)}) for i in range(2)]
+    MetaLearner(storage, seed=0).meta_train(
+        tasks, lambda task, strategy, settings, seed: 0.5, n_trials=2,
+        strategies=("evolution", "random"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*(could not record|not recorded)")
+        run(tmp_path, digits, storage, "digits-recorded", max_trials=2)
+    trials = MetaLearner(storage).study.trials
+    assert len(trials) == 3 and trials[-1].user_attrs["source"] == "production"
+    assert not (tmp_path / "digits-recorded" / "meta_pending.json").exists()

@@ -309,3 +309,30 @@ def test_a_second_ctrl_c_while_the_server_stops_kills_its_group_at_once():
             process.kill()
         process.wait()
         process.stdout.close()
+
+
+def test_a_tracking_uri_mlflow_cannot_use_keeps_every_record_waiting(tmp_path, caplog, capsys):
+    # An unknown scheme is a setting to fix, not a bad record: nothing is rejected.
+    from metanas.tracking.spool import REJECTED_NAME
+
+    tuner = RandomSearch(
+        TinyModel(), objective="loss", max_trials=2, seed=7, directory=str(tmp_path / "runs"),
+        project_name="typo", hyperparameters=no_faults(),
+        tracking=MlflowTracker(tracking_uri="bogus://x"),
+    )
+    with caplog.at_level(logging.WARNING):
+        tuner.search(X, Y, epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 2
+    waiting = tuner.tracker.flush()
+    assert waiting > 0 and not list(tmp_path.rglob(REJECTED_NAME))
+    capsys.readouterr()
+    argv = ["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", "bogus://x"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("metanas tracking: error: --tracking-uri: MLflow cannot use the "
+                          "tracking URI 'bogus://x'") and "\n" not in err
+    assert tuner.tracker.flush() == waiting and not list(tmp_path.rglob(REJECTED_NAME))
+    # The right URI then sends them all.
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", store]) == 0
+    check_search_logged(store, "typo", tuner, epochs=1)

@@ -219,6 +219,9 @@ def add_recommend(subparsers) -> None:
             raise UsageError(f"--task takes one task, got {args.task!r}")
         name = names[0]
         strategies = _strategies(args.strategies) if args.strategies else None
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study..."
         learner = _learner(args.storage, args.study_name)
         from metanas.bench import load_task
         from metanas.meta.tasks import bench_features

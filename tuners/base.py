@@ -673,6 +673,16 @@ class MetanasOracle(keras_tuner.Oracle):
             # a kill right after a trial never loses what the strategy learned.
             self.save()
 
+    def _record_values(self, trial) -> None:
+        super()._record_values(trial)
+        # With tune_new_entries=False, training adds entries the space does not
+        # tune (at their defaults); keras-tuner re-hashes the trial with them,
+        # which a proposal (without them) never matches. Keep the hash of the
+        # values the space decides as well, so that no configuration repeats.
+        names = {hp.name for hp in self.hyperparameters.space}
+        decided = {k: v for k, v in trial.hyperparameters.values.items() if k in names}
+        self._tried_so_far.add(self.codec.hash(decided))
+
     def _check_consecutive_failures(self) -> None:
         # A model over the tuner's ``max_model_size`` is rejected before any
         # training: it says nothing about whether training works, so it fails

@@ -18,6 +18,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
@@ -227,7 +228,8 @@ def measure_costs(
     """The costs of ``model``, measured the same way for every trial.
 
     Args:
-        model: A built Keras model (functional or Sequential with an Input).
+        model: A built Keras model (a subclassed one gets no latency: it has
+            no symbolic inputs to make a batch from).
         batch_size: Rows in the latency batch (zeros of the input's shape).
         warmup: Untimed calls before timing (tracing, caches).
         repeats: Timed calls; the latency is their median, in milliseconds.
@@ -246,7 +248,7 @@ def measure_costs(
             path = os.path.join(folder, "model.weights.h5")
             model.save_weights(path)
             costs["cost/size_bytes"] = float(os.path.getsize(path))
-    if model.inputs:
+    if getattr(model, "inputs", None):  # a subclassed model has no symbolic inputs
         batch = _input_batch(model, batch_size)
         for _ in range(warmup):
             model(batch, training=False)
@@ -376,18 +378,38 @@ class CostLogger(keras.callbacks.Callback):
     """Measures the model's costs when training starts and logs them each epoch.
 
     The costs join the epoch logs, so keras-tuner records them as trial
-    metrics and a `ConstrainedObjective` can read them.
+    metrics and a `ConstrainedObjective` can read them. A model that is not
+    built when training starts (a subclassed model, a Sequential without an
+    Input) is measured at the end of its first epoch; a model whose costs
+    cannot be measured trains without them (with a warning): an objective that
+    needs them then fails that trial, any other does not notice.
     """
 
     def __init__(self, **measure_kwargs) -> None:
         super().__init__()
         self.measure_kwargs = measure_kwargs
         self.costs: Dict[str, float] = {}
+        self._measured = False
+
+    def _measure(self) -> None:
+        self._measured = True
+        try:
+            self.costs = measure_costs(self.model, **self.measure_kwargs)
+        except Exception as error:  # noqa: BLE001 - costs are optional for most objectives
+            warnings.warn(f"could not measure the model's costs ({type(error).__name__}: "
+                          f"{error}); the trial has no cost/ metrics. Pass cost_measures=False "
+                          "to skip measuring.", stacklevel=2)
+            self.costs = {}
 
     def on_train_begin(self, logs=None) -> None:
-        self.costs = measure_costs(self.model, **self.measure_kwargs)
+        self._measured = False
+        self.costs = {}
+        if self.model.built:
+            self._measure()
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        if not self._measured:
+            self._measure()
         if logs is not None:
             logs.update(self.costs)
 

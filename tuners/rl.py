@@ -186,7 +186,9 @@ class RLControllerOracle(MetanasOracle):
         self.updates = 0
         self.last_loss: Optional[float] = None
         self.last_entropy: Optional[float] = None
-        self._policy_blob: Optional[str] = None
+        # The encoded policy, for the decisions it was encoded with: re-encoded
+        # after an update, or when sampling has added a decision's head.
+        self._policy_blob: Optional[Tuple[Tuple[str, ...], str]] = None
 
     def _new_policy(self) -> ControllerPolicy:
         return ControllerPolicy(
@@ -374,10 +376,11 @@ class RLControllerOracle(MetanasOracle):
     # ---------------------------------------------------------------- state
     def get_state(self) -> Dict[str, Any]:
         state = super().get_state()
-        if self._policy_blob is None:
-            self._policy_blob = self.policy.to_base64()
+        decisions = tuple(self.policy.decisions)
+        if self._policy_blob is None or self._policy_blob[0] != decisions:
+            self._policy_blob = (decisions, self.policy.to_base64())
         state["rl"] = {
-            "policy": self._policy_blob,
+            "policy": self._policy_blob[1],
             "decisions": [[n, s] for n, s in zip(self.policy.decisions, self.policy.sizes)],
             "adam_step": self.policy.adam_step,
             "actions": dict(self._actions),
@@ -416,4 +419,4 @@ class RLControllerOracle(MetanasOracle):
                 "expected the state written by RLControllerOracle."
             ) from error
         self.policy = policy
-        self._policy_blob = rl["policy"]
+        self._policy_blob = (tuple(policy.decisions), rl["policy"])

@@ -133,10 +133,12 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         Builds the model once with the space's defaults and evaluates it on
         two rows to learn the logged names. Skipped where the names cannot be
         known from here: a custom `run_trial`, `HyperModel.fit`, or
-        `_build_and_fit_model` (AutoKeras), or data that is not arrays.
+        `_build_and_fit_model` (AutoKeras), callbacks (which may log metrics of
+        their own), or data that is not arrays.
         """
         if (
             self.hypermodel is None
+            or fit_kwargs.get("callbacks")
             or type(self).run_trial is not keras_tuner.Tuner.run_trial
             or type(self)._build_and_fit_model is not StrategyTuner._build_and_fit_model
             or type(self.hypermodel).fit is not keras_tuner.HyperModel.fit

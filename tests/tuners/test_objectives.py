@@ -270,3 +270,52 @@ def test_pareto_front_plot_is_a_png_and_logged_to_mlflow(tmp_path):
                              objectives, str(tmp_path / "front.png"))
     assert (tmp_path / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.endswith("front.png")
+
+
+class SubclassedModel(keras.Model):
+    def __init__(self, units):
+        super().__init__()
+        self.hidden = keras.layers.Dense(units, activation="relu")
+        self.out = keras.layers.Dense(2, activation="softmax")
+
+    def call(self, inputs):
+        return self.out(self.hidden(inputs))
+
+
+@pytest.mark.parametrize("kind", ["subclassed", "sequential without Input"])
+def test_models_unbuilt_when_training_starts_are_measured_after_their_first_epoch(kind, tmp_path):
+    # keras-tuner trains these; measuring their costs must not fail the trial.
+    def build(hp):
+        units = hp.Choice("units", [3, 5])
+        if kind == "subclassed":
+            model = SubclassedModel(units)
+        else:
+            model = keras.Sequential([keras.layers.Dense(units, activation="relu"),
+                                      keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = EvolutionSearch(build, objective="val_accuracy", max_trials=2, seed=1,
+                            directory=str(tmp_path), racing_fraction=0)
+    tuner.search(X, Y, validation_split=0.25, epochs=2, verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED", "COMPLETED"]
+    for trial in trials:
+        units = trial.hyperparameters.get("units")
+        params = 6 * units + units + units * 2 + 2
+        assert trial.metrics.get_last_value("cost/params") == params
+        assert trial.metrics.get_last_value("cost/flops") > 0
+
+
+def test_an_objective_a_callback_logs_is_not_refused(tmp_path):
+    class Doubled(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_doubled"] = 2 * logs["val_accuracy"]
+
+    objective = keras_tuner.Objective("val_doubled", "max")
+    tuner = EvolutionSearch(dense_model, objective=objective, max_trials=2, seed=1,
+                            directory=str(tmp_path), racing_fraction=0)
+    tuner.search(X, Y, validation_split=0.25, epochs=1, verbose=0, callbacks=[Doubled()])
+    for trial in tuner.oracle.trials.values():
+        assert trial.status == "COMPLETED"
+        assert trial.score == pytest.approx(2 * trial.metrics.get_last_value("val_accuracy"))

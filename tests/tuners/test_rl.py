@@ -151,6 +151,22 @@ def test_resume_restores_weights_optimizer_and_baseline(tmp_path):
     assert isinstance(state["rl"]["policy"], str)
 
 
+def test_a_state_saved_before_the_first_update_reloads(tmp_path):
+    # The first sampled proposal adds the policy's heads; a save between it and
+    # the first update (a crash mid-trial, a short search) must hold them.
+    oracle = make(factory, tmp_path, max_trials=20, seed=1, num_initial_points=0, batch_size=4)
+    oracle.get_state()  # encodes the policy before it has any head
+    trial = oracle.create_trial("tuner0")
+    assert oracle.policy.decisions and oracle.updates == 0
+    oracle.save()
+    resumed = make(factory, tmp_path, max_trials=20, seed=1, num_initial_points=0, batch_size=4)
+    resumed.reload()
+    np.testing.assert_array_equal(resumed.policy.params, oracle.policy.params)
+    assert resumed.policy.decisions == oracle.policy.decisions
+    finish(oracle, trial, best_count(trial.hyperparameters.values))
+    assert drive(resumed, best_count, trials=5)
+
+
 def test_a_state_from_another_policy_shape_is_an_error(tmp_path):
     oracle = make(factory, tmp_path, max_trials=20, seed=1)
     drive(oracle, best_count, trials=10)

@@ -86,3 +86,34 @@ def test_a_finished_search_leaves_its_oracle_to_the_garbage_collector(tmp_path):
     del tuner
     gc.collect()
     assert alive() is None
+
+
+@pytest.mark.parametrize("tuner_class", ["EvolutionSearch", "RLControllerSearch", "RandomSearch"])
+def test_untuned_entries_do_not_let_a_configuration_repeat(tuner_class, tmp_path):
+    # tune_new_entries=False: training adds 'a' at its default, which the space
+    # does not tune; the 3 configurations of 'b' are each tried once, then it ends.
+    import keras_tuner
+
+    import metanas.tuners
+
+    class Scored(keras_tuner.HyperModel):
+        def build(self, hp):
+            hp.Int("a", 0, 9)
+            hp.Choice("b", ["x", "y", "z"])
+            model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+            model.compile("sgd", "mse")
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            return {"score": hp.get("a") + {"x": 0.0, "y": 0.5, "z": 0.25}[hp.get("b")]}
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("b", ["x", "y", "z"])
+    extra = {"num_initial_points": 2} if tuner_class == "RLControllerSearch" else {}
+    tuner = getattr(metanas.tuners, tuner_class)(
+        Scored(), objective=keras_tuner.Objective("score", "max"), max_trials=9, seed=1,
+        hyperparameters=space, tune_new_entries=False, directory=str(tmp_path), **extra)
+    tuner.search(verbose=0)
+    tried = [t.hyperparameters.values for t in tuner.oracle.trials.values()]
+    assert sorted(v["b"] for v in tried) == ["x", "y", "z"]
+    assert all(v["a"] == 0 for v in tried)

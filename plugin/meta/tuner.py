@@ -22,7 +22,7 @@ from metanas.meta.learner import (
 from metanas.meta.transfer import TransferStore, WarmStart
 from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner, distributed
 from metanas.tuners.storage import save_json_atomically
-from metanas.tuners.tuner import split_oracle_kwargs
+from metanas.tuners.tuner import split_oracle_kwargs, strategy_settings
 
 __all__ = ["MetaTuner", "search_score"]
 
@@ -187,6 +187,10 @@ class MetaTuner(StrategyTuner):
         oracle._set_project_dir(self.directory, self.project_name)
         oracle.verbose = verbose
         self.oracle = oracle
+        # What trackers log as the search's settings: the recommended strategy's.
+        self.oracle_class = type(oracle)
+        self.strategy_settings = strategy_settings(
+            type(oracle), {**self._base_kwargs, **self.recommendation.settings})
         path = os.path.join(self.project_dir, CHOICE_FILE)
         save_json_atomically(path, vars(self.recommendation), default=str)
 

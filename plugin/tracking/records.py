@@ -14,6 +14,7 @@ and a record already applied leaves its id in the run's
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import pathlib
@@ -203,6 +204,9 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         metrics, param_list = metrics[_BATCH:], param_list[_PARAM_BATCH:]
     client.log_batch(run_id, metrics=metrics, params=param_list, tags=tag_list)
     if record.get("status"):
+        if (record.get("type") == "search_end" and record["status"] == "FINISHED"
+                and "error" not in tags and "error" in client.get_run(run_id).data.tags):
+            client.delete_tag(run_id, "error")  # a failed search resumed and finished
         client.set_terminated(run_id, status=record["status"], end_time=record.get("end_ms"))
     return run_id
 
@@ -224,15 +228,32 @@ def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Dict[str, Dict[
 
 
 def safe_key(name: str) -> str:
-    """``name`` with the characters MLflow refuses in param and metric keys as ``_``.
+    """``name`` as a param or metric key MLflow accepts, distinct for distinct names.
 
-    MLflow keys allow letters, digits, ``_ - . : /`` and spaces; a strategy's
-    diagnostics (e.g. ``policy/prob/<hp>/<value>``) may hold anything.
+    MLflow keys allow letters, digits, ``_ - . : /`` and spaces, at most 250
+    characters, and must read as a normalised relative path (no empty, ``.``
+    or ``..`` segment, no leading or trailing ``/``); a hyperparameter or a
+    strategy's diagnostics (``policy/prob/<hp>/<value>``, a value may be ``""``)
+    may hold anything. A name that has to change keeps what it can, with ``_``
+    for what it cannot, and ends with ``_`` and 8 hex digits of its hash, so
+    that two names never share a key (``lr(1)`` and ``lr[1]``).
     """
-    return _UNSAFE.sub("_", str(name))[:250]
+    name = str(name)
+    segments = _UNSAFE.sub("_", name).split("/")
+    key = "/".join("_" if s in ("", ".", "..") else s for s in segments)
+    if key.startswith(".."):
+        key = "_" + key
+    if key == name and len(key) <= _KEY_LIMIT:
+        return key
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    key = key[: _KEY_LIMIT - 9]
+    while key.endswith("/") or key.split("/")[-1] in (".", ".."):
+        key = key[:-1]  # what the cut left of a segment
+    return f"{key}_{digest}"
 
 
 _UNSAFE = re.compile(r"[^\w\-. :/]")
+_KEY_LIMIT = 250
 
 
 def metric_rows(values: Dict[str, Any], step: int, timestamp: Optional[int] = None) -> List[list]:

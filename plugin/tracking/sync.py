@@ -6,6 +6,7 @@ import os
 import pathlib
 from typing import Dict, Optional
 
+from metanas.security import redact
 from metanas.tracking.spool import PENDING_SUFFIX, Spool
 from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker, make_client
 
@@ -37,11 +38,26 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         waiting (MLflow unreachable).
 
     Raises:
-        ValueError: MLflow cannot use ``tracking_uri`` (nothing is sent, and
-            every record keeps waiting).
+        ValueError: MLflow cannot use ``tracking_uri``, or, with no
+            ``tracking_uri``, the records were meant for another store than
+            the default (nothing is sent, and every record keeps waiting).
     """
     if tracking_uri is not None:
         make_client(tracking_uri)
+    else:
+        default = redact(MlflowTracker().tracking_uri)
+        targets = {
+            record.get("target")
+            for directory in find_spools(path)
+            for pending in Spool(directory).files()
+            for record in Spool.read(pending)
+        } - {None, default}
+        if targets:
+            raise ValueError(
+                f"the records under {str(path)!r} were meant for {sorted(targets)}, not the "
+                f"default store {default!r} (MLFLOW_TRACKING_URI, else ./mlflow.db); pass "
+                "--tracking-uri to say where they go."
+            )
     sent = waiting = 0
     for directory, count in find_spools(path).items():
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)

@@ -266,8 +266,11 @@ class MlflowTracker:
             return
         # Costs do not change by epoch: logged once, at the trial's end.
         values = {k: v for k, v in (logs or {}).items() if not str(k).startswith("cost/")}
-        state["metrics"].extend(rec.metric_rows(values, step=state["step"]))
-        state["step"] += 1
+        # Step = epoch: with executions_per_trial > 1, each execution logs its
+        # epochs at the same steps (the trial's score is keras-tuner's mean).
+        step = state["step"] if epoch is None else int(epoch)
+        state["metrics"].extend(rec.metric_rows(values, step=step))
+        state["step"] = max(state["step"], step + 1)
         if self.log_models and not state["artifacts"] and model is not None:
             state["artifacts"] = _model_artifacts(model)
 
@@ -383,6 +386,8 @@ class MlflowTracker:
     def _submit(self, record: Dict[str, Any]) -> None:
         record.setdefault("id", uuid.uuid4().hex)
         record.setdefault("experiment", self.experiment_name)
+        # Where it was meant to go (without credentials): `sync` checks it.
+        record.setdefault("target", redact(self.tracking_uri))
         if not self._deliver_pending():
             self._spool.append(record)
             return

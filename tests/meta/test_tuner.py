@@ -70,6 +70,12 @@ def test_strategies_restrict_the_choice(tmp_path, digits):
     tuner = run(tmp_path, digits, f"sqlite:///{tmp_path}/m.db", "only-random",
                 strategies=["random"], record=False)
     assert isinstance(tuner.oracle, RandomSearchOracle)
+    # The settings a tracker logs on the search's run are the chosen strategy's.
+    from metanas.tuners.tuner import strategy_settings
+
+    assert tuner.strategy_settings == strategy_settings(
+        RandomSearchOracle, {"seed": 1, **tuner.recommendation.settings})
+    assert "population_size" not in tuner.strategy_settings
 
 
 def test_a_study_scored_by_the_final_regret_gets_no_production_record(tmp_path, digits):

@@ -192,6 +192,91 @@ def test_rl_controller_diagnostics_with_odd_choice_values_are_logged(tmp_path):
     assert len(children) == 3
     probabilities = {k.split("policy/prob/act/")[1]: v for k, v in parent.data.metrics.items()
                      if "policy/prob/act/" in k}
-    assert set(probabilities) == {"relu__x_", "tanh_"}
+    assert sorted(k[:-9] for k in probabilities) == ["relu__x_", "tanh_"]  # + _<hash>
     assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert not list((tmp_path / "runs" / SPOOL_DIRNAME).rglob("*.jsonl"))
+
+
+def test_names_mlflow_refuses_or_merges_are_all_logged(tmp_path):
+    # Path-like names, names equal once cleaned, an empty choice value in the RL
+    # controller's diagnostics: every run finishes with every value logged.
+    import keras
+
+    from metanas.tracking.records import safe_key
+    from metanas.tracking.spool import REJECTED_NAME
+    from metanas.tuners import RLControllerSearch
+
+    def build(hp):
+        inputs = keras.Input(shape=(4,))
+        units = hp.Choice("block//units", [2, 4]) + hp.Choice("lr(1)", [1, 2])
+        units += hp.Choice("lr[1]", [3, 4]) + len(hp.Choice("suffix", ["", "_wide"]))
+        hidden = keras.layers.Dense(units, activation="relu")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tuner = RLControllerSearch(
+        build, objective="loss", max_trials=3, seed=1, num_initial_points=1,
+        directory=str(tmp_path / "runs"), project_name="names",
+        tracking=MlflowTracker(tracking_uri=uri),
+    )
+    tuner.search(X, Y, epochs=1, verbose=0)
+    (parent,), children = runs_of(uri, "names")
+    assert parent.info.status == "FINISHED" and "best_score" in parent.data.metrics
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    for child in children:
+        values = tuner.oracle.trials[child.data.tags["metanas.trial_id"]].hyperparameters.values
+        for name, value in values.items():
+            assert child.data.params[safe_key(name)] == str(value)
+    empty = [k for k in parent.data.metrics if k.startswith("strategy/policy/prob/suffix/")]
+    assert len(empty) == 2  # "" and "_wide"
+    assert not list((tmp_path / "runs").rglob(REJECTED_NAME))
+
+
+def test_with_several_executions_metric_steps_are_epochs(tmp_path):
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Fixed("fault", "none")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tuner = RandomSearch(
+        TinyModel(), objective="loss", max_trials=1, seed=2, executions_per_trial=2,
+        hyperparameters=space, directory=str(tmp_path / "runs"), project_name="twice",
+        tracking=MlflowTracker(tracking_uri=uri),
+    )
+    tuner.search(X, Y, epochs=3, verbose=0)
+    (_,), (child,) = runs_of(uri, "twice")
+    history = MlflowClient(tracking_uri=uri).get_metric_history(child.info.run_id, "loss")
+    assert sorted(m.step for m in history) == [0, 0, 1, 1, 2, 2]  # two executions, 3 epochs
+
+
+def test_a_failed_search_resumed_to_the_end_loses_its_error_tag(tmp_path):
+    class Flaky(TinyModel):
+        fits = 0
+
+        def fit(self, hp, model, *args, **kwargs):
+            Flaky.fits += 1
+            if Flaky.fits <= 2:
+                raise RuntimeError("injected: the first two trainings fail")
+            return super().fit(hp, model, *args, **kwargs)
+
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Fixed("fault", "none")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def tuner(**kwargs):
+        return RandomSearch(Flaky(), objective="loss", max_trials=3, seed=4, hyperparameters=space,
+                            max_consecutive_failed_trials=2, directory=str(tmp_path / "runs"),
+                            project_name="again", tracking=MlflowTracker(tracking_uri=uri),
+                            **kwargs)
+
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        tuner().search(X, Y, epochs=1, verbose=0)
+    (parent,), _ = runs_of(uri, "again")
+    assert parent.info.status == "FAILED" and "error" in parent.data.tags
+    tuner(overwrite=False).search(X, Y, epochs=1, verbose=0)
+    (parent,), _ = runs_of(uri, "again")
+    assert parent.info.status == "FINISHED" and "error" not in parent.data.tags

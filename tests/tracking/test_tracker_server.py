@@ -129,7 +129,8 @@ def test_sync_replays_what_waited_and_a_second_replay_adds_nothing(server, tmp_p
             assert len(steps) == len(set(steps)), f"{key} of {run.info.run_name} logged twice"
 
 
-def test_unreachable_server_never_stops_the_search_nor_leaks_credentials(tmp_path, caplog):
+def test_unreachable_server_never_stops_the_search_nor_leaks_credentials(tmp_path, caplog,
+                                                                         capsys):
     url = f"http://bob:hunter2@127.0.0.1:{free_port()}"  # nothing listens there
     tuner = RandomSearch(
         TinyModel(), objective="loss", max_trials=2, seed=7, directory=str(tmp_path / "runs"),
@@ -142,8 +143,16 @@ def test_unreachable_server_never_stops_the_search_nor_leaks_credentials(tmp_pat
     files = spooled(tmp_path)
     assert files and "hunter2" not in files[0].read_text()
     assert "bob:***@" in caplog.text and "hunter2" not in caplog.text
-    assert tuner.tracker.flush() > 0  # still waiting, nothing lost
+    waiting = tuner.tracker.flush()
+    assert waiting > 0  # still waiting, nothing lost
     assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", url]) == 1
+    # Without --tracking-uri, sync refuses to send them to the default store instead.
+    capsys.readouterr()
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"were meant for ['http://bob:***@127.0.0.1:{url.rsplit(':', 1)[1]}']" in err
+    assert "hunter2" not in err and "\n" not in err
+    assert tuner.tracker.flush() == waiting
 
 
 def test_chief_and_three_workers_log_their_trials_under_one_parent(server, tmp_path):

@@ -168,15 +168,22 @@ def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
     )
 
 
-def test_rl_controller_diagnostics_with_odd_choice_values_are_logged(tmp_path):
+def test_odd_names_and_choice_values_are_all_logged(tmp_path):
+    # Characters MLflow refuses, path-like names, names equal once cleaned, and
+    # choice values (one empty) in the RL controller's diagnostics: every run
+    # finishes with every value logged, under a key of its own.
     import keras
 
+    from metanas.tracking.records import safe_key
+    from metanas.tracking.spool import REJECTED_NAME
     from metanas.tuners import RLControllerSearch
 
     def build(hp):
         inputs = keras.Input(shape=(4,))
         act = {"relu*[x]": "relu", "tanh?": "tanh"}[hp.Choice("act", ["relu*[x]", "tanh?"])]
-        hidden = keras.layers.Dense(hp.Choice("units", [2, 4]), activation=act)(inputs)
+        units = hp.Choice("block//units", [2, 4]) + hp.Choice("lr(1)", [1, 2])
+        units += hp.Choice("lr[1]", [3, 4]) + len(hp.Choice("suffix", ["", "_wide"]))
+        hidden = keras.layers.Dense(units, activation=act)(inputs)
         model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
         model.compile("adam", "sparse_categorical_crossentropy")
         return model
@@ -189,48 +196,19 @@ def test_rl_controller_diagnostics_with_odd_choice_values_are_logged(tmp_path):
     )
     tuner.search(X, Y, epochs=1, verbose=0)
     (parent,), children = runs_of(uri, "odd")
-    assert len(children) == 3
-    probabilities = {k.split("policy/prob/act/")[1]: v for k, v in parent.data.metrics.items()
-                     if "policy/prob/act/" in k}
-    assert sorted(k[:-9] for k in probabilities) == ["relu__x_", "tanh_"]  # + _<hash>
-    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert not list((tmp_path / "runs" / SPOOL_DIRNAME).rglob("*.jsonl"))
-
-
-def test_names_mlflow_refuses_or_merges_are_all_logged(tmp_path):
-    # Path-like names, names equal once cleaned, an empty choice value in the RL
-    # controller's diagnostics: every run finishes with every value logged.
-    import keras
-
-    from metanas.tracking.records import safe_key
-    from metanas.tracking.spool import REJECTED_NAME
-    from metanas.tuners import RLControllerSearch
-
-    def build(hp):
-        inputs = keras.Input(shape=(4,))
-        units = hp.Choice("block//units", [2, 4]) + hp.Choice("lr(1)", [1, 2])
-        units += hp.Choice("lr[1]", [3, 4]) + len(hp.Choice("suffix", ["", "_wide"]))
-        hidden = keras.layers.Dense(units, activation="relu")(inputs)
-        model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
-        model.compile("adam", "sparse_categorical_crossentropy")
-        return model
-
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tuner = RLControllerSearch(
-        build, objective="loss", max_trials=3, seed=1, num_initial_points=1,
-        directory=str(tmp_path / "runs"), project_name="names",
-        tracking=MlflowTracker(tracking_uri=uri),
-    )
-    tuner.search(X, Y, epochs=1, verbose=0)
-    (parent,), children = runs_of(uri, "names")
     assert parent.info.status == "FINISHED" and "best_score" in parent.data.metrics
     assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
     for child in children:
         values = tuner.oracle.trials[child.data.tags["metanas.trial_id"]].hyperparameters.values
         for name, value in values.items():
             assert child.data.params[safe_key(name)] == str(value)
+    probabilities = {k.split("policy/prob/act/")[1]: v for k, v in parent.data.metrics.items()
+                     if "policy/prob/act/" in k}
+    assert sorted(k[:-9] for k in probabilities) == ["relu__x_", "tanh_"]  # + _<hash>
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     empty = [k for k in parent.data.metrics if k.startswith("strategy/policy/prob/suffix/")]
     assert len(empty) == 2  # "" and "_wide"
+    assert not list((tmp_path / "runs" / SPOOL_DIRNAME).rglob("*.jsonl"))
     assert not list((tmp_path / "runs").rglob(REJECTED_NAME))
 
 

@@ -185,8 +185,8 @@ def add_tracking(subparsers) -> None:
             raise UsageError(f"no such directory: {args.directory!r}")
         try:
             result = sync(args.directory, tracking_uri=args.tracking_uri)
-        except ValueError as error:  # a tracking URI MLflow cannot use
-            raise UsageError(f"--tracking-uri: {error}") from None
+        except ValueError as error:  # a URI MLflow cannot use, records for another store
+            raise UsageError(str(error)) from None
         print(f"sent {result['sent']} record(s); {result['waiting']} still waiting")
         if result["waiting"]:
             print("MLflow is still unreachable: run `metanas tracking sync` again later",

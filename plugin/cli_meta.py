@@ -146,14 +146,14 @@ def add_meta_train(subparsers) -> None:
         if args.objective not in ("auc", "final"):  # metanas.meta.OBJECTIVES, not imported yet
             raise UsageError(f"--objective must be auc or final, got {args.objective!r}")
         check_seed("--seed", args.seed)
-        if args.plots:
-            check_output_directory("--plots", args.plots)
         names = _task_names(args.tasks)
         if args.similar_to is None and args.k is not None:
             raise UsageError("--k needs --similar-to")
         if args.similar_to is not None:
             names = _similar_tasks(args.similar_to, names, 3 if args.k is None else args.k)
         strategies = _strategies(args.strategies)
+        if args.plots:  # made now, before the storage is opened and the searches run
+            check_output_directory("--plots", args.plots)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)

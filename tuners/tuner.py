@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from typing import Any, Dict, Optional, Type
 
 import keras_tuner
@@ -133,12 +134,12 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         Builds the model once with the space's defaults and evaluates it on
         two rows to learn the logged names. Skipped where the names cannot be
         known from here: a custom `run_trial`, `HyperModel.fit`, or
-        `_build_and_fit_model` (AutoKeras), callbacks (which may log metrics of
-        their own), or data that is not arrays.
+        `_build_and_fit_model` (AutoKeras), or data that is not arrays. With
+        callbacks (which may log metrics of their own), a missing name is a
+        warning instead.
         """
         if (
             self.hypermodel is None
-            or fit_kwargs.get("callbacks")
             or type(self).run_trial is not keras_tuner.Tuner.run_trial
             or type(self)._build_and_fit_model is not StrategyTuner._build_and_fit_model
             or type(self.hypermodel).fit is not keras_tuner.HyperModel.fit
@@ -160,7 +161,12 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             logged |= {f"val_{name}" for name in names}
         if self.cost_measures:
             logged |= set(objectives.COST_METRICS)
-        objectives.check_objective_is_logged(self.oracle.objective, logged)
+        try:
+            objectives.check_objective_is_logged(self.oracle.objective, logged)
+        except ValueError as error:
+            if not fit_kwargs.get("callbacks"):
+                raise
+            warnings.warn(f"{error} (unless one of the callbacks logs it)", stacklevel=3)
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         if self.cost_measures:

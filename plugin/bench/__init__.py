@@ -62,7 +62,12 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
+_SUBMODULES = ("command", "hypervolume", "reference", "report", "runner", "strategies", "tasks")
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:  # as `import metanas.bench` gave them before
+        return importlib.import_module(f"metanas.bench.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'metanas.bench' has no attribute {name!r}")

@@ -375,6 +375,44 @@ def _confirmed_choice(scored, chosen, allowed, alpha) -> Optional[Tuple[Dict[str
     return baseline[0], half_mean(baseline, second=True), False
 
 
+class _StrategyAmong(optuna.samplers.BaseSampler):
+    """``base``, except that the ``"strategy"`` parameter is drawn uniformly among ``strategies``.
+
+    For meta-training on some of a study's strategies: Optuna fixes the
+    parameter's choices in a study, so the restriction is made here. A queued
+    trial's own values still come first (Optuna applies them before sampling).
+    """
+
+    def __init__(self, base: optuna.samplers.BaseSampler, strategies: Sequence[str],
+                 rng: np.random.Generator) -> None:
+        self.base, self.strategies, self.rng = base, list(strategies), rng
+
+    def infer_relative_search_space(self, study, trial):
+        space = dict(self.base.infer_relative_search_space(study, trial))
+        space.pop("strategy", None)
+        return space
+
+    def sample_relative(self, study, trial, search_space):
+        # Grouped TPE recomputes its own groups, "strategy" included: drop it.
+        params = dict(self.base.sample_relative(study, trial, search_space))
+        params.pop("strategy", None)
+        return params
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        if param_name == "strategy":
+            return self.strategies[int(self.rng.integers(len(self.strategies)))]
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+
 class MetaLearner:
     """An Optuna meta-study of strategies and their settings across tasks.
 
@@ -535,16 +573,13 @@ class MetaLearner:
         meta_space(strategies)  # unknown names
         choices = self._check_strategies(strategies, new=strategies)
         self.ensure_objective(scored_by)
-        # Meta-training on some of the study's strategies: the sampler would draw
-        # among all of them, so each meta-trial's strategy is drawn here (seeded)
-        # and queued, and the sampler chooses its settings.
-        rng = np.random.default_rng(self.seed)
-        fixing = set(strategies) != set(choices)
-
-        def queue_strategy() -> None:
-            waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-            if fixing and not waiting:
-                self.study.enqueue_trial({"strategy": str(rng.choice(list(strategies)))})
+        sampler = self.study.sampler
+        if set(strategies) != set(choices):
+            # Some of the study's strategies: the sampler would draw among all of
+            # them, so this process draws the strategy (seeded, and on from the
+            # study's size, so later calls draw anew) and the sampler the settings.
+            seed = None if self.seed is None else [self.seed, len(self.study.trials)]
+            sampler = _StrategyAmong(sampler, strategies, np.random.default_rng(seed))
 
         def objective(trial: optuna.Trial) -> float:
             strategy, raw = self.suggest(trial, strategies)
@@ -571,26 +606,25 @@ class MetaLearner:
                     self.study.enqueue_trial(params)
         told = []  # the meta-trials this call finished (a callback runs after each tell)
 
-        def count(study, trial) -> None:
-            told.append(trial.number)
-            if len(told) < n_trials:
-                queue_strategy()
-
-        queue_strategy()
-        while len(told) < n_trials:
-            try:
-                self.study.optimize(
-                    objective, n_trials=n_trials - len(told), show_progress_bar=show_progress_bar,
-                    callbacks=[count, *callbacks],
-                )
-                break  # the budget ran out, or a callback stopped the study
-            except ValueError as error:
-                if "Cannot tell a COMPLETE trial" not in str(error):
-                    raise
-                # Two processes on one SQLite storage can both take the same queued
-                # meta-trial; the first result stands, and this process goes on.
-                warnings.warn(f"a queued meta-trial also ran in another process ({error}); "
-                              "its first result is kept.", stacklevel=2)
+        own_sampler, self.study.sampler = self.study.sampler, sampler
+        try:
+            while len(told) < n_trials:
+                try:
+                    self.study.optimize(
+                        objective, n_trials=n_trials - len(told),
+                        show_progress_bar=show_progress_bar,
+                        callbacks=[lambda study, trial: told.append(trial.number), *callbacks],
+                    )
+                    break  # the budget ran out, or a callback stopped the study
+                except ValueError as error:
+                    if "Cannot tell a COMPLETE trial" not in str(error):
+                        raise
+                    # Two processes on one SQLite storage can both take the same queued
+                    # meta-trial; the first result stands, and this process goes on.
+                    warnings.warn(f"a queued meta-trial also ran in another process ({error}); "
+                                  "its first result is kept.", stacklevel=2)
+        finally:
+            self.study.sampler = own_sampler
         return self.study
 
     @property

@@ -6,9 +6,8 @@ import os
 import pathlib
 from typing import Dict, Optional
 
-from metanas.security import redact
 from metanas.tracking.spool import PENDING_SUFFIX, Spool
-from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker, make_client
+from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker, make_client, store_target
 
 __all__ = ["sync", "find_spools"]
 
@@ -42,24 +41,25 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
             ``tracking_uri``, the records were meant for another store than
             the default (nothing is sent, and every record keeps waiting).
     """
-    if tracking_uri is not None:
-        make_client(tracking_uri)
-    else:
-        default = redact(MlflowTracker().tracking_uri)
+    spools = find_spools(path)
+    if tracking_uri is not None or spools:
+        make_client(tracking_uri)  # None: MLFLOW_TRACKING_URI, else MLflow's default
+    if tracking_uri is None:
+        default = store_target(MlflowTracker().tracking_uri)
         targets = {
             record.get("target")
-            for directory in find_spools(path)
+            for directory in spools
             for pending in Spool(directory).files()
             for record in Spool.read(pending)
         } - {None, default}
         if targets:
             raise ValueError(
                 f"the records under {str(path)!r} were meant for {sorted(targets)}, not the "
-                f"default store {default!r} (MLFLOW_TRACKING_URI, else ./mlflow.db); pass "
-                "--tracking-uri to say where they go."
+                f"default store {default!r} (MLFLOW_TRACKING_URI, else ./mlflow.db); say "
+                "where they go (metanas tracking sync --tracking-uri URI)."
             )
     sent = waiting = 0
-    for directory, count in find_spools(path).items():
+    for directory, count in spools.items():
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
         tracker._spool = Spool(directory)
         left = tracker.flush()

@@ -387,7 +387,7 @@ class MlflowTracker:
         record.setdefault("id", uuid.uuid4().hex)
         record.setdefault("experiment", self.experiment_name)
         # Where it was meant to go (without credentials): `sync` checks it.
-        record.setdefault("target", redact(self.tracking_uri))
+        record.setdefault("target", store_target(self.tracking_uri))
         if not self._deliver_pending():
             self._spool.append(record)
             return
@@ -452,15 +452,25 @@ class MlflowTracker:
 
 
 # ------------------------------------------------------------------ helpers
+def store_target(tracking_uri: str) -> str:
+    """``tracking_uri`` as records note it: credentials redacted, SQLite paths absolute."""
+    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+        tracking_uri = "sqlite:///" + os.path.abspath(tracking_uri[len("sqlite:///"):])
+    return redact(tracking_uri)
+
+
 def make_client(tracking_uri: Optional[str]):
     """An ``MlflowClient`` of ``tracking_uri``; ValueError naming it if MLflow cannot use it."""
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     try:
         return MlflowClient(tracking_uri=tracking_uri)
     except Exception as error:  # noqa: BLE001 - MLflow's store lookup errors vary
         text = redact(str(error)).strip().splitlines()
-        raise ValueError(f"MLflow cannot use the tracking URI {redact(str(tracking_uri))!r}: "
+        shown = repr(redact(tracking_uri)) if tracking_uri is not None else (
+            f"{redact(mlflow.get_tracking_uri())!r} (MLFLOW_TRACKING_URI)")
+        raise ValueError(f"MLflow cannot use the tracking URI {shown}: "
                          f"{text[0] if text else type(error).__name__}") from None
 @contextlib.contextmanager
 def _short_http_retries() -> Iterator[None]:

@@ -361,3 +361,23 @@ def test_production_records_and_meta_training_share_one_study(tmp_path):
         assert not learner.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
         drawn.append([t.params for t in trials])
     assert drawn[0] == drawn[1]
+    # Later calls draw anew (not the same sequence again)...
+    for _ in range(6):
+        learner.meta_train(SMALL, evaluate, n_trials=1, strategies=("evolution", "random"),
+                           include_defaults=False)
+    assert {t.params["strategy"] for t in learner.study.trials[9:]} == {"evolution", "random"}
+    # ...and another process meta-training between this one's meta-trials
+    # never breaks the restriction.
+    other = MetaLearner(f"sqlite:///{tmp_path}/b.db", seed=4)
+    own = learner.study.sampler
+
+    def between(study, trial):
+        other.meta_train(SMALL, evaluate, n_trials=1, strategies=("random",),
+                         include_defaults=False)
+
+    learner.meta_train(SMALL, evaluate, n_trials=8, strategies=("evolution",),
+                       include_defaults=False, callbacks=[between])
+    later = learner.study.trials[15:]
+    assert len(later) == 16
+    assert [t.params["strategy"] for t in later] == ["evolution", "random"] * 8
+    assert learner.study.sampler is own  # restored after meta-training

@@ -258,3 +258,12 @@ def test_a_failed_search_resumed_to_the_end_loses_its_error_tag(tmp_path):
     tuner(overwrite=False).search(X, Y, epochs=1, verbose=0)
     (parent,), _ = runs_of(uri, "again")
     assert parent.info.status == "FINISHED" and "error" not in parent.data.tags
+
+
+def test_store_targets_compare_sqlite_paths_absolutely(tmp_path, monkeypatch):
+    from metanas.tracking.tracker import store_target
+
+    monkeypatch.chdir(tmp_path)
+    assert store_target("sqlite:///mlflow.db") == store_target(f"sqlite:///{tmp_path}/mlflow.db")
+    assert store_target(f"sqlite:///{tmp_path}/mlflow.db") == f"sqlite:///{tmp_path}/mlflow.db"
+    assert store_target("http://bob:hunter2@host:5000") == "http://bob:***@host:5000"

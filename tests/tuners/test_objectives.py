@@ -315,7 +315,8 @@ def test_an_objective_a_callback_logs_is_not_refused(tmp_path):
     objective = keras_tuner.Objective("val_doubled", "max")
     tuner = EvolutionSearch(dense_model, objective=objective, max_trials=2, seed=1,
                             directory=str(tmp_path), racing_fraction=0)
-    tuner.search(X, Y, validation_split=0.25, epochs=1, verbose=0, callbacks=[Doubled()])
+    with pytest.warns(UserWarning, match=r"needs \['val_doubled'\].*unless one of the callbacks"):
+        tuner.search(X, Y, validation_split=0.25, epochs=1, verbose=0, callbacks=[Doubled()])
     for trial in tuner.oracle.trials.values():
         assert trial.status == "COMPLETED"
         assert trial.score == pytest.approx(2 * trial.metrics.get_last_value("val_accuracy"))

@@ -438,6 +438,7 @@ class MetaLearner:
         seed: Optional[int] = None,
     ) -> None:
         self.seed = seed
+        self._strategy_choices: Tuple[str, ...] = ()
         self.storage_url = storage or DEFAULT_STORAGE
         if not isinstance(self.storage_url, str) or "://" not in self.storage_url:
             raise ValueError(
@@ -471,13 +472,16 @@ class MetaLearner:
         Optuna fixes a categorical parameter's choices at its first use in a
         study: the strategies of the study's first meta-training or, when a
         production search was recorded first, every strategy
-        (`strategy_classes`). Empty for a study without meta-trials.
+        (`strategy_classes`). Empty for a study without meta-trials. Once
+        found, kept: they cannot change.
         """
-        for trial in self.study.get_trials(deepcopy=False):
-            distribution = trial.distributions.get("strategy")
-            if isinstance(distribution, optuna.distributions.CategoricalDistribution):
-                return tuple(distribution.choices)
-        return ()
+        if not self._strategy_choices:
+            for trial in self.study.get_trials(deepcopy=False):
+                distribution = trial.distributions.get("strategy")
+                if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+                    self._strategy_choices = tuple(distribution.choices)
+                    break
+        return self._strategy_choices
 
     def _check_strategies(self, strategies: Sequence[str], new: Sequence[str]) -> Tuple[str, ...]:
         """The study's `strategy_choices` (``new`` for a new study), if they hold ``strategies``.
@@ -499,8 +503,8 @@ class MetaLearner:
         """Samples a strategy and its settings in ``trial`` (define-by-run).
 
         The ``"strategy"`` parameter ranges over the study's `strategy_choices`
-        (``strategies`` in a new study); `meta_train` fixes it in advance when
-        ``strategies`` are only some of them.
+        (``strategies`` in a new study); when ``strategies`` are only some of
+        them, `meta_train`'s sampler draws it among ``strategies``.
         """
         choices = self.strategy_choices() or tuple(strategies)
         strategy = trial.suggest_categorical("strategy", list(choices))

@@ -472,6 +472,8 @@ def make_client(tracking_uri: Optional[str]):
             f"{redact(mlflow.get_tracking_uri())!r} (MLFLOW_TRACKING_URI)")
         raise ValueError(f"MLflow cannot use the tracking URI {shown}: "
                          f"{text[0] if text else type(error).__name__}") from None
+
+
 @contextlib.contextmanager
 def _short_http_retries() -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in _HTTP_ENV}

@@ -162,7 +162,7 @@ def add_meta_train(subparsers) -> None:
         from metanas.meta.learner import ObjectiveError, StrategyError, scored_with
 
         try:
-            learner._check_strategies(strategies, new=strategies)
+            learner.check_strategies(strategies)
             learner.ensure_objective(args.objective)
         except (ObjectiveError, StrategyError) as error:
             raise UsageError(str(error)) from None

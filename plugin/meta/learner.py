@@ -483,13 +483,20 @@ class MetaLearner:
                     break
         return self._strategy_choices
 
-    def _check_strategies(self, strategies: Sequence[str], new: Sequence[str]) -> Tuple[str, ...]:
-        """The study's `strategy_choices` (``new`` for a new study), if they hold ``strategies``.
+    def check_strategies(
+        self, strategies: Sequence[str], *, new: Optional[Sequence[str]] = None
+    ) -> Tuple[str, ...]:
+        """The study's `strategy_choices`, if they hold ``strategies``.
+
+        A new study's are ``new`` (default: ``strategies``).
+
+        `meta_train` and `record` check this first; a caller can too, before
+        it spends anything (``metanas meta-train`` does).
 
         Raises:
             StrategyError: One of ``strategies`` is not among the study's.
         """
-        choices = self.strategy_choices() or tuple(new)
+        choices = self.strategy_choices() or tuple(strategies if new is None else new)
         outside = [s for s in strategies if s not in choices]
         if outside:
             raise StrategyError(
@@ -575,7 +582,7 @@ class MetaLearner:
             raise ValueError(f"objective={objective!r} but the evaluator scores {named!r}.")
         scored_by = objective or named or "auc"
         meta_space(strategies)  # unknown names
-        choices = self._check_strategies(strategies, new=strategies)
+        choices = self.check_strategies(strategies)
         self.ensure_objective(scored_by)
         sampler = self.study.sampler
         if set(strategies) != set(choices):
@@ -714,7 +721,7 @@ class MetaLearner:
                 every strategy).
         """
         space = meta_space([strategy])[strategy]
-        choices = self._check_strategies([strategy], new=tuple(strategy_classes()))
+        choices = self.check_strategies([strategy], new=tuple(strategy_classes()))
         self.ensure_objective("auc")
         full = {"strategy": strategy, **{k: v for k, v in params.items() if k in space}}
         distributions = {"strategy": optuna.distributions.CategoricalDistribution(list(choices))}

@@ -346,6 +346,9 @@ def test_production_records_and_meta_training_share_one_study(tmp_path):
     with pytest.raises(StrategyError, match=r"got \['rl'\]"):
         trained.meta_train(SMALL, evaluate, n_trials=1, strategies=("evolution", "rl"))
     assert len(trained.study.trials) == 5  # nothing ran
+    assert trained.check_strategies(["random"]) == ("evolution", "random")
+    fresh = MetaLearner(f"sqlite:///{tmp_path}/fresh.db")
+    assert fresh.check_strategies(["rl"]) == ("rl",)  # a new study takes what it is given
 
     # A record first: the study ranges over every strategy, and meta-training on
     # some of them draws each meta-trial's strategy among those (seeded).

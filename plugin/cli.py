@@ -230,6 +230,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as error:
         print(f"metanas {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # what each command keeps on Ctrl-C, it has kept by now
+        print(f"metanas {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

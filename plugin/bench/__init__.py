@@ -34,6 +34,7 @@ _EXPORTS = {
     "STRATEGIES": "strategies",
     "Strategy": "strategies",
     "get_strategy": "strategies",
+    "register_strategy": "strategies",
     "HELD_OUT_TASKS": "tasks",
     "MULTI_OBJECTIVE_METRICS": "tasks",
     "TASK_NAMES": "tasks",
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
         STRATEGIES,
         Strategy,
         get_strategy,
+        register_strategy,
     )
     from metanas.bench.tasks import (
         HELD_OUT_TASKS,
@@ -94,6 +96,7 @@ __all__ = [
     "Task",
     "get_strategy",
     "load_task",
+    "register_strategy",
     "run_many",
     "run_one",
     "summarise_history",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ def _usage_error(message: str):
     return UsageError(message)
 
 
-def resolve_tasks(text: str) -> List[str]:
+def resolve_tasks(text: str, flag: str = "--tasks") -> List[str]:
     """Task names from ``all``, ``tuning``, ``held-out`` or a comma-separated list."""
     from metanas.bench.tasks import HELD_OUT_TASKS, TASK_NAMES, TUNING_TASKS
 
@@ -34,10 +35,18 @@ def resolve_tasks(text: str) -> List[str]:
     unknown = [n for n in names if n not in TASK_NAMES]
     if not names or unknown:
         raise _usage_error(
-            f"--tasks: unknown task(s) {unknown or [text]}; use all, tuning, held-out or "
+            f"{flag}: unknown task(s) {unknown or [text]}; use all, tuning, held-out or "
             f"names from {', '.join(TASK_NAMES)}"
         )
+    _refuse_repeats(flag, names)
     return names
+
+
+def _refuse_repeats(flag: str, names: Sequence[str]) -> None:
+    """A name given twice would run twice and count twice in the tests."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise _usage_error(f"{flag}: {', '.join(repeated)} given more than once")
 
 
 def resolve_strategies(text: str, multi_objective: bool) -> List[str]:
@@ -53,49 +62,82 @@ def resolve_strategies(text: str, multi_objective: bool) -> List[str]:
         raise _usage_error(
             f"--strategies: unknown strategy(ies) {unknown or [text]}; known: {', '.join(known)}"
         )
+    _refuse_repeats("--strategies", names)
     return names
 
 
-def parse_limits(items: Sequence[str], strategies: Sequence[str]) -> Dict[str, Tuple[int, Optional[List[str]]]]:
-    """``STRATEGY=SEEDS[@TASK,TASK...]`` items -> ``{strategy: (seeds, tasks or None)}``."""
+def parse_limits(items: Sequence[str], strategies: Sequence[str],
+                 tasks: Optional[Sequence[str]] = None) -> Dict[str, Tuple[int, Optional[List[str]]]]:
+    """``STRATEGY=SEEDS[@TASK,TASK...]`` items -> ``{strategy: (seeds, tasks or None)}``.
+
+    The tasks after ``@`` must be among ``tasks`` (those being run), if given.
+    """
     limits: Dict[str, Tuple[int, Optional[List[str]]]] = {}
     for item in items:
         name, sep, rest = item.partition("=")
-        seeds_text, _, tasks_text = rest.partition("@")
-        if not sep or name not in strategies or not seeds_text.isdigit() or int(seeds_text) < 1:
+        seeds_text, at, tasks_text = rest.partition("@")
+        if (not sep or name not in strategies or not re.fullmatch(r"[0-9]+", seeds_text)
+                or int(seeds_text) < 1 or (at and not tasks_text.strip(", "))):
             raise _usage_error(
                 f"--limit {item!r}: expected STRATEGY=SEEDS[@TASK,...] with a strategy being "
-                f"run and SEEDS >= 1"
+                f"run, SEEDS >= 1 and, after @, at least one task"
             )
-        limits[name] = (int(seeds_text), resolve_tasks(tasks_text) if tasks_text else None)
+        if name in limits:
+            raise _usage_error(f"--limit: {name} is limited more than once")
+        only = resolve_tasks(tasks_text, flag=f"--limit {item!r}") if at else None
+        outside = [t for t in only or () if tasks is not None and t not in tasks]
+        if outside:
+            raise _usage_error(f"--limit {item!r}: {', '.join(outside)} not among the tasks "
+                               f"being run (--tasks)")
+        limits[name] = (int(seeds_text), only)
     return limits
 
 
 def _commit() -> str:
+    """metanas's version and, when it runs from a metanas checkout, the commit."""
+    from metanas import __version__
+
+    version = f"metanas {__version__}"
     here = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args: str) -> Optional[str]:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=here,
+                             timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else None
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=here, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, cwd=here, timeout=10).stdout
-        return out.stdout.strip() + ("+uncommitted" if dirty.strip() else "")
+        top = git("rev-parse", "--show-toplevel")
+        # Only a checkout of metanas itself: an installed copy may sit inside
+        # another project's repository.
+        mine = os.path.join(top or "", "plugin", "bench", os.path.basename(__file__))
+        if not top or not os.path.exists(mine) or not os.path.samefile(mine, __file__):
+            return version
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return version
+    if not commit:
+        return version
+    return f"{commit}{'+uncommitted' if dirty else ''} ({version})"
 
 
 def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, evals: int,
               workers: int, output: str, limits=None, reuse: Sequence[str] = (),
               multi_objective: bool = False, command: str = "", plots: bool = True,
-              first_seed: int = 0) -> str:
+              first_seed: int = 0, strategy_modules: Sequence[str] = ()) -> str:
     """Runs the benchmark and writes ``raw.json.gz``, ``report.md`` and plots to ``output``.
+
+    ``strategy_modules`` are imported first, here and in every worker process:
+    modules that add strategies with `metanas.bench.register_strategy`.
 
     Returns the path of the report.
     """
     from metanas.bench import report
-    from metanas.bench.runner import run_many
-    from metanas.bench.strategies import (
-        METANAS_STRATEGIES, MULTI_OBJECTIVE_STRATEGIES, PEER_STRATEGIES, STRATEGIES)
+    from metanas.bench.runner import import_modules, run_many
+    from metanas.bench.strategies import MULTI_OBJECTIVE_STRATEGIES, STRATEGIES
 
+    import_modules(strategy_modules)
+    known = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
     limits = limits or {}
     jobs = []
     for task in tasks:
@@ -106,18 +148,26 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
             for seed in range(first_seed, first_seed + n):
                 jobs.append({"task_name": task, "strategy": strategy, "seed": seed,
                              "evals": evals, "multi_objective": multi_objective})
+
+    def key(job):  # a run of another version of its strategy is not this one
+        return report.job_key(dict(job, strategy_version=known[job["strategy"]].version))
+
+    wanted = {key(j) for j in jobs}
     cached = {}
+    stale = set()
     for path in reuse:
         for r in report.load_results(path):
             cached[report.job_key(r)] = r
+            if (r["strategy"] in known and report.job_key(r) not in wanted
+                    and key(r) in wanted):
+                stale.add(r["strategy"])
     # Runs of an interrupted invocation with the same output, kept as they ended.
     os.makedirs(output, exist_ok=True)
     partial = os.path.join(output, PARTIAL_FILE)
-    wanted = {report.job_key(j) for j in jobs}
     kept = [r for r in report.load_partial(partial) if report.job_key(r) in wanted]
     for r in kept:
         cached[report.job_key(r)] = r
-    todo = [j for j in jobs if report.job_key(j) not in cached]
+    todo = [j for j in jobs if key(j) not in cached]
     start = time.time()
 
     def progress(done, total, result):
@@ -125,17 +175,20 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         if done % 50 == 0 or done == total:
             print(f"  {done}/{total} runs ({time.time() - start:.0f} s)", flush=True)
 
+    workers = max(1, min(workers, len(todo)))
+    if stale:
+        print(f"metanas bench: runs of {', '.join(sorted(stale))} in --reuse were made by an "
+              f"earlier version of the strategy; they run again", flush=True)
     print(f"metanas bench: {len(jobs)} runs ({len(jobs) - len(todo)} reused"
           + (f", {len(kept)} kept from an interrupted run in {partial}" if kept else "")
           + f") on {workers} worker(s)", flush=True)
-    fresh = run_many(todo, workers=workers, progress=progress)
-    fresh_by_key = {report.job_key(j): r for j, r in zip(todo, fresh)}
-    results = [fresh_by_key.get(report.job_key(j)) or cached[report.job_key(j)] for j in jobs]
+    fresh = run_many(todo, workers=workers, progress=progress, modules=strategy_modules)
+    fresh_by_key = {key(j): r for j, r in zip(todo, fresh)}
+    results = [fresh_by_key.get(key(j)) or cached[key(j)] for j in jobs]
     elapsed = time.time() - start
     report.save_results(results, os.path.join(output, "raw.json.gz"))
     if os.path.exists(partial):
         os.remove(partial)  # everything it held is in raw.json.gz now
-    known = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
     order = [s for s in known if s in strategies]
     descriptions = {name: s.description for name, s in known.items()}
     stamp = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
@@ -149,8 +202,8 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         lines += ["Hypervolume after the budget (accuracy up, model size down, both scaled "
                   "to the table's range; reference point = worst accuracy, largest model):",
                   ""] + report.hypervolume_table(results, order) + [""]
-        metanas = [s for s in order if MULTI_OBJECTIVE_STRATEGIES[s].metanas]
-        peers = [s for s in order if not MULTI_OBJECTIVE_STRATEGIES[s].metanas]
+        metanas = [s for s in order if known[s].metanas]
+        peers = [s for s in order if not known[s].metanas]
         lines += ["Mann–Whitney U (two-sided) of each metanas strategy's hypervolume vs the "
                   "peer with the highest mean; * p < 0.05.", ""]
         lines += report.significance_table(results, metanas, peers, "hypervolume",
@@ -181,8 +234,8 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
                       "architecture", ""] + report.true_score_table(nb, order) + [""]
         lines += ["### The bar: default metanas evolution vs reference evolution and "
                   "random search (tuning tasks)", ""] + report.bar_table(results) + [""]
-        metanas = [s for s in order if s in METANAS_STRATEGIES or s.startswith("metanas/")]
-        peers = [s for s in order if s in PEER_STRATEGIES]
+        metanas = [s for s in order if known[s].metanas]
+        peers = [s for s in order if not known[s].metanas]
         lines += ["### Mann–Whitney U: each metanas strategy vs the best peer", "",
                   f"Two-sided test of final regret over seeds against the peer with the lowest "
                   f"mean regret on the task (among peers with >= {report.MIN_SEEDS_FOR_TEST} "
@@ -227,6 +280,9 @@ def add_bench(subparsers) -> None:
                         help="take identical runs from an earlier raw results file")
     parser.add_argument("--multi-objective", action="store_true",
                         help="NAS-Bench-201 accuracy vs model size: hypervolume")
+    parser.add_argument("--strategy-module", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (here and in each worker): it adds "
+                             "strategies with metanas.bench.register_strategy")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--output", default="bench_results", help="output directory")
 
@@ -234,14 +290,24 @@ def add_bench(subparsers) -> None:
         for name in ("seeds", "evals", "workers"):
             if getattr(args, name) < 1:
                 raise _usage_error(f"--{name} must be >= 1, got {getattr(args, name)}")
-        if args.first_seed < 0:
-            raise _usage_error(f"--first-seed must be >= 0, got {args.first_seed}")
+        from metanas.usage import MAX_SEED, check_seed
+
+        check_seed("--first-seed", args.first_seed)
+        if args.first_seed + args.seeds - 1 > MAX_SEED:
+            raise _usage_error(f"--first-seed + --seeds - 1 must be <= {MAX_SEED}, got "
+                               f"{args.first_seed} + {args.seeds} - 1")
         tasks = resolve_tasks(args.tasks)
         if args.multi_objective and any(not t.startswith("nb201/") for t in tasks):
             raise _usage_error("--multi-objective needs NAS-Bench-201 tasks (nb201/...): "
                                "only they have model size columns")
+        from metanas.bench.runner import import_modules
+
+        try:
+            import_modules(args.strategy_module)
+        except ValueError as error:
+            raise _usage_error(f"--strategy-module: {error}") from None
         strategies = resolve_strategies(args.strategies, args.multi_objective)
-        limits = parse_limits(args.limit, strategies)
+        limits = parse_limits(args.limit, strategies, tasks)
         from metanas.bench.report import load_results
 
         for path in args.reuse:
@@ -255,10 +321,21 @@ def add_bench(subparsers) -> None:
 
         check_output_directory("--output", args.output)
         command = "metanas bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
-        path = run_bench(tasks=tasks, strategies=strategies, seeds=args.seeds, evals=args.evals,
-                         workers=args.workers, output=args.output, limits=limits,
-                         reuse=args.reuse, multi_objective=args.multi_objective,
-                         command=command, plots=not args.no_plots, first_seed=args.first_seed)
+        try:
+            path = run_bench(tasks=tasks, strategies=strategies, seeds=args.seeds,
+                             evals=args.evals, workers=args.workers, output=args.output,
+                             limits=limits, reuse=args.reuse,
+                             multi_objective=args.multi_objective, command=command,
+                             plots=not args.no_plots, first_seed=args.first_seed,
+                             strategy_modules=args.strategy_module)
+        except KeyboardInterrupt:
+            partial = os.path.join(args.output, PARTIAL_FILE)
+            from metanas.bench.report import load_partial
+
+            done = len(load_partial(partial))
+            print(f"metanas bench: interrupted; {done} finished run(s) kept in {partial}: "
+                  "the same command goes on from them", file=sys.stderr)
+            return 130
         print(f"metanas bench: wrote {path}")
         return 0
 

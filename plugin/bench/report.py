@@ -47,6 +47,7 @@ def job_key(job: Mapping[str, Any]) -> Tuple:
         json.dumps(settings, sort_keys=True) if settings is not None else None,
         bool(job.get("multi_objective", False)),
         bool(job.get("use_time", True)),
+        int(job.get("strategy_version", 1)),
     )
 
 

@@ -10,10 +10,12 @@ by the run's seed, independent of the strategy's own.
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
@@ -401,6 +403,7 @@ def run_one(task_name: str, strategy: str, seed: int, *, evals: int = 100,
     out.update({
         "task": task_name,
         "strategy": strategy,
+        "strategy_version": spec.version,
         "seed": seed,
         "settings": settings,
         "budget": evals,
@@ -423,17 +426,37 @@ def _run_indexed(item):
     return index, run_one(**job)
 
 
+def import_modules(modules: Sequence[str]) -> None:
+    """Imports ``modules`` (that register strategies); ValueError naming one that fails."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # noqa: BLE001 - whatever the module raises
+            raise ValueError(f"cannot import the strategy module {name!r}: "
+                             f"{type(error).__name__}: {error}") from error
+
+
+def _start_worker(modules: Sequence[str]) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool, and
+    # the workers do not each print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import_modules(modules)
+
+
 def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
-             progress: Optional[Callable[[int, int, Dict[str, Any]], None]] = None
-             ) -> List[Dict[str, Any]]:
+             progress: Optional[Callable[[int, int, Dict[str, Any]], None]] = None,
+             modules: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """Runs `run_one` for each job (its keyword arguments) in ``workers`` processes.
 
     Jobs are grouped by task so each process loads a table once. ``progress``
     sees each result as soon as its run ends (so a caller can keep it at
-    once); the returned list is in the order of ``jobs``.
+    once); the returned list is in the order of ``jobs``. ``modules`` are
+    imported in each process first (strategies registered with
+    `metanas.bench.register_strategy`).
     """
     jobs = list(jobs)
     check_int("workers", workers, low=1)
+    import_modules(modules)
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i]["task_name"], i))
     results: List[Optional[Dict[str, Any]]] = [None] * len(jobs)
     if workers == 1:
@@ -443,7 +466,7 @@ def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
                 progress(done, len(jobs), results[i])
         return results
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, maxtasksperchild=None) as pool:
+    with context.Pool(workers, initializer=_start_worker, initargs=(tuple(modules),)) as pool:
         ordered = [(i, jobs[i]) for i in order]
         for done, (i, result) in enumerate(
             pool.imap_unordered(_run_indexed, ordered, chunksize=1), 1

@@ -19,6 +19,8 @@ __all__ = [
     "get_strategy",
     "evolution_strategy",
     "MULTI_OBJECTIVE_STRATEGIES",
+    "keras_tuner_seed",
+    "register_strategy",
 ]
 
 
@@ -34,6 +36,8 @@ class Strategy:
             ``make(seed=...)`` for Optuna.
         metanas: Whether it is a metanas strategy (else a peer).
         description: One line for the tables.
+        version: Raised when the same name and seed no longer give the same
+            run (``--reuse`` takes only runs of the current version).
     """
 
     name: str
@@ -41,6 +45,7 @@ class Strategy:
     make: Callable[..., Any]
     metanas: bool
     description: str
+    version: int = 1
 
 
 def _evolution(**settings):
@@ -70,11 +75,25 @@ def _metanas_rl(*, objective, max_trials, seed):
     return RLControllerOracle(objective=objective, max_trials=max_trials, seed=seed)
 
 
+def keras_tuner_seed(seed: int) -> int:
+    """The seed handed to a keras-tuner oracle for a run's ``seed``.
+
+    keras-tuner's oracles take ``seed or random.randint(1, 10000)``, so 0 would
+    be an unrepeatable random seed, and draw the i-th random value with seed
+    ``seed + i``, so runs seeded ``s`` and ``s + k`` (``k`` values per trial)
+    would replay each other's configurations one trial apart. A seed drawn
+    from ``SeedSequence(seed)`` in [1, 2**30] is never 0 and puts runs far apart.
+    """
+    import numpy as np
+
+    return 1 + int(np.random.SeedSequence(seed).generate_state(1)[0]) % (2 ** 30)
+
+
 def _kt_random(*, objective, max_trials, seed):
     import keras_tuner
 
     return keras_tuner.oracles.RandomSearchOracle(
-        objective=objective, max_trials=max_trials, seed=seed
+        objective=objective, max_trials=max_trials, seed=keras_tuner_seed(seed)
     )
 
 
@@ -82,7 +101,7 @@ def _kt_bayes(*, objective, max_trials, seed):
     import keras_tuner
 
     return keras_tuner.oracles.BayesianOptimizationOracle(
-        objective=objective, max_trials=max_trials, seed=seed
+        objective=objective, max_trials=max_trials, seed=keras_tuner_seed(seed)
     )
 
 
@@ -130,10 +149,11 @@ def _all_strategies() -> Dict[str, Strategy]:
                  "RandomSearchOracle (no repeats)"),
         Strategy("metanas/rl", "keras-tuner", _metanas_rl, True,
                  "RLControllerOracle, default settings"),
+        # Version 2: seeded by `keras_tuner_seed` (version 1 passed the run's seed).
         Strategy("kt/random", "keras-tuner", _kt_random, False,
-                 "keras_tuner.oracles.RandomSearchOracle"),
+                 "keras_tuner.oracles.RandomSearchOracle", version=2),
         Strategy("kt/bayesian", "keras-tuner", _kt_bayes, False,
-                 "keras_tuner.oracles.BayesianOptimizationOracle"),
+                 "keras_tuner.oracles.BayesianOptimizationOracle", version=2),
         Strategy("optuna/tpe", "optuna", _optuna_tpe, False, "optuna TPESampler (defaults)"),
         Strategy("optuna/random", "optuna", _optuna_random, False, "optuna RandomSampler"),
         Strategy("ref/regularized-evolution", "keras-tuner", _reference_evolution, False,
@@ -164,6 +184,47 @@ MULTI_OBJECTIVE_STRATEGIES: Dict[str, Strategy] = {
         Strategy("optuna/random", "optuna", _optuna_random, False, "optuna RandomSampler"),
     )
 }
+
+
+def register_strategy(strategy: Strategy, *, multi_objective: bool = False) -> Strategy:
+    """Adds ``strategy`` to the strategies `metanas bench` and `run_one` know.
+
+    A module that registers its strategies when imported can be named with
+    ``metanas bench --strategy-module MODULE`` (it is imported in every worker
+    process too). ``make`` must be a module-level function.
+
+    Example:
+
+        >>> import optuna
+        >>> from metanas.bench import Strategy, register_strategy
+        >>> def make_qmc(*, seed):
+        ...     return optuna.samplers.QMCSampler(seed=seed)
+        >>> _ = register_strategy(Strategy("mine/qmc", "optuna", make_qmc, False, "Optuna QMC"))
+
+    Args:
+        strategy: The `Strategy`; ``metanas=True`` puts it among the
+            strategies tested against the best peer, else among the peers.
+        multi_objective: Register it for ``--multi-objective`` runs instead.
+
+    Returns:
+        ``strategy``.
+
+    Raises:
+        ValueError: ``strategy`` is not a `Strategy`, its kind is unknown, its
+            name is empty or has a comma, or another strategy has that name.
+    """
+    if not isinstance(strategy, Strategy):
+        raise ValueError(f"expected a metanas.bench.Strategy, got {strategy!r}.")
+    if strategy.kind not in ("keras-tuner", "optuna"):
+        raise ValueError(f"Strategy.kind must be 'keras-tuner' or 'optuna', got {strategy.kind!r}.")
+    if not isinstance(strategy.name, str) or not strategy.name.strip() or "," in strategy.name:
+        raise ValueError(f"a strategy name must be a non-empty string without commas, "
+                         f"got {strategy.name!r}.")
+    registry = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
+    if registry.get(strategy.name, strategy) != strategy:
+        raise ValueError(f"a strategy named {strategy.name!r} is already registered.")
+    registry[strategy.name] = strategy
+    return strategy
 
 
 def get_strategy(name: str, extra: Optional[Dict[str, Strategy]] = None) -> Strategy:

@@ -91,10 +91,22 @@ def test_load_results_rejects_other_files(tmp_path):
     (["--strategies", "kt/hyperband"], "--strategies: unknown strategy(ies) ['kt/hyperband']"),
     (["--seeds", "0"], "--seeds must be >= 1, got 0"),
     (["--evals", "-3"], "--evals must be >= 1, got -3"),
-    (["--first-seed", "-1"], "--first-seed must be >= 0, got -1"),
+    (["--first-seed", "-1"], "--first-seed must be in 0..4294967295, got -1"),
     (["--limit", "kt/bayesian=x"], "--limit 'kt/bayesian=x': expected STRATEGY=SEEDS"),
     (["--multi-objective", "--tasks", "hpobench/car"], "--multi-objective needs NAS-Bench-201"),
     (["--reuse", "/nonexistent/raw.json.gz"], "--reuse: no such file"),
+    (["--tasks", "hpobench/car,hpobench/car"], "--tasks: hpobench/car given more than once"),
+    (["--strategies", "optuna/tpe,optuna/tpe"], "--strategies: optuna/tpe given more than once"),
+    (["--first-seed", "4294967295"], "--first-seed + --seeds - 1 must be <= 4294967295"),
+    (["--first-seed", "4294967296", "--seeds", "1"], "--first-seed must be in 0..4294967295"),
+    (["--limit", "optuna/tpe=\u00b2"], "expected STRATEGY=SEEDS"),
+    (["--limit", "optuna/tpe=2@"], "after @, at least one task"),
+    (["--limit", "optuna/tpe=2@nb201/foo"], "--limit 'optuna/tpe=2@nb201/foo': unknown task"),
+    (["--tasks", "hpobench/car", "--limit", "optuna/tpe=2@nb201/cifar10"],
+     "nb201/cifar10 not among the tasks being run"),
+    (["--limit", "optuna/tpe=2", "--limit", "optuna/tpe=3"], "optuna/tpe is limited more than once"),
+    (["--strategy-module", "no_such_module_xyz"],
+     "--strategy-module: cannot import the strategy module 'no_such_module_xyz'"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
     code = main(["bench", *argv, "--output", str(tmp_path)])
@@ -112,11 +124,21 @@ def test_cli_rejects_a_reuse_file_that_is_not_results(capsys, tmp_path):
     assert "--reuse:" in capsys.readouterr().err
 
 
+def _wait_for_runs(process, partial, runs: int) -> None:
+    """Until ``process`` has kept ``runs`` finished runs in ``partial`` (or ended)."""
+    import time
+
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.exists() and partial.read_text().count("\n") >= runs:
+            return
+        time.sleep(0.05)
+
+
 def test_a_killed_bench_keeps_its_finished_runs_and_the_same_command_resumes(tmp_path, capsys):
     import signal
     import subprocess
     import sys
-    import time
 
     from metanas.bench import run_one
     from metanas.bench.command import PARTIAL_FILE
@@ -127,11 +149,7 @@ def test_a_killed_bench_keeps_its_finished_runs_and_the_same_command_resumes(tmp
     process = subprocess.Popen([sys.executable, "-m", "metanas", *argv],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = out / PARTIAL_FILE
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if partial.exists() and partial.read_text().count("\n") >= 2:
-            break
-        time.sleep(0.05)
+    _wait_for_runs(process, partial, 2)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
@@ -148,3 +166,98 @@ def test_a_killed_bench_keeps_its_finished_runs_and_the_same_command_resumes(tmp
         again = run_one("hpobench/car", "optuna/tpe", run["seed"], evals=100)
         assert (run["regret"], run["curve"], run["incumbent"]) == (
             again["regret"], again["curve"], again["incumbent"])
+
+
+STRATEGY_MODULE = '''
+import optuna
+
+from metanas.bench import Strategy, register_strategy
+
+
+def make(*, seed):
+    return optuna.samplers.RandomSampler(seed=seed + 1000)
+
+
+register_strategy(Strategy("mine/random", "optuna", make, True, "a user's own"))
+'''
+
+
+def test_a_users_strategy_module_runs_in_every_worker_and_is_tested_as_metanas(
+        tmp_path, monkeypatch, capsys):
+    import sys
+
+    from metanas.bench import STRATEGIES
+
+    (tmp_path / "mine_strategies.py").write_text(STRATEGY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        out = tmp_path / "out"
+        assert main(["bench", "--tasks", "hpobench/car", "--strategies", "mine/random,optuna/random",
+                     "--seeds", "5", "--evals", "10", "--workers", "2", "--no-plots",
+                     "--strategy-module", "mine_strategies", "--output", str(out)]) == 0
+        results = report.load_results(str(out / "raw.json.gz"))
+        assert sorted({r["strategy"] for r in results}) == ["mine/random", "optuna/random"]
+        assert len(results) == 10
+        tests = (out / "report.md").read_text().split("Mann–Whitney U")[1]
+        assert "`mine/random`" in tests.split("### Oracle overhead")[0]  # tested, as metanas
+    finally:
+        STRATEGIES.pop("mine/random", None)
+        sys.modules.pop("mine_strategies", None)
+
+
+def test_reuse_runs_again_what_an_earlier_version_of_a_strategy_made(tmp_path, capsys):
+    from metanas.bench import run_one
+
+    old = dict(run_one("hpobench/car", "kt/random", seed=1, evals=5), regret=123.0)
+    del old["strategy_version"]  # as version 1 wrote it
+    raw = tmp_path / "old.json.gz"
+    report.save_results([old], str(raw))
+    assert main(["bench", "--tasks", "hpobench/car", "--strategies", "kt/random", "--seeds", "1",
+                 "--first-seed", "1", "--evals", "5", "--workers", "1", "--no-plots",
+                 "--reuse", str(raw), "--output", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "runs of kt/random in --reuse were made by an earlier version" in printed
+    assert "1 runs (0 reused)" in printed
+    (run,) = report.load_results(str(tmp_path / "out" / "raw.json.gz"))
+    assert run["regret"] != 123.0 and run["strategy_version"] == 2
+
+
+def test_the_report_names_a_commit_only_when_run_from_a_metanas_checkout(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    from metanas import __version__
+    from metanas.bench import command
+
+    assert command._commit().endswith(f" (metanas {__version__})")  # the tests run from one
+    other = tmp_path / "project"  # an installed copy inside another repository, or none
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    for folder in (other / "site" / "metanas" / "bench", tmp_path / "loose"):
+        folder.mkdir(parents=True)
+        shutil.copy(command.__file__, folder / "command.py")
+        monkeypatch.setattr(command, "__file__", str(folder / "command.py"))
+        assert command._commit() == f"metanas {__version__}"
+
+
+def test_ctrl_c_stops_a_bench_with_one_line_and_keeps_its_finished_runs(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from metanas.bench.command import PARTIAL_FILE
+
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "metanas", "bench", "--tasks", "hpobench/car", "--strategies",
+         "optuna/tpe", "--seeds", "40", "--evals", "100", "--workers", "2", "--no-plots",
+         "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    partial = out / PARTIAL_FILE
+    _wait_for_runs(process, partial, 1)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
+    err = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    kept = len(report.load_partial(str(partial)))
+    assert 1 <= kept < 40
+    assert f"metanas bench: interrupted; {kept} finished run(s) kept in {partial}" in err

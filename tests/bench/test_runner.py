@@ -37,6 +37,24 @@ def test_every_strategy_runs_and_is_measured(strategy):
     assert again["curve"] == result["curve"] and again["incumbent"] == result["incumbent"]
 
 
+def test_keras_tuner_peers_are_repeatable_from_seed_0_and_seeds_do_not_replay_each_other():
+    # keras-tuner turns seed 0 into a random seed, and draws its i-th value with
+    # seed + i: seeds s and s + 5 (5 values per trial) would share configurations.
+    import keras_tuner
+
+    space = load_task("hpobench/car").hyperparameters()
+
+    def configurations(seed):
+        oracle = STRATEGIES["kt/random"].make(
+            objective=keras_tuner.Objective("score", "max"), max_trials=6, seed=seed)
+        oracle.hyperparameters = space.copy()
+        return [oracle.populate_space(str(i))["values"] for i in range(6)]
+
+    assert configurations(0) == configurations(0)
+    for seed in (1, 2, 3):
+        assert configurations(seed)[1:] != configurations(seed + len(space.space))[:-1]
+
+
 @pytest.mark.slow
 def test_keras_tuner_bayesian_optimization_runs_past_its_random_start():
     # 5 hyperparameters: keras-tuner's first 3 * 5 = 15 trials are random, the

@@ -133,8 +133,8 @@ def add_meta_train(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--mlflow", action=argparse.BooleanOptionalAction, default=True,
-        help="also log the --plots and the study's summary to MLflow (MLFLOW_TRACKING_URI, "
-             "else ./mlflow.db; default: on)",
+        help="with --plots, also log the plots and the study's summary to MLflow "
+             "(MLFLOW_TRACKING_URI, else ./mlflow.db; default: on)",
     )
 
     def run(args) -> int:
@@ -187,7 +187,7 @@ def add_meta_train(subparsers) -> None:
         scored = [t for t in learner.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
                   if scored_with(t) == args.objective]
         best = min(scored, key=lambda t: t.value)
-        print(json.dumps({"meta_trials": len(learner.study.trials), "objective": args.objective,
+        print(json.dumps({"meta_trials": len(scored), "objective": args.objective,
                           "best_value": best.value, "best_params": best.params}, default=str))
         if args.plots:
             from metanas.meta.plots import log_meta_study, plot_meta_study

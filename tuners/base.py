@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
+from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine.objective import MultiObjective
 
 from metanas.tuners.codec import Config, SearchSpaceCodec
@@ -39,6 +40,34 @@ TrialStatus = trial_module.TrialStatus
 _MAX_COLLISIONS = 50
 #: Spaces up to this many configurations are enumerated to find unseen ones.
 _ENUMERATE_LIMIT = 200_000
+
+
+def synchronized(method):
+    """`keras_tuner.synchronized` (one thread in an oracle at a time), released on error.
+
+    keras-tuner's keeps the oracle's lock when the method raises (too many
+    consecutive failures, a bad trial id): in a chief, every later call from
+    another thread, its own serving loop's included, would wait forever.
+    """
+    import functools
+
+    from keras_tuner.src.engine import oracle as kt_oracle
+
+    @functools.wraps(method)
+    def wrapped(oracle, *args, **kwargs):
+        thread = threading.current_thread().name
+        acquire = kt_oracle.THREADS[oracle] != thread
+        if acquire:
+            kt_oracle.LOCKS[oracle].acquire()
+            kt_oracle.THREADS[oracle] = thread
+        try:
+            return method(oracle, *args, **kwargs)
+        finally:
+            if acquire:
+                kt_oracle.THREADS[oracle] = None
+                kt_oracle.LOCKS[oracle].release()
+
+    return wrapped
 
 
 def release_oracle(oracle) -> None:
@@ -285,6 +314,13 @@ class MetanasOracle(keras_tuner.Oracle):
         # and the trial number it began at.
         self._race: List[str] = []
         self._race_start: Optional[int] = None
+        # How many trials of `end_order` the strategy has learnt from: keras-tuner
+        # saves a trial's end before `on_trial_result` runs, so a kill between
+        # the two is made good on reload.
+        self._learned = 0
+        # Why the search stopped early (too many consecutive failures): every
+        # worker that asks for a trial is then told to stop.
+        self.failure: Optional[str] = None
 
     # ------------------------------------------------------------- settings
     @classmethod
@@ -566,13 +602,20 @@ class MetanasOracle(keras_tuner.Oracle):
         return {"status": TrialStatus.RUNNING, "values": values}
 
     # ------------------------------------------------------ workers, liveness
-    @keras_tuner.synchronized
+    @synchronized
     def create_trial(self, tuner_id: str):
         self._tuner_seen[tuner_id] = time.monotonic()
         self.reclaim_lost_trials()
         # A trial whose result arrived while it waited for a retry is done.
         self._retry_queue = [t for t in self._retry_queue if t not in self.end_order]
+        if self.failure is not None:
+            self.tuner_ids.discard(tuner_id)
+            return trial_module.Trial(self.get_space(), status=TrialStatus.STOPPED)
         trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.RUNNING and dist_utils.is_chief_oracle():
+            # Handing it out to a worker counts as its first heartbeat: one that
+            # dies before it beats (in `on_trial_begin`) loses the trial all the same.
+            self._heartbeats[trial.trial_id] = time.monotonic()
         if trial.status == TrialStatus.STOPPED and any(
             ongoing.trial_id in self._heartbeats
             for other, ongoing in self.ongoing_trials.items()
@@ -584,7 +627,7 @@ class MetanasOracle(keras_tuner.Oracle):
             trial = trial_module.Trial(self.get_space(), status=TrialStatus.IDLE)
         return trial
 
-    @keras_tuner.synchronized
+    @synchronized
     def update_trial(self, trial_id: str, metrics, step: int = 0):
         # A computed objective (a list, a ConstrainedObjective) has no value of
         # its own in a metrics dict returned by `run_trial`: derive it here.
@@ -593,14 +636,14 @@ class MetanasOracle(keras_tuner.Oracle):
             metrics = {**metrics, name: self.objective.get_value(metrics)}
         return super().update_trial(trial_id, metrics, step=step)
 
-    @keras_tuner.synchronized
+    @synchronized
     def get_trial(self, trial_id: str):
         """Returns the trial; a worker's call is also its trial's heartbeat."""
         if any(t.trial_id == trial_id for t in self.ongoing_trials.values()):
             self._heartbeats[trial_id] = time.monotonic()
         return super().get_trial(trial_id)
 
-    @keras_tuner.synchronized
+    @synchronized
     def reclaim_lost_trials(self) -> List[str]:
         """Hands out again (or fails) running trials whose heartbeats stopped.
 
@@ -633,12 +676,12 @@ class MetanasOracle(keras_tuner.Oracle):
                 )
                 self.end_order.append(trial.trial_id)
                 self._save_trial(trial)
-                self.on_trial_result(trial)
+                self._learn_from(trial)
         if lost:
             self.save()
         return lost
 
-    @keras_tuner.synchronized
+    @synchronized
     def live_tuner_ids(self) -> List[str]:
         """Workers that may still ask for a trial: not told to stop, not silent."""
         busy = set(self.ongoing_trials)
@@ -651,7 +694,7 @@ class MetanasOracle(keras_tuner.Oracle):
         )
 
     # -------------------------------------------------------------- results
-    @keras_tuner.synchronized
+    @synchronized
     def end_trial(self, trial) -> None:
         if trial.trial_id in self.end_order:
             # A second result for a trial that already ended for good (its
@@ -662,16 +705,34 @@ class MetanasOracle(keras_tuner.Oracle):
             return
         if trial.trial_id in self._retry_queue:
             self._retry_queue.remove(trial.trial_id)
+        try:
+            super().end_trial(trial)
+        except RuntimeError as error:
+            # Too many consecutive failures. keras-tuner raised before it saved
+            # the trial and let its worker go: do that, so that the chief of a
+            # distributed search can stop its workers and end (with this error).
+            self._heartbeats.pop(trial.trial_id, None)
+            self.failure = str(error)
+            trial = self.trials[trial.trial_id]
+            for tuner_id, ongoing in list(self.ongoing_trials.items()):
+                if ongoing.trial_id == trial.trial_id:
+                    del self.ongoing_trials[tuner_id]
+                    self.tuner_ids.discard(tuner_id)  # it gets the error, and ends
+            self._save_trial(trial)
+            self._learn_from(trial)
+            raise
         self._heartbeats.pop(trial.trial_id, None)
-        super().end_trial(trial)
         trial = self.trials[trial.trial_id]
         # keras-tuner appends to `end_order` only when a trial ends for good; a
         # trial sent for retry ends again later, and is learnt from only then.
         if self.end_order[-1:] == [trial.trial_id]:
-            self.on_trial_result(trial)
-            # keras-tuner saved the oracle before this hook ran; save again so
-            # a kill right after a trial never loses what the strategy learned.
-            self.save()
+            self._learn_from(trial)
+
+    def _learn_from(self, trial) -> None:
+        """`on_trial_result`, then saves: what the strategy learnt is kept at once."""
+        self.on_trial_result(trial)
+        self._learned = len(self.end_order)
+        self.save()
 
     def _record_values(self, trial) -> None:
         super()._record_values(trial)
@@ -719,6 +780,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 "lost_runs": dict(self._lost_runs),
                 "race": list(self._race),
                 "race_start": self._race_start,
+                "learned": self._learned,
             }
         )
         return state
@@ -742,6 +804,20 @@ class MetanasOracle(keras_tuner.Oracle):
                 "as it is, with every trial file: restore it, or start a new search "
                 "with overwrite=True or another project_name."
             ) from error
+        # A trial file written just before a kill, by a `create_trial` that never
+        # saved the oracle: no one will run it, and it must not count toward
+        # `max_trials`. Its number (and directory) goes to the next trial.
+        for trial_id in [t for t in self.trials if t not in self.start_order]:
+            if self.trials[trial_id].status in (TrialStatus.RUNNING, TrialStatus.IDLE):
+                del self.trials[trial_id]
+        # Trials that ended for good while the strategy had not yet learnt
+        # from them (a kill between keras-tuner's save and `on_trial_result`).
+        missed = self.end_order[self._learned:]
+        for trial_id in missed:
+            self.on_trial_result(self.trials[trial_id])
+        self._learned = len(self.end_order)
+        if missed:
+            self.save()
 
     def set_state(self, state: Dict[str, Any]) -> None:
         super().set_state(state)
@@ -760,6 +836,12 @@ class MetanasOracle(keras_tuner.Oracle):
             self._race = list(race)
             start = state.get("race_start")
             self._race_start = None if start is None else int(start)
+            n = self.race_trials()
+            if self._race_start != (self.max_trials - n if n else None):
+                # A race planned for other settings (racing turned off, or a
+                # larger max_trials on resume) ranks nothing first any more.
+                self._race, self._race_start = [], None
+            self._learned = int(state.get("learned", len(self.end_order)))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{type(self).__name__} state is missing or has a bad value for "

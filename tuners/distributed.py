@@ -95,6 +95,12 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
     Done means: some worker was told to stop (the trials are used up or the
     space is exhausted), no trial is running, and every worker that is still
     alive has been told to stop. Lost trials are reclaimed while it waits.
+    After too many consecutive failed trials every worker is told to stop,
+    and the chief raises that error once they have.
+
+    Raises:
+        RuntimeError: The search stopped after too many consecutive failures
+            (``max_consecutive_failed_trials``).
     """
     import grpc
     from keras_tuner.src import protos
@@ -112,13 +118,17 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
             time.sleep(poll_seconds)
             if hasattr(oracle, "reclaim_lost_trials"):
                 oracle.reclaim_lost_trials()
-            if not servicer.stop_triggered or oracle.ongoing_trials:
+            failure = getattr(oracle, "failure", None)
+            if not (servicer.stop_triggered or failure) or oracle.ongoing_trials:
                 continue
             live = oracle.live_tuner_ids() if hasattr(oracle, "live_tuner_ids") else oracle.tuner_ids
             if not live:
                 break
     finally:
         server.stop(grace=2).wait()
+    if getattr(oracle, "failure", None):
+        # Too many consecutive failures: the chief fails as a single process would.
+        raise RuntimeError(oracle.failure)
 
 
 class Heartbeat:
@@ -167,6 +177,9 @@ class ResilientOracleClient:
     def __init__(self, client, *, patience: float = 600.0) -> None:
         self._client = client
         self._patience = patience
+        # Set once the chief has told this worker to stop: the search is over,
+        # and an unreachable chief has ended, not restarting.
+        self._told_to_stop = False
 
     @property
     def _oracle(self):
@@ -180,16 +193,48 @@ class ResilientOracleClient:
         def call(*args, **kwargs):
             import grpc
 
+            if name == "get_best_trials" and self._told_to_stop:
+                return self._best_trials_of_an_ended_search(*args, **kwargs)
             deadline = time.monotonic() + self._patience
             delay = 0.5
             while True:
                 try:
-                    return attribute(*args, **kwargs)
+                    result = attribute(*args, **kwargs)
                 except grpc.RpcError as error:
                     code = error.code() if hasattr(error, "code") else None
+                    if code == grpc.StatusCode.UNKNOWN:
+                        # The chief's oracle raised: its message, not gRPC's wrapping.
+                        details = error.details() if hasattr(error, "details") else str(error)
+                        details = (details or "").replace("Exception calling application: ", "", 1)
+                        raise RuntimeError(f"the chief refused {name}: {details}") from None
                     if code != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
                         raise
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
+                    continue
+                if name == "create_trial" and getattr(result, "status", None) == "STOPPED":
+                    self._told_to_stop = True
+                return result
 
         return call
+
+    def _best_trials_of_an_ended_search(self, num_trials: int = 1):
+        # keras-tuner's client waits up to an hour for a chief to be ready; one
+        # that has told this worker to stop has ended, or soon will: ask once.
+        import grpc
+        from keras_tuner.engine import trial as trial_module
+        from keras_tuner.src import protos
+
+        try:
+            response = self._client.stub.GetBestTrials(
+                protos.get_service().GetBestTrialsRequest(num_trials=num_trials),
+                wait_for_ready=False, timeout=30,
+            )
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            raise RuntimeError(
+                "get_best_trials: the chief has ended the search and is gone; ask the "
+                "chief's process for results, or reopen the project with overwrite=False"
+            ) from None
+        return [trial_module.Trial.from_proto(t) for t in response.trials]

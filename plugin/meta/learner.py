@@ -49,6 +49,11 @@ __all__ = [
 ]
 
 DEFAULT_STORAGE = "sqlite:///metanas-meta.db"
+#: A running meta-trial records a heartbeat this often (seconds); one silent for
+#: `STALE_SECONDS` (its process was killed) is failed when meta-training next
+#: starts, so that its settings (the defaults' check among them) run again.
+HEARTBEAT_SECONDS = 30
+STALE_SECONDS = 120
 DEFAULT_STUDY = "metanas-meta"
 #: The meta-objectives: "auc", the normalised area under the best-so-far regret
 #: curve (anytime; production searches are scored so, `search_score`), and
@@ -156,8 +161,15 @@ def _distribution(setting) -> optuna.distributions.BaseDistribution:
 
 
 def meta_space(strategies: Sequence[str]) -> Dict[str, Dict[str, optuna.distributions.BaseDistribution]]:
-    """Each strategy's settings as Optuna distributions, named ``strategy.setting``."""
+    """Each strategy's settings as Optuna distributions, named ``strategy.setting``.
+
+    Raises:
+        ValueError: ``strategies`` is empty, a string, or names an unknown strategy.
+    """
     classes = strategy_classes()
+    if isinstance(strategies, str):
+        raise ValueError(f"strategies must be a list of names such as ['evolution'], "
+                         f"got the string {strategies!r}.")
     unknown = [s for s in strategies if s not in classes]
     if unknown or not strategies:
         raise ValueError(f"unknown strategies {unknown or strategies!r}; allowed: {sorted(classes)}.")
@@ -452,8 +464,13 @@ class MetaLearner:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
         try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage_ = optuna.storages.RDBStorage(
+                    self.storage_url, heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=STALE_SECONDS)
             self.study = optuna.create_study(
-                storage=self.storage_url,
+                storage=storage_,
                 study_name=study_name,
                 direction="minimize",
                 sampler=sampler,
@@ -610,6 +627,11 @@ class MetaLearner:
             self._refuse_other(self.study.user_attrs.get(OBJECTIVE_KEY), scored_by)
             return float(np.mean(list(per_task.values())))
 
+        # Meta-trials of a killed process stay RUNNING; fail them, so that what
+        # they were running counts as not run (and the defaults are queued again).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
         if include_defaults:
             for strategy in list(strategies)[:n_trials]:
                 params = default_recommendation(strategy).params
@@ -708,11 +730,14 @@ class MetaLearner:
         params: Mapping[str, Any],
         score: float,
         source: str = "production",
+        key: Optional[str] = None,
     ) -> int:
         """Adds a finished search as a meta-trial; returns its trial number.
 
         ``score`` is in the ``"auc"`` meta-objective (as `search_score` gives
-        it for a production search).
+        it for a production search). A ``key`` names the search: a search
+        recorded under that key already is not added again (its number is
+        returned), so that reporting a search twice counts it once.
 
         Raises:
             ObjectiveError: The study holds another objective's scores.
@@ -723,6 +748,10 @@ class MetaLearner:
         space = meta_space([strategy])[strategy]
         choices = self.check_strategies([strategy], new=tuple(strategy_classes()))
         self.ensure_objective("auc")
+        if key is not None:
+            for done in self.study.get_trials(deepcopy=False):
+                if done.user_attrs.get("search_key") == key:
+                    return done.number
         full = {"strategy": strategy, **{k: v for k, v in params.items() if k in space}}
         distributions = {"strategy": optuna.distributions.CategoricalDistribution(list(choices))}
         distributions.update({k: space[k] for k in full if k != "strategy"})
@@ -736,6 +765,7 @@ class MetaLearner:
                 "features": {task.name: dict(task.features)},
                 "source": source,
                 "objective": "auc",
+                **({"search_key": key} if key is not None else {}),
             },
         )
         self.study.add_trial(trial)
@@ -804,7 +834,7 @@ class MetaLearner:
             isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1
         ):
             raise ValueError(f"alpha must be a number in (0, 1) or None, got {alpha!r}.")
-        allowed = set(strategies or strategy_classes())
+        allowed = set(strategy_classes() if strategies is None else meta_space(strategies))
         results = [r for r in self._results(exclude_tasks) if r[0]["strategy"] in allowed]
         if not results:
             others = [] if self.study.trials else sorted(

@@ -17,6 +17,7 @@ from metanas.meta.learner import (
     ObjectiveError,
     Recommendation,
     StrategyError,
+    meta_space,
     strategy_classes,
 )
 from metanas.meta.transfer import TransferStore, WarmStart
@@ -27,7 +28,8 @@ from metanas.tuners.tuner import split_oracle_kwargs, strategy_settings
 __all__ = ["MetaTuner", "search_score"]
 
 CHOICE_FILE = "meta_choice.json"
-PENDING_FILE = "meta_pending.json"
+#: In the tuner's ``directory``: results waiting for the meta storage, one file per project.
+PENDING_DIRNAME = ".metanas-meta-pending"
 
 
 def search_score(trials, maximize: bool) -> Optional[float]:
@@ -130,7 +132,9 @@ class MetaTuner(StrategyTuner):
         self.transfer = transfer
         self.warm_start: Optional[WarmStart] = None
         self.learner = MetaLearner(meta_storage, study_name=study_name)
-        self.strategies = list(strategies) if strategies else None
+        if strategies is not None:
+            meta_space(strategies)  # ValueError naming an unknown one
+        self.strategies = list(strategies) if strategies is not None else None
         self.record = record
         project_dir = os.path.join(
             str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project"
@@ -225,6 +229,9 @@ class MetaTuner(StrategyTuner):
             "strategy": self.recommendation.strategy,
             "params": self.recommendation.params,
             "score": score,
+            # The search as it stands: searching again with nothing new to run
+            # (or resuming a finished search) reports the same key, recorded once.
+            "key": f"{os.path.abspath(self.project_dir)}#{len(self.oracle.end_order)}",
         }
         try:
             self._send(entry)
@@ -237,7 +244,7 @@ class MetaTuner(StrategyTuner):
         except Exception as error:  # the storage is down: keep the result for later
             warnings.warn(
                 f"could not record the search in the meta storage ({error}); it is kept "
-                f"in {PENDING_FILE} and sent with the next MetaTuner search.",
+                f"in {self.pending_path} and sent with the next MetaTuner search.",
                 stacklevel=2,
             )
             self._keep_pending(self._pending() + [entry])
@@ -248,13 +255,19 @@ class MetaTuner(StrategyTuner):
             strategy=entry["strategy"],
             params=entry["params"],
             score=entry["score"],
+            key=entry.get("key"),
         )
 
+    @property
+    def pending_path(self) -> str:
+        """Where results wait for the meta storage: beside the project directory,
+        which ``overwrite=True`` deletes (``<directory>/.metanas-meta-pending/<project>.json``)."""
+        return os.path.join(self.directory, PENDING_DIRNAME, f"{self.project_name}.json")
+
     def _pending(self) -> list:
-        path = os.path.join(self.project_dir, PENDING_FILE)
-        if not os.path.exists(path):
+        if not os.path.exists(self.pending_path):
             return []
-        with open(path) as handle:
+        with open(self.pending_path) as handle:
             return json.load(handle)
 
     def _flush_pending(self) -> None:
@@ -264,9 +277,15 @@ class MetaTuner(StrategyTuner):
                 self._send(pending[0])
             except (ObjectiveError, StrategyError) as error:  # e.g. claimed by "final" meanwhile
                 warnings.warn(f"a pending search result is dropped: {error}", stacklevel=2)
+            except Exception as error:  # noqa: BLE001 - the storage is still down: keep them
+                warnings.warn(f"the meta storage is still unavailable ({error}); "
+                              f"{len(pending)} search result(s) stay in {self.pending_path}.",
+                              stacklevel=2)
+                break
             pending.pop(0)
             self._keep_pending(pending)
 
     def _keep_pending(self, pending: list) -> None:
         """Rewrites the unsent results; a crash mid-write keeps the old list."""
-        save_json_atomically(os.path.join(self.project_dir, PENDING_FILE), pending, default=str)
+        os.makedirs(os.path.dirname(self.pending_path), exist_ok=True)
+        save_json_atomically(self.pending_path, pending, default=str)

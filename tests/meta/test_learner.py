@@ -55,6 +55,10 @@ def test_recommendations_follow_the_most_similar_tasks(tmp_path):
     assert small.source.startswith("similar tasks: small")
     oracle = small.make_oracle(objective="val_accuracy", max_trials=5)
     assert oracle.mutation_rate == small.settings["mutation_rate"]
+    for bad, message in ((["bogus"], r"unknown strategies \['bogus'\]"), ("evolution", "the string"),
+                         ([], r"unknown strategies \[\]")):
+        with pytest.raises(ValueError, match=message):
+            learner.recommend({"log_samples": 2.05}, strategies=bad)
 
 
 def test_leave_one_task_out_ignores_the_left_out_task(tmp_path):
@@ -384,3 +388,24 @@ def test_production_records_and_meta_training_share_one_study(tmp_path):
     assert len(later) == 16
     assert [t.params["strategy"] for t in later] == ["evolution", "random"] * 8
     assert learner.study.sampler is own  # restored after meta-training
+
+
+def test_a_meta_trial_left_running_by_a_killed_process_runs_again(tmp_path, monkeypatch):
+    import time
+
+    from metanas.meta import learner as learner_module
+
+    monkeypatch.setattr(learner_module, "STALE_SECONDS", 1)
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    killed = MetaLearner(storage, seed=0)
+    defaults = learner_module.default_recommendation("evolution").params
+    killed.study.enqueue_trial(defaults)
+    zombie = killed.study.ask()  # taken, then its process was killed: RUNNING for ever
+    killed.study._storage.record_heartbeat(zombie._trial_id)
+    time.sleep(2.5)  # SQLite keeps times to the second
+    learner = MetaLearner(storage, seed=0)
+    learner.meta_train(SMALL, evaluate, n_trials=2, strategies=("evolution", "random"))
+    trials = learner.study.trials
+    assert trials[zombie.number].state == optuna.trial.TrialState.FAIL
+    ran = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(ran) == 2 and any(learner_module._same_params(p, defaults) for p in ran)

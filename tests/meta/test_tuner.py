@@ -91,12 +91,13 @@ def test_a_study_scored_by_the_final_regret_gets_no_production_record(tmp_path, 
     assert len(MetaLearner(storage).study.trials) == 1  # the meta-trial only
     assert "digits-final" in TransferStore(MetaLearner(storage)).records()  # its elite is kept
     # A result that waited for the storage while the study was claimed is dropped, not resent.
-    (tmp_path / "digits-final" / "meta_pending.json").write_text(json.dumps([{
+    (tmp_path / ".metanas-meta-pending").mkdir(exist_ok=True)
+    (tmp_path / ".metanas-meta-pending" / "digits-final.json").write_text(json.dumps([{
         "task": {"name": "digits-final", "features": {}}, "strategy": "random", "params": {},
         "score": 0.2}]))
     with pytest.warns(UserWarning, match="a pending search result is dropped"):
         tuner._flush_pending()
-    assert json.loads((tmp_path / "digits-final" / "meta_pending.json").read_text()) == []
+    assert json.loads((tmp_path / ".metanas-meta-pending" / "digits-final.json").read_text()) == []
     assert len(MetaLearner(storage).study.trials) == 1
 
 
@@ -110,15 +111,23 @@ def test_a_lost_storage_keeps_the_result_until_it_is_back(tmp_path, digits):
     shutil.move(db, tmp_path / "away.db")  # the storage goes away mid-search
     with pytest.warns(UserWarning, match="could not record the search"):
         tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
-    pending = json.loads((tmp_path / "p" / "meta_pending.json").read_text())
+    pending = json.loads((tmp_path / ".metanas-meta-pending" / "p.json").read_text())
     assert len(pending) == 1 and pending[0]["task"]["name"] == "p"
+    # Still down when the next search starts: the result stays pending.
+    tuner.learner.record = lambda **kw: (_ for _ in ()).throw(RuntimeError("database is locked"))
+    with pytest.warns(UserWarning, match="still unavailable .*database is locked.*1 search result"):
+        tuner._flush_pending()
+    assert json.loads((tmp_path / ".metanas-meta-pending" / "p.json").read_text()) == pending
     db.unlink(missing_ok=True)
     shutil.move(tmp_path / "away.db", db)  # it comes back
+    # A new search in the same project (overwrite=True deletes the project
+    # directory) sends it first.
     again = MetaTuner(build_mlp, objective="val_accuracy", max_trials=4, seed=2, record=False,
-                      meta_storage=storage, directory=str(tmp_path), project_name="p")
+                      meta_storage=storage, directory=str(tmp_path), project_name="p",
+                      overwrite=True)
     again.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
     assert len(MetaLearner(storage).study.trials) == 1
-    assert json.loads((tmp_path / "p" / "meta_pending.json").read_text()) == []
+    assert json.loads((tmp_path / ".metanas-meta-pending" / "p.json").read_text()) == []
 
 
 def test_search_score():
@@ -167,7 +176,14 @@ def test_a_production_search_is_recorded_into_a_meta_trained_study(tmp_path, dig
 
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*(could not record|not recorded)")
-        run(tmp_path, digits, storage, "digits-recorded", max_trials=2)
+        tuner = run(tmp_path, digits, storage, "digits-recorded", max_trials=2)
+        tuner._report()  # reported again (search() again, nothing new): recorded once
     trials = MetaLearner(storage).study.trials
     assert len(trials) == 3 and trials[-1].user_attrs["source"] == "production"
-    assert not (tmp_path / "digits-recorded" / "meta_pending.json").exists()
+    assert not (tmp_path / ".metanas-meta-pending" / "digits-recorded.json").exists()
+
+
+def test_unknown_strategies_are_refused_before_any_search(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown strategies \['bogus'\]"):
+        MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, strategies=["bogus"],
+                  meta_storage=f"sqlite:///{tmp_path}/m.db", directory=str(tmp_path))

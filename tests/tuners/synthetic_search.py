@@ -6,11 +6,17 @@ The trials are real keras-tuner trials whose score is a formula (no training),
 so the distributed and crash tests exercise keras-tuner's own gRPC and reload
 paths quickly. Environment knobs: ``HANG_TRIAL`` (a trial number that hangs,
 to be killed), ``HANG_TUNER`` (only that tuner hangs), ``TRIAL_SECONDS``
-(time a trial takes), ``HEARTBEAT_TIMEOUT``.
+(time a trial takes), ``HEARTBEAT_TIMEOUT``, ``DIE_AT_BEGIN`` (that tuner
+SIGKILLs itself as its first trial begins, before any heartbeat),
+``FAIL_TRIALS`` (every trial raises), ``KILL_AFTER_END`` / ``KILL_AFTER_FILE``
+(a trial number: the process SIGKILLs itself once, as the strategy is about to
+learn from that trial / right after its RUNNING trial file is written),
+``ASK_BEST_AFTER`` (a worker asks for the best trial after its search).
 """
 
 import os
 import pathlib
+import signal
 import sys
 import time
 
@@ -40,13 +46,47 @@ def build(hp):
         hp.Choice(f"edge_{edge}", ["none", "skip", "conv1x1", "conv3x3", "avgpool"])
 
 
+def kill_once(directory, name):
+    """SIGKILLs this process, unless it did so at ``name`` before (a resumed run)."""
+    marker = pathlib.Path(directory) / f"killed_{name}"
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def with_kills(oracle_class, directory):
+    after_end, after_file = os.environ.get("KILL_AFTER_END"), os.environ.get("KILL_AFTER_FILE")
+
+    class Killed(oracle_class):
+        def on_trial_result(self, trial):
+            if after_end is not None and int(trial.trial_id) == int(after_end):
+                kill_once(directory, "after_end")
+            super().on_trial_result(trial)
+
+        def _save_trial(self, trial):
+            super()._save_trial(trial)
+            if (after_file is not None and int(trial.trial_id) == int(after_file)
+                    and trial.status == "RUNNING"):
+                kill_once(directory, "after_file")
+
+    return Killed
+
+
 def make_tuner(strategy, directory, max_trials, overwrite):
     oracle_class, settings = STRATEGIES[strategy]
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "single")
     log = pathlib.Path(directory) / f"ran_{tuner_id}.txt"
 
     class SyntheticSearch(StrategyTuner):
+        def on_trial_begin(self, trial):
+            if os.environ.get("DIE_AT_BEGIN") == tuner_id:
+                (pathlib.Path(directory) / f"died_{tuner_id}_{trial.trial_id}").touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+            super().on_trial_begin(trial)
+
         def run_trial(self, trial, *args, **kwargs):
+            if os.environ.get("FAIL_TRIALS"):
+                raise RuntimeError("fit exploded")
             number = int(trial.trial_id)
             (pathlib.Path(directory) / f"started_{tuner_id}_{trial.trial_id}").touch()
             hang_tuner = os.environ.get("HANG_TUNER")
@@ -59,7 +99,7 @@ def make_tuner(strategy, directory, max_trials, overwrite):
                 out.write(trial.trial_id + "\n")
             return {"score": nas_score(trial.hyperparameters.values)}
 
-    SyntheticSearch.oracle_class = oracle_class
+    SyntheticSearch.oracle_class = with_kills(oracle_class, directory)
     return SyntheticSearch(
         hypermodel=build_model,
         objective=keras_tuner.Objective("score", "max"),
@@ -82,3 +122,10 @@ if __name__ == "__main__":
     strategy, directory, max_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
     tuner = make_tuner(strategy, directory, max_trials, overwrite="--overwrite" in sys.argv)
     tuner.search(verbose=0)
+    if os.environ.get("ASK_BEST_AFTER") and "KERASTUNER_TUNER_ID" in os.environ:
+        time.sleep(6)  # the chief has ended by now
+        started = time.monotonic()
+        try:
+            tuner.get_best_hyperparameters()
+        except RuntimeError as error:
+            print(f"ASKED in {time.monotonic() - started:.0f} s: {error}")

@@ -186,6 +186,18 @@ def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(strate
     # The restored population and random state continue the same search.
     assert {k: t["hyperparameters"]["values"] for k, t in after.items()} == expected
 
+    # Killed between keras-tuner's save of a trial's end and the strategy's
+    # learning from it, or between a new trial's file and the oracle's save:
+    # the resumed search is the uninterrupted one, every trial run and counted.
+    for knob in ("KILL_AFTER_END", "KILL_AFTER_FILE"):
+        directory = tmp_path / knob
+        code, _ = wait(start(strategy, directory, 12, **{knob: 5}))
+        assert code == -signal.SIGKILL and list(directory.glob("killed_*"))
+        code, output = wait(start(strategy, directory, 12, overwrite=False, **{knob: 5}))
+        assert code == 0, output[-3000:]
+        after, _ = check_complete(directory, 12)
+        assert {k: t["hyperparameters"]["values"] for k, t in after.items()} == expected, knob
+
 
 def test_a_killed_chief_restarted_with_overwrite_false_finishes_the_search(tmp_path):
     port = free_port()
@@ -213,3 +225,39 @@ def test_a_killed_chief_restarted_with_overwrite_false_finishes_the_search(tmp_p
     ran = [t for ids in runs_by_tuner(tmp_path).values() for t in ids]
     # A trial cut short by the crash may run again; every other runs once.
     assert len(ran) - len(set(ran)) <= 2 and set(ran) == set(trials)
+
+
+def test_a_worker_that_dies_before_its_first_heartbeat_loses_its_trial_to_another(tmp_path):
+    port = free_port()
+    env = {"TRIAL_SECONDS": 0.3, "HEARTBEAT_TIMEOUT": 2, "DIE_AT_BEGIN": "tuner1",
+           "ASK_BEST_AFTER": 1}
+    chief = start("evolution", tmp_path, 8, tuner_id="chief", port=port, **env)
+    workers = {name: start("evolution", tmp_path, 8, tuner_id=name, port=port, **env)
+               for name in ("tuner0", "tuner1")}
+    code, output = wait(workers["tuner1"])
+    assert code == -signal.SIGKILL and list(tmp_path.glob("died_tuner1_*")), output[-3000:]
+    code, output = wait(workers["tuner0"])
+    assert code == 0, output[-3000:]
+    # Asked for results after the chief had gone: an error at once, not a wait.
+    assert "the chief has ended the search" in output and "ASKED in 0 s" in output
+    code, chief_output = wait(chief, timeout=60)
+    assert code == 0, chief_output[-3000:]
+    check_complete(tmp_path, 8)
+    assert "lost its worker tuner1" in chief_output
+
+
+def test_too_many_consecutive_failures_end_a_distributed_search(tmp_path):
+    port = free_port()
+    env = {"FAIL_TRIALS": 1, "TRIAL_SECONDS": 0.2}
+    chief = start("random", tmp_path, 20, tuner_id="chief", port=port, **env)
+    workers = [start("random", tmp_path, 20, tuner_id=f"tuner{i}", port=port, **env)
+               for i in range(2)]
+    outputs = [wait(worker, timeout=120) for worker in workers]
+    code, chief_output = wait(chief, timeout=60)
+    assert code != 0 and "Number of consecutive failures exceeded the limit of 3" in chief_output
+    refused = [out for rc, out in outputs if rc != 0]
+    assert refused and all("the chief refused end_trial: Number of consecutive failures"
+                           in out for out in refused)
+    assert "_InactiveRpcError" not in "".join(out for _, out in outputs)
+    oracle = json.loads((tmp_path / "search" / "oracle.json").read_text())
+    assert not oracle["ongoing_trials"] and 3 <= len(oracle["end_order"]) < 20

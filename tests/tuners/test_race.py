@@ -201,3 +201,18 @@ def test_a_resumed_search_with_a_larger_budget_searches_on_and_races_again(tmp_p
     assert {k for k, _ in order[30:]} <= set(finalists)
     state = json_state(oracle)
     assert state["race_start"] == 30 and set(state["race"]) != first_race
+
+
+def test_a_search_resumed_without_its_race_ranks_by_score_again(tmp_path):
+    oracle = racing(tmp_path, max_trials=20, racing_fraction=0.3, finalists=4)
+    index = 0
+    while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        # The race's evaluations score 0: its winner is far from the best score.
+        finish(oracle, trial, nas_score(trial.hyperparameters.values) if index < 14 else 0.0)
+        index += 1
+    best_score = max(t.score for t in oracle.trials.values())
+    assert oracle.get_best_trials(1)[0].score < best_score  # the race decides
+    resumed = racing(tmp_path, max_trials=20, racing_fraction=0.0)
+    resumed.reload()
+    assert resumed.get_best_trials(1)[0].score == best_score
+    assert json_state(resumed)["race"] == []

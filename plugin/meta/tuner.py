@@ -37,13 +37,13 @@ def search_score(trials, maximize: bool) -> Optional[float]:
 
     Without a known optimum, the regret of step ``t`` is taken against the
     best score the search found, in units of the spread between that best and
-    the median completed trial (a stand-in for the regret of a random guess);
-    the score is the mean regret over the trials, as `normalized_regret_auc`.
-    When half the trials or more tie with the best (the median is the best),
-    the spread between the best and the worst trial is the unit instead, and a
-    search whose completed trials all scored the same scores 0: its first
-    trial was already its best. Only a search with fewer than two completed
-    trials is uninformative (None).
+    the median completed trial (a stand-in for the regret of a random guess),
+    but at least half the spread between the best and the worst trial (when
+    most trials come close to the best, the median's spread alone would blow
+    the score up); the score is the mean regret over the trials, as
+    `normalized_regret_auc`, so at most 2. A search with fewer than two
+    completed trials, or whose completed trials all scored the same, says
+    nothing about its strategy (None).
 
     Every evaluation counts on its own, a configuration evaluated again (a
     final race, see ``racing_fraction``) included: the score depends on the
@@ -59,12 +59,11 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     if len(scores) < 2:
         return None
     best_so_far = np.maximum.accumulate(scores)
-    scale = best_so_far[-1] - float(np.median(scores))
+    best = best_so_far[-1]
+    scale = max(best - float(np.median(scores)), (best - min(scores)) / 2)
     if scale <= 0:
-        scale = best_so_far[-1] - min(scores)
-    if scale <= 0:
-        return 0.0
-    return float(np.mean(best_so_far[-1] - best_so_far) / scale)
+        return None
+    return float(np.mean(best - best_so_far) / scale)
 
 
 class MetaTuner(StrategyTuner):

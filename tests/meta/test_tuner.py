@@ -137,9 +137,12 @@ def test_search_score():
 
     assert search_score([T(0.5), T(0.7), T(0.9)], maximize=True) == pytest.approx((0.4 + 0.2) / 3 / 0.2)
     assert search_score([T(0.5)], maximize=True) is None
-    # Ties with the best at the median: the spread to the worst is the unit.
-    assert search_score([T(0.5), T(0.9), T(0.9)], maximize=True) == pytest.approx(0.4 / 3 / 0.4)
-    assert search_score([T(0.7), T(0.7)], maximize=True) == 0.0
+    # Ties with the best at the median: half the spread to the worst is the unit.
+    assert search_score([T(0.5), T(0.9), T(0.9)], maximize=True) == pytest.approx(0.4 / 3 / 0.2)
+    # Most trials close to the best: bounded, not blown up by best - median.
+    close = [T(0.5), T(0.96), T(0.965), T(0.97), T(0.97)]
+    assert search_score(close, maximize=True) == pytest.approx((0.47 + 0.01 + 0.005) / 5 / 0.235)
+    assert search_score([T(0.7), T(0.7)], maximize=True) is None  # nothing to learn from
     assert search_score([T(2.0), T(1.0), T(None, "FAILED")], maximize=False) == pytest.approx(1.0)
 
 

@@ -66,6 +66,11 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     return float(np.mean(best - best_so_far) / scale)
 
 
+def _is_stream(data) -> bool:
+    """A tf.data dataset, generator or iterator: no rows to describe up front."""
+    return hasattr(data, "element_spec") or not hasattr(data, "__len__")
+
+
 class MetaTuner(StrategyTuner):
     """A tuner that asks the meta-layer for its strategy and settings.
 
@@ -163,9 +168,18 @@ class MetaTuner(StrategyTuner):
         data = dict(zip(("x", "y"), fit_args))
         data.update({k: fit_kwargs[k] for k in ("x", "y") if k in fit_kwargs})
         features: Dict[str, Any] = {}
-        if isinstance(data.get("x"), np.ndarray):
-            y = data.get("y") if isinstance(data.get("y"), np.ndarray) else None
-            features.update(dataset_features(data["x"], y))
+        x, y = data.get("x"), data.get("y")
+        if x is not None and not _is_stream(x):  # arrays, DataFrames, lists, dicts
+            try:
+                features.update(dataset_features(x, None if y is None or _is_stream(y) else y))
+            except (ValueError, TypeError) as error:
+                warnings.warn(f"no dataset meta-features ({error}); the recommendation "
+                              "uses the search space's only.", stacklevel=3)
+        else:
+            warnings.warn("no dataset meta-features from a dataset stream (tf.data, a "
+                          "generator): the recommendation uses the search space's only; "
+                          "pass arrays to search() for a recommendation by similar data.",
+                          stacklevel=3)
         features.update(space_features(self.oracle.hyperparameters))
         return features
 

@@ -190,3 +190,18 @@ def test_unknown_strategies_are_refused_before_any_search(tmp_path):
     with pytest.raises(ValueError, match=r"unknown strategies \['bogus'\]"):
         MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, strategies=["bogus"],
                   meta_storage=f"sqlite:///{tmp_path}/m.db", directory=str(tmp_path))
+
+
+def test_dataset_features_come_from_data_frames_and_dicts_too(tmp_path):
+    import pandas as pd
+
+    tuner = MetaTuner(build_mlp, objective="val_accuracy", max_trials=2,
+                      meta_storage=f"sqlite:///{tmp_path}/m.db", directory=str(tmp_path))
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.arange(40) % 2
+    from_arrays = tuner.features((x, y), {})
+    assert from_arrays["log_samples"] == pytest.approx(np.log10(40))
+    assert tuner.features((pd.DataFrame(x), pd.Series(y)), {}) == from_arrays
+    assert tuner.features((), {"x": {"features": x}, "y": y.tolist()}) == from_arrays
+    with pytest.warns(UserWarning, match="dataset stream"):
+        assert "log_samples" not in tuner.features((iter([x]),), {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
@@ -157,8 +158,7 @@ def add_meta_train(subparsers) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.RandomSampler(seed=args.seed) if args.sampler == "random" else None
-        learner = _learner(args.storage, args.study_name, sampler=sampler, seed=args.seed)
+        learner = _learner(args.storage, args.study_name, sampler=args.sampler, seed=args.seed)
         from metanas.meta.learner import ObjectiveError, StrategyError, scored_with
 
         try:
@@ -222,6 +222,11 @@ def add_recommend(subparsers) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study..."
+        if args.storage.startswith("sqlite:///") and args.storage != "sqlite:///":
+            path = args.storage[len("sqlite:///"):].split("?", 1)[0]
+            if not os.path.exists(path):  # a mistyped path: make no empty database there
+                raise UsageError(f"--storage: no meta storage at {path!r} (meta-train into it "
+                                 "first, or check the path)")
         learner = _learner(args.storage, args.study_name)
         from metanas.bench import load_task
         from metanas.meta.tasks import bench_features

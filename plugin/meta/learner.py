@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import optuna
@@ -425,6 +425,20 @@ class _StrategyAmong(optuna.samplers.BaseSampler):
         self.base.reseed_rng()
 
 
+#: Samplers `MetaLearner` makes by name.
+SAMPLERS = ("tpe", "random")
+
+
+def _named_sampler(name: str, seed: Optional[int]) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # Multivariate TPE with groups models each strategy's settings jointly
+    # (the space is conditional on the strategy).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
 class MetaLearner:
     """An Optuna meta-study of strategies and their settings across tasks.
 
@@ -433,8 +447,11 @@ class MetaLearner:
             ``postgresql://user:pass@host/db``...) or None for
             ``sqlite:///metanas-meta.db`` in the working directory.
         study_name: The meta-study's name in the storage.
-        sampler: Any Optuna sampler; TPE (multivariate, seeded) by default.
-        seed: Seed of the default sampler.
+        sampler: Any Optuna sampler, or ``"tpe"`` (multivariate TPE, the
+            default) or ``"random"``, seeded by ``seed``.
+        seed: Seed of a named sampler. A study that already holds meta-trials
+            seeds it with ``(seed, their number)``, so that meta-training again
+            with the same seed draws new candidates, not the same ones again.
 
     Raises:
         ValueError: The storage URL cannot be opened (the message shows the
@@ -446,7 +463,7 @@ class MetaLearner:
         storage: Optional[str] = None,
         *,
         study_name: str = DEFAULT_STUDY,
-        sampler: Optional[optuna.samplers.BaseSampler] = None,
+        sampler: Union[optuna.samplers.BaseSampler, str, None] = None,
         seed: Optional[int] = None,
     ) -> None:
         self.seed = seed
@@ -457,12 +474,12 @@ class MetaLearner:
                 f"storage must be an Optuna storage URL such as 'sqlite:///meta.db', "
                 f"got {redact(str(storage))!r}."
             )
-        if sampler is None:
-            # Multivariate TPE with groups models each strategy's settings
-            # jointly (the space is conditional on the strategy).
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        named = "tpe" if sampler is None else sampler
+        if isinstance(named, str):
+            if named not in SAMPLERS:
+                raise ValueError(f"sampler must be an Optuna sampler or one of {list(SAMPLERS)}, "
+                                 f"got {named!r}.")
+            sampler = optuna.samplers.RandomSampler()  # until the study's size is known
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -481,6 +498,11 @@ class MetaLearner:
                 f"cannot open the meta storage {redact(self.storage_url)!r}: "
                 f"{redact(str(error)).splitlines()[0]}"
             ) from None
+        if isinstance(named, str):
+            done = len(self.study.get_trials(deepcopy=False))
+            if seed is not None and done:
+                seed = int(np.random.SeedSequence([seed, done]).generate_state(1)[0])
+            self.study.sampler = _named_sampler(named, seed)
 
     # ------------------------------------------------------------- training
     def strategy_choices(self) -> Tuple[str, ...]:

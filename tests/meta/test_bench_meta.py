@@ -95,6 +95,12 @@ def test_meta_train_on_the_tasks_similar_to_one(tmp_path, capsys):
 
 
 def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_path, capsys):
+    # A storage that does not exist (a mistyped path) is an error, and is not created.
+    assert cli.main(["recommend", "--task", "nb201/cifar10",
+                     "--storage", f"sqlite:///{tmp_path}/emtpy.db"]) == 2
+    assert "--storage: no meta storage at" in capsys.readouterr().err
+    assert not (tmp_path / "emtpy.db").exists()
+    MetaLearner(f"sqlite:///{tmp_path}/empty.db")  # one that exists, with no meta-trial
     assert cli.main(["recommend", "--task", "nb201/cifar10",
                      "--storage", f"sqlite:///{tmp_path}/empty.db"]) == 0
     out, err = capsys.readouterr()

@@ -409,3 +409,16 @@ def test_a_meta_trial_left_running_by_a_killed_process_runs_again(tmp_path, monk
     assert trials[zombie.number].state == optuna.trial.TrialState.FAIL
     ran = [t.params for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(ran) == 2 and any(learner_module._same_params(p, defaults) for p in ran)
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_meta_training_again_with_the_same_seed_draws_new_candidates(tmp_path, sampler):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    for _ in range(2):  # e.g. a stopped meta-train run again with the same --seed
+        MetaLearner(storage, sampler=sampler, seed=5).meta_train(
+            SMALL, evaluate, n_trials=4, strategies=("evolution",))
+    drawn = [t.params for t in MetaLearner(storage).study.trials][1:]  # after the defaults
+    assert len(drawn) == 7
+    assert len({json.dumps(p, sort_keys=True) for p in drawn}) == 7
+    with pytest.raises(ValueError, match=r"sampler must be .* \['tpe', 'random'\], got 'cmaes'"):
+        MetaLearner(storage, sampler="cmaes")

@@ -55,6 +55,13 @@ def synchronized(method):
 
     @functools.wraps(method)
     def wrapped(oracle, *args, **kwargs):
+        if method.__name__ == "end_trial" and (
+            (args and isinstance(args[0], str)) or "trial_id" in kwargs or "status" in kwargs
+        ):
+            # keras-tuner's old signature, end_trial(trial_id, status="COMPLETED").
+            trial_id = kwargs.pop("trial_id", args[0] if args else None)
+            status = kwargs.pop("status", args[1] if len(args) > 1 else "COMPLETED")
+            args = (trial_module.Trial(oracle.get_space(), trial_id, status),)
         thread = threading.current_thread().name
         acquire = kt_oracle.THREADS[oracle] != thread
         if acquire:
@@ -318,8 +325,8 @@ class MetanasOracle(keras_tuner.Oracle):
         # saves a trial's end before `on_trial_result` runs, so a kill between
         # the two is made good on reload.
         self._learned = 0
-        # Why the search stopped early (too many consecutive failures): every
-        # worker that asks for a trial is then told to stop.
+        # Why a distributed search stopped early (too many consecutive
+        # failures): every worker that asks for a trial is then told to stop.
         self.failure: Optional[str] = None
 
     # ------------------------------------------------------------- settings
@@ -708,11 +715,16 @@ class MetanasOracle(keras_tuner.Oracle):
         try:
             super().end_trial(trial)
         except RuntimeError as error:
+            if trial.trial_id not in self.end_order or not str(error).startswith(
+                "Number of consecutive failures"
+            ):
+                raise
             # Too many consecutive failures. keras-tuner raised before it saved
-            # the trial and let its worker go: do that, so that the chief of a
-            # distributed search can stop its workers and end (with this error).
+            # the trial and let its worker go: do that, and in a distributed
+            # search let the chief stop its workers and end (with this error).
             self._heartbeats.pop(trial.trial_id, None)
-            self.failure = str(error)
+            if dist_utils.is_chief_oracle():
+                self.failure = str(error)
             trial = self.trials[trial.trial_id]
             for tuner_id, ongoing in list(self.ongoing_trials.items()):
                 if ongoing.trial_id == trial.trial_id:

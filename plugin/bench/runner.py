@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
@@ -427,7 +428,13 @@ def _run_indexed(item):
 
 
 def import_modules(modules: Sequence[str]) -> None:
-    """Imports ``modules`` (that register strategies); ValueError naming one that fails."""
+    """Imports ``modules`` (that register strategies); ValueError naming one that fails.
+
+    The working directory is searched first, as ``python -m`` would (the
+    ``metanas`` command puts its own directory there instead).
+    """
+    if modules and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     for name in modules:
         try:
             importlib.import_module(name)

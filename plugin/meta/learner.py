@@ -52,8 +52,8 @@ DEFAULT_STORAGE = "sqlite:///metanas-meta.db"
 #: A running meta-trial records a heartbeat this often (seconds); one silent for
 #: `STALE_SECONDS` (its process was killed) is failed when meta-training next
 #: starts, so that its settings (the defaults' check among them) run again.
-HEARTBEAT_SECONDS = 30
-STALE_SECONDS = 120
+HEARTBEAT_SECONDS = 60
+STALE_SECONDS = 600
 DEFAULT_STUDY = "metanas-meta"
 #: The meta-objectives: "auc", the normalised area under the best-so-far regret
 #: curve (anytime; production searches are scored so, `search_score`), and
@@ -672,6 +672,12 @@ class MetaLearner:
                     )
                     break  # the budget ran out, or a callback stopped the study
                 except ValueError as error:
+                    if "Cannot tell a FAIL trial" in str(error):
+                        # Its heartbeat stopped (a suspended process, a lost
+                        # connection) and another process failed it as stale.
+                        warnings.warn(f"a meta-trial was failed as stale by another process "
+                                      f"({error}); its result is dropped.", stacklevel=2)
+                        continue
                     if "Cannot tell a COMPLETE trial" not in str(error):
                         raise
                     # Two processes on one SQLite storage can both take the same queued

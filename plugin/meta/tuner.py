@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import warnings
 from typing import Any, Dict, Optional, Sequence
 
@@ -28,6 +29,7 @@ from metanas.tuners.tuner import split_oracle_kwargs, strategy_settings
 __all__ = ["MetaTuner", "search_score"]
 
 CHOICE_FILE = "meta_choice.json"
+SEARCH_ID_FILE = "meta_search_id.json"
 #: In the tuner's ``directory``: results waiting for the meta storage, one file per project.
 PENDING_DIRNAME = ".metanas-meta-pending"
 
@@ -243,8 +245,9 @@ class MetaTuner(StrategyTuner):
             "params": self.recommendation.params,
             "score": score,
             # The search as it stands: searching again with nothing new to run
-            # (or resuming a finished search) reports the same key, recorded once.
-            "key": f"{os.path.abspath(self.project_dir)}#{len(self.oracle.end_order)}",
+            # (or resuming a finished search) reports the same key, recorded once;
+            # a new search in the project (overwrite=True) has a new id.
+            "key": f"{self._search_id()}#{len(self.oracle.end_order)}",
         }
         try:
             self._send(entry)
@@ -261,6 +264,16 @@ class MetaTuner(StrategyTuner):
                 stacklevel=2,
             )
             self._keep_pending(self._pending() + [entry])
+
+    def _search_id(self) -> str:
+        """This search's id, kept in its project directory (which overwrite=True deletes)."""
+        path = os.path.join(self.project_dir, SEARCH_ID_FILE)
+        if os.path.exists(path):
+            with open(path) as handle:
+                return json.load(handle)["id"]
+        search_id = uuid.uuid4().hex
+        save_json_atomically(path, {"id": search_id})
+        return search_id
 
     def _send(self, entry) -> None:
         self.learner.record(

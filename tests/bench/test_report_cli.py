@@ -189,7 +189,8 @@ def test_a_users_strategy_module_runs_in_every_worker_and_is_tested_as_metanas(
     from metanas.bench import STRATEGIES
 
     (tmp_path / "mine_strategies.py").write_text(STRATEGY_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # found in the working directory, as `python -m` would
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     try:
         out = tmp_path / "out"
         assert main(["bench", "--tasks", "hpobench/car", "--strategies", "mine/random,optuna/random",

@@ -183,6 +183,11 @@ def test_a_production_search_is_recorded_into_a_meta_trained_study(tmp_path, dig
         tuner._report()  # reported again (search() again, nothing new): recorded once
     trials = MetaLearner(storage).study.trials
     assert len(trials) == 3 and trials[-1].user_attrs["source"] == "production"
+    # A new search in the project (overwrite=True deletes the project directory,
+    # and with it the search's id) is another search: recorded too.
+    shutil.rmtree(tmp_path / "digits-recorded")
+    tuner._report()
+    assert len(MetaLearner(storage).study.trials) == 4
     assert not (tmp_path / ".metanas-meta-pending" / "digits-recorded.json").exists()
 
 

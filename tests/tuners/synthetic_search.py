@@ -87,6 +87,12 @@ def make_tuner(strategy, directory, max_trials, overwrite):
         def run_trial(self, trial, *args, **kwargs):
             if os.environ.get("FAIL_TRIALS"):
                 raise RuntimeError("fit exploded")
+            if os.environ.get("DIE_AT_BEGIN") and tuner_id != os.environ["DIE_AT_BEGIN"]:
+                # Not done before the other worker took a trial and died with it.
+                deadline = time.monotonic() + 120
+                while not list(pathlib.Path(directory).glob("died_*")):
+                    assert time.monotonic() < deadline, "the other worker never died"
+                    time.sleep(0.1)
             number = int(trial.trial_id)
             (pathlib.Path(directory) / f"started_{tuner_id}_{trial.trial_id}").touch()
             hang_tuner = os.environ.get("HANG_TUNER")

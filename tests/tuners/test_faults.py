@@ -111,3 +111,26 @@ def test_corrupt_saved_state_is_reported_and_left_untouched(tmp_path):
 def test_bad_oracle_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EvolutionOracle(**kwargs)
+
+
+def test_an_oracle_error_other_than_too_many_failures_is_raised_untouched(tmp_path):
+    from tests.tuners.conformance import finish, make
+
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                  max_consecutive_failed_trials=2)
+    trial = oracle.create_trial("tuner0")
+    oracle.score_trial = lambda t: (_ for _ in ()).throw(RuntimeError("a bug in scoring"))
+    with pytest.raises(RuntimeError, match="a bug in scoring"):
+        finish(oracle, trial, 1.0)
+    assert oracle.failure is None and oracle.end_order == [] and oracle._learned == 0
+    del oracle.score_trial
+    # keras-tuner's old call form, end_trial(trial_id, status), still works.
+    oracle.update_trial(trial.trial_id, {"score": 1.0})
+    oracle.end_trial(trial.trial_id, "COMPLETED")
+    assert oracle.end_order == [trial.trial_id] and oracle.trials[trial.trial_id].score == 1.0
+    # Too many consecutive failures in one process: an error, not a stopped oracle.
+    finish(oracle, oracle.create_trial("tuner0"), None, fail=True)
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        finish(oracle, oracle.create_trial("tuner0"), None, fail=True)
+    assert oracle.failure is None
+    assert oracle.create_trial("tuner0").status == "RUNNING"

@@ -720,18 +720,20 @@ class MetanasOracle(keras_tuner.Oracle):
             ):
                 raise
             # Too many consecutive failures. keras-tuner raised before it saved
-            # the trial and let its worker go: do that, and in a distributed
-            # search let the chief stop its workers and end (with this error).
+            # anything, so that a resumed search runs the trial again (a saved
+            # failure would trip the limit again at once). Keep that, but let its
+            # worker go, so that the chief of a distributed search can stop its
+            # workers and end (with this error).
             self._heartbeats.pop(trial.trial_id, None)
             if dist_utils.is_chief_oracle():
                 self.failure = str(error)
-            trial = self.trials[trial.trial_id]
+            self.end_order.remove(trial.trial_id)
+            self._retry_queue.append(trial.trial_id)
             for tuner_id, ongoing in list(self.ongoing_trials.items()):
                 if ongoing.trial_id == trial.trial_id:
                     del self.ongoing_trials[tuner_id]
                     self.tuner_ids.discard(tuner_id)  # it gets the error, and ends
-            self._save_trial(trial)
-            self._learn_from(trial)
+            self.save()
             raise
         self._heartbeats.pop(trial.trial_id, None)
         trial = self.trials[trial.trial_id]

@@ -252,7 +252,9 @@ def test_ctrl_c_stops_a_bench_with_one_line_and_keeps_its_finished_runs(tmp_path
         [sys.executable, "-m", "metanas", "bench", "--tasks", "hpobench/car", "--strategies",
          "optuna/tpe", "--seeds", "40", "--evals", "100", "--workers", "2", "--no-plots",
          "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # A pytest-xdist worker ignores SIGINT, and a child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = out / PARTIAL_FILE
     _wait_for_runs(process, partial, 1)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group

@@ -260,4 +260,6 @@ def test_too_many_consecutive_failures_end_a_distributed_search(tmp_path):
                            in out for out in refused)
     assert "_InactiveRpcError" not in "".join(out for _, out in outputs)
     oracle = json.loads((tmp_path / "search" / "oracle.json").read_text())
-    assert not oracle["ongoing_trials"] and 3 <= len(oracle["end_order"]) < 20
+    # The trials that tripped the limit wait for a resumed search, as in keras-tuner.
+    assert not oracle["ongoing_trials"] and oracle["retry_queue"]
+    assert 2 <= len(oracle["end_order"]) < 20

@@ -176,6 +176,7 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
             print(f"  {done}/{total} runs ({time.time() - start:.0f} s)", flush=True)
 
     workers = max(1, min(workers, len(todo)))
+    stale = {name for name in stale if any(j["strategy"] == name for j in todo)}
     if stale:
         print(f"metanas bench: runs of {', '.join(sorted(stale))} in --reuse were made by an "
               f"earlier version of the strategy; they run again", flush=True)

@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 
+from metanas.security import sqlite_file
 from metanas.usage import UsageError, check_output_directory, check_seed
 
 __all__ = ["add_meta_train", "add_recommend"]
@@ -222,11 +223,10 @@ def add_recommend(subparsers) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study..."
-        if args.storage.startswith("sqlite:///") and args.storage != "sqlite:///":
-            path = args.storage[len("sqlite:///"):].split("?", 1)[0]
-            if not os.path.exists(path):  # a mistyped path: make no empty database there
-                raise UsageError(f"--storage: no meta storage at {path!r} (meta-train into it "
-                                 "first, or check the path)")
+        path = sqlite_file(args.storage)
+        if path is not None and not os.path.exists(path):  # a typo: make no empty database
+            raise UsageError(f"--storage: no meta storage at {path!r} (meta-train into it "
+                             "first, or check the path)")
         learner = _learner(args.storage, args.study_name)
         from metanas.bench import load_task
         from metanas.meta.tasks import bench_features

@@ -1,10 +1,13 @@
-"""Keeping credentials out of logs, params and messages."""
+"""Storage URLs: keeping their credentials out of logs, params and messages, and
+finding a SQLite URL's database file."""
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Optional
 
-__all__ = ["redact"]
+__all__ = ["redact", "sqlite_file"]
 
 _USERINFO = re.compile(r"(//[^/:@\s]+):[^/@\s]*@")
 _SECRET_QUERY = re.compile(
@@ -25,3 +28,22 @@ def redact(url: str) -> str:
         'postgresql://bob:***@db:5432/mlflow?sslmode=require&token=***'
     """
     return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1:***@", str(url)))
+
+
+def sqlite_file(url: str) -> Optional[str]:
+    """The absolute path of a SQLite URL's database file, or None.
+
+    None for another scheme and for an in-memory database (``sqlite:///``,
+    ``sqlite:///:memory:``); a relative path is taken from the working
+    directory, as SQLAlchemy takes it.
+
+    Example:
+
+        >>> sqlite_file("sqlite:////data/meta.db?timeout=30")
+        '/data/meta.db'
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix):].split("?", 1)[0]
+    return os.path.abspath(path) if path and path != ":memory:" else None

@@ -826,12 +826,8 @@ class MetanasOracle(keras_tuner.Oracle):
                 del self.trials[trial_id]
         # Trials that ended for good while the strategy had not yet learnt
         # from them (a kill between keras-tuner's save and `on_trial_result`).
-        missed = self.end_order[self._learned:]
-        for trial_id in missed:
-            self.on_trial_result(self.trials[trial_id])
-        self._learned = len(self.end_order)
-        if missed:
-            self.save()
+        for trial_id in self.end_order[self._learned:]:
+            self._learn_from(self.trials[trial_id])
 
     def set_state(self, state: Dict[str, Any]) -> None:
         super().set_state(state)

@@ -27,6 +27,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from metanas.security import sqlite_file
+
 __all__ = ["apply_record", "is_permanent", "KEY_TAG", "ROLE_TAG", "PROJECT_TAG", "SEARCH_TAG"]
 
 logger = logging.getLogger(__name__)
@@ -92,14 +94,11 @@ def local_artifact_location(tracking_uri: str, experiment: str) -> Optional[str]
     MLflow would put artifacts in ``./mlruns`` of whatever the working
     directory is; beside the database they stay with the runs they belong to.
     """
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix) or ":memory:" in tracking_uri:
+    db = sqlite_file(tracking_uri)
+    if db is None:
         return None
-    db = pathlib.Path(tracking_uri[len(prefix):].split("?")[0])
-    if not db.is_absolute():
-        db = pathlib.Path.cwd() / db
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment) or "experiment"
-    return (db.parent / "mlruns" / slug).as_uri()
+    return (pathlib.Path(db).parent / "mlruns" / slug).as_uri()
 
 
 def find_run(client: MlflowClient, exp_id: str, key: str):

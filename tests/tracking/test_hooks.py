@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from metanas.security import redact
+from metanas.security import redact, sqlite_file
 from metanas.tuners import RandomSearch
 from metanas.tuners.hooks import SearchHook
 from tests.tracking.helpers import X, Y, TinyModel
@@ -103,6 +103,14 @@ def test_untracked_tuners_never_import_mlflow():
 )
 def test_redact_hides_credentials_in_urls(text, expected):
     assert redact(text) == expected
+
+
+def test_sqlite_file_is_the_absolute_database_path_or_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert sqlite_file("sqlite:///meta.db?timeout=5") == str(tmp_path / "meta.db")
+    assert sqlite_file("sqlite:////data/m.db") == "/data/m.db"
+    for url in ("sqlite:///", "sqlite:///:memory:", "postgresql://u@h/db", "file:///x.db"):
+        assert sqlite_file(url) is None
 
 
 def test_the_mixin_tracks_any_keras_tuner_tuner(tmp_path):

@@ -165,6 +165,7 @@ def add_meta_train(subparsers) -> None:
         try:
             learner.check_strategies(strategies)
             learner.ensure_objective(args.objective)
+            learner.ensure_budget(args.budget)
         except (ObjectiveError, StrategyError) as error:
             raise UsageError(str(error)) from None
         from metanas.bench import load_task
@@ -227,7 +228,7 @@ def add_recommend(subparsers) -> None:
         if path is not None and not os.path.exists(path):  # a typo: make no empty database
             raise UsageError(f"--storage: no meta storage at {path!r} (meta-train into it "
                              "first, or check the path)")
-        learner = _learner(args.storage, args.study_name)
+        learner = _learner(args.storage, args.study_name, create=False)
         from metanas.bench import load_task
         from metanas.meta.tasks import bench_features
 

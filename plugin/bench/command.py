@@ -301,7 +301,7 @@ def add_bench(subparsers) -> None:
         if args.multi_objective and any(not t.startswith("nb201/") for t in tasks):
             raise _usage_error("--multi-objective needs NAS-Bench-201 tasks (nb201/...): "
                                "only they have model size columns")
-        from metanas.bench.runner import import_modules
+        from metanas.bench.runner import WorkerImportError, import_modules
 
         try:
             import_modules(args.strategy_module)
@@ -329,6 +329,8 @@ def add_bench(subparsers) -> None:
                              multi_objective=args.multi_objective, command=command,
                              plots=not args.no_plots, first_seed=args.first_seed,
                              strategy_modules=args.strategy_module)
+        except WorkerImportError as error:
+            raise _usage_error(f"--strategy-module: {error}") from None
         except KeyboardInterrupt:
             partial = os.path.join(args.output, PARTIAL_FILE)
             from metanas.bench.report import load_partial

@@ -422,7 +422,17 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     return run_one(**job)
 
 
+class WorkerImportError(ValueError):
+    """A strategy module imported in the main process but not in a pool worker."""
+
+
+#: In a pool worker: why its strategy modules did not import (its jobs raise it).
+_WORKER_ERROR: Optional[str] = None
+
+
 def _run_indexed(item):
+    if _WORKER_ERROR is not None:
+        raise WorkerImportError(_WORKER_ERROR)
     index, job = item
     return index, run_one(**job)
 
@@ -447,7 +457,13 @@ def _start_worker(modules: Sequence[str]) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool, and
     # the workers do not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import_modules(modules)
+    global _WORKER_ERROR
+    try:
+        import_modules(modules)
+    except ValueError as error:
+        # An initializer that raises kills the worker, and the pool starts
+        # another for ever: the first job reports it instead.
+        _WORKER_ERROR = f"in a worker process, {error}"
 
 
 def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
@@ -460,6 +476,10 @@ def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
     once); the returned list is in the order of ``jobs``. ``modules`` are
     imported in each process first (strategies registered with
     `metanas.bench.register_strategy`).
+
+    Raises:
+        ValueError: A module does not import (`WorkerImportError` when it
+            imports here but not in a worker process).
     """
     jobs = list(jobs)
     check_int("workers", workers, low=1)

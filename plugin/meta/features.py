@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["dataset_features", "space_features", "feature_distance", "nearest_tasks", "FEATURE_SCALES"]
+__all__ = ["dataset_features", "label_features", "TASK_TYPES", "space_features", "feature_distance", "nearest_tasks", "FEATURE_SCALES"]
 
 #: Typical spread of each numeric feature; differences are divided by it.
 FEATURE_SCALES: Dict[str, float] = {
@@ -38,12 +38,59 @@ def _first_array(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def dataset_features(x, y=None) -> Dict[str, Any]:
+#: Task types `dataset_features` tells apart.
+TASK_TYPES = ("classification", "regression")
+#: Integer targets with at most this many distinct values are taken as class labels.
+MAX_INFERRED_CLASSES = 50
+
+
+def label_features(counts) -> Dict[str, Any]:
+    """``task_type``, ``log_classes`` and ``class_balance`` from class counts (None: regression)."""
+    if counts is None:
+        return {"task_type": "regression", "log_classes": 0.0, "class_balance": 1.0}
+    frequencies = np.asarray(counts, dtype=float) / float(sum(counts))
+    entropy = float(-(frequencies * np.log(frequencies)).sum())
+    return {
+        "task_type": "classification",
+        "log_classes": math.log10(len(frequencies)),
+        "class_balance": entropy / math.log(len(frequencies)) if len(frequencies) > 1 else 1.0,
+    }
+
+
+def _labels(target: np.ndarray, task_type: Optional[str]) -> Optional[np.ndarray]:
+    """Class labels of ``target``, or None for a regression target."""
+    if target.ndim == 2 and target.shape[1] > 1 and set(np.unique(target)) <= {0, 1}:
+        return target.argmax(axis=1)  # one-hot rows
+    column = target.reshape(len(target), -1)[:, 0]
+    if task_type is not None:
+        return column if task_type == "classification" else None
+    if column.dtype.kind in "bOSU":
+        return column
+    if column.dtype.kind not in "iuf" or not np.all(np.isfinite(column)):
+        return None
+    if not np.all(column == np.round(column)):
+        return None
+    # Integer values: class labels when few, or when they are exactly 0..K-1
+    # (sparse class labels, as Keras's losses take them); otherwise a count
+    # or a rounded measurement to regress.
+    values = np.unique(column)
+    if len(values) <= MAX_INFERRED_CLASSES or np.array_equal(values, np.arange(len(values))):
+        return column
+    return None
+
+
+def dataset_features(x, y=None, *, task_type: Optional[str] = None) -> Dict[str, Any]:
     """Meta-features of a dataset given as arrays.
 
     Args:
         x: Inputs: an array, or a list/dict of arrays (the first one is used).
         y: Targets: class labels, one-hot rows, or numbers for regression.
+        task_type: ``"classification"`` or ``"regression"``; None infers it:
+            one-hot rows, strings and booleans are classes, and so are
+            integer values (of any dtype) when there are at most
+            `MAX_INFERRED_CLASSES` of them or they are exactly ``0..K-1``;
+            other numbers are regression targets. Give it for an integer
+            target to regress (counts, prices in whole units).
 
     Returns:
         ``log_samples``, ``log_input_size``, ``input_rank``, ``modality``
@@ -52,8 +99,11 @@ def dataset_features(x, y=None) -> Dict[str, Any]:
         entropy of the class frequencies; 1 when balanced).
 
     Raises:
-        ValueError: ``x`` is empty or ``y`` has another number of rows.
+        ValueError: ``x`` is empty, ``y`` has another number of rows, or
+            ``task_type`` is not one of `TASK_TYPES`.
     """
+    if task_type is not None and task_type not in TASK_TYPES:
+        raise ValueError(f"task_type must be one of {list(TASK_TYPES)} or None, got {task_type!r}.")
     array = _first_array(x)
     if array.ndim == 0 or len(array) == 0:
         raise ValueError(f"x must hold at least one sample, got shape {array.shape}.")
@@ -75,23 +125,8 @@ def dataset_features(x, y=None) -> Dict[str, Any]:
     target = np.asarray(_first_array(y))
     if len(target) != len(array):
         raise ValueError(f"y has {len(target)} rows but x has {len(array)}; they must match.")
-    if target.ndim == 2 and target.shape[1] > 1 and set(np.unique(target)) <= {0, 1}:
-        labels = target.argmax(axis=1)
-    elif target.dtype.kind in "iubOSU" or (
-        target.dtype.kind == "f" and np.all(target == np.round(target)) and len(np.unique(target)) <= 50
-    ):
-        labels = target.reshape(len(target), -1)[:, 0]
-    else:
-        features.update(task_type="regression", log_classes=0.0, class_balance=1.0)
-        return features
-    _, counts = np.unique(labels, return_counts=True)
-    frequencies = counts / counts.sum()
-    entropy = float(-(frequencies * np.log(frequencies)).sum())
-    features.update(
-        task_type="classification",
-        log_classes=math.log10(len(counts)),
-        class_balance=entropy / math.log(len(counts)) if len(counts) > 1 else 1.0,
-    )
+    labels = _labels(target, task_type)
+    features.update(label_features(None if labels is None else np.unique(labels, return_counts=True)[1]))
     return features
 
 

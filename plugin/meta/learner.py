@@ -61,10 +61,12 @@ DEFAULT_STUDY = "metanas-meta"
 #: (`metanas.meta.evaluate.BenchEvaluator`; needs the task's optimum).
 OBJECTIVES = ("auc", "final")
 OBJECTIVE_KEY = "meta/objective"  # the study's user attribute
+#: The study's user attribute: evaluations per search of its meta-trained scores.
+BUDGET_KEY = "meta/budget"
 
 
 class ObjectiveError(ValueError):
-    """Scores of one meta-objective offered to a study that holds another."""
+    """Scores of one meta-objective (or budget) offered to a study that holds another."""
 
 
 class StrategyError(ValueError):
@@ -425,6 +427,10 @@ class _StrategyAmong(optuna.samplers.BaseSampler):
         self.base.reseed_rng()
 
 
+class _MissingStudy(Exception):
+    """A reader asked for a study the storage does not hold."""
+
+
 #: Samplers `MetaLearner` makes by name.
 SAMPLERS = ("tpe", "random")
 
@@ -452,10 +458,15 @@ class MetaLearner:
         seed: Seed of a named sampler. A study that already holds meta-trials
             seeds it with ``(seed, their number)``, so that meta-training again
             with the same seed draws new candidates, not the same ones again.
+        create: Create the study if the storage has none of that name. False
+            for a reader (``metanas recommend``): a mistyped name is refused
+            instead of leaving an empty study behind.
 
     Raises:
         ValueError: The storage URL cannot be opened (the message shows the
-            URL with its password redacted).
+            URL with its password redacted), or ``create`` is False and the
+            storage holds no study ``study_name`` (the message lists those it
+            holds).
     """
 
     def __init__(
@@ -465,7 +476,10 @@ class MetaLearner:
         study_name: str = DEFAULT_STUDY,
         sampler: Union[optuna.samplers.BaseSampler, str, None] = None,
         seed: Optional[int] = None,
+        create: bool = True,
     ) -> None:
+        if not isinstance(create, bool):
+            raise ValueError(f"create must be True or False, got {create!r}.")
         self.seed = seed
         self._strategy_choices: Tuple[str, ...] = ()
         self.storage_url = storage or DEFAULT_STORAGE
@@ -486,6 +500,12 @@ class MetaLearner:
                 storage_ = optuna.storages.RDBStorage(
                     self.storage_url, heartbeat_interval=HEARTBEAT_SECONDS,
                     grace_period=STALE_SECONDS)
+            if not create:
+                names = optuna.get_all_study_names(storage_)
+                if study_name not in names:
+                    raise _MissingStudy(
+                        f"the meta storage {redact(self.storage_url)!r} holds no study "
+                        f"{study_name!r}; its studies: {sorted(names)}")
             self.study = optuna.create_study(
                 storage=storage_,
                 study_name=study_name,
@@ -493,6 +513,8 @@ class MetaLearner:
                 sampler=sampler,
                 load_if_exists=True,
             )
+        except _MissingStudy as error:
+            raise ValueError(str(error)) from None
         except Exception as error:  # SQLAlchemy and driver errors vary by backend
             raise ValueError(
                 f"cannot open the meta storage {redact(self.storage_url)!r}: "
@@ -599,12 +621,18 @@ class MetaLearner:
                 `BenchEvaluator`'s does), else ``"auc"``; give it for an
                 evaluator that wraps a `BenchEvaluator` with ``"final"``.
 
+        An ``evaluate`` with an int ``budget`` attribute (evaluations per
+        search, as `BenchEvaluator`'s) stamps it on each meta-trial, and the
+        study keeps one budget (`ensure_budget`): a score after 50 evaluations
+        and one after 200 are on different scales.
+
         Raises:
             ValueError: No task, duplicate task names, an ``objective`` not in
                 `OBJECTIVES`, or one that contradicts ``evaluate.objective``.
-            ObjectiveError: The study's scores are in another objective: scores
-                of two objectives cannot be compared, so one study holds one
-                (`ensure_objective`).
+            ObjectiveError: The study's scores are in another objective, or
+                of searches with another budget: such scores cannot be
+                compared, so one study holds one of each (`ensure_objective`,
+                `ensure_budget`).
             StrategyError: One of ``strategies`` is not among the study's
                 `strategy_choices`.
         """
@@ -623,6 +651,10 @@ class MetaLearner:
         meta_space(strategies)  # unknown names
         choices = self.check_strategies(strategies)
         self.ensure_objective(scored_by)
+        budget = getattr(evaluate, "budget", None)
+        budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+        if budget is not None:
+            self.ensure_budget(budget)
         sampler = self.study.sampler
         if set(strategies) != set(choices):
             # Some of the study's strategies: the sampler would draw among all of
@@ -644,6 +676,8 @@ class MetaLearner:
             trial.set_user_attr("features", {t.name: dict(t.features) for t in tasks})
             trial.set_user_attr("source", "meta-train")
             trial.set_user_attr("objective", scored_by)
+            if budget is not None:
+                trial.set_user_attr("budget", budget)
             # Another process may have claimed the study for another objective
             # meanwhile; the trial fails rather than mix (no take-over here).
             self._refuse_other(self.study.user_attrs.get(OBJECTIVE_KEY), scored_by)
@@ -727,6 +761,30 @@ class MetaLearner:
                 recorded = self.study.user_attrs.get(OBJECTIVE_KEY, claim)
         self._refuse_other(recorded, objective)
 
+    def ensure_budget(self, budget: int) -> None:
+        """Records ``budget`` (evaluations per search) as the study's, or refuses another.
+
+        As `ensure_objective`: the first meta-training with a budget records
+        it, and another may take it over while no finished meta-trial is
+        stamped with the recorded one. Meta-trials from before budgets were
+        stamped are taken to have the study's budget.
+
+        Raises:
+            ObjectiveError: The study's meta-trials searched with another budget.
+        """
+        recorded = self.study.user_attrs.get(BUDGET_KEY)
+        if recorded is not None and recorded != budget:
+            stamped = [t.user_attrs.get("budget") for t in self.study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+            if recorded in stamped:
+                raise ObjectiveError(
+                    f"study {self.study.study_name!r} holds scores of searches of {recorded} "
+                    f"evaluations; got a budget of {budget}. Scores after different budgets "
+                    "cannot be compared: use the same budget, or another study (study_name)."
+                )
+        if recorded != budget:
+            self.study.set_user_attr(BUDGET_KEY, budget)
+
     def _refuse_other(self, recorded: Optional[str], objective: str) -> None:
         if recorded != objective:
             raise ObjectiveError(
@@ -802,9 +860,10 @@ class MetaLearner:
     # -------------------------------------------------------- recommending
     def _results(self, exclude: Sequence[str]) -> List[Tuple[Dict[str, Any], Dict[str, float], Dict, Dict]]:
         out = []
-        objective = self.objective
+        objective, budget = self.objective, self.study.user_attrs.get(BUDGET_KEY)
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if scored_with(trial) != objective:
+            if scored_with(trial) != objective or (
+                    budget is not None and trial.user_attrs.get("budget", budget) != budget):
                 continue  # a score on another scale (a race between two claims)
             per_task = {
                 k: v for k, v in trial.user_attrs.get("per_task", {}).items() if k not in exclude
@@ -835,6 +894,9 @@ class MetaLearner:
         found among those the meta-trials ran on; the meta-trial with the best
         mean score on them wins. With no task that near, the best mean over all
         tasks wins; with no meta-trial at all, the defaults (with a warning).
+        Candidates that ran on all those tasks compete first; one that lacks
+        some of them (a production search recorded on one task) competes only
+        when none ran on all, as a mean over fewer tasks is not comparable.
 
         The best of many noisy candidates is partly the luckiest (the winner's
         curse), so it must beat the default strategy's defaults (evolution's,
@@ -880,18 +942,19 @@ class MetaLearner:
             task_features.update(feats)
         near = nearest_tasks(features, task_features, k=k, max_distance=max_distance)
         chosen = near or list(task_features)
-        best: Optional[Tuple[float, Dict[str, Any]]] = None
         scored = []  # (mean on the chosen tasks, result) of candidates with all of them
+        partial = []  # (mean on the chosen tasks it has, params) of the others
         for result in results:
             params, per_task = result[0], result[1]
             scores = [per_task[name] for name in chosen if name in per_task]
-            if not scores:
-                continue
-            score = float(np.mean(scores)) + (0.0 if len(scores) == len(chosen) else 1e-9)
             if len(scores) == len(chosen):
-                scored.append((score, result))
-            if best is None or score < best[0]:
-                best = (score, params)
+                scored.append((float(np.mean(scores)), result))
+            elif scores:
+                partial.append((float(np.mean(scores)), params))
+        # A mean over fewer (perhaps easier) tasks is not comparable with one over
+        # all of them: candidates that ran on every chosen task compete first.
+        ranked = [(score, result[0]) for score, result in scored] or partial
+        best = min(ranked, key=lambda item: item[0]) if ranked else None
         if best is None:  # the chosen tasks only have production trials of other kinds
             best = min(
                 ((float(np.mean(list(p.values()))), params) for params, p, _, _ in results),

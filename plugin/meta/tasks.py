@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional, Sequence
 
+from metanas.meta.features import label_features
 from metanas.meta.learner import MetaTask
 
 __all__ = ["BENCH_DATASETS", "bench_features", "meta_tasks"]
@@ -46,9 +47,8 @@ def _dataset_part(samples: int, shape: Sequence[int], counts: Optional[List[int]
         "input_rank": float(len(shape)),
         "modality": "image" if len(shape) >= 2 else "tabular",
     }
-    if counts is None:
-        features.update(task_type="regression", log_classes=0.0, class_balance=1.0)
-        return features
+    features.update(label_features(counts))
+    return features
     total = float(sum(counts))
     entropy = -sum(c / total * math.log(c / total) for c in counts)
     features.update(

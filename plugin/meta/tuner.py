@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from metanas.meta.features import dataset_features, space_features
+from metanas.meta.features import TASK_TYPES, dataset_features, space_features
 from metanas.meta.learner import (
     DEFAULT_STUDY,
     MetaLearner,
@@ -101,6 +101,9 @@ class MetaTuner(StrategyTuner):
             that a search on the most similar task with the same space left in
             the meta storage (`TransferStore`), and leave this search's there.
             Explicit ``initial_hps`` are tried before the transferred elite.
+        task_type: ``"classification"`` or ``"regression"``, for the
+            dataset's meta-features; None infers it from ``y``
+            (`dataset_features`). Give it for an integer target to regress.
         **kwargs: `StrategyTuner` keywords (``seed``, ``hyperparameters``,
             ``directory``, ``project_name``, ``overwrite``, ...).
 
@@ -124,10 +127,15 @@ class MetaTuner(StrategyTuner):
         strategies: Optional[Sequence[str]] = None,
         record: bool = True,
         transfer: bool = True,
+        task_type: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(transfer, bool):
             raise ValueError(f"transfer must be True or False, got {transfer!r}.")
+        if task_type is not None and task_type not in TASK_TYPES:
+            raise ValueError(f"task_type must be one of {list(TASK_TYPES)} or None, "
+                             f"got {task_type!r}.")
+        self.task_type = task_type
         if distributed.is_chief() or distributed.is_worker():
             raise ValueError(
                 f"MetaTuner does not run in keras-tuner's chief/worker mode "
@@ -173,7 +181,8 @@ class MetaTuner(StrategyTuner):
         x, y = data.get("x"), data.get("y")
         if x is not None and not _is_stream(x):  # arrays, DataFrames, lists, dicts
             try:
-                features.update(dataset_features(x, None if y is None or _is_stream(y) else y))
+                target = None if y is None or _is_stream(y) else y
+                features.update(dataset_features(x, target, task_type=self.task_type))
             except (ValueError, TypeError) as error:
                 warnings.warn(f"no dataset meta-features ({error}); the recommendation "
                               "uses the search space's only.", stacklevel=3)

@@ -206,6 +206,26 @@ def test_a_users_strategy_module_runs_in_every_worker_and_is_tested_as_metanas(
         sys.modules.pop("mine_strategies", None)
 
 
+def test_a_strategy_module_that_fails_in_a_worker_is_an_error_not_a_hang(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "parent_only.py").write_text(
+        "import multiprocessing\n"
+        "if multiprocessing.parent_process() is not None:\n"
+        "    raise ImportError('needs the parent process')\n" + STRATEGY_MODULE)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "metanas", "bench", "--tasks", "hpobench/car", "--strategies",
+         "mine/random", "--seeds", "2", "--evals", "5", "--workers", "2", "--no-plots",
+         "--strategy-module", "parent_only", "--output", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert ("--strategy-module: in a worker process, cannot import the strategy module "
+            "'parent_only': ImportError: needs the parent process") in line
+
+
 def test_reuse_runs_again_what_an_earlier_version_of_a_strategy_made(tmp_path, capsys):
     from metanas.bench import run_one
 

@@ -107,16 +107,22 @@ def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_pat
     assert json.loads(out)["source"] == "defaults"
     assert "warning: study 'metanas-meta' in the meta storage" in err and "no meta-trial" in err
     assert "other studies" not in err
-    # A mistyped --study-name: the warning names the studies the storage holds.
+    # A mistyped --study-name is an error naming the studies the storage holds,
+    # and leaves no empty study behind.
     from metanas.meta import MetaTask
 
     storage = f"sqlite:///{tmp_path}/empty.db"
     MetaLearner(storage, study_name="mine").record(
         task=MetaTask("t", {"log_samples": 2.0}), strategy="evolution", params={}, score=0.1)
     assert cli.main(["recommend", "--task", "nb201/cifar10", "--storage", storage,
-                     "--study-name", "mien"]) == 0
+                     "--study-name", "mien"]) == 2
     err = capsys.readouterr().err
-    assert "study 'mien' in the meta storage" in err and "other studies: ['metanas-meta', 'mine']" in err
+    assert len(err.strip().splitlines()) == 1
+    assert "holds no study 'mien'; its studies: ['metanas-meta', 'mine']" in err
+    assert sorted(optuna.get_all_study_names(storage)) == ["metanas-meta", "mine"]
+    # A library user who creates studies still hears of the others in the warning.
+    with pytest.warns(UserWarning, match=r"other studies: \['metanas-meta', 'mine'\]"):
+        MetaLearner(storage, study_name="mien").recommend({"log_samples": 2.0})
 
 
 @pytest.mark.parametrize(
@@ -216,6 +222,39 @@ def test_one_study_holds_one_meta_objective(tmp_path):
     custom.meta_train(tasks, lambda task, strategy, settings, seed: 0.5, n_trials=1)
     assert custom.study.user_attrs["meta/objective"] == "auc"
     assert custom.study.trials[0].user_attrs["objective"] == "auc"
+
+
+def test_one_study_holds_one_budget(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    tasks = meta_tasks(["hpobench/car"])
+    learner = MetaLearner(storage, seed=0)
+    learner.meta_train(tasks, BenchEvaluator(budget=6), n_trials=1, strategies=("random",))
+    assert learner.study.user_attrs["meta/budget"] == 6
+    assert learner.study.trials[0].user_attrs["budget"] == 6
+    with pytest.raises(ObjectiveError, match="holds scores of searches of 6 evaluations; got a "
+                                             "budget of 12"):
+        MetaLearner(storage).meta_train(tasks, BenchEvaluator(budget=12), n_trials=1,
+                                        strategies=("random",))
+    assert len(MetaLearner(storage).study.trials) == 1  # nothing ran
+    assert cli.main(["meta-train", "--tasks", "hpobench/car", "--strategies", "random",
+                     "--budget", "12", "--storage", storage, "--no-progress"]) == 2
+    assert "got a budget of 12" in capsys.readouterr().err
+    assert len(MetaLearner(storage).study.trials) == 1
+    learner.meta_train(tasks, BenchEvaluator(budget=6), n_trials=1, strategies=("random",))
+    assert len(learner.study.trials) == 2  # the same budget goes on
+    # A meta-trial of another budget (a race between two first claims) is not ranked.
+    learner.study.add_trial(optuna.trial.create_trial(
+        params={"strategy": "random"}, value=0.0,
+        user_attrs={"source": "meta-train", "objective": "auc", "budget": 12,
+                    "per_task": {"hpobench/car": 0.0}, "per_seed": {"hpobench/car": [0.0]},
+                    "features": {"hpobench/car": dict(tasks[0].features)}},
+        distributions={"strategy": optuna.distributions.CategoricalDistribution(["random"])}))
+    assert learner.recommend(tasks[0].features, alpha=None).expected > 0.0
+    # A claim whose searches never finished may be taken over.
+    stopped = MetaLearner(storage, study_name="stopped", seed=0)
+    stopped.ensure_budget(50)
+    stopped.meta_train(tasks, BenchEvaluator(budget=6), n_trials=1, strategies=("random",))
+    assert stopped.study.user_attrs["meta/budget"] == 6
 
 
 def test_recommend_ignores_scores_of_another_objective(tmp_path):

@@ -274,6 +274,27 @@ def test_dataset_features_and_distance():
         dataset_features(rng.random((100, 2)), np.zeros(3))
 
 
+def test_dataset_features_tell_integer_targets_apart():
+    rng = np.random.default_rng(0)
+    x = rng.random((600, 4))
+    prices = rng.integers(1_000, 90_000, 600)  # whole units: a target to regress
+    for target in (prices, prices.astype(float)):
+        assert dataset_features(x, target)["task_type"] == "regression"
+    labels = np.arange(600) % 100  # 100 sparse class labels 0..99
+    for target in (labels, labels.astype(float)):
+        found = dataset_features(x, target)
+        assert found["task_type"] == "classification"
+        assert found["log_classes"] == pytest.approx(2.0)
+    ratings = rng.integers(1, 6, 600).astype(float)  # few integer values: classes
+    assert dataset_features(x, ratings)["task_type"] == "classification"
+    counts = dataset_features(x, labels, task_type="regression")
+    assert counts["task_type"] == "regression" and counts["log_classes"] == 0.0
+    assert dataset_features(x, prices, task_type="classification")["log_classes"] > 2.5
+    with pytest.raises(ValueError, match=r"task_type must be one of \['classification', "
+                       r"'regression'\] or None, got 'multiclass'"):
+        dataset_features(x, labels, task_type="multiclass")
+
+
 def test_nearest_tasks_are_the_k_nearest_within_the_limit():
     pool = {t.name: t.features for t in SMALL + LARGE}
     query = {"log_samples": 2.12, "modality": "tabular"}
@@ -344,7 +365,12 @@ def test_production_records_and_meta_training_share_one_study(tmp_path):
     params = {"evolution.mutation_rate": 0.3}
     number = trained.record(task=SMALL[0], strategy="evolution", params=params, score=0.01)
     assert trained.study.trials[number].params["strategy"] == "evolution"
-    assert trained.recommend(SMALL[0].features).settings["mutation_rate"] == 0.3
+    # On its own task it competes; among three similar tasks, a mean over one
+    # (lucky or easy) task does not outrank the meta-trials that ran on all three.
+    assert trained.recommend(SMALL[0].features, k=1).settings["mutation_rate"] == 0.3
+    three = trained.recommend(SMALL[0].features, k=3, alpha=None)
+    assert three.source == "similar tasks: small-0, small-1, small-2"
+    assert three.settings["mutation_rate"] != 0.3 and three.expected > 0.01
     with pytest.raises(StrategyError, match=r"\['evolution', 'random'\] .*got \['rl'\]"):
         trained.record(task=SMALL[0], strategy="rl", params={}, score=0.01)
     with pytest.raises(StrategyError, match=r"got \['rl'\]"):

@@ -210,3 +210,15 @@ def test_dataset_features_come_from_data_frames_and_dicts_too(tmp_path):
     assert tuner.features((), {"x": {"features": x}, "y": y.tolist()}) == from_arrays
     with pytest.warns(UserWarning, match="dataset stream"):
         assert "log_samples" not in tuner.features((iter([x]),), {})
+
+
+def test_task_type_sets_the_dataset_features_task(tmp_path):
+    kwargs = dict(objective="val_loss", max_trials=2, meta_storage=f"sqlite:///{tmp_path}/m.db",
+                  directory=str(tmp_path))
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    counts = np.arange(40) % 4  # four integer values: classes unless told otherwise
+    assert MetaTuner(build_mlp, **kwargs).features((x, counts), {})["task_type"] == "classification"
+    told = MetaTuner(build_mlp, task_type="regression", **kwargs).features((x, counts), {})
+    assert told["task_type"] == "regression" and told["log_classes"] == 0.0
+    with pytest.raises(ValueError, match="task_type must be one of .* got 'counts'"):
+        MetaTuner(build_mlp, task_type="counts", **kwargs)

@@ -30,6 +30,19 @@ __all__ = [
 ]
 
 
+def head_task_type(hypermodel) -> Optional[str]:
+    """``"classification"`` or ``"regression"`` from the graph's single head, else None."""
+    outputs = list(getattr(hypermodel, "outputs", None) or [])
+    if len(outputs) != 1 or not outputs[0].in_blocks:
+        return None
+    head = outputs[0].in_blocks[0]
+    if isinstance(head, ak_blocks.ClassificationHead):
+        return "classification"
+    if isinstance(head, ak_blocks.RegressionHead):
+        return "regression"
+    return None
+
+
 def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
     """AutoKeras's task-specific first trials for the graph of ``hypermodel``.
 
@@ -43,9 +56,8 @@ def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
     outputs = list(getattr(hypermodel, "outputs", None) or [])
     if len(inputs) != 1 or len(outputs) != 1 or not outputs[0].in_blocks:
         return []
-    head = outputs[0].in_blocks[0]
-    classify = isinstance(head, ak_blocks.ClassificationHead)
-    regress = isinstance(head, ak_blocks.RegressionHead)
+    classify, regress = (head_task_type(hypermodel) == kind
+                         for kind in ("classification", "regression"))
     node = inputs[0]
     if isinstance(node, ak_nodes.ImageInput) and classify:
         table = task_specific.IMAGE_CLASSIFIER
@@ -233,11 +245,17 @@ class MetaTuner(_KerasMetaTuner, AutoKerasStrategyTuner):
 
     # The oracle until the data is seen; `fit` replaces it by the recommended one.
     oracle_path = "metanas.tuners.evolution:EvolutionOracle"
+    # AutoKeras's default project names (`AutoModel` and its task classes).
+    unnamed_projects = (*_KerasMetaTuner.unnamed_projects, "auto_model", *(
+        f"{kind}_{task}" for kind in ("image", "text", "structured_data")
+        for task in ("classifier", "regressor")))
 
     def __init__(self, hypermodel=None, objective: Any = "val_loss",
                  max_trials: Optional[int] = 10, **kwargs: Any) -> None:
         if kwargs.get("initial_hps") is None:
             kwargs["initial_hps"] = task_initial_hps(hypermodel)
+        if kwargs.get("task_type") is None:  # the head says what the target is
+            kwargs["task_type"] = head_task_type(hypermodel)
         super().__init__(hypermodel, objective, max_trials, **kwargs)
 
     def features(self, fit_args, fit_kwargs) -> Dict[str, Any]:

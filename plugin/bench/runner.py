@@ -10,6 +10,7 @@ by the run's seed, independent of the strategy's own.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import multiprocessing
@@ -18,6 +19,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -453,6 +455,20 @@ def import_modules(modules: Sequence[str]) -> None:
                              f"{type(error).__name__}: {error}") from error
 
 
+@contextlib.contextmanager
+def _ignoring_sigint():
+    """Ignores SIGINT while it lasts (in the main thread), so that processes started
+    meanwhile inherit that: Python leaves an ignored SIGINT ignored at start-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _start_worker(modules: Sequence[str]) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool, and
     # the workers do not each print a traceback.
@@ -493,7 +509,9 @@ def run_many(jobs: Iterable[Dict[str, Any]], *, workers: int = 2,
                 progress(done, len(jobs), results[i])
         return results
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(tuple(modules),)) as pool:
+    with _ignoring_sigint():  # from their first instruction, not from the initializer on
+        pool = context.Pool(workers, initializer=_start_worker, initargs=(tuple(modules),))
+    with pool:
         ordered = [(i, jobs[i]) for i in order]
         for done, (i, result) in enumerate(
             pool.imap_unordered(_run_indexed, ordered, chunksize=1), 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
 import warnings
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -90,7 +91,10 @@ class MetaTuner(StrategyTuner):
             `MetaLearner`); an SQLite file in the working directory by default.
         study_name: The meta-study's name.
         task_name: The name this dataset is recorded under (default: the
-            project name).
+            project name; without one, or with a default one such as
+            ``untitled_project``, that name, ``-`` and a digest of the
+            dataset's meta-features, so that datasets searched without names
+            are not taken for one task).
         strategies: Only choose among these (``"evolution"``, ``"random"``,
             ``"rl"``).
         record: Report the finished search to the meta storage, scored with
@@ -114,6 +118,9 @@ class MetaTuner(StrategyTuner):
         >>> tuner.search(x, y, validation_split=0.2, epochs=5)
         >>> tuner.recommendation.strategy, tuner.recommendation.source
     """
+
+    #: Project names that do not name a dataset (the default ones).
+    unnamed_projects: Tuple[Optional[str], ...] = (None, "untitled_project")
 
     def __init__(
         self,
@@ -153,7 +160,10 @@ class MetaTuner(StrategyTuner):
         project_dir = os.path.join(
             str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project"
         )
-        self.task_name = task_name or os.path.basename(project_dir)
+        # Without a name, the task is named when its data is seen (`_name_task`).
+        named = kwargs.get("project_name") not in self.unnamed_projects
+        self.task_name: Optional[str] = task_name or (
+            os.path.basename(project_dir) if named else None)
         self.recommendation: Optional[Recommendation] = None
         choice_path = os.path.join(project_dir, CHOICE_FILE)
         if not kwargs.get("overwrite", False) and os.path.exists(choice_path):
@@ -194,8 +204,21 @@ class MetaTuner(StrategyTuner):
         features.update(space_features(self.oracle.hyperparameters))
         return features
 
+    def _name_task(self, features: Dict[str, Any]) -> None:
+        """Names an unnamed task by its meta-features.
+
+        Every search without a ``project_name`` (or ``task_name``) runs in
+        keras-tuner's ``untitled_project``: were they all recorded under that
+        name, the meta-layer would take different datasets for one task.
+        """
+        if self.task_name is None:
+            digest = hashlib.sha1(
+                json.dumps(features, sort_keys=True, default=str).encode()).hexdigest()[:10]
+            self.task_name = f"{os.path.basename(self.project_dir)}-{digest}"
+
     def _choose(self, fit_args, fit_kwargs) -> None:
         features = self.features(fit_args, fit_kwargs)
+        self._name_task(features)
         self.recommendation = self.learner.recommend(features, strategies=self.strategies)
         self._features = features
         space, verbose = self.oracle.hyperparameters, self.oracle.verbose
@@ -229,6 +252,7 @@ class MetaTuner(StrategyTuner):
             self._choose(fit_args, fit_kwargs)
         elif not hasattr(self, "_features"):
             self._features = self.features(fit_args, fit_kwargs)
+            self._name_task(self._features)
         result = super().search(*fit_args, **fit_kwargs)
         if self.record:
             self._report()

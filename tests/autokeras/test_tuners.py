@@ -19,7 +19,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
 import metanas.autokeras as mak
 from metanas.autokeras import EvolutionTuner, RandomTuner
-from metanas.autokeras.tuners import AutoKerasStrategyTuner, task_initial_hps
+from metanas.autokeras.tuners import AutoKerasStrategyTuner, head_task_type, task_initial_hps
 from metanas.tuners import EvolutionOracle, RandomSearchOracle, RLControllerOracle
 from metanas.tuners.base import is_oversized
 
@@ -159,6 +159,25 @@ def test_task_initial_hps_follow_the_task(tmp_path):
     assert initial(ak.StructuredDataClassifier) == task_specific.STRUCTURED_DATA_CLASSIFIER
     assert initial(ak.StructuredDataRegressor) == task_specific.STRUCTURED_DATA_REGRESSOR
     assert initial(ak.ImageRegressor) == []
+
+
+def test_the_meta_tuner_takes_the_task_type_from_the_head_and_names_unnamed_tasks(tmp_path):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+
+    def tuner(task, **kwargs):
+        return task(tuner=mak.MetaTuner, directory=tmp_path, overwrite=True, meta_storage=storage,
+                    **kwargs).tuner
+
+    assert head_task_type(tuner(ak.StructuredDataClassifier).hypermodel) == "classification"
+    regressor = tuner(ak.StructuredDataRegressor)
+    assert regressor.task_type == "regression"
+    assert regressor.task_name is None  # AutoKeras's default name: named by its data later
+    x = np.arange(200, dtype=float).reshape(100, 2)
+    features = regressor.features((), {"x": x, "y": np.arange(100) % 7})  # integer targets
+    assert features["task_type"] == "regression"
+    regressor._name_task(features)
+    assert regressor.task_name.startswith("structured_data_regressor-")
+    assert tuner(ak.ImageClassifier, project_name="mnist").task_name == "mnist"
 
 
 # ------------------------------------------------------------------ searches

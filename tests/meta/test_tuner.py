@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import warnings
 
 import keras
 import keras_tuner
@@ -222,3 +223,22 @@ def test_task_type_sets_the_dataset_features_task(tmp_path):
     assert told["task_type"] == "regression" and told["log_classes"] == 0.0
     with pytest.raises(ValueError, match="task_type must be one of .* got 'counts'"):
         MetaTuner(build_mlp, task_type="counts", **kwargs)
+
+
+def test_datasets_searched_without_a_project_name_are_recorded_as_different_tasks(tmp_path, digits):
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    x, y, x_val, y_val = digits
+    names = []
+    for rows in (400, 200, 200):  # two datasets, the second searched twice
+        keras.utils.set_random_seed(0)
+        tuner = MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, seed=1,
+                          meta_storage=storage, directory=str(tmp_path), overwrite=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no meta-trial" the first time
+            tuner.search(x[:rows], y[:rows], validation_data=(x_val, y_val), epochs=1,
+                         batch_size=64, verbose=0)
+        names.append(tuner.task_name)
+    assert names[0] != names[1] == names[2]
+    assert all(name.startswith("untitled_project-") for name in names)
+    recorded = [list(t.user_attrs["per_task"]) for t in MetaLearner(storage).study.trials]
+    assert recorded == [[names[0]], [names[1]], [names[1]]]

@@ -165,7 +165,10 @@ class MetanasOracle(keras_tuner.Oracle):
         initial_hps: Configurations (``{name: value}`` dicts, possibly partial)
             tried first, in order; AutoKeras passes its task-specific
             known-good configurations this way. Missing or invalid values are
-            filled from the space; duplicates are skipped.
+            filled from the space; duplicates are skipped. Values of names the
+            space does not hold yet (a branch's settings, which the model
+            registers when it builds that branch) are passed on to the model,
+            as keras-tuner does.
         heartbeat_timeout: Seconds without a heartbeat after which a running
             trial of a distributed search counts as lost (its worker died): it
             is handed to the next worker that asks, or fails after
@@ -321,6 +324,9 @@ class MetanasOracle(keras_tuner.Oracle):
         # and the trial number it began at.
         self._race: List[str] = []
         self._race_start: Optional[int] = None
+        # Trials that evaluate a configuration again (race, repeats): trial id
+        # -> that configuration's hash, which they keep (`_record_values`).
+        self._repeat_of: Dict[str, str] = {}
         # How many trials of `end_order` the strategy has learnt from: keras-tuner
         # saves a trial's end before `on_trial_result` runs, so a kill between
         # the two is made good on reload.
@@ -436,8 +442,8 @@ class MetanasOracle(keras_tuner.Oracle):
     def _first_trial_of(self, key: str) -> str:
         return next(t for t in self.end_order if self._id_to_hash[t] == key)
 
-    def _next_race(self) -> Optional[Config]:
-        """The next evaluation of the final race, or None outside it.
+    def _next_race(self) -> Optional[str]:
+        """The configuration (hash) the final race evaluates next, or None outside it.
 
         Trial ``i`` of the race's ``n`` is in round ``i * rounds // n``; round
         ``r`` evaluates the ``ceil(finalists / 2**r)`` finalists with the best
@@ -466,13 +472,12 @@ class MetanasOracle(keras_tuner.Oracle):
         running = collections.Counter(
             self._id_to_hash[t.trial_id] for t in self.ongoing_trials.values()
         )
-        pick = min(
+        return min(
             alive, key=lambda k: (len(groups.get(k, ())) + running[k], -means.get(k, -math.inf))
         )
-        return self.trial_values(self._first_trial_of(pick))
 
-    def _next_repeat(self) -> Optional[Config]:
-        """A challenger to evaluate again before it may become the incumbent.
+    def _next_repeat(self) -> Optional[str]:
+        """A challenger (hash) to evaluate again before it may become the incumbent.
 
         The incumbent is the best trusted configuration (evaluated
         ``incumbent_evaluations`` times). The best untrusted one is evaluated
@@ -497,8 +502,19 @@ class MetanasOracle(keras_tuner.Oracle):
         ]
         if not challengers:
             return None
-        best = max(challengers, key=means.__getitem__)
-        return self.trial_values(self._first_trial_of(best))
+        return max(challengers, key=means.__getitem__)
+
+    def _repeat_values(self, trial_id: str, key: str) -> Config:
+        """The values of configuration ``key``, for trial ``trial_id`` to evaluate it again.
+
+        A name the space gained after the configuration first ran (a layer's
+        width, registered by a later trial's model outside a conditional scope)
+        was never read by its model; it gets its default, not a value keras-tuner
+        would draw from Python's global ``random``, and the trial keeps ``key``
+        as its hash, so that its score counts for that configuration.
+        """
+        self._repeat_of[trial_id] = key
+        return self.codec.repair(self.trial_values(self._first_trial_of(key)))
 
     def _best_per_configuration(self) -> list:
         """Completed trials, one per configuration (its best), trusted ones first."""
@@ -586,6 +602,11 @@ class MetanasOracle(keras_tuner.Oracle):
             self._initial_cursor += 1
             values = self.codec.repair(wanted, self._rng)
             if not self.is_duplicate(values):
+                # Names the space does not hold yet (a branch's settings, which
+                # the model registers when it builds that branch) are passed on
+                # as keras-tuner does: the model reads them when it registers them.
+                known = {hp.name for hp in self.hyperparameters.space}
+                values.update({k: v for k, v in wanted.items() if k not in known})
                 return values
         return None
 
@@ -599,9 +620,9 @@ class MetanasOracle(keras_tuner.Oracle):
     def populate_space(self, trial_id: str) -> Dict[str, Any]:
         values = self._next_initial()
         if values is None:
-            values = self._next_race()
-        if values is None:
-            values = self._next_repeat()
+            again = self._next_race() or self._next_repeat()
+            if again is not None:
+                values = self._repeat_values(trial_id, again)
         if values is None:
             values = self.propose(trial_id)
         if values is None:
@@ -749,7 +770,12 @@ class MetanasOracle(keras_tuner.Oracle):
         self.save()
 
     def _record_values(self, trial) -> None:
-        super()._record_values(trial)
+        key = self._repeat_of.get(trial.trial_id)
+        if key is None:
+            super()._record_values(trial)
+        else:  # an evaluation again: the configuration's hash, whatever the space gained
+            trial.hyperparameters.ensure_active_values()
+            self._id_to_hash[trial.trial_id] = key
         # With tune_new_entries=False, training adds entries the space does not
         # tune (at their defaults); keras-tuner re-hashes the trial with them,
         # which a proposal (without them) never matches. Keep the hash of the
@@ -794,6 +820,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 "lost_runs": dict(self._lost_runs),
                 "race": list(self._race),
                 "race_start": self._race_start,
+                "repeat_of": dict(self._repeat_of),
                 "learned": self._learned,
             }
         )
@@ -852,6 +879,11 @@ class MetanasOracle(keras_tuner.Oracle):
                 # larger max_trials on resume) ranks nothing first any more.
                 self._race, self._race_start = [], None
             self._learned = int(state.get("learned", len(self.end_order)))
+            repeat_of = state.get("repeat_of", {})
+            if not isinstance(repeat_of, dict) or not all(
+                    isinstance(v, str) for v in repeat_of.values()):
+                raise ValueError(f"'repeat_of': expected trial ids to hashes, got {repeat_of!r}")
+            self._repeat_of = {str(k): v for k, v in repeat_of.items()}
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{type(self).__name__} state is missing or has a bad value for "

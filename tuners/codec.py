@@ -205,17 +205,24 @@ class SearchSpaceCodec:
         return hp.min_value <= value <= hp.max_value
 
     def canonical_value(self, hp, value: Any) -> Any:
-        """``value`` cast to ``hp``'s type (int 3 -> 3.0 for a Float), or as is."""
+        """``value`` cast to ``hp``'s type (int 3 -> 3.0 for a Float, 0 -> False for a
+        Boolean, 128.0 -> 128 among int choices), or as is."""
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(hp, (hp_types.Int, hp_types.Float)) and isinstance(
             value, (int, float)
         ) and not isinstance(value, bool):
             return _canonical_number(value, hp)
-        if isinstance(hp, hp_types.Choice) and type(value) is int:
-            # An int among float choices (AutoKeras's ``"dropout": 0``) is that float.
-            for option in hp.values:
-                if type(option) is float and option == value:
+        if isinstance(hp, (hp_types.Choice, hp_types.Boolean)) and isinstance(
+            value, (int, float)
+        ) and not isinstance(value, bool):
+            # A number equal to one option (keras-tuner compares with ``==``):
+            # AutoKeras's ``"dropout": 0`` among floats, ``128.0`` among ints,
+            # ``0`` for a Boolean's False, is that option.
+            options = hp.values if isinstance(hp, hp_types.Choice) else [False, True]
+            for option in options:
+                if type(option) is not type(value) and isinstance(option, (int, float)) \
+                        and option == value:
                     return option
         return value
 

@@ -212,12 +212,12 @@ class EvolutionOracle(MetanasOracle):
         ):
             return  # a member evaluated again: its mean score moved
         self.population.append(trial.trial_id)
-        if len(self.population) <= self.population_size:
-            return
-        if self.aging:
-            self.population.pop(0)
-            return
-        self.population.pop(self.selection.discard(self._population_fitness(), self._rng))
+        # More than one over only when resumed with a smaller population_size.
+        while len(self.population) > self.population_size:
+            if self.aging:
+                self.population.pop(0)
+            else:
+                self.population.pop(self.selection.discard(self._population_fitness(), self._rng))
 
     def strategy_diagnostics(self) -> Dict[str, float]:
         fitness = [self.fitness(self.trials[t]) for t in self.population]

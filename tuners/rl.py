@@ -233,15 +233,26 @@ class RLControllerOracle(MetanasOracle):
             if len(choices) == 1:
                 values[hp.name] = choices[0]
                 continue
-            j = policy.index(hp.name, len(choices))
+            head = self._head(hp, len(choices))
+            j = policy.index(head, len(choices))
             probs, lstm = policy.probabilities(state, j, heat)
             cdf = np.cumsum(probs)
             token = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], "right"),
                             len(probs) - 1))
             values[hp.name] = choices[token]
-            actions.append([hp.name, token])
+            actions.append([head, token])
             state = policy.advance(lstm, j, token)
         return values, actions
+
+    def _head(self, hp, num_tokens: int) -> str:
+        """The name of ``hp``'s policy head: its own, or, when a hyperparameter of
+        that name in another conditional scope has another number of values
+        (keras-tuner allows it), the name and ``#`` that number."""
+        policy = self.policy
+        if hp.name in policy.decisions:
+            if policy.sizes[policy.decisions.index(hp.name)] != num_tokens:
+                return f"{hp.name}#{num_tokens}"
+        return hp.name
 
     def _decision_table(self) -> List[Tuple[Any, List[Any]]]:
         """(hyperparameter, value of each token) in space order, cached per space."""
@@ -357,10 +368,11 @@ class RLControllerOracle(MetanasOracle):
         for hp in codec.space:
             if hp.name in values or not all(c.is_active(values) for c in hp.conditions):
                 continue
-            if codec.cardinality(hp) == 1 or hp.name not in policy.decisions:
+            head = self._head(hp, codec.num_tokens(hp))
+            if codec.cardinality(hp) == 1 or head not in policy.decisions:
                 values[hp.name] = codec.from_token(hp, 0)
                 continue
-            j = policy.decisions.index(hp.name)
+            j = policy.decisions.index(head)
             probs, lstm = policy.probabilities(state, j)
             for token, p in enumerate(probs):
                 out[f"policy/prob/{hp.name}/{codec.from_token(hp, token)}"] = float(p)

@@ -121,6 +121,17 @@ def test_repair_casts_numbers_and_rejects_out_of_range():
     assert codec.repair({"f": 1, "i": 5.0}) == {"f": 1.0, "i": 5}
     fixed = codec.repair({"f": 3.0, "i": 4}, rng(0))
     assert 0.0 <= fixed["f"] <= 1.0 and fixed["i"] in (1, 3, 5, 7, 9)
+    # A number equal to a choice is that choice (keras-tuner compares with ==).
+    hp.Choice("units", [32, 64, 128])
+    hp.Choice("rate", [0.0, 0.5])
+    hp.Boolean("bn")
+    hp.Choice("flag", [1, 2])
+    given = {"f": 0.5, "i": 3, "units": 128.0, "rate": 0, "bn": 0, "flag": True}
+    cast = codec.repair(given, rng(0))
+    assert {k: (v, type(v)) for k, v in cast.items() if k != "flag"} == {
+        "f": (0.5, float), "i": (3, int), "units": (128, int), "rate": (0.0, float),
+        "bn": (False, bool)}
+    assert cast["flag"] in (1, 2)  # True is not the int 1: invalid, drawn again
 
 
 def test_hash_is_stable_and_matches_keras_tuner():

@@ -64,7 +64,29 @@ def test_initial_hps_are_tried_first_then_the_population_is_random(tmp_path):
     values = drive(oracle, trials=6)
     assert values[0]["edge_0"] == "conv3x3" and len(values[0]) == 6
     assert values[1]["edge_0"] == "skip" and values[1]["edge_1"] == "none"
-    assert "bogus" not in values[1]
+    # A name the space does not hold yet goes to the model, as keras-tuner
+    # passes it: a branch the model registers when it builds it reads it.
+    assert values[1]["bogus"] == 1
+
+
+def test_initial_hps_reach_settings_the_model_registers_later(tmp_path):
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("block", ["dense", "resnet"])
+
+    def build(hp):  # AutoKeras-style: a branch's settings exist once it is built
+        if hp.get("block") == "resnet":
+            with hp.conditional_scope("block", ["resnet"]):
+                return hp.Choice("version", ["resnet50", "resnet101"]), hp.Boolean("pretrained")
+        return None
+
+    wanted = {"block": "resnet", "version": "resnet101", "pretrained": True}
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                  space=space, initial_hps=[wanted])
+    trial = oracle.create_trial("tuner0")
+    assert build(trial.hyperparameters) == ("resnet101", True)  # not resnet50, False
+    assert trial.hyperparameters.values == wanted
 
 
 def run_population(tmp_path, aging, name):
@@ -83,6 +105,27 @@ def test_aging_keeps_the_youngest_and_replace_worst_keeps_the_best(tmp_path):
     worst = run_population(tmp_path, False, "worst")
     scores = sorted((worst.trials[t].score for t in worst.end_order), reverse=True)
     assert sorted((worst.trials[t].score for t in worst.population), reverse=True) == scores[:5]
+
+
+@pytest.mark.parametrize("aging", [True, False])
+def test_a_search_resumed_with_a_smaller_population_shrinks_to_it(tmp_path, aging):
+    def oracle(size):
+        return make(lambda **kw: EvolutionOracle(population_size=size, aging=aging,
+                                                 racing_fraction=0.0, **kw),
+                    tmp_path, name=f"shrink-{aging}", max_trials=30)
+
+    first = oracle(6)
+    drive(first, trials=10)
+    assert len(first.population) == 6
+    resumed = oracle(3)
+    resumed.reload()
+    drive(resumed, trials=1)
+    assert len(resumed.population) == 3
+    if aging:
+        assert resumed.population == resumed.end_order[-3:]
+    else:
+        best = sorted(resumed.end_order, key=lambda t: resumed.trials[t].score)[-3:]
+        assert sorted(resumed.population) == sorted(best)
 
 
 def mean_best(factory, tmp_path, seeds, trials=60):

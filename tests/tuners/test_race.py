@@ -216,3 +216,61 @@ def test_a_search_resumed_without_its_race_ranks_by_score_again(tmp_path):
     resumed.reload()
     assert resumed.get_best_trials(1)[0].score == best_score
     assert json_state(resumed)["race"] == []
+
+
+def layers_space():
+    """The README's growing space: widths registered by the model, outside any scope."""
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    build_layers(space)
+    return space
+
+
+def build_layers(hp):
+    for i in range(hp.Int("layers", 1, 3)):
+        hp.Choice(f"units_{i}", [16, 32, 64])
+
+
+def run_growing(tmp_path, name, **kwargs):
+    """A search whose model registers widths as it builds, with a noiseless score."""
+    import random
+
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, name=name,
+                  space=layers_space(), **kwargs)
+    random.seed(name)  # keras-tuner draws from the global random; the search must not
+    trained = []
+    while True:
+        trial = oracle.create_trial("tuner0")
+        if trial.status == TrialStatus.STOPPED:
+            return oracle, trained
+        build_layers(trial.hyperparameters)  # registers units_1, units_2 when used
+        values = dict(trial.hyperparameters.values)
+        trained.append(values)
+        finish(oracle, trial, {1: 0.9, 2: 0.8, 3: 0.3}[values["layers"]] + values["units_0"] / 1e3)
+
+
+@pytest.mark.parametrize("setting", [dict(racing_fraction=0.3, finalists=2),
+                                     dict(racing_fraction=0.0, incumbent_evaluations=3)])
+def test_evaluations_again_count_for_their_configuration_when_the_space_grew(tmp_path, setting):
+    # The first configuration ran before units_1/units_2 existed. Evaluating it
+    # again must credit it (not a new configuration filled at random), and must
+    # not depend on Python's global random.
+    first = {"layers": 1, "units_0": 64}
+    oracle, trained = run_growing(tmp_path, "a", max_trials=20, initial_hps=[
+        first, {"layers": 3, "units_0": 16}], **setting)
+    _, again = run_growing(tmp_path, "b", max_trials=20, initial_hps=[
+        first, {"layers": 3, "units_0": 16}], **setting)
+    assert trained == again  # other global random draws, the same search
+    groups = oracle._config_fitness()
+    credited = groups[oracle._id_to_hash[oracle.start_order[0]]]
+    assert len(credited) >= 3  # was 1: each evaluation again counted as a new configuration
+    reruns = [t for t, k in oracle._repeat_of.items() if k == oracle._id_to_hash["00"]]
+    assert all(trained[int(t)] == dict(first, units_1=16, units_2=16) for t in reruns)  # defaults
+    best = oracle.get_best_trials(1)[0]
+    assert {k: best.hyperparameters.values[k] for k in first} == first
+    # Reloaded, the repeats keep their configuration's hash.
+    reloaded = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, name="a",
+                    space=layers_space(), max_trials=20, **setting)
+    reloaded.reload()
+    assert reloaded._config_fitness() == groups

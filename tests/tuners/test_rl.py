@@ -135,6 +135,23 @@ def test_a_growing_space_adds_a_head_and_keeps_the_old_ones(tmp_path):
     assert probability_of(oracle, {**BEST, "late": "c"}) > 0.1 * learnt / 3
 
 
+def test_one_name_with_other_values_in_another_scope_gets_its_own_head(tmp_path):
+    space = keras_tuner.HyperParameters()
+    space.Choice("model", ["mlp", "cnn"])
+    with space.conditional_scope("model", ["mlp"]):
+        space.Choice("units", [16, 32])
+    with space.conditional_scope("model", ["cnn"]):
+        space.Choice("units", [8, 16, 32, 64])
+    oracle = make(lambda **kw: RLControllerOracle(units=16, num_initial_points=2, **kw),
+                  tmp_path, space=space, max_trials=30)
+    # (keras-tuner itself may drop one branch's value of a repeated name: .get)
+    seen = drive(oracle, lambda v: v.get("units", 0) / 64 + (v["model"] == "cnn"))
+    assert len(seen) == 30  # was: "decision 'units' has 4 tokens now but its policy head has 2"
+    assert {v.get("units") for v in seen if v["model"] == "cnn"} >= {8, 64}
+    assert sorted(oracle.policy.decisions) == ["model", "units", "units#4"]
+    assert any(k.startswith("policy/prob/units/") for k in oracle.strategy_diagnostics())
+
+
 def test_resume_restores_weights_optimizer_and_baseline(tmp_path):
     oracle = make(factory, tmp_path, max_trials=60, seed=6, batch_size=3)
     drive(oracle, best_count, trials=30)

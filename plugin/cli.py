@@ -173,7 +173,8 @@ def add_tracking(subparsers) -> None:
     )
     sync_parser.add_argument(
         "directory", nargs="?", default=".",
-        help="a tuner directory (every project under it) or one spool directory",
+        help="a tuner directory (every project under it), a project directory, or one "
+             "spool directory",
     )
     sync_parser.add_argument("--tracking-uri", default=None,
                              help="default: MLFLOW_TRACKING_URI, else ./mlflow.db")
@@ -187,10 +188,15 @@ def add_tracking(subparsers) -> None:
             result = sync(args.directory, tracking_uri=args.tracking_uri)
         except ValueError as error:  # a URI MLflow cannot use, records for another store
             raise UsageError(str(error)) from None
-        print(f"sent {result['sent']} record(s); {result['waiting']} still waiting")
+        print(f"sent {result['sent']} record(s); {result['waiting']} still waiting; "
+              f"{result['rejected']} rejected")
         if result["waiting"]:
             print("MLflow is still unreachable: run `metanas tracking sync` again later",
                   file=sys.stderr)
+            return 1
+        if result["rejected"]:
+            print("MLflow refused some records for good: they are kept, with the reason, in "
+                  "rejected.jsonl in their spool directory", file=sys.stderr)
             return 1
         return 0
 

@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 import pathlib
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 __all__ = ["Spool"]
 
@@ -61,14 +61,31 @@ class Spool:
             return []
         return sorted(self.directory.glob(f"*{PENDING_SUFFIX}"))
 
-    def has_pending(self) -> bool:
-        return any(p.stat().st_size > 0 for p in self.files())
+    def has_pending(self, accept: Optional[Callable[[Dict[str, Any]], bool]] = None) -> bool:
+        """Whether a record waits (one ``accept`` takes, if given).
+
+        Without the lock: another process replaying may remove a file meanwhile.
+        """
+        for path in self.files():
+            try:
+                if path.stat().st_size == 0:
+                    continue
+            except FileNotFoundError:
+                continue
+            if accept is None or any(accept(r) for r in self.read(path)):
+                return True
+        return False
 
     @staticmethod
     def read(path: pathlib.Path) -> List[Dict[str, Any]]:
-        """The records of one pending file; a torn last line (a crash mid-write) is skipped."""
+        """The records of one pending file; a torn last line (a crash mid-write) is
+        skipped, and a file another process removed meanwhile holds none."""
         records = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:

@@ -20,6 +20,9 @@ def find_spools(path: os.PathLike) -> Dict[pathlib.Path, int]:
         if SPOOL_DIRNAME in pending.parts or pending.parent == root:
             found.setdefault(pending.parent, 0)
             found[pending.parent] += len(Spool.read(pending))
+    beside = root.resolve().parent / SPOOL_DIRNAME / root.resolve().name
+    if not found and beside.is_dir():  # a project directory: its spool sits beside it
+        return find_spools(beside)
     return found
 
 
@@ -33,8 +36,9 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
             else MLflow's default store in the working directory.
 
     Returns:
-        ``{"sent": n, "waiting": m}``: records applied, and records still
-        waiting (MLflow unreachable).
+        ``{"sent": n, "waiting": m, "rejected": r}``: records applied,
+        records still waiting (MLflow unreachable), and records MLflow refused
+        for good (kept in the spool's ``rejected.jsonl``).
 
     Raises:
         ValueError: MLflow cannot use ``tracking_uri``, or, with no
@@ -42,9 +46,8 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
             the default (nothing is sent, and every record keeps waiting).
     """
     spools = find_spools(path)
-    if tracking_uri is not None or spools:
-        make_client(tracking_uri)  # None: MLFLOW_TRACKING_URI, else MLflow's default
     if tracking_uri is None:
+        # Checked before a client opens the default store (and creates its file).
         default = store_target(MlflowTracker().tracking_uri)
         targets = {
             record.get("target")
@@ -58,11 +61,15 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
                 f"default store {default!r} (MLFLOW_TRACKING_URI, else ./mlflow.db); say "
                 "where they go (metanas tracking sync --tracking-uri URI)."
             )
-    sent = waiting = 0
+    if tracking_uri is not None or spools:
+        make_client(tracking_uri)  # None: MLFLOW_TRACKING_URI, else MLflow's default
+    sent = waiting = rejected = 0
     for directory, count in spools.items():
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
         tracker._spool = Spool(directory)
+        tracker._any_target = True  # sent where this call says, whatever they were meant for
         left = tracker.flush()
-        sent += count - left
+        sent += count - left - tracker.rejected
         waiting += left
-    return {"sent": sent, "waiting": waiting}
+        rejected += tracker.rejected
+    return {"sent": sent, "waiting": waiting, "rejected": rejected}

@@ -32,10 +32,17 @@ SPOOL_DIRNAME = ".metanas-mlflow-spool"
 # minutes of MLflow's default HTTP retries; applied only around our calls and
 # only where the user has not chosen otherwise.
 _HTTP_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # a failed record waits in the spool instead
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+#: After a slow failed delivery, records are spooled without trying MLflow for
+#: this long, doubled after each further one up to the limit (a server that
+#: hangs costs one timeout per back-off, not one per record).
+_RETRY_SECONDS = 30.0
+_MAX_RETRY_SECONDS = 600.0
+#: A failure slower than this (a timeout, not a refused connection) backs off.
+_SLOW_FAILURE_SECONDS = 1.5
 
 
 def strategy_name(oracle) -> str:
@@ -96,6 +103,11 @@ class MlflowTracker:
             Default: a new id kept in the project directory, so a resumed
             search keeps it and ``overwrite=True`` starts a new one.
 
+    Raises:
+        ValueError: A bad setting, or a ``tracking_uri`` MLflow cannot use (an
+            unknown scheme); it is not contacted here, so a server that is
+            down is no error: records wait.
+
     Example:
 
         >>> tracker = MlflowTracker(tracking_uri="http://127.0.0.1:5000",
@@ -126,19 +138,39 @@ class MlflowTracker:
             )
         if not isinstance(log_models, bool):
             raise ValueError(f"log_models must be True or False, got {log_models!r}.")
+        if spool_dir is not None and (
+                not isinstance(spool_dir, (str, os.PathLike)) or not str(spool_dir).strip()):
+            raise ValueError(f"spool_dir must be a non-empty path or None, got {spool_dir!r}.")
         self._tracking_uri = tracking_uri
-        self.experiment_name = experiment_name
         self.run_name = run_name
         self.log_models = log_models
-        self.spool_dir = None if spool_dir is None else pathlib.Path(spool_dir)
+        # What the user gave; a search fills the rest from its tuner (`_setup`),
+        # anew for each search a tracker is given to.
+        self._given = {"experiment_name": experiment_name, "search_id": search_id,
+                       "spool_dir": None if spool_dir is None else pathlib.Path(spool_dir)}
+        self.experiment_name = experiment_name
+        self.spool_dir = self._given["spool_dir"]
         self.search_id = search_id
         self._client = None
+        if tracking_uri is not None:
+            self._client = make_client(tracking_uri)  # a URI MLflow cannot use: ValueError now
         self._cache = rec.RunCache()
         self._spool: Optional[Spool] = None
         self._trial: Dict[str, Dict[str, Any]] = {}
         self._parent: Dict[str, Any] = {}
         self._is_worker = False
         self.last_error: Optional[str] = None
+        # After a slow failed delivery (a timeout), records go straight to the
+        # spool until then (time.monotonic()), so that a server that hangs costs
+        # one timeout per back-off, not one per record; the back-off doubles up
+        # to its limit. The end of a search (`flush`) tries once more.
+        self._down_until = 0.0
+        self._backoff = _RETRY_SECONDS
+        #: Records MLflow refused for good (kept in the spool's rejected.jsonl).
+        self.rejected = 0
+        # Replay only records meant for this tracker's store (`sync` with an
+        # explicit URI sends them all where it is told).
+        self._any_target = False
 
     # ---------------------------------------------------------------- setup
     @property
@@ -167,9 +199,12 @@ class MlflowTracker:
 
         self._is_worker = distributed.is_worker()
         project = tuner.project_name
-        self.experiment_name = self.experiment_name or project
-        if self.spool_dir is None:
-            self.spool_dir = pathlib.Path(tuner.directory) / SPOOL_DIRNAME / project
+        given = self._given
+        if self._parent and self._parent.get("project_dir") != pathlib.Path(tuner.project_dir):
+            self.search_id = given["search_id"]  # another search: not the last one's id
+        self.experiment_name = given["experiment_name"] or project
+        self.spool_dir = given["spool_dir"] or (
+            pathlib.Path(tuner.directory) / SPOOL_DIRNAME / project)
         self._spool = Spool(self.spool_dir, name=str(getattr(tuner, "tuner_id", "tuner0")))
         oracle = getattr(tuner, "local_oracle", tuner.oracle)
         strategy = strategy_name(oracle)
@@ -388,7 +423,15 @@ class MlflowTracker:
         record.setdefault("experiment", self.experiment_name)
         # Where it was meant to go (without credentials): `sync` checks it.
         record.setdefault("target", store_target(self.tracking_uri))
-        if not self._deliver_pending():
+        if time.monotonic() < self._down_until:
+            self._spool.append(record)  # MLflow failed a moment ago: do not wait on it again
+            return
+        try:
+            delivered = self._deliver_pending()
+        except Exception as error:  # noqa: BLE001 - whatever happens, the record is kept
+            logger.warning("could not replay the spooled records (%s); spooling", error)
+            delivered = False
+        if not delivered:
             self._spool.append(record)
             return
         self._deliver([record], spool_on_failure=True)
@@ -397,6 +440,7 @@ class MlflowTracker:
         """Replays the spooled records now; returns how many are still waiting."""
         if self._spool is None:
             return 0
+        self._down_until = 0.0  # the end of a search (or `sync`) tries once more
         self._deliver_pending()
         return sum(len(Spool.read(p)) for p in self._spool.files())
 
@@ -407,30 +451,52 @@ class MlflowTracker:
         import requests
 
         try:
-            requests.get(uri.rstrip("/") + "/health", timeout=2)
-            return True
+            response = requests.get(uri.rstrip("/") + "/health", timeout=2, **_tls_settings())
         except requests.RequestException:
             return False
+        return response.ok
+
+    def _ours(self, record: Dict[str, Any]) -> bool:
+        """Whether a spooled record is this tracker's to send (meant for its store)."""
+        return self._any_target or record.get("target") in (None, store_target(self.tracking_uri))
 
     def _deliver_pending(self) -> bool:
-        """Replays every spooled record; True when none is left waiting."""
-        if not self._spool.has_pending():
+        """Replays the spooled records meant for this store; True when none is left waiting.
+
+        Records meant for another store (spooled by a search that tracked to
+        another server) stay for ``metanas tracking sync --tracking-uri``.
+        """
+        if not self._spool.has_pending(self._ours):
             return True
+        started = time.monotonic()
         if not self._server_is_up():
+            self._back_off(time.monotonic() - started)
             return False
         with self._spool.locked():
             for path in self._spool.files():
                 waiting = Spool.read(path)
-                for i, record in enumerate(waiting):
+                others = [r for r in waiting if not self._ours(r)]
+                mine = [r for r in waiting if self._ours(r)]
+                for i, record in enumerate(mine):
                     record["replay"] = True
                     if not self._deliver([record], spool_on_failure=False):
-                        Spool.rewrite(path, waiting[i:])
+                        Spool.rewrite(path, others + mine[i:])
                         return False
-                Spool.rewrite(path, [])
+                Spool.rewrite(path, others)
         return True
+
+    def _back_off(self, waited: float) -> None:
+        """After a failure that took ``waited`` seconds: a slow one (a server that
+        hangs, a timeout) is not tried again for a while; a quick one (a refused
+        connection: the server is down) costs nothing to try at the next record."""
+        if waited < _SLOW_FAILURE_SECONDS:
+            return
+        self._down_until = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, _MAX_RETRY_SECONDS)
 
     def _deliver(self, batch: List[Dict[str, Any]], *, spool_on_failure: bool) -> bool:
         for record in batch:
+            started = time.monotonic()
             try:
                 with _short_http_retries():
                     rec.apply_record(self.client, record, self._cache)
@@ -441,13 +507,16 @@ class MlflowTracker:
                     logger.warning("MLflow refused a %s record (%s); kept in %s",
                                    record.get("type"), self.last_error, self._spool.directory)
                     self._spool.reject(record, self.last_error)
+                    self.rejected += 1
                     continue
+                self._back_off(time.monotonic() - started)
                 if self.last_error and spool_on_failure:
                     logger.warning("MLflow at %s unavailable (%s); spooling to %s",
                                    redact(self.tracking_uri), self.last_error, self._spool.directory)
                 if spool_on_failure:
                     self._spool.append(record)
                 return False
+        self._backoff = _RETRY_SECONDS  # delivered: the next failure waits briefly again
         return True
 
 
@@ -457,6 +526,18 @@ def store_target(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
         tracking_uri = "sqlite:///" + os.path.abspath(tracking_uri[len("sqlite:///"):])
     return redact(tracking_uri)
+
+
+def _tls_settings() -> Dict[str, Any]:
+    """``requests`` keywords for MLflow's TLS settings (its environment variables)."""
+    out: Dict[str, Any] = {}
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        out["verify"] = False
+    elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        out["verify"] = os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+    if os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+        out["cert"] = os.environ["MLFLOW_TRACKING_CLIENT_CERT_PATH"]
+    return out
 
 
 def make_client(tracking_uri: Optional[str]):

@@ -320,20 +320,23 @@ def test_a_second_ctrl_c_while_the_server_stops_kills_its_group_at_once():
         process.stdout.close()
 
 
-def test_a_tracking_uri_mlflow_cannot_use_keeps_every_record_waiting(tmp_path, caplog, capsys):
-    # An unknown scheme is a setting to fix, not a bad record: nothing is rejected.
+def test_a_tracking_uri_mlflow_cannot_use_is_refused_and_sync_keeps_every_record(tmp_path,
+                                                                                 capsys):
+    # An unknown scheme is refused before the search; `sync` to one keeps the records.
     from metanas.tracking.spool import REJECTED_NAME
 
+    with pytest.raises(ValueError, match="MLflow cannot use the tracking URI 'bogus://x'"):
+        MlflowTracker(tracking_uri="bogus://x")
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    server_down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     tuner = RandomSearch(
         TinyModel(), objective="loss", max_trials=2, seed=7, directory=str(tmp_path / "runs"),
         project_name="typo", hyperparameters=no_faults(),
-        tracking=MlflowTracker(tracking_uri="bogus://x"),
+        tracking=MlflowTracker(tracking_uri=server_down),
     )
-    with caplog.at_level(logging.WARNING):
-        tuner.search(X, Y, epochs=1, verbose=0)
-    assert len(tuner.oracle.trials) == 2
+    tuner.search(X, Y, epochs=1, verbose=0)
     waiting = tuner.tracker.flush()
-    assert waiting > 0 and not list(tmp_path.rglob(REJECTED_NAME))
+    assert waiting > 0
     capsys.readouterr()
     argv = ["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", "bogus://x"]
     assert cli.main(argv) == 2
@@ -342,6 +345,5 @@ def test_a_tracking_uri_mlflow_cannot_use_keeps_every_record_waiting(tmp_path, c
                           "tracking URI 'bogus://x'") and "\n" not in err
     assert tuner.tracker.flush() == waiting and not list(tmp_path.rglob(REJECTED_NAME))
     # The right URI then sends them all.
-    store = f"sqlite:///{tmp_path}/mlflow.db"
     assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", store]) == 0
     check_search_logged(store, "typo", tuner, epochs=1)

@@ -123,18 +123,21 @@ def add_ui(subparsers) -> None:
         if not 0 < args.port < 65536:
             raise UsageError(f"--port must be in 1..65535, got {args.port}")
         uri = args.backend_store_uri or server.default_store_uri()
+        source = "--backend-store-uri" if args.backend_store_uri else (
+            "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "the default store")
         if uri.startswith(("http://", "https://")):
             print(f"the tracking store is the server {redact(uri)}: open it in a browser")
             return 0
-        if "://" not in uri:
-            raise UsageError(f"--backend-store-uri must be a URI such as sqlite:///mlflow.db, got {redact(uri)!r}")
+        if "://" not in uri and not uri.startswith("file:"):
+            raise UsageError(f"{source} must be a URI such as sqlite:///mlflow.db or "
+                             f"file:///abs/mlruns, got {redact(uri)!r}")
         _check_listen(args.host, args.port)
         from metanas.tracking.tracker import make_client
 
         try:
             make_client(uri)  # an unknown scheme: one line here, not the server's traceback
         except ValueError as error:
-            raise UsageError(f"--backend-store-uri: {error}") from None
+            raise UsageError(f"{source}: {error}") from None
         print(f"MLflow UI for {redact(uri)} on http://{_url_host(args.host)}:{args.port} (Ctrl-C stops it)",
               flush=True)
         command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)

@@ -119,11 +119,18 @@ def test_demo_command_prints_the_best_configuration(tmp_path):
      "--seed must be in 0..4294967295, got 4294967296"),
     (["ui", "--backend-store-uri", "bogus://x", "--port", "1"],
      "--backend-store-uri: MLflow cannot use the tracking URI 'bogus://x'"),
+    (["ui", "--backend-store-uri", "mlflow.db", "--port", "1"],
+     "--backend-store-uri must be a URI such as sqlite:///mlflow.db or file:///abs/mlruns, "
+     "got 'mlflow.db'"),
+    (["ui", "--port", "1", "env:./mlruns"],  # the store named by MLFLOW_TRACKING_URI
+     "MLFLOW_TRACKING_URI must be a URI such as sqlite:///mlflow.db"),
 ])
 def test_bad_paths_seeds_and_uris_are_one_line_and_exit_2(argv, message, tmp_path, monkeypatch,
                                                           capsys):
     # Checked before any work: nothing is trained, no store is created.
     monkeypatch.chdir(tmp_path)
+    if argv[-1].startswith("env:"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", argv.pop()[len("env:"):])
     (tmp_path / "afile").write_text("")
     if argv[0] == "ui":  # a port the probe can bind, so the URI is what fails
         import socket

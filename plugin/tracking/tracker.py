@@ -273,6 +273,8 @@ class MlflowTracker:
                 rec.PROJECT_TAG: self._parent["project"],
                 rec.SEARCH_TAG: self.search_id,
                 "metanas.strategy": self._parent["strategy"],
+                # A param keeps its first value; a resumed search's budget is here.
+                "metanas.max_trials": str(oracle.max_trials),
                 "mlflow.note.content": (
                     f"metanas {self._parent['strategy']} search of project "
                     f"{self._parent['project']}; trials are nested runs."
@@ -374,46 +376,62 @@ class MlflowTracker:
         if self._spool is None:
             self._setup(tuner)
         if not self._is_worker and self.parent_key is not None:
-            oracle = getattr(tuner, "local_oracle", tuner.oracle)
-            trials = sorted(oracle.trials.values(), key=_trial_number)
-            metrics = rec.metric_rows(_diagnostics(tuner), step=len(trials))
-            if _is_chief():
-                # Workers cannot log the global best as they go: log the curve now.
-                metrics += _best_so_far_rows(oracle, trials)
-            final = {
-                "trials_completed": sum(str(t.status) == "COMPLETED" for t in trials),
-                "trials_failed": sum(str(t.status) in ("FAILED", "INVALID") for t in trials),
-            }
-            best = _best_score(tuner)
-            if best is not None:
-                final["best_score"] = best
-            metrics += rec.metric_rows(final, step=len(trials))
             self._submit({
                 "type": "search_end",
                 "key": self.parent_key,
                 "end_ms": rec.now_ms(),
                 "status": "FINISHED",
-                "metrics": metrics,
-                "artifacts": {
-                    "search_space.json": {"text": _space_json(oracle)},
-                    "trials.csv": {"text": _trials_table(oracle, trials)},
-                    "search_curve.png": {"b64": _curve_png(oracle, trials)},
-                    **_pareto_artifacts(tuner, trials),
-                },
+                **self._summary(tuner),
             })
         self.flush()
 
+    def _summary(self, tuner) -> Dict[str, Any]:
+        """The parent run's closing metrics and artifacts (counts, best, curve, table)."""
+        oracle = getattr(tuner, "local_oracle", tuner.oracle)
+        trials = sorted(oracle.trials.values(), key=_trial_number)
+        metrics = rec.metric_rows(_diagnostics(tuner), step=len(trials))
+        final: Dict[str, float] = {}
+        if _is_chief():
+            # Workers cannot log the global best, nor the count, as they go: now.
+            metrics += _best_so_far_rows(oracle, trials)
+            final["trials_done"] = float(len(oracle.end_order))
+        final = {
+            **final,
+            "trials_completed": sum(str(t.status) == "COMPLETED" for t in trials),
+            "trials_failed": sum(str(t.status) in ("FAILED", "INVALID") for t in trials),
+        }
+        best = _best_score(tuner)
+        if best is not None:
+            final["best_score"] = best
+        metrics += rec.metric_rows(final, step=len(trials))
+        return {
+            "metrics": metrics,
+            "artifacts": {
+                "search_space.json": {"text": _space_json(oracle)},
+                "trials.csv": {"text": _trials_table(oracle, trials)},
+                "search_curve.png": {"b64": _curve_png(oracle, trials)},
+                **_pareto_artifacts(tuner, trials),
+            },
+        }
+
     def on_search_error(self, tuner, error: BaseException) -> None:
-        """The search raised (e.g. too many consecutive failed trials): parent FAILED."""
+        """The search raised (e.g. too many consecutive failed trials): parent FAILED,
+        with the summary of the trials it ran."""
         if self._spool is None or self._is_worker or self.parent_key is None:
             return
         text = redact(str(error)).strip().splitlines()
+        try:
+            summary = self._summary(tuner)
+        except Exception as summary_error:  # noqa: BLE001 - the error is what must be logged
+            logger.warning("no summary for the failed search (%s)", summary_error)
+            summary = {}
         self._submit({
             "type": "search_end",
             "key": self.parent_key,
             "end_ms": rec.now_ms(),
             "status": "FAILED",
             "tags": {"error": (text[-1] if text else type(error).__name__)[:4000]},
+            **summary,
         })
         self.flush()
 

@@ -245,8 +245,9 @@ def test_a_failed_search_resumed_to_the_end_loses_its_error_tag(tmp_path):
     space.Fixed("fault", "none")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
 
-    def tuner(**kwargs):
-        return RandomSearch(Flaky(), objective="loss", max_trials=3, seed=4, hyperparameters=space,
+    def tuner(max_trials=3, **kwargs):
+        return RandomSearch(Flaky(), objective="loss", max_trials=max_trials, seed=4,
+                            hyperparameters=space,
                             max_consecutive_failed_trials=2, directory=str(tmp_path / "runs"),
                             project_name="again", tracking=MlflowTracker(tracking_uri=uri),
                             **kwargs)
@@ -255,9 +256,19 @@ def test_a_failed_search_resumed_to_the_end_loses_its_error_tag(tmp_path):
         tuner().search(X, Y, epochs=1, verbose=0)
     (parent,), _ = runs_of(uri, "again")
     assert parent.info.status == "FAILED" and "error" in parent.data.tags
-    tuner(overwrite=False).search(X, Y, epochs=1, verbose=0)
+    # The failed search's parent holds its summary too.
+    assert parent.data.metrics["trials_failed"] == 2.0
+    assert parent.data.metrics["trials_completed"] == 0.0
+    client = MlflowClient(tracking_uri=uri)
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"trials.csv", "search_curve.png", "search_space.json"} <= names
+    resumed = tuner(overwrite=False, max_trials=4)
+    resumed.search(X, Y, epochs=1, verbose=0)
     (parent,), _ = runs_of(uri, "again")
     assert parent.info.status == "FINISHED" and "error" not in parent.data.tags
+    # MLflow keeps a param's first value; the budget in force is a tag.
+    assert parent.data.params["max_trials"] == "3"
+    assert parent.data.tags["metanas.max_trials"] == "4"
 
 
 def test_store_targets_compare_sqlite_paths_absolutely(tmp_path, monkeypatch):

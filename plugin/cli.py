@@ -132,6 +132,12 @@ def add_ui(subparsers) -> None:
             raise UsageError(f"{source} must be a URI such as sqlite:///mlflow.db or "
                              f"file:///abs/mlruns, got {redact(uri)!r}")
         _check_listen(args.host, args.port)
+        from metanas.security import sqlite_file
+
+        path = sqlite_file(uri)
+        if path is not None and not os.path.exists(path):  # a typo, or nothing tracked yet
+            raise UsageError(f"{source}: no tracking store at {path!r} (run a search first, "
+                             "or check the path)")
         from metanas.tracking.tracker import make_client
 
         try:

@@ -38,13 +38,18 @@ def _task_names(values):
     return list(dict.fromkeys(names))
 
 
+def _usage(error: Exception) -> UsageError:
+    """A library error as a command-line one: its keyword named as the flag."""
+    return UsageError(str(error).replace("(study_name)", "(--study-name)"))
+
+
 def _learner(storage, study_name, **kwargs):
     from metanas.meta import MetaLearner
 
     try:
         return MetaLearner(storage, study_name=study_name, **kwargs)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise _usage(error) from None
 
 
 def _strategies(value):
@@ -167,7 +172,7 @@ def add_meta_train(subparsers) -> None:
             learner.ensure_objective(args.objective)
             learner.ensure_budget(args.budget)
         except (ObjectiveError, StrategyError) as error:
-            raise UsageError(str(error)) from None
+            raise _usage(error) from None
         from metanas.bench import load_task
         from metanas.meta.evaluate import BenchEvaluator
         from metanas.meta.tasks import meta_tasks
@@ -182,7 +187,7 @@ def add_meta_train(subparsers) -> None:
                 callbacks=[progress] if progress else (),
             )
         except (ObjectiveError, StrategyError) as error:  # another process claimed the study
-            raise UsageError(str(error)) from None
+            raise _usage(error) from None
         finally:
             if progress:
                 progress.close()
@@ -229,6 +234,13 @@ def add_recommend(subparsers) -> None:
             raise UsageError(f"--storage: no meta storage at {path!r} (meta-train into it "
                              "first, or check the path)")
         learner = _learner(args.storage, args.study_name, create=False)
+        if strategies is not None and learner.strategy_choices():
+            from metanas.meta.learner import StrategyError
+
+            try:
+                learner.check_strategies(strategies)
+            except StrategyError as error:
+                raise _usage(error) from None
         from metanas.bench import load_task
         from metanas.meta.tasks import bench_features
 

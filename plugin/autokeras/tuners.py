@@ -50,7 +50,9 @@ def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
     known-good configurations for an image, text or structured-data classifier
     and a structured-data regressor; the task is read from the graph's single
     input node and single head. Other graphs (regressors without such a list,
-    multi-input or multi-output models) get none.
+    multi-input or multi-output models) get none, and a graph without a
+    block the list sets (a custom one) gets only the settings of the blocks
+    it has.
     """
     inputs = list(getattr(hypermodel, "inputs", None) or [])
     outputs = list(getattr(hypermodel, "outputs", None) or [])
@@ -69,7 +71,15 @@ def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
         table = task_specific.STRUCTURED_DATA_REGRESSOR
     else:
         return []
-    return [dict(values) for values in table]
+    # Only the settings of blocks this graph has (a custom graph, such as a
+    # `CellBlock` on an image input, has no `image_block_1`), and graph-wide ones.
+    blocks = {getattr(block, "name", None) for block in getattr(hypermodel, "blocks", None) or []}
+    out: List[Dict[str, Any]] = []
+    for values in table:
+        kept = {k: v for k, v in values.items() if "/" not in k or k.split("/")[0] in blocks}
+        if kept and kept not in out:
+            out.append(kept)
+    return out
 
 
 class _ChiefServes(keras_tuner.Tuner):

@@ -181,10 +181,14 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     cache.runs[key] = run_id
 
     params = {safe_key(k): str(v)[:6000] for k, v in record.get("params", {}).items()}
+    params_given = dict(params)
     if existing is not None:
         for name, value in existing.data.params.items():
             if name in params and params.pop(name) != value:
-                logger.warning("param %s of run %s kept its first value %r", name, run_id, value)
+                logger.warning(
+                    "MLflow keeps a param's first value: %s stays %r in run %r (now %r%s)",
+                    name, value, record.get("name") or run_id, params_given[name],
+                    "; the tag metanas.max_trials holds it" if name == "max_trials" else "")
     metrics = [
         Metric(safe_key(m[0]), float(m[1]), int(m[2]), int(m[3])) for m in record.get("metrics", [])
     ]

@@ -159,6 +159,16 @@ def test_task_initial_hps_follow_the_task(tmp_path):
     assert initial(ak.StructuredDataClassifier) == task_specific.STRUCTURED_DATA_CLASSIFIER
     assert initial(ak.StructuredDataRegressor) == task_specific.STRUCTURED_DATA_REGRESSOR
     assert initial(ak.ImageRegressor) == []
+    # A custom graph on an image input has no image block: none of its settings.
+    from metanas.spaces import CellBlock
+
+    node = ak.ImageInput()
+    custom = ak.AutoModel(node, ak.ClassificationHead()(CellBlock(num_nodes=2)(node)),
+                          directory=tmp_path, overwrite=True)
+    starts = task_initial_hps(custom.tuner.hypermodel)
+    assert starts and all("image_block" not in k for values in starts for k in values)
+    assert all(k.startswith("classification_head_1/") or "/" not in k
+               for values in starts for k in values)
 
 
 def test_the_meta_tuner_takes_the_task_type_from_the_head_and_names_unnamed_tasks(tmp_path):

@@ -238,7 +238,12 @@ def test_one_study_holds_one_budget(tmp_path, capsys):
     assert len(MetaLearner(storage).study.trials) == 1  # nothing ran
     assert cli.main(["meta-train", "--tasks", "hpobench/car", "--strategies", "random",
                      "--budget", "12", "--storage", storage, "--no-progress"]) == 2
-    assert "got a budget of 12" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "got a budget of 12" in err and "another study (--study-name)" in err
+    # recommend checks --strategies against the study's as meta-train does.
+    assert cli.main(["recommend", "--task", "hpobench/car", "--strategies", "rl",
+                     "--storage", storage]) == 2
+    assert "ranges over the strategies ['random'] " in capsys.readouterr().err
     assert len(MetaLearner(storage).study.trials) == 1
     learner.meta_train(tasks, BenchEvaluator(budget=6), n_trials=1, strategies=("random",))
     assert len(learner.study.trials) == 2  # the same budget goes on

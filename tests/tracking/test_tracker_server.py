@@ -251,6 +251,15 @@ def test_metanas_ui_refuses_a_port_in_use(tmp_path, capsys):
     assert err.startswith(f"metanas ui: error: cannot listen on 127.0.0.1:{port} (Address already"
                           " in use); choose another --port or --host") and "\n" not in err
     assert not (tmp_path / "mlflow.db").exists()  # no server was started
+    # A store that does not exist (a typo) is refused, not created and served empty.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["ui", "--backend-store-uri", f"sqlite:///{tmp_path}/mlfow.db", "--port", str(port)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--backend-store-uri: no tracking store at '{tmp_path}/mlfow.db'" in err
+    assert "\n" not in err and not (tmp_path / "mlfow.db").exists()
 
 
 def test_the_port_probe_binds_as_the_server_does():

@@ -64,8 +64,8 @@ def register() -> Dict[str, type]:
     """Adds the metanas tuners to AutoKeras's tuner table.
 
     After one call ``ak.ImageClassifier(tuner="evolution")`` (or ``"rl"``,
-    ``"metanas-random"``, ``"meta"``) works like AutoKeras's own names.
-    Calling it again changes nothing.
+    ``"metanas-random"``, ``"meta"``) works like AutoKeras's own names, and
+    an unknown name's error lists them all. Calling it again changes nothing.
 
     Returns:
         The names registered (now or before) and their tuner classes.
@@ -88,6 +88,17 @@ def register() -> Dict[str, type]:
                 f"Pass tuner={cls.__name__} (the class) instead."
             )
     table.update(tuners)
+    if not getattr(auto_model.get_tuner_class, "metanas", False):
+        # AutoKeras's own message lists its four names only: with the metanas
+        # names in the table, a typo should list them all.
+        def get_tuner_class(tuner):
+            if isinstance(tuner, str) and tuner in auto_model.TUNER_CLASSES:
+                return auto_model.TUNER_CLASSES[tuner]
+            raise ValueError(f"tuner must be one of {sorted(auto_model.TUNER_CLASSES)} or a "
+                             f"tuner class, got {tuner!r}.")
+
+        get_tuner_class.metanas = True
+        auto_model.get_tuner_class = get_tuner_class
     return tuners
 
 

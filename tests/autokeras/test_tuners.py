@@ -110,6 +110,9 @@ def test_register_adds_names_once_and_tasks_accept_them(tmp_path):
     for name, cls in registered.items():
         assert auto_model.TUNER_CLASSES[name] is cls
     assert auto_model.TUNER_CLASSES["greedy"] is not None  # AutoKeras's own kept
+    with pytest.raises(ValueError, match=r"tuner must be one of \[.*'evolution', .*'greedy', "
+                                         r".*'rl'\] or a tuner class, got 'evolutoin'"):
+        ak.ImageClassifier(tuner="evolutoin", directory=tmp_path)
     clf = ak.ImageClassifier(
         tuner="evolution", max_trials=3, seed=2, directory=tmp_path, population_size=4
     )

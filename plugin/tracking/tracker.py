@@ -200,8 +200,9 @@ class MlflowTracker:
         self._is_worker = distributed.is_worker()
         project = tuner.project_name
         given = self._given
-        if self._parent and self._parent.get("project_dir") != pathlib.Path(tuner.project_dir):
-            self.search_id = given["search_id"]  # another search: not the last one's id
+        # Each search its own id: read from its project directory again (another
+        # project, or the same one after overwrite=True, has another).
+        self.search_id = given["search_id"]
         self.experiment_name = given["experiment_name"] or project
         self.spool_dir = given["spool_dir"] or (
             pathlib.Path(tuner.directory) / SPOOL_DIRNAME / project)

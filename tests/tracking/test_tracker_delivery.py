@@ -22,10 +22,10 @@ def no_faults():
     return hp
 
 
-def search(tmp_path, project, tracker, trials=2):
+def search(tmp_path, project, tracker, trials=2, overwrite=False):
     tuner = RandomSearch(TinyModel(), objective="loss", max_trials=trials, seed=3,
                          directory=str(tmp_path / "runs"), project_name=project,
-                         hyperparameters=no_faults(), tracking=tracker)
+                         hyperparameters=no_faults(), tracking=tracker, overwrite=overwrite)
     tuner.search(X, Y, epochs=1, verbose=0)
     return tuner
 
@@ -44,6 +44,9 @@ def test_one_tracker_given_to_two_searches_logs_two_searches(tmp_path):
     # The same search again (nothing new to run) keeps its parent run.
     search(tmp_path, "digits_b", tracker)
     assert len(runs_of(store, "digits_b")[0]) == 1
+    # overwrite=True starts a new search, with the same tracker too.
+    search(tmp_path, "digits_b", tracker, overwrite=True)
+    assert len(runs_of(store, "digits_b")[0]) == 2
 
 
 def test_records_meant_for_another_store_wait_for_it(tmp_path, capsys):

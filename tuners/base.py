@@ -514,7 +514,10 @@ class MetanasOracle(keras_tuner.Oracle):
         as its hash, so that its score counts for that configuration.
         """
         self._repeat_of[trial_id] = key
-        return self.codec.repair(self.trial_values(self._first_trial_of(key)))
+        values = self.trial_values(self._first_trial_of(key))  # as it ran, kept as is
+        for name, default in self.codec.repair(values).items():
+            values.setdefault(name, default)
+        return values
 
     def _best_per_configuration(self) -> list:
         """Completed trials, one per configuration (its best), trusted ones first."""

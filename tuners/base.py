@@ -537,8 +537,13 @@ class MetanasOracle(keras_tuner.Oracle):
 
         With ``incumbent_evaluations > 1``, or once the final race began, one
         trial per configuration, ranked as `_ranked_configurations` says (by
-        the configuration's mean score, trusted and raced ones first).
+        the configuration's mean score, trusted and raced ones first). With
+        several objectives (a list), in NSGA-II's order: by non-dominated
+        front, then by crowding distance within it (keras-tuner would rank by
+        the plain sum of the objectives, in which the largest scale decides).
         """
+        if isinstance(self.objective, MultiObjective) and not self.repeats_configurations:
+            return self._pareto_ranked()[:num_trials]
         if self.incumbent_evaluations > 1 or self._race:
             ranked = self._best_per_configuration()
         elif not getattr(self.objective, "hard", False):
@@ -554,6 +559,25 @@ class MetanasOracle(keras_tuner.Oracle):
             and t.metrics.exists(self.objective.cost)
             and t.metrics.get_last_value(self.objective.cost) <= self.objective.target
         ][:num_trials]
+
+    def _pareto_ranked(self) -> list:
+        """Completed trials by non-dominated front, then crowding distance; then the rest."""
+        from metanas.tuners.objectives import crowding_distance, non_dominated_ranks
+
+        done = [t for t in sorted(self.trials.values(), key=lambda t: t.trial_id)
+                if t.status == TrialStatus.COMPLETED]
+        vectors = [self.fitness_vector(t) for t in done]
+        scored = [(t, v) for t, v in zip(done, vectors) if -math.inf not in v]
+        ranks = non_dominated_ranks([v for _, v in scored]) if scored else []
+        order = []
+        for front in sorted(set(ranks)):
+            members = [i for i, r in enumerate(ranks) if r == front]
+            crowding = crowding_distance([scored[i][1] for i in members])
+            order += [scored[members[j]][0] for j in sorted(
+                range(len(members)), key=lambda j: -crowding[j])]
+        chosen = {t.trial_id for t in order}
+        return order + [t for t in done if t.trial_id not in chosen] + [
+            t for t in self.trials.values() if t.status != TrialStatus.COMPLETED]
 
     def fitness_vector(self, trial) -> List[float]:
         """One fitness per objective (see `resolve_objectives`), each maximised.
@@ -662,9 +686,12 @@ class MetanasOracle(keras_tuner.Oracle):
     def update_trial(self, trial_id: str, metrics, step: int = 0):
         # A computed objective (a list, a ConstrainedObjective) has no value of
         # its own in a metrics dict returned by `run_trial`: derive it here.
-        name = self.objective.name
-        if name not in metrics and self.objective.has_value(metrics):
-            metrics = {**metrics, name: self.objective.get_value(metrics)}
+        # Sub-objectives first (a ConstrainedObjective among a list's): keras-tuner
+        # wants each one's own value too.
+        parts = list(getattr(self.objective, "objectives", None) or [])
+        for objective in parts + [self.objective]:
+            if objective.name not in metrics and objective.has_value(metrics):
+                metrics = {**metrics, objective.name: objective.get_value(metrics)}
         return super().update_trial(trial_id, metrics, step=step)
 
     @synchronized

@@ -15,8 +15,6 @@ Multiobjective Genetic Algorithm: NSGA-II", IEEE TEC 2002).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -144,9 +142,14 @@ class ConstrainedObjective(keras_tuner.Objective):
             raise ValueError(f"target must be a number > 0, got {target!r}.")
         weights = weight if isinstance(weight, (tuple, list)) else (weight, weight)
         if len(weights) != 2 or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+            for w in weights
         ):
-            raise ValueError(f"weight must be a number or a pair of numbers, got {weight!r}.")
+            raise ValueError(f"weight must be a finite number or a pair of them, got {weight!r}.")
+        if not isinstance(cost, str) or not cost.strip():
+            raise ValueError(f"cost must be a metric name such as 'cost/params', got {cost!r}.")
+        if not isinstance(hard, bool):
+            raise ValueError(f"hard must be True or False, got {hard!r}.")
         self.metric = metric
         self.cost = cost
         self.target = float(target)
@@ -189,7 +192,10 @@ def _flops(model: keras.Model) -> int:
 
     Other layers (activations, pooling, normalisation) cost little next to
     these and are not counted; a layer whose output shape is unknown counts
-    as twice its parameters.
+    as twice its parameters. It under-counts where weights are reused: a
+    recurrent layer counts one time step, a layer shared by several inputs
+    counts once, and attention's inner projections (no symbolic output)
+    count twice their parameters, not per token. Compare models of one kind.
     """
     total = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
@@ -223,7 +229,6 @@ def measure_costs(
     batch_size: int = 32,
     warmup: int = 3,
     repeats: int = 10,
-    disk: bool = True,
 ) -> Dict[str, float]:
     """The costs of ``model``, measured the same way for every trial.
 
@@ -233,21 +238,22 @@ def measure_costs(
         batch_size: Rows in the latency batch (zeros of the input's shape).
         warmup: Untimed calls before timing (tracing, caches).
         repeats: Timed calls; the latency is their median, in milliseconds.
-        disk: Also save the weights to a temporary file and record its size.
 
     Returns:
-        ``{"cost/params", "cost/flops", "cost/size_bytes", "cost/latency_ms"}``;
-        size and latency are left out when they cannot be measured.
+        ``{"cost/params", "cost/flops", "cost/size_bytes", "cost/latency_ms"}``:
+        ``cost/size_bytes`` is the bytes of every weight (the count of each
+        times its dtype's size: what the model needs in memory or in a file,
+        without a file format's overhead, which would dwarf a small model's
+        weights and can order models wrongly); latency is left out when it
+        cannot be measured.
     """
     costs: Dict[str, float] = {
         "cost/params": float(model.count_params()),
         "cost/flops": float(_flops(model)),
+        "cost/size_bytes": float(sum(
+            int(np.prod(w.shape)) * np.dtype(keras.backend.standardize_dtype(w.dtype)).itemsize
+            for w in model.weights)),
     }
-    if disk:
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "model.weights.h5")
-            model.save_weights(path)
-            costs["cost/size_bytes"] = float(os.path.getsize(path))
     if getattr(model, "inputs", None):  # a subclassed model has no symbolic inputs
         batch = _input_batch(model, batch_size)
         for _ in range(warmup):

@@ -9,10 +9,9 @@ from typing import Any, Dict, Optional, Type
 
 import keras_tuner
 import numpy as np
-from keras_tuner.src.engine.objective import create_objective
 
 from metanas.tuners import distributed, hooks, objectives
-from metanas.tuners.base import MetanasOracle, release_oracle
+from metanas.tuners.base import MetanasOracle, is_oversized, release_oracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
 from metanas.tuners.rl import RLControllerOracle
@@ -81,6 +80,10 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
     ) -> None:
         if not isinstance(cost_measures, bool):
             raise ValueError(f"cost_measures must be True or False, got {cost_measures!r}.")
+        size = kwargs.get("max_model_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"max_model_size must be an int >= 1 (trainable parameters) or "
+                             f"None, got {size!r}.")
         self.cost_measures = cost_measures
         if distributed.is_worker():
             # Workers share the chief's project directory: only the chief may
@@ -174,16 +177,32 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def get_best_models(self, num_models: int = 1):
-        """The best models; with a hard budget, only models within it."""
+        """The best models; with a hard budget, only models within it.
+
+        Raises:
+            RuntimeError: Trials ran and none completed.
+            ValueError: No completed trial is within a hard budget.
+        """
         self._check_some_trial_is_feasible()
         return super().get_best_models(num_models)
 
     def get_best_hyperparameters(self, num_trials: int = 1):
-        """The best hyperparameters; with a hard budget, only those within it."""
+        """The best hyperparameters (of completed trials); with a hard budget,
+        only those within it. Raises as `get_best_models`."""
         self._check_some_trial_is_feasible()
         return super().get_best_hyperparameters(num_trials)
 
     def _check_some_trial_is_feasible(self) -> None:
+        trials = list(self.oracle.trials.values())
+        if trials and not any(t.status == "COMPLETED" for t in trials):
+            # keras-tuner would return a failed trial as the best.
+            oversized = sum(is_oversized(t) for t in trials)
+            raise RuntimeError(
+                f"no trial of {len(trials)} completed"
+                + (f" ({oversized} exceeded max_model_size={self.max_model_size})"
+                   if oversized else "")
+                + "; there is no best model. See the trials' messages "
+                "(tuner.oracle.trials[...].message), or search again.")
         objective = self.oracle.objective
         if getattr(objective, "hard", False) and self.oracle.trials and not (
             self.oracle.get_best_trials(1)
@@ -207,7 +226,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if objectives_ is None:
             chosen = objectives.resolve_objectives(self.oracle.objective)
         else:
-            chosen = [create_objective(o) for o in objectives_]
+            chosen = [objectives.create_objective(o) for o in objectives_]
         if len(chosen) < 2:
             raise ValueError(
                 f"a Pareto front needs two or more objectives, got {[o.name for o in chosen]}."

@@ -48,7 +48,7 @@ class CellBlock(block_module.Block):
         self.num_nodes = check_int("num_nodes", num_nodes, low=2)
         self.num_stages = check_int("num_stages", num_stages, low=1)
         self.max_cells_per_stage = check_int("max_cells_per_stage", max_cells_per_stage, low=1)
-        self.filters = list(check_choices("filters", filters))
+        self.filters = list(check_choices("filters", filters, kind="positive_int"))
         self.operations = list(check_choices("operations", operations, OPERATIONS))
 
     def get_config(self) -> Dict[str, Any]:
@@ -87,9 +87,9 @@ class DenseSpaceBlock(block_module.Block):
     ) -> None:
         super().__init__(**kwargs)
         self.max_depth = check_int("max_depth", max_depth, low=1)
-        self.widths = list(check_choices("widths", widths))
-        self.activations = list(check_choices("activations", activations))
-        self.dropouts = list(check_choices("dropouts", dropouts))
+        self.widths = list(check_choices("widths", widths, kind="positive_int"))
+        self.activations = list(check_choices("activations", activations, kind="activation"))
+        self.dropouts = list(check_choices("dropouts", dropouts, kind="fraction"))
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

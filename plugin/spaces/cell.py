@@ -16,6 +16,7 @@ edge from node ``i`` to node ``j``), ``cells_per_stage`` and ``filters``.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import keras
@@ -42,13 +43,41 @@ def cell_edges(num_nodes: int) -> Tuple[Tuple[int, int], ...]:
     return tuple((i, j) for j in range(1, num_nodes) for i in range(j))
 
 
-def check_choices(name: str, values: Sequence, allowed: Optional[Sequence] = None) -> tuple:
-    """Validates a non-empty list of choices (each among ``allowed`` if given)."""
+#: What `check_choices` accepts of each kind of value.
+_KINDS = {
+    "positive_int": ("ints >= 1", lambda v: isinstance(v, int) and not isinstance(v, bool)
+                     and v >= 1),
+    "fraction": ("numbers in [0, 1)", lambda v: isinstance(v, (int, float))
+                 and not isinstance(v, bool) and 0 <= v < 1),
+    "positive_number": ("numbers > 0", lambda v: isinstance(v, (int, float))
+                        and not isinstance(v, bool) and math.isfinite(v) and v > 0),
+    "activation": ("Keras activation names", lambda v: isinstance(v, str) and _is_activation(v)),
+}
+
+
+def _is_activation(name: str) -> bool:
+    try:
+        keras.activations.get(name)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def check_choices(name: str, values: Sequence, allowed: Optional[Sequence] = None,
+                  kind: Optional[str] = None) -> tuple:
+    """Validates a non-empty list of choices: each among ``allowed`` if given,
+    and of ``kind`` (a key of `_KINDS`) if given."""
+    given = values
     values = tuple(values) if isinstance(values, (list, tuple)) else ()
     if not values or len(set(values)) != len(values):
-        raise ValueError(f"{name} must be a non-empty list without repeats, got {values!r}.")
+        raise ValueError(f"{name} must be a non-empty list without repeats, got {given!r}.")
     if allowed is not None and not set(values) <= set(allowed):
         raise ValueError(f"{name} must hold only {list(allowed)}, got {list(values)!r}.")
+    if kind is not None:
+        label, accepts = _KINDS[kind]
+        bad = [v for v in values if not accepts(v)]
+        if bad:
+            raise ValueError(f"{name} must hold {label}, got {bad!r} in {list(values)!r}.")
     return values
 
 
@@ -154,18 +183,20 @@ class CellSpace(keras_tuner.HyperModel):
         tunable: bool = True,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in input_shape):
             raise ValueError(
-                f"input_shape must be (height, width, channels), got {input_shape!r}."
+                f"input_shape must be (height, width, channels) of ints >= 1, got {input_shape!r}."
             )
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = check_int("num_classes", num_classes, low=2)
         self.num_nodes = check_int("num_nodes", num_nodes, low=2)
         self.num_stages = check_int("num_stages", num_stages, low=1)
         self.max_cells_per_stage = check_int("max_cells_per_stage", max_cells_per_stage, low=1)
-        self.filters = check_choices("filters", filters)
+        self.filters = check_choices("filters", filters, kind="positive_int")
         self.operations = check_choices("operations", operations, OPERATIONS)
-        self.learning_rates = check_choices("learning_rates", learning_rates)
+        self.learning_rates = check_choices("learning_rates", learning_rates,
+                                            kind="positive_number")
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         inputs = keras.Input(shape=self.input_shape)

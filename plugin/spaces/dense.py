@@ -96,10 +96,11 @@ class DenseSpace(keras_tuner.HyperModel):
         self.input_dim = check_int("input_dim", input_dim, low=1)
         self.num_outputs = check_int("num_outputs", num_outputs, low=2 if task == "classification" else 1)
         self.max_depth = check_int("max_depth", max_depth, low=1)
-        self.widths = check_choices("widths", widths)
-        self.activations = check_choices("activations", activations)
-        self.dropouts = check_choices("dropouts", dropouts)
-        self.learning_rates = check_choices("learning_rates", learning_rates)
+        self.widths = check_choices("widths", widths, kind="positive_int")
+        self.activations = check_choices("activations", activations, kind="activation")
+        self.dropouts = check_choices("dropouts", dropouts, kind="fraction")
+        self.learning_rates = check_choices("learning_rates", learning_rates,
+                                            kind="positive_number")
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         inputs = keras.Input(shape=(self.input_dim,))

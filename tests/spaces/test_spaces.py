@@ -120,6 +120,29 @@ def test_spaces_reject_bad_settings():
         DenseSpace(input_dim=4, num_outputs=1, task="ranking")
 
 
+@pytest.mark.parametrize("space, kwargs, message", [
+    ("cell", dict(filters=[8, 0]), r"filters must hold ints >= 1, got \[0\] in \[8, 0\]"),
+    ("cell", dict(filters=[8.5]), r"filters must hold ints >= 1, got \[8.5\]"),
+    ("cell", dict(filters=8), r"filters must be a non-empty list without repeats, got 8"),
+    ("cell", dict(learning_rates=[-1.0]), r"learning_rates must hold numbers > 0, got \[-1.0\]"),
+    ("cell", dict(input_shape=(0, 8, 1)), r"input_shape must be .* ints >= 1, got \(0, 8, 1\)"),
+    ("cell", dict(input_shape=("8", 8, 1)), r"input_shape must be .* got \('8', 8, 1\)"),
+    ("dense", dict(widths=[0, 4]), r"widths must hold ints >= 1, got \[0\]"),
+    ("dense", dict(dropouts=[1.5]), r"dropouts must hold numbers in \[0, 1\), got \[1.5\]"),
+    ("dense", dict(dropouts=[-0.1]), r"dropouts must hold numbers in \[0, 1\), got \[-0.1\]"),
+    ("dense", dict(activations=["relu", "nope"]),
+     r"activations must hold Keras activation names, got \['nope'\]"),
+])
+def test_space_choices_are_checked_before_any_model_is_built(space, kwargs, message):
+    # Each was accepted and failed at build time with a Keras error (or built a
+    # zero-width layer, trained by gradient ascent).
+    with pytest.raises(ValueError, match=message):
+        if space == "cell":
+            CellSpace(**{"input_shape": (8, 8, 1), "num_classes": 10, **kwargs})
+        else:
+            DenseSpace(input_dim=4, num_outputs=2, **kwargs)
+
+
 def test_evolution_searches_the_dense_space(tmp_path):
     x, y = load_wine(return_X_y=True)
     x = ((x - x.mean(0)) / x.std(0)).astype("float32")

@@ -42,8 +42,14 @@ def test_measure_costs_counts_params_flops_size_and_latency():
     costs = measure_costs(keras.Model(inputs, outputs), repeats=5)
     assert costs["cost/params"] == 40 + 2570
     assert costs["cost/flops"] == 2 * 40 * 64 + 2 * 2570
-    assert costs["cost/size_bytes"] > 4 * 2610  # float32 weights plus file headers
+    assert costs["cost/size_bytes"] == 4 * 2610  # float32 weights, no file format overhead
     assert costs["cost/latency_ms"] > 0
+    # Twelve tiny layers are smaller than one wide one (a file's per-layer
+    # overhead ordered them the other way round).
+    deep = keras.Sequential([keras.Input((2,))] + [keras.layers.Dense(2) for _ in range(12)])
+    wide = keras.Sequential([keras.Input((64,)), keras.layers.Dense(100)])
+    sizes = [measure_costs(m, repeats=1)["cost/size_bytes"] for m in (deep, wide)]
+    assert sizes == [4.0 * 72, 4.0 * 6500]
 
 
 @pytest.mark.parametrize(
@@ -75,6 +81,12 @@ def test_soft_and_hard_constrained_values():
     assert feasible == 0.1 and infeasible < feasible and worse < infeasible
     with pytest.raises(ValueError, match="target must be a number > 0, got 0"):
         ConstrainedObjective("val_accuracy", target=0)
+    for kwargs, message in ((dict(hard="no"), "hard must be True or False, got 'no'"),
+                            (dict(weight=float("nan")), "weight must be a finite number"),
+                            (dict(cost=None), "cost must be a metric name .* got None"),
+                            (dict(cost=" "), "cost must be a metric name .* got ' '")):
+        with pytest.raises(ValueError, match=message):
+            ConstrainedObjective("val_accuracy", target=10, **kwargs)
 
 
 def search(tuner_class, tmp_path, objective, max_trials=6, **kwargs):
@@ -239,6 +251,65 @@ def test_get_pareto_front_on_a_tuner(tmp_path):
         assert not (acc_b >= acc_a and size_b <= size_a and (acc_b > acc_a or size_b < size_a))
     with pytest.raises(ValueError, match="two or more objectives"):
         tuner.get_pareto_front(["val_accuracy"])
+    # Cost names take metanas's direction (min), as in objectives.
+    assert set(tuner.get_pareto_front(["val_accuracy", "cost/params"])) == set(front)
+
+
+def drive_multi(tmp_path, objective, points, name="m"):
+    """An NSGA-II oracle fed the given metric dicts, one trial each."""
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, selection="nsga2", aging=False,
+                                               **kw), tmp_path, name=name, objective=objective,
+                  max_trials=len(points))
+    for metrics in points:
+        trial = oracle.create_trial("t")
+        oracle.update_trial(trial.trial_id, metrics)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    return oracle
+
+
+def test_best_trials_of_several_objectives_are_in_pareto_order(tmp_path):
+    objectives = [keras_tuner.Objective("acc", "max"), keras_tuner.Objective("size", "min")]
+    points = [{"acc": 0.9, "size": 1000.0}, {"acc": 0.8, "size": 100.0},
+              {"acc": 0.7, "size": 100.0}, {"acc": 0.7, "size": 50.0},
+              {"acc": 0.6, "size": 2000.0}, {"acc": 0.95, "size": 5000.0}]
+    oracle = drive_multi(tmp_path, objectives, points)
+    best = [int(t.trial_id) for t in oracle.get_best_trials(6)]
+    front = {0, 1, 3, 5}
+    assert set(best[:4]) == front  # keras-tuner's sum ranked (0.7, 50) and (0.7, 100) first
+    assert set(best[:2]) == {3, 5}  # the front's ends: the largest crowding distance
+    assert best[4:] == [2, 4]  # the second front, then the third
+
+
+def test_a_constrained_objective_among_several_is_scored(tmp_path):
+    objectives = [ConstrainedObjective("acc", cost="size", target=500),
+                  keras_tuner.Objective("latency", "min")]
+    points = [{"acc": 0.9, "size": 400.0, "latency": 2.0},
+              {"acc": 0.95, "size": 900.0, "latency": 1.0},
+              {"acc": 0.5, "size": 100.0, "latency": 3.0}]
+    oracle = drive_multi(tmp_path, objectives, points, name="c")
+    trials = [oracle.trials[t] for t in oracle.end_order]
+    assert [t.status for t in trials] == ["COMPLETED"] * 3  # was: each failed, no value
+    tradeoff = objectives[0].name
+    assert all(t.metrics.exists(tradeoff) for t in trials)
+    assert oracle.fitness_vector(trials[0]) == [objectives[0].get_value(points[0]), -2.0]
+    assert oracle.get_best_trials(1)[0].status == "COMPLETED"
+
+
+def test_a_search_whose_trials_all_failed_has_no_best(tmp_path):
+    tuner = search(RandomSearch, tmp_path, "val_accuracy", max_trials=2, max_model_size=5)
+    assert all(t.status == "FAILED" for t in tuner.oracle.trials.values())
+    for call in (tuner.get_best_models, tuner.get_best_hyperparameters):
+        with pytest.raises(RuntimeError, match=r"no trial of 2 completed \(2 exceeded "
+                                               r"max_model_size=5\)"):
+            call(1)
+
+
+@pytest.mark.parametrize("size", ["700", 0, -3, 2.5, True])
+def test_a_bad_max_model_size_is_a_value_error(tmp_path, size):
+    with pytest.raises(ValueError, match=f"max_model_size must be an int >= 1 .* got {size!r}"):
+        RandomSearch(dense_model, objective="val_accuracy", max_model_size=size,
+                     directory=str(tmp_path))
 
 
 

@@ -183,19 +183,21 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             RuntimeError: Trials ran and none completed.
             ValueError: No completed trial is within a hard budget.
         """
-        self._check_some_trial_is_feasible()
-        return super().get_best_models(num_models)
+        return [self.load_model(trial) for trial in self._best_trials(num_models)]
 
     def get_best_hyperparameters(self, num_trials: int = 1):
         """The best hyperparameters (of completed trials); with a hard budget,
         only those within it. Raises as `get_best_models`."""
-        self._check_some_trial_is_feasible()
-        return super().get_best_hyperparameters(num_trials)
+        return [trial.hyperparameters for trial in self._best_trials(num_trials)]
 
-    def _check_some_trial_is_feasible(self) -> None:
-        trials = list(self.oracle.trials.values())
-        if trials and not any(t.status == "COMPLETED" for t in trials):
-            # keras-tuner would return a failed trial as the best.
+    def _best_trials(self, num_trials: int) -> list:
+        """The oracle's best trials, asked once (a worker asks the chief, which may
+        be gone a moment later), after checking that some trial completed:
+        completed trials come first, so a best trial that did not complete means
+        none did (keras-tuner would return it)."""
+        best = self.oracle.get_best_trials(num_trials)
+        if best and best[0].status != "COMPLETED":
+            trials = list(getattr(self.local_oracle, "trials", {}).values()) or best
             oversized = sum(is_oversized(t) for t in trials)
             raise RuntimeError(
                 f"no trial of {len(trials)} completed"
@@ -204,13 +206,13 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 + "; there is no best model. See the trials' messages "
                 "(tuner.oracle.trials[...].message), or search again.")
         objective = self.oracle.objective
-        if getattr(objective, "hard", False) and self.oracle.trials and not (
-            self.oracle.get_best_trials(1)
-        ):
+        if getattr(objective, "hard", False) and not best and getattr(
+                self.local_oracle, "trials", None):
             raise ValueError(
                 f"no completed trial is within the budget {objective.cost} <= "
                 f"{objective.target:g}; raise the target or search longer."
             )
+        return best
 
     def get_pareto_front(self, objectives_: Optional[list] = None) -> list:
         """The completed trials no other completed trial dominates.

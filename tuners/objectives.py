@@ -285,33 +285,30 @@ def _vectors(points: Sequence[Sequence[float]]) -> np.ndarray:
 
 
 def non_dominated_ranks(points: Sequence[Sequence[float]]) -> List[int]:
-    """NSGA-II front index of each point (0 = non-dominated); all maximised."""
+    """NSGA-II front index of each point (0 = non-dominated); all maximised.
+
+    Vectorised (an n x n dominance matrix): `MetanasOracle.get_best_trials`
+    ranks every trial with it, and keras-tuner asks for the best trial after
+    each one.
+    """
     values = _vectors(points)
     n = len(values)
-    dominated_by = [[] for _ in range(n)]
-    count = np.zeros(n, dtype=int)
-    for i in range(n):
-        for j in range(i + 1, n):
-            if np.all(values[i] >= values[j]) and np.any(values[i] > values[j]):
-                dominated_by[i].append(j)
-                count[j] += 1
-            elif np.all(values[j] >= values[i]) and np.any(values[j] > values[i]):
-                dominated_by[j].append(i)
-                count[i] += 1
-    ranks = [0] * n
-    front = [i for i in range(n) if count[i] == 0]
+    if n == 0:
+        return []
+    at_least = (values[:, None, :] >= values[None, :, :]).all(axis=-1)
+    better = (values[:, None, :] > values[None, :, :]).any(axis=-1)
+    dominates = at_least & better  # [i, j]: i dominates j
+    count = dominates.sum(axis=0)  # how many points dominate j
+    ranks = np.full(n, -1)
+    remaining = np.ones(n, dtype=bool)
     rank = 0
-    while front:
-        following = []
-        for i in front:
-            ranks[i] = rank
-            for j in dominated_by[i]:
-                count[j] -= 1
-                if count[j] == 0:
-                    following.append(j)
-        front = following
+    while remaining.any():
+        front = remaining & (count == 0)
+        ranks[front] = rank
+        remaining &= ~front
+        count = count - dominates[front].sum(axis=0)
         rank += 1
-    return ranks
+    return ranks.tolist()
 
 
 def crowding_distance(points: Sequence[Sequence[float]]) -> List[float]:

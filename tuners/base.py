@@ -61,7 +61,11 @@ def synchronized(method):
             # keras-tuner's old signature, end_trial(trial_id, status="COMPLETED").
             trial_id = kwargs.pop("trial_id", args[0] if args else None)
             status = kwargs.pop("status", args[1] if len(args) > 1 else "COMPLETED")
-            args = (trial_module.Trial(oracle.get_space(), trial_id, status),)
+            # The trial keeps the values it ran with (keras-tuner's own shim
+            # sends the space's defaults, which end_trial copies over them).
+            stored = oracle.trials.get(trial_id)
+            space = oracle.get_space() if stored is None else stored.hyperparameters.copy()
+            args = (trial_module.Trial(space, trial_id, status),)
         thread = threading.current_thread().name
         acquire = kt_oracle.THREADS[oracle] != thread
         if acquire:
@@ -262,6 +266,15 @@ class MetanasOracle(keras_tuner.Oracle):
             )
         self.heartbeat_timeout = heartbeat_timeout
         self.max_lost_retries = check_int("max_lost_retries", max_lost_retries, low=0)
+        check_int("max_retries_per_trial", max_retries_per_trial, low=0)
+        check_int("max_consecutive_failed_trials", max_consecutive_failed_trials, low=1)
+        if hyperparameters is not None and not isinstance(
+            hyperparameters, keras_tuner.HyperParameters
+        ):
+            raise ValueError(
+                "hyperparameters must be a keras_tuner.HyperParameters or None, "
+                f"got {hyperparameters!r}."
+            )
         if max_trials is not None:
             check_int("max_trials", max_trials, low=1)
         if seed is not None:
@@ -367,12 +380,21 @@ class MetanasOracle(keras_tuner.Oracle):
     def maximize(self) -> bool:
         return self.objective.direction == "max"
 
+    def score_trial(self, trial) -> None:
+        super().score_trial(trial)
+        if trial.score is not None and math.isinf(trial.score):
+            # A diverged run (an infinite loss) failed, as keras-tuner takes a NaN
+            # to have: it would otherwise be the best trial, and poison the
+            # strategies' statistics.
+            trial.message = f"the objective {self.objective.name!r} was {trial.score}."
+            trial.score = math.nan
+
     def fitness(self, trial) -> float:
         """The trial's score as a fitness to maximise; -inf when it failed."""
         if trial.status != TrialStatus.COMPLETED or trial.score is None:
             return -math.inf
         score = float(trial.score)
-        if math.isnan(score):
+        if not math.isfinite(score):  # NaN or a diverged (infinite) score: a failure
             return -math.inf
         return score if self.maximize else -score
 

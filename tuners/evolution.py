@@ -125,7 +125,9 @@ class EvolutionOracle(MetanasOracle):
         self.population_size = check_int("population_size", population_size, low=2)
         if tournament_size is None:
             tournament_size = min(DEFAULT_TOURNAMENT_SIZE, self.population_size)
-        self.tournament_size = check_int("tournament_size", tournament_size, low=1)
+        self.tournament_size = check_int(
+            "tournament_size", tournament_size, low=1, high=self.population_size
+        )
         self.selection = make_selection(selection, self.tournament_size)
         self.selection.validate(self.population_size)
         self.mutation_rate = check_rate("mutation_rate", mutation_rate)

@@ -78,7 +78,19 @@ def create_objective(objective):
         return keras_tuner.Objective(objective, direction)
     if isinstance(objective, (list, tuple)):
         return MultiObjective([create_objective(o) for o in objective])
-    return DefaultObjective() if objective is None else objective
+    if objective is None:
+        return DefaultObjective()
+    if not isinstance(objective, keras_tuner.Objective):
+        raise ValueError(
+            "objective must be a metric name, a keras_tuner.Objective, a list of them "
+            f"or None, got {objective!r}."
+        )
+    if not isinstance(objective, MultiObjective) and objective.direction not in ("min", "max"):
+        raise ValueError(
+            f"the objective {objective.name!r} has direction {objective.direction!r}; "
+            "it must be 'min' or 'max'."
+        )
+    return objective
 
 
 def _direction(metric: str, direction: Optional[str]) -> str:

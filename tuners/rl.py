@@ -27,8 +27,9 @@ def _check_number(name: str, value: Any, *, low: float, high: float = math.inf,
     """Validates a float setting; raises ValueError naming value and range."""
     if value is None and allow_none:
         return None
-    low_text = f"> {low:g}" if low_open else f">= {low:g}"
-    allowed = low_text + ("" if high == math.inf else f" and <= {high:g}")
+    bounds = [] if low == -math.inf else [f"> {low:g}" if low_open else f">= {low:g}"]
+    bounds += [] if high == math.inf else [f"<= {high:g}"]
+    allowed = " and ".join(bounds) if bounds else "(finite)"
     if allow_none:
         allowed += " (or None)"
     if (

@@ -19,8 +19,10 @@ from tests.tuners.conformance import MIN, drive, finish, make, nas_score
     [
         ({"population_size": 1}, "population_size must be an int >= 2, got 1"),
         ({"population_size": 2.5}, "population_size must be an int >= 2, got 2.5"),
-        ({"tournament_size": 0}, "tournament_size must be an int >= 1, got 0"),
-        ({"population_size": 4, "tournament_size": 5}, r"at most population_size \(4\), got 5"),
+        ({"tournament_size": 0}, r"tournament_size must be an int in \[1, 10\], got 0"),
+        ({"population_size": 4, "tournament_size": 5}, r"tournament_size must be an int in \[1, 4\], got 5"),
+        # Roulette ignores the tournament, but an impossible one is still an error.
+        ({"selection": "roulette", "tournament_size": 50}, r"in \[1, 10\], got 50"),
         ({"mutation_rate": -0.1}, r"mutation_rate must be a number in \[0, 1\], got -0.1"),
         ({"crossover_rate": 1.5}, r"crossover_rate must be a number in \[0, 1\], got 1.5"),
         ({"selection": "best"}, "selection must be 'tournament', 'roulette', 'nsga2' or a Selection"),

@@ -106,6 +106,12 @@ def test_corrupt_saved_state_is_reported_and_left_untouched(tmp_path):
         ({"heartbeat_timeout": 0}, "heartbeat_timeout must be a number of seconds > 0 or None, got 0"),
         ({"max_lost_retries": -1}, "max_lost_retries must be an int >= 0, got -1"),
         ({"seed": -5}, "seed must be an int >= 0, got -5"),
+        ({"max_consecutive_failed_trials": 0}, "max_consecutive_failed_trials must be an int >= 1, got 0"),
+        ({"max_consecutive_failed_trials": "3"}, "max_consecutive_failed_trials must be an int >= 1, got '3'"),
+        ({"max_retries_per_trial": "1"}, "max_retries_per_trial must be an int >= 0, got '1'"),
+        ({"hyperparameters": {"a": 1}}, r"hyperparameters must be a keras_tuner.HyperParameters or None, got \{'a': 1\}"),
+        ({"objective": keras_tuner.Objective("score", "up")}, "direction 'up'; it must be 'min' or 'max'"),
+        ({"objective": 3}, "objective must be a metric name, a keras_tuner.Objective, .* got 3"),
     ],
 )
 def test_bad_oracle_settings(kwargs, message):
@@ -134,3 +140,49 @@ def test_an_oracle_error_other_than_too_many_failures_is_raised_untouched(tmp_pa
         finish(oracle, oracle.create_trial("tuner0"), None, fail=True)
     assert oracle.failure is None
     assert oracle.create_trial("tuner0").status == "RUNNING"
+
+
+def test_the_old_end_trial_signature_keeps_the_values_the_trial_ran_with(tmp_path):
+    from metanas.tuners import RandomSearchOracle
+    from tests.tuners.conformance import make
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("a", [1, 2, 3])
+    oracle = make(lambda **kw: RandomSearchOracle(**kw), tmp_path, space=space, max_trials=6)
+    ran = []
+    while (trial := oracle.create_trial("tuner0")).status == "RUNNING":
+        ran.append(trial.hyperparameters.values["a"])
+        oracle.update_trial(trial.trial_id, {"score": float(ran[-1])})
+        oracle.end_trial(trial.trial_id, "COMPLETED")  # end_trial(trial_id, status)
+    # Each value once, then the exhausted space stops the search; the defaults
+    # (a=1) were recorded for every trial before, which re-proposed the others.
+    assert sorted(ran) == [1, 2, 3]
+    assert sorted(t.hyperparameters.values["a"] for t in oracle.trials.values()) == [1, 2, 3]
+    best = oracle.get_best_trials(1)[0]
+    assert (best.hyperparameters.values["a"], best.score) == (3, 3.0)
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "rl"])
+def test_an_infinite_score_is_a_failed_trial_not_the_best(tmp_path, strategy):
+    import json
+    import math
+
+    from metanas.tuners import RLControllerOracle
+    from tests.tuners.conformance import MIN, finish, make, nas_score
+
+    factory = {
+        "evolution": lambda **kw: EvolutionOracle(population_size=4, **kw),
+        "rl": lambda **kw: RLControllerOracle(num_initial_points=2, units=4, **kw),
+    }[strategy]
+    oracle = make(factory, tmp_path, objective=MIN, max_trials=12)
+    for i in range(8):
+        trial = oracle.create_trial("tuner0")
+        # A diverged run (a Gaussian likelihood whose variance collapsed).
+        finish(oracle, trial, -math.inf if i == 3 else -nas_score(trial.hyperparameters.values))
+    diverged = oracle.trials[oracle.end_order[3]]
+    assert diverged.status == "FAILED" and "was -inf" in diverged.message
+    assert oracle.get_best_trials(1)[0].trial_id != diverged.trial_id
+    state = json.dumps(oracle.get_state())
+    assert "NaN" not in state and "Infinity" not in state
+    if strategy == "rl":  # the reward statistics stay finite, so it goes on learning
+        assert all(math.isfinite(v) for v in oracle._reward_stats)

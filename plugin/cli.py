@@ -18,7 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-from metanas.usage import UsageError, check_output_directory, check_seed  # noqa: E402
+from metanas.usage import (  # noqa: E402
+    Terminated, UsageError, check_output_directory, check_seed, interrupted_status,
+)
 
 
 def add_demo(subparsers) -> None:
@@ -33,6 +35,8 @@ def add_demo(subparsers) -> None:
         "--overwrite", action=argparse.BooleanOptionalAction, default=True,
         help="start afresh (default) or resume the previous demo search",
     )
+    parser.set_defaults(on_interrupt="its completed trials are kept: --no-overwrite goes on "
+                                     "from them (the default, --overwrite, starts afresh)")
 
     def run(args) -> int:
         if args.max_trials < 1 or args.epochs < 1:
@@ -58,6 +62,10 @@ def add_demo(subparsers) -> None:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
 
 
 def _check_listen(host: str, port: int) -> None:
@@ -122,6 +130,9 @@ def add_ui(subparsers) -> None:
 
         if not 0 < args.port < 65536:
             raise UsageError(f"--port must be in 1..65535, got {args.port}")
+        if not args.host.strip():  # "" would listen on every interface, with no login
+            raise UsageError(f"--host must name an address (127.0.0.1 is this machine only), "
+                             f"got {args.host!r}")
         uri = args.backend_store_uri or server.default_store_uri()
         source = "--backend-store-uri" if args.backend_store_uri else (
             "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "the default store")
@@ -129,8 +140,9 @@ def add_ui(subparsers) -> None:
             print(f"the tracking store is the server {redact(uri)}: open it in a browser")
             return 0
         if "://" not in uri and not uri.startswith("file:"):
-            raise UsageError(f"{source} must be a URI such as sqlite:///mlflow.db or "
-                             f"file:///abs/mlruns, got {redact(uri)!r}")
+            raise UsageError(f"{source} must be a URI such as sqlite:///mlflow.db (or "
+                             f"file:///abs/mlruns with MLFLOW_ALLOW_FILE_STORE=true), "
+                             f"got {redact(uri)!r}")
         _check_listen(args.host, args.port)
         from metanas.security import sqlite_file
 
@@ -240,14 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # A SIGTERM (a job scheduler's stop, `kill`) ends a command as Ctrl-C does:
+    # without it, `bench` left its worker processes running.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args) or 0)
     except UsageError as error:
         print(f"metanas {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # what each command keeps on Ctrl-C, it has kept by now
-        print(f"metanas {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # what each command keeps, it has kept by now
+        hint = getattr(args, "on_interrupt", None)
+        print(f"metanas {args.command}: interrupted" + (f"; {hint}" if hint else ""),
+              file=sys.stderr)
+        return interrupted_status(interrupt)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

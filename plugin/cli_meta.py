@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import warnings
@@ -18,7 +19,7 @@ from metanas.usage import UsageError, check_output_directory, check_seed
 __all__ = ["add_meta_train", "add_recommend"]
 
 
-def _task_names(values):
+def _task_names(values, flag: str = "--tasks"):
     from metanas.bench import TASK_NAMES, TUNING_TASKS
 
     names = []
@@ -34,13 +35,19 @@ def _task_names(values):
                     )
                 names.append(name)
     if not names:
-        raise UsageError("--tasks needs at least one task")
+        raise UsageError(f"{flag} needs at least one task, got {', '.join(values)!r}")
     return list(dict.fromkeys(names))
+
+
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    """A logging filter: False for a record of an interrupt (Ctrl-C, SIGTERM)."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 def _usage(error: Exception) -> UsageError:
     """A library error as a command-line one: its keyword named as the flag."""
-    return UsageError(str(error).replace("(study_name)", "(--study-name)"))
+    text = str(error).replace("(study_name)", "(--study-name)")
+    return UsageError("--" + text if text.startswith("storage must be") else text)
 
 
 def _learner(storage, study_name, **kwargs):
@@ -89,7 +96,7 @@ def _similar_tasks(target: str, names, k: int):
         raise UsageError(f"--k must be >= 1, got {k}")
     if not target.strip():
         raise UsageError("--similar-to needs a task name")
-    targets = _task_names([target])
+    targets = _task_names([target], "--similar-to")
     if len(targets) != 1:
         raise UsageError(f"--similar-to takes one task, got {target!r}")
     target = targets[0]
@@ -164,6 +171,8 @@ def add_meta_train(subparsers) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Ctrl-C fails the running meta-trial; Optuna would log it with a traceback.
+        logging.getLogger("optuna.study._optimize").addFilter(_not_an_interrupt)
         learner = _learner(args.storage, args.study_name, sampler=args.sampler, seed=args.seed)
         from metanas.meta.learner import ObjectiveError, StrategyError, scored_with
 
@@ -221,7 +230,7 @@ def add_recommend(subparsers) -> None:
                         help="ignore the task's own meta-trials (leave-one-task-out)")
 
     def run(args) -> int:
-        names = _task_names([args.task])
+        names = _task_names([args.task], "--task")
         if len(names) != 1:
             raise UsageError(f"--task takes one task, got {args.task!r}")
         name = names[0]

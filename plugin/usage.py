@@ -14,6 +14,15 @@ class UsageError(ValueError):
     """Bad command-line input: reported in one line, exit status 2."""
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM, handled as Ctrl-C is (what a command keeps, it keeps; workers stop)."""
+
+
+def interrupted_status(interrupt: KeyboardInterrupt) -> int:
+    """The shell's exit status for a command ended by ``interrupt``: 143 for SIGTERM, else 130."""
+    return 143 if isinstance(interrupt, Terminated) else 130
+
+
 def check_seed(flag: str, seed) -> None:
     """A seed in 0 .. 2**32 - 1 (or None), else a UsageError naming ``flag``."""
     if seed is not None and not 0 <= seed <= MAX_SEED:

@@ -120,8 +120,10 @@ def test_demo_command_prints_the_best_configuration(tmp_path):
     (["ui", "--backend-store-uri", "bogus://x", "--port", "1"],
      "--backend-store-uri: MLflow cannot use the tracking URI 'bogus://x'"),
     (["ui", "--backend-store-uri", "mlflow.db", "--port", "1"],
-     "--backend-store-uri must be a URI such as sqlite:///mlflow.db or file:///abs/mlruns, "
-     "got 'mlflow.db'"),
+     "--backend-store-uri must be a URI such as sqlite:///mlflow.db (or file:///abs/mlruns "
+     "with MLFLOW_ALLOW_FILE_STORE=true), got 'mlflow.db'"),
+    # An empty host listens on every interface: the UI has no login.
+    (["ui", "--host", "", "--port", "1"], "--host must name an address"),
     (["ui", "--port", "1", "env:./mlruns"],  # the store named by MLFLOW_TRACKING_URI
      "MLFLOW_TRACKING_URI must be a URI such as sqlite:///mlflow.db"),
 ])
@@ -142,3 +144,16 @@ def test_bad_paths_seeds_and_uris_are_one_line_and_exit_2(argv, message, tmp_pat
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_an_interrupted_demo_says_how_to_keep_its_completed_trials(monkeypatch, capsys):
+    from metanas import cli, demo
+
+    def interrupted(**settings):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "run_demo", interrupted)
+    assert cli.main(["demo", "--max-trials", "2"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted; its completed trials are kept: " \
+        "--no-overwrite goes on from them" in err

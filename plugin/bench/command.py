@@ -29,9 +29,8 @@ def resolve_tasks(text: str, flag: str = "--tasks") -> List[str]:
     from metanas.bench.tasks import HELD_OUT_TASKS, TASK_NAMES, TUNING_TASKS
 
     groups = {"all": TASK_NAMES, "tuning": TUNING_TASKS, "held-out": HELD_OUT_TASKS}
-    if text in groups:
-        return list(groups[text])
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    given = [n.strip() for n in text.split(",") if n.strip()]
+    names = [task for n in given for task in groups.get(n, [n])]  # groups may be in a list
     unknown = [n for n in names if n not in TASK_NAMES]
     if not names or unknown:
         raise _usage_error(
@@ -54,7 +53,7 @@ def resolve_strategies(text: str, multi_objective: bool) -> List[str]:
     from metanas.bench.strategies import MULTI_OBJECTIVE_STRATEGIES, STRATEGIES
 
     known = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
-    if text == "all":
+    if text.strip() == "all":
         return list(known)
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
@@ -164,7 +163,11 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     # Runs of an interrupted invocation with the same output, kept as they ended.
     os.makedirs(output, exist_ok=True)
     partial = os.path.join(output, PARTIAL_FILE)
-    kept = [r for r in report.load_partial(partial) if report.job_key(r) in wanted]
+    earlier = report.load_partial(partial)
+    kept = [r for r in earlier if report.job_key(r) in wanted]
+    # Finished runs this command does not ask for (an interrupted command with
+    # other settings) stay in the file, for that command to go on from.
+    others = [r for r in earlier if report.job_key(r) not in wanted]
     for r in kept:
         cached[report.job_key(r)] = r
     todo = [j for j in jobs if key(j) not in cached]
@@ -188,8 +191,12 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     results = [fresh_by_key.get(key(j)) or cached[key(j)] for j in jobs]
     elapsed = time.time() - start
     report.save_results(results, os.path.join(output, "raw.json.gz"))
-    if os.path.exists(partial):
-        os.remove(partial)  # everything it held is in raw.json.gz now
+    if others:  # everything else it held is in raw.json.gz now
+        report.save_partial(partial, others)
+        print(f"metanas bench: {len(others)} finished run(s) of other settings (an "
+              f"interrupted command's) stay in {partial}", flush=True)
+    elif os.path.exists(partial):
+        os.remove(partial)
     order = [s for s in known if s in strategies]
     descriptions = {name: s.description for name, s in known.items()}
     stamp = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
@@ -331,14 +338,16 @@ def add_bench(subparsers) -> None:
                              strategy_modules=args.strategy_module)
         except WorkerImportError as error:
             raise _usage_error(f"--strategy-module: {error}") from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or a SIGTERM (metanas.cli)
+            from metanas.usage import interrupted_status
+
             partial = os.path.join(args.output, PARTIAL_FILE)
             from metanas.bench.report import load_partial
 
             done = len(load_partial(partial))
             print(f"metanas bench: interrupted; {done} finished run(s) kept in {partial}: "
                   "the same command goes on from them", file=sys.stderr)
-            return 130
+            return interrupted_status(interrupt)
         print(f"metanas bench: wrote {path}")
         return 0
 

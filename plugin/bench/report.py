@@ -10,6 +10,7 @@ import gzip
 import json
 import math
 import os
+import zlib
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -51,12 +52,29 @@ def job_key(job: Mapping[str, Any]) -> Tuple:
     )
 
 
+def _write_atomically(path: str, write, opener=open) -> None:
+    """Writes ``path`` through ``write(file)`` so that a kill mid-write leaves the old file whole."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with opener(temporary, "wt", encoding="utf-8") as f:
+            write(f)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 def save_results(results: Sequence[Mapping[str, Any]], path: str) -> None:
     """Writes results as gzipped JSON (``.json.gz``) or plain JSON."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wt", encoding="utf-8") as f:
-        json.dump(list(results), f, separators=(",", ":"))
+    _write_atomically(path, lambda f: json.dump(list(results), f, separators=(",", ":")),
+                      gzip.open if path.endswith(".gz") else open)
+
+
+def save_partial(path: str, results: Sequence[Mapping[str, Any]]) -> None:
+    """Replaces ``path`` (JSON lines, as `append_partial` writes) with ``results``."""
+    _write_atomically(path, lambda f: f.writelines(
+        json.dumps(r, separators=(",", ":")) + "\n" for r in results))
 
 
 def append_partial(path: str, result: Mapping[str, Any]) -> None:
@@ -89,7 +107,8 @@ def load_results(path: str) -> List[Dict[str, Any]]:
     try:
         with opener(path, "rt", encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as error:
+        # EOFError, zlib.error: a truncated or corrupt gzip file.
         raise ValueError(f"{path} is not a benchmark results file: {error}") from error
     if not isinstance(data, list) or not all(
         isinstance(r, dict) and {"task", "strategy", "seed"} <= set(r) for r in data

@@ -482,7 +482,10 @@ class MetaLearner:
             raise ValueError(f"create must be True or False, got {create!r}.")
         self.seed = seed
         self._strategy_choices: Tuple[str, ...] = ()
-        self.storage_url = storage or DEFAULT_STORAGE
+        if not isinstance(study_name, str) or not study_name.strip():
+            raise ValueError(f"the study's name (study_name) must be a non-empty string, "
+                             f"got {study_name!r}.")
+        self.storage_url = DEFAULT_STORAGE if storage is None else storage
         if not isinstance(self.storage_url, str) or "://" not in self.storage_url:
             raise ValueError(
                 f"storage must be an Optuna storage URL such as 'sqlite:///meta.db', "

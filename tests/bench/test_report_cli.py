@@ -117,11 +117,60 @@ def test_cli_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_cli_rejects_a_reuse_file_that_is_not_results(capsys, tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text("[1, 2]")
+@pytest.mark.parametrize("content", [b"[1, 2]", b"\x1f\x8b", b"\x1f\x8b\x08\x00garbage"])
+def test_cli_rejects_a_reuse_file_that_is_not_results(capsys, tmp_path, content):
+    bad = tmp_path / "bad.json.gz"  # a list, a truncated gzip, a corrupt one
+    bad.write_bytes(gzip.compress(content) if content.startswith(b"[") else content)
     assert main(["bench", "--reuse", str(bad), "--output", str(tmp_path / "out")]) == 2
-    assert "--reuse:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--reuse:" in err and "not a benchmark results file" in err and err.count("\n") == 1
+
+
+def test_groups_may_be_listed_with_names():
+    from metanas.bench import HELD_OUT_TASKS, STRATEGIES, TUNING_TASKS
+    from metanas.bench.command import resolve_strategies, resolve_tasks
+
+    assert resolve_tasks("tuning, nb201/imagenet") == [*TUNING_TASKS, "nb201/imagenet"]
+    assert resolve_tasks(" held-out") == list(HELD_OUT_TASKS)
+    assert resolve_strategies(" all ", False) == list(STRATEGIES)
+    with pytest.raises(ValueError, match="nb201/cifar10 given more than once"):
+        resolve_tasks("tuning,nb201/cifar10")
+
+
+def test_results_are_replaced_whole(tmp_path, monkeypatch):
+    path = tmp_path / "raw.json.gz"
+    report.save_results([{"task": "t", "strategy": "s", "seed": 0}], str(path))
+
+    def killed(*args, **kwargs):  # the process dies in the middle of writing
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report.json, "dump", killed)
+    with pytest.raises(KeyboardInterrupt):
+        report.save_results([{"task": "t", "strategy": "s", "seed": 1}], str(path))
+    assert report.load_results(str(path)) == [{"task": "t", "strategy": "s", "seed": 0}]
+    assert os.listdir(tmp_path) == ["raw.json.gz"]
+
+
+def test_finished_runs_another_command_kept_are_not_deleted(tmp_path, capsys):
+    from metanas.bench import run_one
+    from metanas.bench.command import PARTIAL_FILE
+
+    out = tmp_path / "out"
+    out.mkdir()
+    # An interrupted command (seeds 0-2) kept two finished runs.
+    earlier = [run_one("hpobench/car", "metanas/random", seed, evals=10) for seed in (0, 2)]
+    for run in earlier:
+        report.append_partial(str(out / PARTIAL_FILE), run)
+    argv = ["bench", "--tasks", "hpobench/car", "--strategies", "metanas/random", "--seeds", "1",
+            "--evals", "10", "--workers", "1", "--no-plots", "--output", str(out)]
+    assert main(argv) == 0  # another command, seed 0 only: it takes seed 0's run
+    assert "1 kept from an interrupted run" in capsys.readouterr().out
+    assert report.load_partial(str(out / PARTIAL_FILE)) == [earlier[1]]  # seed 2 stays
+    assert main([*argv[:6], "3", *argv[7:]]) == 0  # the first command again: seeds 0-2
+    assert "1 kept from an interrupted run" in capsys.readouterr().out
+    results = report.load_results(str(out / "raw.json.gz"))
+    assert [r["seed"] for r in results] == [0, 1, 2] and results[2] == earlier[1]
+    assert not (out / PARTIAL_FILE).exists()
 
 
 def _wait_for_runs(process, partial, runs: int) -> None:
@@ -260,10 +309,13 @@ def test_the_report_names_a_commit_only_when_run_from_a_metanas_checkout(tmp_pat
         assert command._commit() == f"metanas {__version__}"
 
 
-def test_ctrl_c_stops_a_bench_with_one_line_and_keeps_its_finished_runs(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_bench_says_so_in_one_line_keeps_its_runs_and_stops_its_workers(
+        tmp_path, how):
     import signal
     import subprocess
     import sys
+    import time
 
     from metanas.bench.command import PARTIAL_FILE
 
@@ -277,10 +329,25 @@ def test_ctrl_c_stops_a_bench_with_one_line_and_keeps_its_finished_runs(tmp_path
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = out / PARTIAL_FILE
     _wait_for_runs(process, partial, 1)
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
+    workers = [int(pid) for pid in subprocess.run(
+        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()]
+    assert workers, "no worker processes"
+    if how == "ctrl-c":
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
+    else:
+        process.send_signal(signal.SIGTERM)  # the main process alone, as `kill PID` does
     err = process.communicate(timeout=120)[1]
-    assert process.returncode == 130, err
+    assert process.returncode == (130 if how == "ctrl-c" else 143), err
     assert "Traceback" not in err and err.count("\n") == 1
     kept = len(report.load_partial(str(partial)))
     assert 1 <= kept < 40
     assert f"metanas bench: interrupted; {kept} finished run(s) kept in {partial}" in err
+    deadline = time.monotonic() + 30
+    alive = list(workers)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}")
+                 and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
+        time.sleep(0.2)
+    for pid in alive:  # do not leave them running, then fail
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"worker processes {alive} outlived the bench"

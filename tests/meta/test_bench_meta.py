@@ -140,6 +140,13 @@ def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_pat
          "--k must be >= 1, got 0"),
         (["meta-train", "--tasks", "tuning", "--k", "2"], "--k needs --similar-to"),
         (["meta-train", "--tasks", "tuning", "--similar-to", " "], "--similar-to needs a task name"),
+        (["meta-train", "--tasks", "tuning", "--similar-to", ","],
+         "--similar-to needs at least one task, got ','"),
+        (["recommend", "--task", ""], "--task needs at least one task, got ''"),
+        (["meta-train", "--tasks", "hpobench/car", "--study-name", ""],
+         "the study's name (--study-name) must be a non-empty string, got ''"),
+        (["meta-train", "--tasks", "hpobench/car", "--storage", ""],
+         "--storage must be an Optuna storage URL such as 'sqlite:///meta.db', got ''"),
         (["meta-train", "--tasks", "nb201/cifar10", "--strategies", "annealing"],
          "unknown strategies ['annealing']"),
         (["meta-train", "--tasks", "nb201/cifar10", "--storage", "postgresql://u:secret@127.0.0.1:1/m"],
@@ -304,3 +311,26 @@ def test_meta_train_refuses_another_objective_on_the_command_line(tmp_path, caps
     from metanas.meta import OBJECTIVES
 
     assert OBJECTIVES == ("auc", "final")  # as the command line spells them
+
+
+def test_ctrl_c_in_meta_train_is_one_line_without_optunas_traceback(tmp_path, monkeypatch,
+                                                                    capfd):
+    import optuna
+
+    from metanas.meta import MetaLearner
+
+    def interrupted(self, *args, **kwargs):  # Ctrl-C inside a meta-trial's search
+        def objective(trial):
+            raise KeyboardInterrupt
+
+        self.study.optimize(objective, n_trials=1)
+
+    monkeypatch.setattr(MetaLearner, "meta_train", interrupted)
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    code = cli.main(["meta-train", "--tasks", "hpobench/car", "--storage", storage,
+                     "--no-progress"])
+    err = capfd.readouterr().err
+    assert code == 130 and err.strip() == "metanas meta-train: interrupted", err
+    # The interrupted meta-trial is recorded as failed, as before.
+    study = optuna.load_study(study_name="metanas-meta", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]

@@ -445,6 +445,19 @@ def _named_sampler(name: str, seed: Optional[int]) -> optuna.samplers.BaseSample
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
 
 
+#: How long a process waits for another's write lock on a SQLite meta storage
+#: (seconds). SQLite's own default, 5 s, failed meta-training processes that
+#: shared one file on a busy machine ("database is locked").
+SQLITE_BUSY_SECONDS = 120.0
+
+
+def _engine_kwargs(url: str) -> Dict[str, Any]:
+    """SQLAlchemy engine settings for ``url``: a long lock wait for SQLite."""
+    if url.startswith("sqlite:"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
+    return {}
+
+
 class MetaLearner:
     """An Optuna meta-study of strategies and their settings across tasks.
 
@@ -502,7 +515,7 @@ class MetaLearner:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 storage_ = optuna.storages.RDBStorage(
                     self.storage_url, heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=STALE_SECONDS)
+                    grace_period=STALE_SECONDS, engine_kwargs=_engine_kwargs(self.storage_url))
             if not create:
                 names = optuna.get_all_study_names(storage_)
                 if study_name not in names:

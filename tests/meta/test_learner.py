@@ -448,3 +448,28 @@ def test_meta_training_again_with_the_same_seed_draws_new_candidates(tmp_path, s
     assert len({json.dumps(p, sort_keys=True) for p in drawn}) == 7
     with pytest.raises(ValueError, match=r"sampler must be .* \['tpe', 'random'\], got 'cmaes'"):
         MetaLearner(storage, sampler="cmaes")
+
+
+def test_a_process_waits_for_anothers_write_lock_on_a_sqlite_storage(tmp_path, monkeypatch):
+    import sqlite3
+    import threading
+    import time
+
+    from metanas.meta import learner as learner_module
+
+    monkeypatch.setattr(learner_module, "SQLITE_BUSY_SECONDS", 30.0)
+    path = tmp_path / "meta.db"
+    learner = MetaLearner(f"sqlite:///{path}")
+    other = sqlite3.connect(path, check_same_thread=False)  # another process's long write
+    other.execute("BEGIN EXCLUSIVE")
+    timer = threading.Timer(6.5, other.rollback)  # longer than SQLite's default 5 s wait
+    timer.start()
+    started = time.monotonic()
+    try:
+        number = learner.record(task=MetaTask("mine", {"log_samples": 3.0}), strategy="random",
+                                params={}, score=0.5)
+    finally:
+        timer.join()
+        other.close()
+    assert time.monotonic() - started >= 6.0  # it waited for the lock, and then wrote
+    assert learner.study.trials[number].value == 0.5

@@ -215,9 +215,14 @@ def test_a_killed_chief_restarted_with_overwrite_false_finishes_the_search(tmp_p
     saved = json.loads((tmp_path / "search" / "oracle.json").read_text())
     time.sleep(2)  # the workers' calls now fail: they must wait, not die
     chief = start("evolution", tmp_path, 10, tuner_id="chief", port=port, overwrite=False, **env)
-    for worker in workers:
-        code, output = wait(worker)
-        assert code == 0, output[-3000:]
+    try:
+        for worker in workers:
+            code, output = wait(worker)
+            assert code == 0, output[-3000:]
+    except AssertionError as error:  # a worker waited in vain: what did the new chief do?
+        os.killpg(chief.pid, signal.SIGKILL)
+        raise AssertionError(f"{error}\n--- the restarted chief:\n"
+                             f"{chief.communicate()[0][-3000:]}") from None
     code, output = wait(chief, timeout=60)
     assert code == 0, output[-3000:]
     trials, oracle = check_complete(tmp_path, 10)

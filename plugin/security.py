@@ -10,6 +10,9 @@ from typing import Optional
 __all__ = ["redact", "sqlite_file"]
 
 _USERINFO = re.compile(r"(//[^/:@\s]+):[^/@\s]*@")
+#: ``https://TOKEN@host``: a web URL's user alone is a token (a database URL's
+#: user alone is a name, its password kept elsewhere, e.g. ``.pgpass``).
+_WEB_TOKEN = re.compile(r"(\bhttps?://)[^/:@\s]+@", re.IGNORECASE)
 _SECRET_QUERY = re.compile(
     r"([?&](?:password|passwd|pwd|token|access_token|secret|api_key|apikey|key)=)[^&#\s]*",
     re.IGNORECASE,
@@ -19,15 +22,16 @@ _SECRET_QUERY = re.compile(
 def redact(url: str) -> str:
     """``url`` (or any text holding URLs) with its credentials replaced by ``***``.
 
-    Covers ``scheme://user:password@host`` and secret query parameters
-    (``?password=``, ``?token=``, ...).
+    Covers ``scheme://user:password@host``, ``https://token@host`` and
+    secret query parameters (``?password=``, ``?token=``, ...).
 
     Example:
 
         >>> redact("postgresql://bob:hunter2@db:5432/mlflow?sslmode=require&token=abc")
         'postgresql://bob:***@db:5432/mlflow?sslmode=require&token=***'
     """
-    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1:***@", str(url)))
+    text = _USERINFO.sub(r"\1:***@", str(url))
+    return _SECRET_QUERY.sub(r"\1***", _WEB_TOKEN.sub(r"\1***@", text))
 
 
 def sqlite_file(url: str) -> Optional[str]:

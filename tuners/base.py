@@ -280,13 +280,18 @@ class MetanasOracle(keras_tuner.Oracle):
         if seed is not None:
             check_int("seed", seed, low=0)
         if initial_hps is not None and (
-            isinstance(initial_hps, Mapping)
+            not isinstance(initial_hps, Sequence)
+            or isinstance(initial_hps, (str, bytes))
             or not all(isinstance(v, Mapping) for v in initial_hps)
         ):
             raise ValueError(
                 "initial_hps must be a list of {name: value} dicts, "
                 f"got {initial_hps!r}."
             )
+        for name, value in (("allow_new_entries", allow_new_entries),
+                            ("tune_new_entries", tune_new_entries)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}.")
         from metanas.tuners.objectives import create_objective
 
         super().__init__(

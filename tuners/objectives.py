@@ -77,6 +77,8 @@ def create_objective(objective):
             )
         return keras_tuner.Objective(objective, direction)
     if isinstance(objective, (list, tuple)):
+        if not objective:
+            raise ValueError("objective must name at least one metric, got an empty list.")
         return MultiObjective([create_objective(o) for o in objective])
     if objective is None:
         return DefaultObjective()
@@ -150,8 +152,9 @@ class ConstrainedObjective(keras_tuner.Objective):
     ) -> None:
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric must be a metric name, got {metric!r}.")
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
-            raise ValueError(f"target must be a number > 0, got {target!r}.")
+        if (isinstance(target, bool) or not isinstance(target, (int, float))
+                or not 0 < target < math.inf):
+            raise ValueError(f"target must be a finite number > 0, got {target!r}.")
         weights = weight if isinstance(weight, (tuple, list)) else (weight, weight)
         if len(weights) != 2 or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)

@@ -34,8 +34,14 @@ def split_oracle_kwargs(
     return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
 
 
-def strategy_settings(oracle_class: Type[MetanasOracle], given: Dict[str, Any]) -> Dict[str, Any]:
-    """Every keyword setting of ``oracle_class``: ``given`` over the defaults."""
+def strategy_settings(oracle_class: Type[MetanasOracle], given: Dict[str, Any],
+                      oracle: Optional[MetanasOracle] = None) -> Dict[str, Any]:
+    """Every keyword setting of ``oracle_class``: ``given`` over the defaults.
+
+    With ``oracle`` (made with ``given``), a None default that the oracle
+    resolved (``racing_fraction``, ``tournament_size``, ``seed``...) is the
+    value it uses, when that is a plain number, string or bool.
+    """
     settings: Dict[str, Any] = {}
     for cls in reversed(inspect.getmro(oracle_class)):
         if isinstance(cls, type) and issubclass(cls, MetanasOracle):
@@ -43,6 +49,10 @@ def strategy_settings(oracle_class: Type[MetanasOracle], given: Dict[str, Any]) 
                 if parameter.kind is parameter.KEYWORD_ONLY:
                     settings[name] = parameter.default
     settings.update(given)
+    for name, value in settings.items():
+        resolved = getattr(oracle, name, None)
+        if value is None and isinstance(resolved, (bool, int, float, str, np.number)):
+            settings[name] = resolved.item() if isinstance(resolved, np.number) else resolved
     return settings
 
 
@@ -84,6 +94,9 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"max_model_size must be an int >= 1 (trainable parameters) or "
                              f"None, got {size!r}.")
+        executions = kwargs.get("executions_per_trial", 1)
+        if isinstance(executions, bool) or not isinstance(executions, int) or executions < 1:
+            raise ValueError(f"executions_per_trial must be an int >= 1, got {executions!r}.")
         self.cost_measures = cost_measures
         if distributed.is_worker():
             # Workers share the chief's project directory: only the chief may
@@ -91,7 +104,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             kwargs["overwrite"] = False
         given = split_oracle_kwargs(self.oracle_class, kwargs)
         oracle = self.oracle_class(objective=objective, max_trials=max_trials, **given)
-        self.strategy_settings = strategy_settings(self.oracle_class, given)
+        self.strategy_settings = strategy_settings(self.oracle_class, given, oracle)
         super().__init__(oracle=oracle, hypermodel=hypermodel, tracking=tracking, **kwargs)
         if distributed.is_worker():
             self.oracle = distributed.ResilientOracleClient(self.oracle)

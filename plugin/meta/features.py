@@ -166,6 +166,22 @@ def feature_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
     return total / len(keys)
 
 
+def check_max_distance(max_distance: Any) -> float:
+    """``max_distance`` as a float; ValueError unless it is a number >= 0."""
+    if (isinstance(max_distance, bool) or not isinstance(max_distance, (int, float, np.number))
+            or not float(max_distance) >= 0):
+        raise ValueError(f"max_distance must be a number >= 0 (a feature_distance), "
+                         f"got {max_distance!r}.")
+    return float(max_distance)
+
+
+def check_k(k: Any) -> int:
+    """``k`` (how many similar tasks); ValueError unless it is an int >= 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}.")
+    return int(k)
+
+
 def nearest_tasks(
     features: Mapping[str, Any],
     tasks: Mapping[str, Mapping[str, Any]],
@@ -181,9 +197,8 @@ def nearest_tasks(
     --similar-to``).
 
     Raises:
-        ValueError: ``k`` is not an int >= 1.
+        ValueError: ``k`` is not an int >= 1, or ``max_distance`` not a number >= 0.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}.")
+    k, max_distance = check_k(k), check_max_distance(max_distance)
     distances = sorted((feature_distance(features, f), name) for name, f in tasks.items())
     return [name for d, name in distances[:k] if d <= max_distance]

@@ -30,8 +30,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import optuna
 
-from metanas.meta.features import nearest_tasks
+from metanas.meta.features import check_k, check_max_distance, nearest_tasks
 from metanas.security import redact
+from metanas.tuners.base import check_int
 
 __all__ = [
     "OBJECTIVES",
@@ -493,6 +494,11 @@ class MetaLearner:
     ) -> None:
         if not isinstance(create, bool):
             raise ValueError(f"create must be True or False, got {create!r}.")
+        if seed is not None:
+            check_int("seed", seed, low=0)
+        if sampler is not None and not isinstance(sampler, (str, optuna.samplers.BaseSampler)):
+            raise ValueError(f"sampler must be an Optuna sampler or one of {list(SAMPLERS)}, "
+                             f"got {sampler!r}.")
         self.seed = seed
         self._strategy_choices: Tuple[str, ...] = ()
         if not isinstance(study_name, str) or not study_name.strip():
@@ -654,6 +660,11 @@ class MetaLearner:
         """
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
+        check_int("n_trials", n_trials, low=1)
+        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds or any(
+                isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
+                for s in seeds):
+            raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}.")
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}.")
@@ -940,6 +951,7 @@ class MetaLearner:
             isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1
         ):
             raise ValueError(f"alpha must be a number in (0, 1) or None, got {alpha!r}.")
+        k, max_distance = check_k(k), check_max_distance(max_distance)
         allowed = set(strategy_classes() if strategies is None else meta_space(strategies))
         results = [r for r in self._results(exclude_tasks) if r[0]["strategy"] in allowed]
         if not results:

@@ -24,7 +24,7 @@ import dataclasses
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from metanas.meta.features import feature_distance
+from metanas.meta.features import check_max_distance, feature_distance
 from metanas.meta.learner import MetaLearner, MetaTask
 from metanas.tuners.base import check_int
 
@@ -210,7 +210,11 @@ class TransferStore:
             max_distance: Tasks farther than this `feature_distance` do not
                 qualify.
             exclude_tasks: Names never used (leave-one-task-out).
+
+        Raises:
+            ValueError: ``max_distance`` is not a number >= 0.
         """
+        max_distance = check_max_distance(max_distance)
         names = None
         if hyperparameters is not None:
             space = getattr(hyperparameters, "space", hyperparameters)

@@ -156,6 +156,10 @@ class MetaTuner(StrategyTuner):
         if strategies is not None:
             meta_space(strategies)  # ValueError naming an unknown one
         self.strategies = list(strategies) if strategies is not None else None
+        if not isinstance(record, bool):
+            raise ValueError(f"record must be True or False, got {record!r}.")
+        if task_name is not None and (not isinstance(task_name, str) or not task_name.strip()):
+            raise ValueError(f"task_name must be a non-empty string or None, got {task_name!r}.")
         self.record = record
         project_dir = os.path.join(
             str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project"
@@ -241,7 +245,7 @@ class MetaTuner(StrategyTuner):
         # What trackers log as the search's settings: the recommended strategy's.
         self.oracle_class = type(oracle)
         self.strategy_settings = strategy_settings(
-            type(oracle), {**self._base_kwargs, **self.recommendation.settings})
+            type(oracle), {**self._base_kwargs, **self.recommendation.settings}, oracle)
         path = os.path.join(self.project_dir, CHOICE_FILE)
         save_json_atomically(path, vars(self.recommendation), default=str)
 

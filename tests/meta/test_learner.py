@@ -188,6 +188,41 @@ def test_points_around_the_defaults_are_valid_distinct_and_seeded(tmp_path, monk
         around_defaults("bo", n=1)
 
 
+def test_bad_settings_of_the_meta_layer_are_value_errors(tmp_path):
+    from metanas.meta import TransferStore, nearest_tasks
+
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    for kwargs, message in (
+        (dict(sampler=123), r"sampler must be an Optuna sampler or one of \['tpe', 'random'\], got 123"),
+        (dict(seed=True), "seed must be an int >= 0, got True"),
+        (dict(seed="1"), "seed must be an int >= 0, got '1'"),
+        (dict(study_name=" "), r"study's name \(study_name\) must be a non-empty string"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            MetaLearner(storage, **kwargs)
+    learner = MetaLearner(storage)
+    for kwargs, message in (
+        (dict(n_trials=-3), "n_trials must be an int >= 1, got -3"),
+        (dict(n_trials=1.5), "n_trials must be an int >= 1, got 1.5"),
+        (dict(n_trials=2, seeds=[]), r"seeds must be a non-empty list of ints >= 0, got \[\]"),
+        (dict(n_trials=2, seeds="12"), "seeds must be a non-empty list of ints >= 0, got '12'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            learner.meta_train(SMALL, evaluate, **kwargs)
+    assert learner.study.trials == []  # nothing ran, nothing failed
+    # On an empty study too (it recommended the defaults before checking).
+    for kwargs, message in ((dict(k=0), "k must be an int >= 1, got 0"),
+                            (dict(max_distance=float("nan")), "max_distance must be a number >= 0"),
+                            (dict(max_distance=-1), "max_distance must be a number >= 0 .*, got -1"),
+                            (dict(max_distance="x"), "max_distance must be a number >= 0 .*, got .x.")):
+        with pytest.raises(ValueError, match=message):
+            learner.recommend({"log_samples": 2.0}, **kwargs)
+    with pytest.raises(ValueError, match="max_distance must be a number >= 0 .*, got nan"):
+        TransferStore(learner).warm_start({"log_samples": 2.0}, max_distance=float("nan"))
+    with pytest.raises(ValueError, match="max_distance must be a number >= 0 .*, got -0.5"):
+        nearest_tasks({}, {"a": {}}, max_distance=-0.5)
+
+
 def test_bad_storage_url_is_a_clear_error_without_the_password(tmp_path):
     with pytest.raises(ValueError, match="must be an Optuna storage URL"):
         MetaLearner("meta.db")

@@ -75,7 +75,7 @@ def test_strategies_restrict_the_choice(tmp_path, digits):
     from metanas.tuners.tuner import strategy_settings
 
     assert tuner.strategy_settings == strategy_settings(
-        RandomSearchOracle, {"seed": 1, **tuner.recommendation.settings})
+        RandomSearchOracle, {"seed": 1, **tuner.recommendation.settings}, tuner.oracle)
     assert "population_size" not in tuner.strategy_settings
 
 
@@ -190,6 +190,17 @@ def test_a_production_search_is_recorded_into_a_meta_trained_study(tmp_path, dig
     tuner._report()
     assert len(MetaLearner(storage).study.trials) == 4
     assert not (tmp_path / ".metanas-meta-pending" / "digits-recorded.json").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(record="no"), "record must be True or False, got 'no'"),  # it recorded: a true string
+    (dict(task_name=""), "task_name must be a non-empty string or None, got ''"),
+    (dict(task_name=42), "task_name must be a non-empty string or None, got 42"),
+])
+def test_bad_meta_tuner_settings_are_value_errors(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, directory=str(tmp_path),
+                  meta_storage=f"sqlite:///{tmp_path}/meta.db", **kwargs)
 
 
 def test_unknown_strategies_are_refused_before_any_search(tmp_path):

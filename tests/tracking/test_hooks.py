@@ -99,6 +99,8 @@ def test_untracked_tuners_never_import_mlflow():
         ("error talking to http://a:b@h:1/x: refused", "error talking to http://a:***@h:1/x: refused"),
         ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
         ("http://host:5000", "http://host:5000"),
+        ("https://ghp_token123@mlflow.example:443/x", "https://***@mlflow.example:443/x"),
+        ("postgresql://bob@db/mlflow", "postgresql://bob@db/mlflow"),
     ],
 )
 def test_redact_hides_credentials_in_urls(text, expected):

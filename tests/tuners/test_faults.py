@@ -112,6 +112,11 @@ def test_corrupt_saved_state_is_reported_and_left_untouched(tmp_path):
         ({"hyperparameters": {"a": 1}}, r"hyperparameters must be a keras_tuner.HyperParameters or None, got \{'a': 1\}"),
         ({"objective": keras_tuner.Objective("score", "up")}, "direction 'up'; it must be 'min' or 'max'"),
         ({"objective": 3}, "objective must be a metric name, a keras_tuner.Objective, .* got 3"),
+        ({"objective": []}, "objective must name at least one metric, got an empty list"),
+        ({"initial_hps": 5}, "initial_hps must be a list of .* got 5"),
+        ({"initial_hps": ""}, "initial_hps must be a list of .* got ''"),
+        ({"allow_new_entries": "no"}, "allow_new_entries must be True or False, got 'no'"),
+        ({"tune_new_entries": float("nan")}, "tune_new_entries must be True or False, got nan"),
     ],
 )
 def test_bad_oracle_settings(kwargs, message):

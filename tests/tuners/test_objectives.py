@@ -79,8 +79,9 @@ def test_soft_and_hard_constrained_values():
     infeasible = hard.get_value({"val_accuracy": 0.99, "cost/params": 1001})
     worse = hard.get_value({"val_accuracy": 0.99, "cost/params": 3000})
     assert feasible == 0.1 and infeasible < feasible and worse < infeasible
-    with pytest.raises(ValueError, match="target must be a number > 0, got 0"):
-        ConstrainedObjective("val_accuracy", target=0)
+    for target in (0, float("inf")):  # inf: every soft score divided by zero
+        with pytest.raises(ValueError, match=f"target must be a finite number > 0, got {target}"):
+            ConstrainedObjective("val_accuracy", target=target)
     for kwargs, message in ((dict(hard="no"), "hard must be True or False, got 'no'"),
                             (dict(weight=float("nan")), "weight must be a finite number"),
                             (dict(cost=None), "cost must be a metric name .* got None"),
@@ -303,6 +304,29 @@ def test_a_search_whose_trials_all_failed_has_no_best(tmp_path):
         with pytest.raises(RuntimeError, match=r"no trial of 2 completed \(2 exceeded "
                                                r"max_model_size=5\)"):
             call(1)
+
+
+@pytest.mark.parametrize("executions", [0, "2", True])
+def test_a_bad_executions_per_trial_is_a_value_error(tmp_path, executions):
+    # 0 ran every trial without training, then failed in keras-tuner's get_best_step.
+    with pytest.raises(ValueError, match=f"executions_per_trial must be an int >= 1, "
+                                         f"got {executions!r}"):
+        RandomSearch(dense_model, objective="val_accuracy", executions_per_trial=executions,
+                     directory=str(tmp_path))
+
+
+def test_the_tracked_settings_are_the_values_the_oracle_uses(tmp_path):
+    from metanas.tuners import EvolutionSearch
+
+    tuner = EvolutionSearch(dense_model, objective="val_accuracy", population_size=6,
+                            seed=3, directory=str(tmp_path), tracking=False)
+    settings = tuner.strategy_settings
+    oracle = tuner.oracle
+    # Defaults given as None in the signature: what the oracle resolved them to.
+    assert (settings["racing_fraction"], settings["finalists"], settings["tournament_size"]) == (
+        oracle.racing_fraction, oracle.finalists, oracle.tournament_size) == (0.1, 8, 3)
+    assert settings["population_size"] == 6 and settings["seed"] == 3
+    assert settings["heartbeat_timeout"] == 120.0 and "hyperparameters" in settings
 
 
 @pytest.mark.parametrize("size", ["700", 0, -3, 2.5, True])

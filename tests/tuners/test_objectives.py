@@ -282,6 +282,26 @@ def test_best_trials_of_several_objectives_are_in_pareto_order(tmp_path):
     assert best[4:] == [2, 4]  # the second front, then the third
 
 
+def test_the_pareto_ranking_is_kept_until_a_trial_is_added_or_ends(tmp_path):
+    objectives = [keras_tuner.Objective("acc", "max"), keras_tuner.Objective("size", "min")]
+    oracle = drive_multi(tmp_path, objectives, [{"acc": 0.5, "size": 100.0}], name="k")
+    oracle.max_trials = 3
+    calls = []
+    order = oracle._pareto_order
+    oracle._pareto_order = lambda: calls.append(1) or order()
+    ids = lambda trials: [t.trial_id for t in trials]  # noqa: E731
+    first = ids(oracle.get_best_trials(5))
+    assert ids(oracle.get_best_trials(5)) == first and len(calls) == 1  # ranked once
+    running = oracle.create_trial("t")  # a new trial: ranked again, last (not completed)
+    assert ids(oracle.get_best_trials(5)) == first + [running.trial_id] and len(calls) == 2
+    oracle.update_trial(running.trial_id, {"acc": 0.9, "size": 50.0})
+    running.status = "COMPLETED"
+    oracle.end_trial(running)  # it ends, and dominates the first
+    assert ids(oracle.get_best_trials(5)) == [running.trial_id] + first and len(calls) == 3
+    oracle.trials = dict(oracle.trials)  # as a reload replaces them
+    assert ids(oracle.get_best_trials(5)) == [running.trial_id] + first and len(calls) == 4
+
+
 def test_a_constrained_objective_among_several_is_scored(tmp_path):
     objectives = [ConstrainedObjective("acc", cost="size", target=500),
                   keras_tuner.Objective("latency", "min")]

@@ -337,7 +337,7 @@ class MetanasOracle(keras_tuner.Oracle):
         self._lost_runs: Dict[str, int] = collections.defaultdict(int)
         # (len(end_order), {config hash: [fitness of each finished evaluation]},
         #  {config hash: their mean}), rebuilt when a trial ends.
-        self._config_cache: Optional[tuple] = None
+        self._config_cache: Optional[list] = None
         # Configuration hashes in the final race, best first when it began,
         # and the trial number it began at.
         self._race: List[str] = []
@@ -404,20 +404,30 @@ class MetanasOracle(keras_tuner.Oracle):
         return score if self.maximize else -score
 
     def _config_fitness(self) -> Dict[str, List[float]]:
-        """The fitness of every finished evaluation, grouped by configuration."""
-        if self._config_cache is None or self._config_cache[0] != len(self.end_order):
-            groups: Dict[str, List[float]] = {}
-            for trial_id in self.end_order:
+        """The fitness of every finished evaluation, grouped by configuration.
+
+        Extended by the trials that ended since the last call (``end_order``
+        only grows while a search runs), not rebuilt: a rebuild per trial cost
+        O(trials), 15 ms a trial at 3,000 trials.
+        """
+        order = self.end_order
+        cache = self._config_cache
+        if cache is None or cache[0] is not order or cache[1] > len(order):
+            cache = self._config_cache = [order, 0, {}, {}]
+        _, done, groups, means = cache
+        if done < len(order):
+            for trial_id in order[done:]:
                 key = self._id_to_hash[trial_id]
-                groups.setdefault(key, []).append(self.fitness(self.trials[trial_id]))
-            means = {k: float(np.mean(v)) for k, v in groups.items()}
-            self._config_cache = (len(self.end_order), groups, means)
-        return self._config_cache[1]
+                values = groups.setdefault(key, [])
+                values.append(self.fitness(self.trials[trial_id]))
+                means[key] = float(np.mean(values))
+            cache[1] = len(order)
+        return groups
 
     def _config_means(self) -> Dict[str, float]:
         """The mean fitness of each configuration's finished evaluations."""
         self._config_fitness()
-        return self._config_cache[2]
+        return self._config_cache[3]
 
     def config_fitness(self, trial) -> float:
         """The mean fitness of the trial's configuration over its evaluations.

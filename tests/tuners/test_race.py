@@ -274,3 +274,23 @@ def test_evaluations_again_count_for_their_configuration_when_the_space_grew(tmp
                     space=layers_space(), max_trials=20, **setting)
     reloaded.reload()
     assert reloaded._config_fitness() == groups
+
+
+def test_per_configuration_means_are_extended_as_trials_end_not_rebuilt(tmp_path):
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, incumbent_evaluations=2, **kw),
+                  tmp_path, max_trials=40)
+    kept = None
+    for step in range(40):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == TrialStatus.STOPPED:
+            break
+        finish(oracle, trial, nas_score(trial.hyperparameters.values) + 0.01 * step)
+        groups = {}
+        for trial_id in oracle.end_order:  # what a rebuild from every trial gives
+            groups.setdefault(oracle._id_to_hash[trial_id], []).append(
+                oracle.fitness(oracle.trials[trial_id]))
+        assert oracle._config_fitness() == groups
+        assert oracle._config_means() == {k: float(np.mean(v)) for k, v in groups.items()}
+        kept = kept or oracle._config_fitness()
+        assert oracle._config_fitness() is kept  # extended in place (a rebuild is O(trials))
+    assert any(len(v) > 1 for v in groups.values())  # configurations were evaluated again

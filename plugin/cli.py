@@ -255,7 +255,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # A SIGTERM (a job scheduler's stop, `kill`) ends a command as Ctrl-C does:
     # without it, `bench` left its worker processes running.
     previous = None
-    if threading.current_thread() is threading.main_thread():
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):  # not if ignored
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args) or 0)

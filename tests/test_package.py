@@ -157,3 +157,21 @@ def test_an_interrupted_demo_says_how_to_keep_its_completed_trials(monkeypatch, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted; its completed trials are kept: " \
         "--no-overwrite goes on from them" in err
+
+
+def test_a_sigterm_its_parent_ignores_stays_ignored(monkeypatch):
+    import os
+    import signal
+
+    from metanas import cli, demo
+
+    def terminated(**settings):  # a SIGTERM while the command runs
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(demo, "run_demo", terminated)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as `trap '' TERM` leaves it
+    try:
+        assert cli.main(["demo", "--max-trials", "2"]) == 0
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

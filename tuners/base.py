@@ -600,7 +600,8 @@ class MetanasOracle(keras_tuner.Oracle):
     def _pareto_ranked(self) -> list:
         """Completed trials by non-dominated front, then crowding distance; then the rest.
 
-        Kept until a trial is added or ends (or the trials are reloaded):
+        Kept until a trial is added, reports metrics or ends (or the trials
+        are reloaded):
         keras-tuner's display and the tracker ask for the best trials up to
         three times per trial, and a ranking costs O(n^2) (0.5 s at 3,000 trials).
         """
@@ -744,6 +745,8 @@ class MetanasOracle(keras_tuner.Oracle):
         for objective in parts + [self.objective]:
             if objective.name not in metrics and objective.has_value(metrics):
                 metrics = {**metrics, objective.name: objective.get_value(metrics)}
+        if trial_id in self.end_order:  # a late re-run of an ended trial changed it
+            self._pareto_cache = None
         return super().update_trial(trial_id, metrics, step=step)
 
     @synchronized
@@ -919,6 +922,7 @@ class MetanasOracle(keras_tuner.Oracle):
     def reload(self) -> None:
         """Reloads a saved search; a corrupt state file is an error, never replaced."""
         fname = self._get_oracle_fname()
+        self._pareto_cache = None  # keras-tuner refills self.trials in place
         try:
             super().reload()
         except (json.JSONDecodeError, UnicodeDecodeError) as error:

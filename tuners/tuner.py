@@ -95,7 +95,8 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             raise ValueError(f"max_model_size must be an int >= 1 (trainable parameters) or "
                              f"None, got {size!r}.")
         executions = kwargs.get("executions_per_trial", 1)
-        if isinstance(executions, bool) or not isinstance(executions, int) or executions < 1:
+        if (isinstance(executions, bool) or not isinstance(executions, (int, np.integer))
+                or executions < 1):
             raise ValueError(f"executions_per_trial must be an int >= 1, got {executions!r}.")
         self.cost_measures = cost_measures
         if distributed.is_worker():
@@ -104,8 +105,10 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             kwargs["overwrite"] = False
         given = split_oracle_kwargs(self.oracle_class, kwargs)
         oracle = self.oracle_class(objective=objective, max_trials=max_trials, **given)
-        self.strategy_settings = strategy_settings(self.oracle_class, given, oracle)
+        self.strategy_settings = strategy_settings(self.oracle_class, given)
         super().__init__(oracle=oracle, hypermodel=hypermodel, tracking=tracking, **kwargs)
+        # After keras-tuner's reload: a resumed search's oracle has its saved seed.
+        self.strategy_settings = strategy_settings(self.oracle_class, given, oracle)
         if distributed.is_worker():
             self.oracle = distributed.ResilientOracleClient(self.oracle)
 

@@ -167,7 +167,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     kept = [r for r in earlier if report.job_key(r) in wanted]
     # Finished runs this command does not ask for (an interrupted command with
     # other settings) stay in the file, for that command to go on from.
-    others = [r for r in earlier if report.job_key(r) not in wanted]
+    # Runs of an earlier version of a strategy being run now would run again: dropped.
+    others = [r for r in earlier if report.job_key(r) not in wanted
+              and not (r["strategy"] in known and key(r) in wanted)]
     for r in kept:
         cached[report.job_key(r)] = r
     todo = [j for j in jobs if key(j) not in cached]

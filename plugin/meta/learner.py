@@ -454,7 +454,7 @@ SQLITE_BUSY_SECONDS = 120.0
 
 def _engine_kwargs(url: str) -> Dict[str, Any]:
     """SQLAlchemy engine settings for ``url``: a long lock wait for SQLite."""
-    if url.startswith("sqlite:"):
+    if url.split(":", 1)[0].split("+", 1)[0] == "sqlite":  # sqlite:, sqlite+pysqlite:
         return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
     return {}
 
@@ -661,10 +661,12 @@ class MetaLearner:
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
         check_int("n_trials", n_trials, low=1)
-        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds or any(
-                isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
+        if isinstance(seeds, (str, bytes, Mapping)) or not isinstance(
+                seeds, (Sequence, np.ndarray)) or len(seeds) == 0 or any(
+                isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0
                 for s in seeds):
             raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}.")
+        seeds = [int(s) for s in seeds]
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}.")

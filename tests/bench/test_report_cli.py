@@ -159,13 +159,14 @@ def test_finished_runs_another_command_kept_are_not_deleted(tmp_path, capsys):
     out.mkdir()
     # An interrupted command (seeds 0-2) kept two finished runs.
     earlier = [run_one("hpobench/car", "metanas/random", seed, evals=10) for seed in (0, 2)]
-    for run in earlier:
+    for run in [dict(earlier[0], strategy_version=0)] + earlier:  # and an old version's
         report.append_partial(str(out / PARTIAL_FILE), run)
     argv = ["bench", "--tasks", "hpobench/car", "--strategies", "metanas/random", "--seeds", "1",
             "--evals", "10", "--workers", "1", "--no-plots", "--output", str(out)]
     assert main(argv) == 0  # another command, seed 0 only: it takes seed 0's run
     assert "1 kept from an interrupted run" in capsys.readouterr().out
-    assert report.load_partial(str(out / PARTIAL_FILE)) == [earlier[1]]  # seed 2 stays
+    # Seed 2's stays; seed 0's of an earlier version of the strategy would run again.
+    assert report.load_partial(str(out / PARTIAL_FILE)) == [earlier[1]]
     assert main([*argv[:6], "3", *argv[7:]]) == 0  # the first command again: seeds 0-2
     assert "1 kept from an interrupted run" in capsys.readouterr().out
     results = report.load_results(str(out / "raw.json.gz"))

@@ -300,6 +300,13 @@ def test_the_pareto_ranking_is_kept_until_a_trial_is_added_or_ends(tmp_path):
     assert ids(oracle.get_best_trials(5)) == [running.trial_id] + first and len(calls) == 3
     oracle.trials = dict(oracle.trials)  # as a reload replaces them
     assert ids(oracle.get_best_trials(5)) == [running.trial_id] + first and len(calls) == 4
+    # A lost worker's re-run of the first trial reports late, after it ended:
+    # its metrics change with neither the trial count nor end_order.
+    oracle.update_trial(first[0], {"acc": 0.99, "size": 10.0}, step=1)
+    assert ids(oracle.get_best_trials(5)) == first + [running.trial_id] and len(calls) == 5
+    oracle.save()
+    oracle.reload()  # refills the trials in place: the best are the reloaded objects
+    assert all(t is oracle.trials[t.trial_id] for t in oracle.get_best_trials(5))
 
 
 def test_a_constrained_objective_among_several_is_scored(tmp_path):
@@ -347,6 +354,14 @@ def test_the_tracked_settings_are_the_values_the_oracle_uses(tmp_path):
         oracle.racing_fraction, oracle.finalists, oracle.tournament_size) == (0.1, 8, 3)
     assert settings["population_size"] == 6 and settings["seed"] == 3
     assert settings["heartbeat_timeout"] == 120.0 and "hyperparameters" in settings
+    # Unseeded, the seed the oracle drew; resumed, the saved one (not a new draw).
+    fresh = EvolutionSearch(dense_model, objective="val_accuracy", directory=str(tmp_path),
+                            project_name="unseeded", tracking=False)
+    fresh.save()
+    resumed = EvolutionSearch(dense_model, objective="val_accuracy", directory=str(tmp_path),
+                              project_name="unseeded", overwrite=False, tracking=False)
+    assert fresh.strategy_settings["seed"] == fresh.oracle.seed
+    assert resumed.strategy_settings["seed"] == resumed.oracle.seed == fresh.oracle.seed
 
 
 @pytest.mark.parametrize("size", ["700", 0, -3, 2.5, True])

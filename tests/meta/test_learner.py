@@ -210,6 +210,8 @@ def test_bad_settings_of_the_meta_layer_are_value_errors(tmp_path):
         with pytest.raises(ValueError, match=message):
             learner.meta_train(SMALL, evaluate, **kwargs)
     assert learner.study.trials == []  # nothing ran, nothing failed
+    learner.meta_train(SMALL, evaluate, n_trials=1, seeds=np.array([1, 2]))  # numpy seeds
+    assert [t.state for t in learner.study.trials] == [optuna.trial.TrialState.COMPLETE]
     # On an empty study too (it recommended the defaults before checking).
     for kwargs, message in ((dict(k=0), "k must be an int >= 1, got 0"),
                             (dict(max_distance=float("nan")), "max_distance must be a number >= 0"),

@@ -340,6 +340,9 @@ def test_a_bad_executions_per_trial_is_a_value_error(tmp_path, executions):
                                          f"got {executions!r}"):
         RandomSearch(dense_model, objective="val_accuracy", executions_per_trial=executions,
                      directory=str(tmp_path))
+    tuner = RandomSearch(dense_model, objective="val_accuracy", directory=str(tmp_path),
+                         executions_per_trial=np.int64(2), project_name="ok", tracking=False)
+    assert tuner.executions_per_trial == 2
 
 
 def test_the_tracked_settings_are_the_values_the_oracle_uses(tmp_path):

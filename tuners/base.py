@@ -622,9 +622,12 @@ class MetanasOracle(keras_tuner.Oracle):
         vectors = [self.fitness_vector(t) for t in done]
         scored = [(t, v) for t, v in zip(done, vectors) if -math.inf not in v]
         ranks = non_dominated_ranks([v for _, v in scored]) if scored else []
+        fronts: Dict[int, List[int]] = {}
+        for i, rank in enumerate(ranks):
+            fronts.setdefault(rank, []).append(i)
         order = []
-        for front in sorted(set(ranks)):
-            members = [i for i, r in enumerate(ranks) if r == front]
+        for front in sorted(fronts):
+            members = fronts[front]
             crowding = crowding_distance([scored[i][1] for i in members])
             order += [scored[members[j]][0] for j in sorted(
                 range(len(members)), key=lambda j: -crowding[j])]

@@ -11,7 +11,7 @@ import keras_tuner
 import numpy as np
 
 from metanas.tuners import distributed, hooks, objectives
-from metanas.tuners.base import MetanasOracle, is_oversized, release_oracle
+from metanas.tuners.base import MetanasOracle, check_int, is_oversized, release_oracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
 from metanas.tuners.rl import RLControllerOracle
@@ -94,10 +94,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"max_model_size must be an int >= 1 (trainable parameters) or "
                              f"None, got {size!r}.")
-        executions = kwargs.get("executions_per_trial", 1)
-        if (isinstance(executions, bool) or not isinstance(executions, (int, np.integer))
-                or executions < 1):
-            raise ValueError(f"executions_per_trial must be an int >= 1, got {executions!r}.")
+        check_int("executions_per_trial", kwargs.get("executions_per_trial", 1), low=1)
         self.cost_measures = cost_measures
         if distributed.is_worker():
             # Workers share the chief's project directory: only the chief may
@@ -105,9 +102,9 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             kwargs["overwrite"] = False
         given = split_oracle_kwargs(self.oracle_class, kwargs)
         oracle = self.oracle_class(objective=objective, max_trials=max_trials, **given)
-        self.strategy_settings = strategy_settings(self.oracle_class, given)
         super().__init__(oracle=oracle, hypermodel=hypermodel, tracking=tracking, **kwargs)
-        # After keras-tuner's reload: a resumed search's oracle has its saved seed.
+        # After keras-tuner's reload (a resumed search's oracle has its saved
+        # seed); trackers read them when the search begins.
         self.strategy_settings = strategy_settings(self.oracle_class, given, oracle)
         if distributed.is_worker():
             self.oracle = distributed.ResilientOracleClient(self.oracle)

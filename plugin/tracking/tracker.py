@@ -391,16 +391,14 @@ class MlflowTracker:
         oracle = getattr(tuner, "local_oracle", tuner.oracle)
         trials = sorted(oracle.trials.values(), key=_trial_number)
         metrics = rec.metric_rows(_diagnostics(tuner), step=len(trials))
-        final: Dict[str, float] = {}
+        final: Dict[str, float] = {
+            "trials_completed": sum(str(t.status) == "COMPLETED" for t in trials),
+            "trials_failed": sum(str(t.status) in ("FAILED", "INVALID") for t in trials),
+        }
         if _is_chief():
             # Workers cannot log the global best, nor the count, as they go: now.
             metrics += _best_so_far_rows(oracle, trials)
             final["trials_done"] = float(len(oracle.end_order))
-        final = {
-            **final,
-            "trials_completed": sum(str(t.status) == "COMPLETED" for t in trials),
-            "trials_failed": sum(str(t.status) in ("FAILED", "INVALID") for t in trials),
-        }
         best = _best_score(tuner)
         if best is not None:
             final["best_score"] = best

@@ -8,7 +8,7 @@ paths quickly. Environment knobs: ``HANG_TRIAL`` (a trial number that hangs,
 to be killed), ``HANG_TUNER`` (only that tuner hangs), ``TRIAL_SECONDS``
 (time a trial takes), ``HEARTBEAT_TIMEOUT``, ``DIE_AT_BEGIN`` (that tuner
 SIGKILLs itself as its first trial begins, before any heartbeat),
-``FAIL_TRIALS`` (every trial raises), ``KILL_AFTER_END`` / ``KILL_AFTER_FILE``
+``FAIL_TRIALS`` (every trial raises, once ``FAILING_WORKERS`` tuners have one), ``KILL_AFTER_END`` / ``KILL_AFTER_FILE``
 (a trial number: the process SIGKILLs itself once, as the strategy is about to
 learn from that trial / right after its RUNNING trial file is written),
 ``ASK_BEST_AFTER`` (a worker asks for the best trial after its search).
@@ -86,6 +86,15 @@ def make_tuner(strategy, directory, max_trials, overwrite):
 
         def run_trial(self, trial, *args, **kwargs):
             if os.environ.get("FAIL_TRIALS"):
+                # Not before every worker has a trial: a worker still starting
+                # when the chief ends would wait for it (keras-tuner's clients
+                # cannot tell an ended chief from one not yet started).
+                (pathlib.Path(directory) / f"failing_{tuner_id}").touch()
+                deadline = time.monotonic() + 120
+                while len(list(pathlib.Path(directory).glob("failing_*"))) < int(
+                        os.environ.get("FAILING_WORKERS", "1")):
+                    assert time.monotonic() < deadline, "the other workers never took a trial"
+                    time.sleep(0.1)
                 raise RuntimeError("fit exploded")
             if os.environ.get("DIE_AT_BEGIN") and tuner_id != os.environ["DIE_AT_BEGIN"]:
                 # Not done before the other worker took a trial and died with it.

@@ -253,7 +253,7 @@ def test_a_worker_that_dies_before_its_first_heartbeat_loses_its_trial_to_anothe
 
 def test_too_many_consecutive_failures_end_a_distributed_search(tmp_path):
     port = free_port()
-    env = {"FAIL_TRIALS": 1, "TRIAL_SECONDS": 0.2}
+    env = {"FAIL_TRIALS": 1, "TRIAL_SECONDS": 0.2, "FAILING_WORKERS": 2}
     chief = start("random", tmp_path, 20, tuner_id="chief", port=port, **env)
     workers = [start("random", tmp_path, 20, tuner_id=f"tuner{i}", port=port, **env)
                for i in range(2)]

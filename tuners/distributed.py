@@ -12,14 +12,20 @@ gRPC (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``,
   that died (keras-tuner issues #254, #256);
 * the chief's server does not print keras-tuner's stray condition values;
 * workers retry calls while the chief is unreachable, so a chief killed and
-  restarted with ``overwrite=False`` resumes with its workers.
+  restarted with ``overwrite=False`` resumes with its workers;
+* a chief that ends its search leaves a marker in the project directory
+  (`CHIEF_ENDED_FILE`), so a worker started after the end stops instead of
+  waiting an hour for a chief that will not come back (keras-tuner's clients
+  cannot tell a chief that has ended from one that has not started yet).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
+import sys
 import threading
 import time
 from concurrent import futures
@@ -28,7 +34,20 @@ from typing import Optional
 from keras_tuner.src.distribute import utils as dist_utils
 
 __all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat", "ResilientOracleClient",
-           "WorkerFinished"]
+           "WorkerFinished", "CHIEF_ENDED_FILE", "mark_chief_started", "mark_chief_ended"]
+
+#: Written by a chief in its project directory when its search has ended.
+CHIEF_ENDED_FILE = "chief_ended.json"
+#: A worker that finds the marker of a search that ended before the worker
+#: started waits this long for a new chief (whose tuner deletes the marker)
+#: before it stops: the marker may be left by an earlier search in the same
+#: directory whose new chief is still starting.
+ENDED_GRACE_SECONDS = 60.0
+#: How long a worker waits for a chief it never reached (keras-tuner's own
+#: client timeout: a chief may take minutes to start; its issue #990).
+FIRST_CONTACT_SECONDS = 3600.0
+#: A worker says once that it is waiting, after this long without the chief.
+ANNOUNCE_SECONDS = 10.0
 
 
 class WorkerFinished(Exception):
@@ -131,6 +150,27 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
         raise RuntimeError(oracle.failure)
 
 
+def mark_chief_started(project_dir: str) -> None:
+    """Deletes an ended search's marker: this chief serves the directory now."""
+    if "://" not in str(project_dir):  # workers look for the marker on local paths only
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(str(project_dir), CHIEF_ENDED_FILE))
+
+
+def mark_chief_ended(project_dir: str, reason: str) -> None:
+    """Tells workers that start later that this search has ended (and why)."""
+    from metanas.tuners.storage import save_json_atomically
+
+    if "://" in str(project_dir):
+        return
+    try:
+        save_json_atomically(os.path.join(str(project_dir), CHIEF_ENDED_FILE),
+                             {"ended_at": time.time(), "reason": reason})
+    except OSError as error:  # the search itself is saved; late workers will wait
+        print(f"Could not mark the search as ended ({error}); workers started from now "
+              f"on will wait for the chief.", file=sys.stderr)
+
+
 class Heartbeat:
     """Tells the chief, from a worker, that its running trial is alive."""
 
@@ -162,11 +202,21 @@ class ResilientOracleClient:
     """A worker's proxy to the chief that outlives a chief restart.
 
     keras-tuner's ``OracleClient`` raises on the first failed call, so a worker
-    dies with its chief. This wrapper retries a call that failed because the
-    chief was unreachable (``UNAVAILABLE``), for up to ``patience`` seconds,
-    so a chief killed and restarted with ``overwrite=False`` finds its workers
-    still there. Retried calls are safe: the metanas oracle ignores a second
-    result for a trial and re-issues a lost one.
+    dies with its chief, and a call made while no chief listens waits silently
+    for up to an hour. This wrapper waits for an unreachable chief, saying so
+    after `ANNOUNCE_SECONDS`, for up to ``patience`` seconds once the chief has
+    answered (`FIRST_CONTACT_SECONDS` before), so a chief killed and restarted
+    with ``overwrite=False`` finds its workers still there. Retried calls are
+    safe: the metanas oracle ignores a second result for a trial and re-issues
+    a lost one. While it waits it watches the project directory for the
+    marker of an ended search (`mark_chief_ended`): there, a worker gets
+    ``STOPPED`` from ``create_trial``, as from a chief whose trials are used up.
+
+    Args:
+        client: keras-tuner's ``OracleClient``.
+        patience: Seconds to wait for a chief that answered before.
+        project_dir: The search's project directory, shared with the chief
+            (local paths only; elsewhere no marker is looked for).
     """
 
     _RETRIED = (
@@ -174,9 +224,24 @@ class ResilientOracleClient:
         "end_trial", "get_trial", "get_best_trials",
     )
 
-    def __init__(self, client, *, patience: float = 600.0) -> None:
+    def __init__(self, client, *, patience: float = 600.0,
+                 project_dir: Optional[str] = None) -> None:
+        import grpc
+        from keras_tuner.src import protos
+
         self._client = client
         self._patience = patience
+        self._address = (f"{os.environ['KERASTUNER_ORACLE_IP']}:"
+                         f"{os.environ['KERASTUNER_ORACLE_PORT']}")
+        # One channel for the calls and the readiness checks, reconnecting at
+        # least every 5 s (gRPC's default backs off to 2 min) once a chief is back.
+        self._channel = grpc.insecure_channel(
+            self._address, options=[("grpc.max_reconnect_backoff_ms", 5000)])
+        client.stub = protos.get_service_grpc().OracleStub(self._channel)
+        self._marker = (None if project_dir is None or "://" in str(project_dir)
+                        else os.path.join(str(project_dir), CHIEF_ENDED_FILE))
+        self._started = time.time()
+        self._answered = False
         # Set once the chief has told this worker to stop: the search is over,
         # and an unreachable chief has ended, not restarting.
         self._told_to_stop = False
@@ -195,9 +260,10 @@ class ResilientOracleClient:
 
             if name == "get_best_trials" and self._told_to_stop:
                 return self._best_trials_of_an_ended_search(*args, **kwargs)
-            deadline = time.monotonic() + self._patience
-            delay = 0.5
             while True:
+                ended = self._wait_for_chief()
+                if ended is not None:
+                    return self._after_the_end(name, ended, *args, **kwargs)
                 try:
                     result = attribute(*args, **kwargs)
                 except grpc.RpcError as error:
@@ -207,16 +273,98 @@ class ResilientOracleClient:
                         details = error.details() if hasattr(error, "details") else str(error)
                         details = (details or "").replace("Exception calling application: ", "", 1)
                         raise RuntimeError(f"the chief refused {name}: {details}") from None
-                    if code != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    if code != grpc.StatusCode.UNAVAILABLE:
                         raise
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
+                    continue  # the chief went away mid-call: wait for it again
+                self._answered = True
                 if name == "create_trial" and getattr(result, "status", None) == "STOPPED":
                     self._told_to_stop = True
                 return result
 
         return call
+
+    def _chief_is_ready(self, timeout: float) -> bool:
+        import grpc
+
+        ready = grpc.channel_ready_future(self._channel)
+        try:
+            ready.result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            ready.cancel()  # else its connectivity callback stays subscribed
+            return False
+        return True
+
+    def _wait_for_chief(self) -> Optional[dict]:
+        """Returns once the chief listens (None), or the ended search's marker.
+
+        Raises:
+            RuntimeError: No chief for ``patience`` seconds (an hour before it
+                first answered).
+        """
+        if self._chief_is_ready(timeout=0.5):
+            return None
+        limit = self._patience if self._answered else FIRST_CONTACT_SECONDS
+        began = time.monotonic()
+        announced = False
+        while True:
+            ended = self._ended_search()
+            if ended is not None:
+                return ended
+            if self._chief_is_ready(timeout=2.0):
+                return None
+            waited = time.monotonic() - began
+            if waited > limit:
+                raise RuntimeError(
+                    f"no chief at {self._address} for {waited:.0f} s (KERASTUNER_ORACLE_IP"
+                    f"/KERASTUNER_ORACLE_PORT); start it, or restart it with "
+                    f"overwrite=False to resume its search")
+            if not announced and waited >= ANNOUNCE_SECONDS:
+                announced = True
+                print(f"Worker {self._client.tuner_id} is waiting for the chief at "
+                      f"{self._address} (for up to {limit:.0f} s).", file=sys.stderr, flush=True)
+
+    def _ended_search(self) -> Optional[dict]:
+        """The marker of an ended search, if it tells this worker to stop.
+
+        A marker from before this worker started may be an earlier search's,
+        whose new chief is still starting: it counts after `ENDED_GRACE_SECONDS`.
+        """
+        if self._marker is None:
+            return None
+        try:
+            with open(self._marker, encoding="utf-8") as handle:
+                ended = json.load(handle)
+        except (OSError, ValueError):  # none, or being replaced
+            return None
+        if not isinstance(ended, dict):
+            return None
+        at = ended.get("ended_at")
+        if (isinstance(at, (int, float)) and at >= self._started) or (
+                time.time() - self._started >= ENDED_GRACE_SECONDS):
+            return ended
+        return None
+
+    def _after_the_end(self, name: str, ended: dict, *args, **kwargs):
+        """What a call returns when the chief has ended the search for good."""
+        from keras_tuner.engine import trial as trial_module
+
+        if name == "create_trial":
+            if not self._told_to_stop:
+                when = time.strftime("%Y-%m-%d %H:%M:%S",
+                                     time.localtime(float(ended.get("ended_at", 0))))
+                print(f"Worker {self._client.tuner_id}: the chief ended this search at "
+                      f"{when} ({ended.get('reason', 'done')}); nothing left to run.",
+                      file=sys.stderr, flush=True)
+            self._told_to_stop = True
+            return trial_module.Trial(self._oracle.hyperparameters.copy(), status="STOPPED")
+        if name == "get_space":  # the worker's own copy (reloaded or built) will do
+            return self._oracle.get_space()
+        if name == "update_space":
+            return None
+        if name == "get_best_trials":
+            return self._best_trials_of_an_ended_search(*args, **kwargs)
+        raise RuntimeError(
+            f"{name}: the chief ended the search ({ended.get('reason', 'done')}) and is gone")
 
     def _best_trials_of_an_ended_search(self, num_trials: int = 1):
         # keras-tuner's client waits up to an hour for a chief to be ready; one

@@ -107,7 +107,10 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         # seed); trackers read them when the search begins.
         self.strategy_settings = strategy_settings(self.oracle_class, given, oracle)
         if distributed.is_worker():
-            self.oracle = distributed.ResilientOracleClient(self.oracle)
+            self.oracle = distributed.ResilientOracleClient(
+                self.oracle, project_dir=self.project_dir)
+        elif distributed.is_chief():  # an earlier search's marker is not this one's
+            distributed.mark_chief_started(self.project_dir)
 
     @property
     def local_oracle(self) -> MetanasOracle:
@@ -141,7 +144,14 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             self.oracle.verbose = fit_kwargs["verbose"]
         self.save()
         self._call_hook("on_search_begin")
-        distributed.serve_chief(self.oracle)
+        try:
+            distributed.serve_chief(self.oracle)
+        except RuntimeError:
+            failure = getattr(self.local_oracle, "failure", None)
+            if failure:  # too many failed trials: late workers should not wait
+                distributed.mark_chief_ended(self.project_dir, f"failed: {failure}")
+            raise
+        distributed.mark_chief_ended(self.project_dir, "done")
         self._call_hook("on_search_end")
 
     def _check_objective_before_search(self, fit_args, fit_kwargs) -> None:

@@ -11,7 +11,8 @@ SIGKILLs itself as its first trial begins, before any heartbeat),
 ``FAIL_TRIALS`` (every trial raises, once ``FAILING_WORKERS`` tuners have one), ``KILL_AFTER_END`` / ``KILL_AFTER_FILE``
 (a trial number: the process SIGKILLs itself once, as the strategy is about to
 learn from that trial / right after its RUNNING trial file is written),
-``ASK_BEST_AFTER`` (a worker asks for the best trial after its search).
+``ASK_BEST_AFTER`` (a worker asks for the best trial after its search),
+``ENDED_GRACE`` (seconds a worker waits on an ended search's marker older than itself).
 """
 
 import os
@@ -26,6 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import keras_tuner  # noqa: E402
 
+from metanas.tuners import distributed  # noqa: E402
 from metanas.tuners import (  # noqa: E402
     EvolutionOracle,
     RandomSearchOracle,
@@ -135,6 +137,8 @@ def build_model(hp):
 
 if __name__ == "__main__":
     strategy, directory, max_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if os.environ.get("ENDED_GRACE"):
+        distributed.ENDED_GRACE_SECONDS = float(os.environ["ENDED_GRACE"])
     tuner = make_tuner(strategy, directory, max_trials, overwrite="--overwrite" in sys.argv)
     tuner.search(verbose=0)
     if os.environ.get("ASK_BEST_AFTER") and "KERASTUNER_TUNER_ID" in os.environ:

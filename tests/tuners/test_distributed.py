@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from metanas.tuners import EvolutionOracle
+from metanas.tuners import EvolutionOracle, distributed
 
 SCRIPT = pathlib.Path(__file__).with_name("synthetic_search.py")
 pytestmark = pytest.mark.slow
@@ -200,6 +200,11 @@ def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(strate
 
 
 def test_a_killed_chief_restarted_with_overwrite_false_finishes_the_search(tmp_path):
+    # An earlier search's end, left in the directory: the new chief deletes
+    # it, and the workers, which may see it first, do not stop on it.
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / distributed.CHIEF_ENDED_FILE).write_text(
+        json.dumps({"ended_at": time.time() - 3600, "reason": "done"}))
     port = free_port()
     env = {"TRIAL_SECONDS": 1.0}
     chief = start("evolution", tmp_path, 10, tuner_id="chief", port=port, **env)
@@ -268,3 +273,12 @@ def test_too_many_consecutive_failures_end_a_distributed_search(tmp_path):
     # The trials that tripped the limit wait for a resumed search, as in keras-tuner.
     assert not oracle["ongoing_trials"] and oracle["retry_queue"]
     assert 2 <= len(oracle["end_order"]) < 20
+
+    # A worker started after the chief ended stops (it waited an hour, silently).
+    started = time.monotonic()
+    late = start("random", tmp_path, 20, tuner_id="late", port=port, ENDED_GRACE=2, **env)
+    code, output = wait(late, timeout=120)
+    assert code == 0, output[-3000:]
+    assert "the chief ended this search" in output and "Number of consecutive failures" in output
+    assert time.monotonic() - started < 60 and not (tmp_path / "ran_late.txt").exists()
+    assert json.loads((tmp_path / "search" / "oracle.json").read_text()) == oracle

@@ -1,0 +1,85 @@
+"""A worker's proxy to the chief when no chief answers (in-process, no server).
+
+The chief's port is one nobody listens on; what the worker does then depends
+on the ended-search marker a chief leaves in the shared project directory.
+"""
+
+import json
+import socket
+import time
+
+import keras_tuner
+import pytest
+from keras_tuner.src.distribute import oracle_client
+
+from metanas.tuners import RandomSearchOracle, distributed
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner7")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    hps = keras_tuner.HyperParameters()
+    hps.Choice("units", [8, 16])
+    oracle = RandomSearchOracle(objective=keras_tuner.Objective("score", "max"),
+                                max_trials=3, hyperparameters=hps, seed=0)
+
+    def make(**kwargs):
+        return distributed.ResilientOracleClient(
+            oracle_client.OracleClient(oracle), project_dir=str(tmp_path), **kwargs)
+
+    return make
+
+
+def mark(tmp_path, ended_at, reason="done"):
+    (tmp_path / distributed.CHIEF_ENDED_FILE).write_text(
+        json.dumps({"ended_at": ended_at, "reason": reason}))
+
+
+def test_a_search_that_ended_after_the_worker_started_stops_it_at_once(client, tmp_path,
+                                                                       capfd):
+    worker = client()
+    mark(tmp_path, time.time() + 1, reason="failed: too many failed trials")
+    began = time.monotonic()
+    trial = worker.create_trial("tuner7")
+    assert trial.status == "STOPPED" and time.monotonic() - began < 10
+    assert "the chief ended this search" in capfd.readouterr().err
+    assert worker.create_trial("tuner7").status == "STOPPED"
+    assert "the chief ended" not in capfd.readouterr().err  # said once
+    # Its own copy of the space, and no results from a gone chief.
+    assert worker.get_space().get("units") == 8
+    with pytest.raises(RuntimeError, match="the chief has ended the search and is gone"):
+        worker.get_best_trials(1)
+    with pytest.raises(RuntimeError, match=r"update_trial: the chief ended the search \(failed"):
+        worker.update_trial("00", {"score": 1.0})
+
+
+def test_an_older_marker_stops_the_worker_only_after_the_grace(client, tmp_path, monkeypatch):
+    monkeypatch.setattr(distributed, "ENDED_GRACE_SECONDS", 3.0)
+    mark(tmp_path, time.time() - 3600)  # an earlier search's, or this one's before we came
+    worker = client()
+    began = time.monotonic()
+    assert worker.create_trial("tuner7").status == "STOPPED"
+    assert 3.0 <= time.monotonic() - began < 15  # a new chief had that long to delete it
+
+
+def test_no_chief_and_no_marker_is_a_clear_error_after_the_wait(client, monkeypatch, capfd):
+    monkeypatch.setattr(distributed, "FIRST_CONTACT_SECONDS", 4.0)
+    monkeypatch.setattr(distributed, "ANNOUNCE_SECONDS", 1.0)
+    worker = client()
+    with pytest.raises(RuntimeError, match=r"no chief at 127\.0\.0\.1:\d+ for \d+ s"):
+        worker.create_trial("tuner7")
+    assert "Worker tuner7 is waiting for the chief at 127.0.0.1:" in capfd.readouterr().err
+
+
+def test_a_chief_starting_deletes_the_marker_and_ending_writes_it(tmp_path):
+    distributed.mark_chief_ended(str(tmp_path), "done")
+    ended = json.loads((tmp_path / distributed.CHIEF_ENDED_FILE).read_text())
+    assert ended["reason"] == "done" and abs(ended["ended_at"] - time.time()) < 60
+    distributed.mark_chief_started(str(tmp_path))
+    assert not (tmp_path / distributed.CHIEF_ENDED_FILE).exists()
+    distributed.mark_chief_started(str(tmp_path))  # none: nothing to do

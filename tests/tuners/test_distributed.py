@@ -189,14 +189,16 @@ def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(strate
     # Killed between keras-tuner's save of a trial's end and the strategy's
     # learning from it, or between a new trial's file and the oracle's save:
     # the resumed search is the uninterrupted one, every trial run and counted.
-    for knob in ("KILL_AFTER_END", "KILL_AFTER_FILE"):
-        directory = tmp_path / knob
-        code, _ = wait(start(strategy, directory, 12, **{knob: 5}))
-        assert code == -signal.SIGKILL and list(directory.glob("killed_*"))
-        code, output = wait(start(strategy, directory, 12, overwrite=False, **{knob: 5}))
-        assert code == 0, output[-3000:]
-        after, _ = check_complete(directory, 12)
-        assert {k: t["hyperparameters"]["values"] for k, t in after.items()} == expected, knob
+    # One search killed at both points in turn (trials 5 and 8), resumed each time.
+    directory = tmp_path / "killed_twice"
+    code, _ = wait(start(strategy, directory, 12, KILL_AFTER_END=5))
+    assert code == -signal.SIGKILL and (directory / "killed_after_end").exists()
+    code, _ = wait(start(strategy, directory, 12, overwrite=False, KILL_AFTER_FILE=8))
+    assert code == -signal.SIGKILL and (directory / "killed_after_file").exists()
+    code, output = wait(start(strategy, directory, 12, overwrite=False))
+    assert code == 0, output[-3000:]
+    after, _ = check_complete(directory, 12)
+    assert {k: t["hyperparameters"]["values"] for k, t in after.items()} == expected
 
 
 def test_a_killed_chief_restarted_with_overwrite_false_finishes_the_search(tmp_path):

@@ -719,6 +719,11 @@ class MetanasOracle(keras_tuner.Oracle):
         self.reclaim_lost_trials()
         # A trial whose result arrived while it waited for a retry is done.
         self._retry_queue = [t for t in self._retry_queue if t not in self.end_order]
+        ongoing = self.ongoing_trials.get(tuner_id)
+        if ongoing is not None and ongoing.trial_id in self.end_order:
+            # It ended, and saving that failed (a full disk) before keras-tuner let
+            # it go: `search` called again must not run it again (and lose that).
+            del self.ongoing_trials[tuner_id]
         if self.failure is not None:
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(self.get_space(), status=TrialStatus.STOPPED)
@@ -845,11 +850,15 @@ class MetanasOracle(keras_tuner.Oracle):
             self.save()
             raise
         self._heartbeats.pop(trial.trial_id, None)
-        trial = self.trials[trial.trial_id]
         # keras-tuner appends to `end_order` only when a trial ends for good; a
         # trial sent for retry ends again later, and is learnt from only then.
-        if self.end_order[-1:] == [trial.trial_id]:
-            self._learn_from(trial)
+        # An earlier trial whose end failed to save (a full disk) comes first.
+        self._learn_pending()
+
+    def _learn_pending(self) -> None:
+        """Learns, in order, from the trials that ended since the strategy last did."""
+        for trial_id in self.end_order[self._learned:]:
+            self._learn_from(self.trials[trial_id])
 
     def _learn_from(self, trial) -> None:
         """`on_trial_result`, then saves: what the strategy learnt is kept at once."""
@@ -926,6 +935,7 @@ class MetanasOracle(keras_tuner.Oracle):
         """Reloads a saved search; a corrupt state file is an error, never replaced."""
         fname = self._get_oracle_fname()
         self._pareto_cache = None  # keras-tuner refills self.trials in place
+        self._reloading = True
         try:
             super().reload()
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -934,18 +944,48 @@ class MetanasOracle(keras_tuner.Oracle):
                 "as it is, with every trial file: restore it, or start a new search "
                 "with overwrite=True or another project_name."
             ) from error
+        finally:
+            self._reloading = False
         # A trial file written just before a kill, by a `create_trial` that never
         # saved the oracle: no one will run it, and it must not count toward
         # `max_trials`. Its number (and directory) goes to the next trial.
         for trial_id in [t for t in self.trials if t not in self.start_order]:
             if self.trials[trial_id].status in (TrialStatus.RUNNING, TrialStatus.IDLE):
                 del self.trials[trial_id]
+        # A trial whose end reached its own file but not the oracle's (a kill or
+        # a full disk between keras-tuner's two writes): keras-tuner sends it
+        # back to run again, which would overwrite its result. It ended.
+        for trial_id in list(self._retry_queue):
+            if self.trials[trial_id].status in (TrialStatus.COMPLETED, TrialStatus.FAILED):
+                self._retry_queue.remove(trial_id)
+                if trial_id not in self.end_order:
+                    self.end_order.append(trial_id)
         # Trials that ended for good while the strategy had not yet learnt
         # from them (a kill between keras-tuner's save and `on_trial_result`).
-        for trial_id in self.end_order[self._learned:]:
-            self._learn_from(self.trials[trial_id])
+        self._learn_pending()
+
+    def _check_trial_files(self, state: Dict[str, Any]) -> None:
+        """Fails a reload whose saved state names trials with no file (loaded by now)."""
+        try:
+            named = [*state.get("start_order", []), *state.get("end_order", []),
+                     *state.get("retry_queue", []), *state.get("ongoing_trials", {}).values()]
+        except (AttributeError, TypeError):  # malformed: `set_state` says how
+            return
+        missing = sorted({str(t) for t in named if t is not None} - set(self.trials))
+        if missing:
+            paths = [os.path.join(self._project_dir, f"trial_{t}", "trial.json")
+                     for t in missing[:3]]
+            raise ValueError(
+                f"The saved search {self._get_oracle_fname()} names {len(missing)} "
+                f"trial(s) whose file is gone ({', '.join(paths)}"
+                f"{', ...' if len(missing) > 3 else ''}): the project directory was "
+                "deleted or changed under the search. Restore those files, or start a new "
+                "search with overwrite=True or another project_name."
+            )
 
     def set_state(self, state: Dict[str, Any]) -> None:
+        if getattr(self, "_reloading", False):
+            self._check_trial_files(state)
         super().set_state(state)
         try:
             rng = np.random.default_rng()

@@ -1,4 +1,4 @@
-"""Atomic JSON writes for a search's state files.
+"""Atomic JSON writes for a search's state files, and one search per directory.
 
 keras-tuner writes ``oracle.json``, ``trial.json`` and ``tuner0.json`` by
 opening the file for writing and writing into it, so a process killed in the
@@ -6,16 +6,87 @@ middle leaves an empty or truncated file and the search cannot be resumed.
 metanas writes a sibling temporary file and renames it over the old one: a
 rename within one directory is atomic on POSIX and Windows, so a reader (or a
 restarted search) sees the old state or the new one, never half of it.
+
+Two processes searching in one project directory would number their trials
+alike and overwrite each other's files; `searching_in` holds an advisory lock
+on the directory while a search runs, and `check_no_search_in` refuses to wipe
+a directory another process searches in (POSIX ``flock``; where it does not
+exist, and for remote paths, nothing is locked).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-__all__ = ["save_json_atomically"]
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; searches are not guarded
+    fcntl = None
+
+__all__ = ["save_json_atomically", "searching_in", "check_no_search_in"]
+
+# Directories this process searches in: real path -> [file descriptor, count].
+# Searches of one process share the lock (a notebook re-running a cell).
+_HELD: Dict[str, List[int]] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _lockable(path: str) -> bool:
+    return fcntl is not None and "://" not in path and os.path.isdir(path)
+
+
+def _busy_error(path: str, doing: str) -> RuntimeError:
+    return RuntimeError(
+        f"another process is searching in {path}; {doing}. Wait for it to end, or use "
+        "another directory or project_name (the workers of a distributed search share "
+        "the chief's directory through KERASTUNER_TUNER_ID and take no lock)."
+    )
+
+
+@contextlib.contextmanager
+def searching_in(project_dir: str) -> Iterator[None]:
+    """Holds ``project_dir`` for a search; RuntimeError if another process does."""
+    path = os.path.realpath(str(project_dir))
+    if not _lockable(path):
+        yield
+        return
+    with _HELD_LOCK:
+        held = _HELD.get(path)
+        if held is None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise _busy_error(path, "a second search would overwrite its trials") from None
+            held = _HELD[path] = [fd, 0]
+        held[1] += 1
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[path]
+                os.close(held[0])  # closing the descriptor releases the lock
+
+
+def check_no_search_in(project_dir: str) -> None:
+    """RuntimeError if another process searches in ``project_dir`` (before wiping it)."""
+    path = os.path.realpath(str(project_dir))
+    if not _lockable(path) or path in _HELD:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise _busy_error(path, "overwrite=True would delete its trials") from None
+    finally:
+        os.close(fd)
 
 
 def save_json_atomically(

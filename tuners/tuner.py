@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import time
 import warnings
 from typing import Any, Dict, Optional, Type
@@ -10,7 +12,7 @@ from typing import Any, Dict, Optional, Type
 import keras_tuner
 import numpy as np
 
-from metanas.tuners import distributed, hooks, objectives
+from metanas.tuners import distributed, hooks, objectives, storage
 from metanas.tuners.base import MetanasOracle, check_int, is_oversized, release_oracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -100,6 +102,9 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             # Workers share the chief's project directory: only the chief may
             # wipe it, or a late worker deletes the trials already run.
             kwargs["overwrite"] = False
+        elif kwargs.get("overwrite"):  # not the trials of a search running elsewhere
+            storage.check_no_search_in(os.path.join(
+                str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project"))
         given = split_oracle_kwargs(self.oracle_class, kwargs)
         oracle = self.oracle_class(objective=objective, max_trials=max_trials, **given)
         super().__init__(oracle=oracle, hypermodel=hypermodel, tracking=tracking, **kwargs)
@@ -126,11 +131,14 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         """
         validate_fit_data(fit_args, fit_kwargs)
         try:
-            if not distributed.is_chief():
-                self._check_objective_before_search(fit_args, fit_kwargs)
-            if distributed.is_chief():
-                return self._chief_search(fit_args, fit_kwargs)
-            return super().search(*fit_args, **fit_kwargs)
+            # One process searches in a directory (and its workers with it).
+            with (contextlib.nullcontext() if distributed.is_worker()
+                  else storage.searching_in(self.project_dir)):
+                if not distributed.is_chief():
+                    self._check_objective_before_search(fit_args, fit_kwargs)
+                if distributed.is_chief():
+                    return self._chief_search(fit_args, fit_kwargs)
+                return super().search(*fit_args, **fit_kwargs)
         finally:  # else keras-tuner keeps the oracle alive for the life of the process
             release_oracle(self.local_oracle)
 

@@ -284,3 +284,26 @@ def test_too_many_consecutive_failures_end_a_distributed_search(tmp_path):
     assert "the chief ended this search" in output and "Number of consecutive failures" in output
     assert time.monotonic() - started < 60 and not (tmp_path / "ran_late.txt").exists()
     assert json.loads((tmp_path / "search" / "oracle.json").read_text()) == oracle
+
+
+def test_a_second_search_in_a_directory_in_use_is_refused(tmp_path):
+    from tests.tuners.synthetic_search import make_tuner
+
+    process = start("random", tmp_path, 6, HANG_TRIAL=2)
+    try:
+        wait_for("started_single_2", tmp_path)
+        before = trials_on_disk(tmp_path)
+        # Both numbered their trials alike and overwrote each other's files.
+        with pytest.raises(RuntimeError, match=r"another process is searching in \S+search; "
+                                               "overwrite=True would delete its trials"):
+            make_tuner("random", str(tmp_path), 6, overwrite=True)
+        tuner = make_tuner("random", str(tmp_path), 6, overwrite=False)  # to look: fine
+        with pytest.raises(RuntimeError, match="a second search would overwrite its trials"):
+            tuner.search(verbose=0)
+        assert trials_on_disk(tmp_path) == before
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    # The lock went with its process: the search resumes here and finishes.
+    make_tuner("random", str(tmp_path), 6, overwrite=False).search(verbose=0)
+    check_complete(tmp_path, 6)

@@ -191,3 +191,80 @@ def test_an_infinite_score_is_a_failed_trial_not_the_best(tmp_path, strategy):
     assert "NaN" not in state and "Infinity" not in state
     if strategy == "rl":  # the reward statistics stay finite, so it goes on learning
         assert all(math.isfinite(v) for v in oracle._reward_stats)
+
+
+def _factory(strategy):
+    from metanas.tuners import RandomSearchOracle, RLControllerOracle
+
+    return {
+        "evolution": lambda **kw: EvolutionOracle(population_size=4, **kw),
+        "random": lambda **kw: RandomSearchOracle(**kw),
+        "rl": lambda **kw: RLControllerOracle(num_initial_points=2, units=4, **kw),
+    }[strategy]
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "rl"])
+def test_a_trial_whose_end_reached_its_file_but_not_the_oracle_file_is_not_run_again(
+        tmp_path, strategy):
+    from tests.tuners.conformance import drive, finish, make, nas_score
+
+    oracle = make(_factory(strategy), tmp_path, max_trials=6)
+    drive(oracle, trials=3)
+    trial = oracle.create_trial("tuner0")
+    score = nas_score(trial.hyperparameters.values)
+
+    def disk_full():  # keras-tuner wrote trial.json, then the oracle's save failed
+        raise OSError(28, "No space left on device")
+
+    oracle.save = disk_full
+    with pytest.raises(OSError):
+        finish(oracle, trial, score)
+    resumed = make(_factory(strategy), tmp_path, max_trials=6)
+    resumed.reload()
+    assert resumed.end_order[-1] == trial.trial_id and trial.trial_id not in resumed._retry_queue
+    assert resumed._learned == 4  # the strategy learnt from it on reload
+    ran = drive(resumed)
+    assert len(ran) == 2 and len(resumed.trials) == 6  # it was not run again
+    assert resumed.trials[trial.trial_id].score == score
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "random"])
+def test_a_search_whose_trial_files_are_gone_is_refused_on_reload(tmp_path, strategy):
+    import shutil
+
+    from tests.tuners.conformance import drive, make
+
+    oracle = make(_factory(strategy), tmp_path, max_trials=8)
+    drive(oracle, trials=5)
+    shutil.rmtree(tmp_path / "p" / "trial_0")  # someone cleaned the directory up
+    resumed = make(_factory(strategy), tmp_path, max_trials=8)
+    # It looped for ever re-creating trial 4 (random), or named a bad population.
+    with pytest.raises(ValueError, match=r"names 1 trial\(s\) whose file is gone \(.*"
+                                         r"trial_0/trial\.json\).*overwrite=True"):
+        resumed.reload()
+
+
+def test_search_called_again_after_a_failed_save_runs_a_new_trial_and_learns_both(tmp_path):
+    from tests.tuners.conformance import finish, make, nas_score
+
+    oracle = make(_factory("evolution"), tmp_path, max_trials=6)
+    learnt = []
+    on_trial_result = oracle.on_trial_result
+    oracle.on_trial_result = lambda trial: (learnt.append(trial.trial_id),
+                                            on_trial_result(trial))
+    trial = oracle.create_trial("tuner0")
+
+    def disk_full():
+        raise OSError(28, "No space left on device")
+
+    oracle.save = disk_full
+    with pytest.raises(OSError):
+        finish(oracle, trial, nas_score(trial.hyperparameters.values))
+    del oracle.save  # space freed; the notebook calls search() again
+    # The ended trial was still listed as the worker's: it ran again, and its
+    # second result was dropped (a COMPLETED trial with no score in memory).
+    second = oracle.create_trial("tuner0")
+    assert second.trial_id != trial.trial_id and second.status == "RUNNING"
+    finish(oracle, second, nas_score(second.hyperparameters.values))
+    assert learnt == [trial.trial_id, second.trial_id] and oracle._learned == 2
+    assert oracle.trials[trial.trial_id].score == nas_score(trial.hyperparameters.values)

@@ -119,6 +119,11 @@ def save_json_atomically(
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temporary, path)
+    except OSError as error:  # a full disk, a read-only directory: say which file
+        raise type(error)(
+            error.errno, f"could not save {path} ({error.strerror or error}); the file "
+            "holds its previous state, and the trials ended so far are kept: fix the cause "
+            "and resume with overwrite=False") from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

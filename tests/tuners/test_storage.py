@@ -62,3 +62,38 @@ def test_a_state_that_cannot_be_written_keeps_the_old_file(tmp_path):
         raise AssertionError("an unserialisable state was written")
     assert json.loads(path.read_text()) == {"score": 1.0}
     assert [p.name for p in tmp_path.iterdir()] == ["trial.json"]
+
+
+def test_a_state_file_that_cannot_be_saved_is_named_with_what_to_do(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    path = tmp_path / "oracle.json"
+    save_json_atomically(path, {"v": 1})
+
+    class FullDisk:  # the injected fault: the disk fills during the write
+        def __init__(self, name, *args, **kwargs):
+            self.name = name
+            open(name, "w").close()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(storage, "open", FullDisk, raising=False)
+    # It was a bare "[Errno 28] No space left on device", naming no file.
+    with pytest.raises(OSError, match=rf"could not save {path} \(No space left on device\).*"
+                                      "resume with overwrite=False") as caught:
+        save_json_atomically(path, {"v": 2})
+    assert caught.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]  # no temporary file left
+    with pytest.raises(FileNotFoundError, match=f"could not save {tmp_path}/gone/trial.json"):
+        save_json_atomically(tmp_path / "gone" / "trial.json", {})

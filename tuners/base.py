@@ -724,6 +724,7 @@ class MetanasOracle(keras_tuner.Oracle):
             # It ended, and saving that failed (a full disk) before keras-tuner let
             # it go: `search` called again must not run it again (and lose that).
             del self.ongoing_trials[tuner_id]
+            self._learn_pending()
         if self.failure is not None:
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(self.get_space(), status=TrialStatus.STOPPED)
@@ -797,7 +798,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 )
                 self.end_order.append(trial.trial_id)
                 self._save_trial(trial)
-                self._learn_from(trial)
+                self._learn_pending()
         if lost:
             self.save()
         return lost
@@ -863,7 +864,8 @@ class MetanasOracle(keras_tuner.Oracle):
     def _learn_from(self, trial) -> None:
         """`on_trial_result`, then saves: what the strategy learnt is kept at once."""
         self.on_trial_result(trial)
-        self._learned = len(self.end_order)
+        # Up to this trial: if a save fails here, the later ones are still to learn.
+        self._learned = max(self._learned, self.end_order.index(trial.trial_id) + 1)
         self.save()
 
     def _record_values(self, trial) -> None:

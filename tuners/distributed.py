@@ -198,13 +198,35 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
+class _FailFastStub:
+    """keras-tuner's stub, whose calls fail at once (``UNAVAILABLE``) with no chief.
+
+    keras-tuner calls with ``wait_for_ready=True`` and an hour's timeout: a
+    call made while no chief listens blocks, silently, for up to an hour.
+    `ResilientOracleClient` does the waiting itself instead.
+    """
+
+    def __init__(self, stub) -> None:
+        self._stub = stub
+
+    def __getattr__(self, name):
+        method = getattr(self._stub, name)
+
+        def call(request, **kwargs):
+            kwargs["wait_for_ready"] = False
+            return method(request, **kwargs)
+
+        return call
+
+
 class ResilientOracleClient:
     """A worker's proxy to the chief that outlives a chief restart.
 
     keras-tuner's ``OracleClient`` raises on the first failed call, so a worker
     dies with its chief, and a call made while no chief listens waits silently
-    for up to an hour. This wrapper waits for an unreachable chief, saying so
-    after `ANNOUNCE_SECONDS`, for up to ``patience`` seconds once the chief has
+    for up to an hour. This wrapper retries a call the chief could not take
+    (``UNAVAILABLE``), backing off to 5 s and saying so after
+    `ANNOUNCE_SECONDS`, for up to ``patience`` seconds once the chief has
     answered (`FIRST_CONTACT_SECONDS` before), so a chief killed and restarted
     with ``overwrite=False`` finds its workers still there. Retried calls are
     safe: the metanas oracle ignores a second result for a trial and re-issues
@@ -233,14 +255,16 @@ class ResilientOracleClient:
         self._patience = patience
         self._address = (f"{os.environ['KERASTUNER_ORACLE_IP']}:"
                          f"{os.environ['KERASTUNER_ORACLE_PORT']}")
-        # One channel for the calls and the readiness checks, reconnecting at
-        # least every 5 s (gRPC's default backs off to 2 min) once a chief is back.
-        self._channel = grpc.insecure_channel(
+        # Reconnects at least every 5 s (gRPC's default backs off to 2 min),
+        # so a restarted chief is found soon.
+        channel = grpc.insecure_channel(
             self._address, options=[("grpc.max_reconnect_backoff_ms", 5000)])
-        client.stub = protos.get_service_grpc().OracleStub(self._channel)
+        client.stub = _FailFastStub(protos.get_service_grpc().OracleStub(channel))
         self._marker = (None if project_dir is None or "://" in str(project_dir)
                         else os.path.join(str(project_dir), CHIEF_ENDED_FILE))
-        self._started = time.time()
+        # A marker there already may be an earlier search's (see `_ended_search`).
+        self._marker_at_start = self._read_marker()
+        self._started = time.monotonic()
         self._answered = False
         # Set once the chief has told this worker to stop: the search is over,
         # and an unreachable chief has ended, not restarting.
@@ -260,10 +284,8 @@ class ResilientOracleClient:
 
             if name == "get_best_trials" and self._told_to_stop:
                 return self._best_trials_of_an_ended_search(*args, **kwargs)
+            began, delay, announced = None, 0.5, False
             while True:
-                ended = self._wait_for_chief()
-                if ended is not None:
-                    return self._after_the_end(name, ended, *args, **kwargs)
                 try:
                     result = attribute(*args, **kwargs)
                 except grpc.RpcError as error:
@@ -275,7 +297,25 @@ class ResilientOracleClient:
                         raise RuntimeError(f"the chief refused {name}: {details}") from None
                     if code != grpc.StatusCode.UNAVAILABLE:
                         raise
-                    continue  # the chief went away mid-call: wait for it again
+                    ended = self._ended_search()
+                    if ended is not None:
+                        return self._after_the_end(name, ended, *args, **kwargs)
+                    now = time.monotonic()
+                    began = now if began is None else began
+                    limit = self._patience if self._answered else FIRST_CONTACT_SECONDS
+                    if now - began > limit:
+                        raise RuntimeError(
+                            f"no chief at {self._address} for {now - began:.0f} s "
+                            f"(KERASTUNER_ORACLE_IP/KERASTUNER_ORACLE_PORT); start it, or "
+                            f"restart it with overwrite=False to resume its search") from None
+                    if not announced and now - began >= ANNOUNCE_SECONDS:
+                        announced = True
+                        print(f"Worker {self._client.tuner_id} is waiting for the chief at "
+                              f"{self._address} (for up to {limit:.0f} s).",
+                              file=sys.stderr, flush=True)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
                 self._answered = True
                 if name == "create_trial" and getattr(result, "status", None) == "STOPPED":
                     self._told_to_stop = True
@@ -283,52 +323,7 @@ class ResilientOracleClient:
 
         return call
 
-    def _chief_is_ready(self, timeout: float) -> bool:
-        import grpc
-
-        ready = grpc.channel_ready_future(self._channel)
-        try:
-            ready.result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            ready.cancel()  # else its connectivity callback stays subscribed
-            return False
-        return True
-
-    def _wait_for_chief(self) -> Optional[dict]:
-        """Returns once the chief listens (None), or the ended search's marker.
-
-        Raises:
-            RuntimeError: No chief for ``patience`` seconds (an hour before it
-                first answered).
-        """
-        if self._chief_is_ready(timeout=0.5):
-            return None
-        limit = self._patience if self._answered else FIRST_CONTACT_SECONDS
-        began = time.monotonic()
-        announced = False
-        while True:
-            ended = self._ended_search()
-            if ended is not None:
-                return ended
-            if self._chief_is_ready(timeout=2.0):
-                return None
-            waited = time.monotonic() - began
-            if waited > limit:
-                raise RuntimeError(
-                    f"no chief at {self._address} for {waited:.0f} s (KERASTUNER_ORACLE_IP"
-                    f"/KERASTUNER_ORACLE_PORT); start it, or restart it with "
-                    f"overwrite=False to resume its search")
-            if not announced and waited >= ANNOUNCE_SECONDS:
-                announced = True
-                print(f"Worker {self._client.tuner_id} is waiting for the chief at "
-                      f"{self._address} (for up to {limit:.0f} s).", file=sys.stderr, flush=True)
-
-    def _ended_search(self) -> Optional[dict]:
-        """The marker of an ended search, if it tells this worker to stop.
-
-        A marker from before this worker started may be an earlier search's,
-        whose new chief is still starting: it counts after `ENDED_GRACE_SECONDS`.
-        """
+    def _read_marker(self) -> Optional[dict]:
         if self._marker is None:
             return None
         try:
@@ -336,11 +331,21 @@ class ResilientOracleClient:
                 ended = json.load(handle)
         except (OSError, ValueError):  # none, or being replaced
             return None
-        if not isinstance(ended, dict):
+        return ended if isinstance(ended, dict) else None
+
+    def _ended_search(self) -> Optional[dict]:
+        """The marker of an ended search, if it tells this worker to stop.
+
+        A marker written since this worker started is this search's end. One
+        that was there already may be an earlier search's, whose new chief is
+        still starting (and deletes it): it counts after `ENDED_GRACE_SECONDS`.
+        Contents are compared, not clocks (the chief may be another machine).
+        """
+        ended = self._read_marker()
+        if ended is None:
             return None
-        at = ended.get("ended_at")
-        if (isinstance(at, (int, float)) and at >= self._started) or (
-                time.time() - self._started >= ENDED_GRACE_SECONDS):
+        if ended != self._marker_at_start or (
+                time.monotonic() - self._started >= ENDED_GRACE_SECONDS):
             return ended
         return None
 

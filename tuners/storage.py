@@ -9,9 +9,9 @@ restarted search) sees the old state or the new one, never half of it.
 
 Two processes searching in one project directory would number their trials
 alike and overwrite each other's files; `searching_in` holds an advisory lock
-on the directory while a search runs, and `check_no_search_in` refuses to wipe
-a directory another process searches in (POSIX ``flock``; where it does not
-exist, and for remote paths, nothing is locked).
+on `LOCK_FILE` in the directory while a search runs, and `check_no_search_in`
+refuses to wipe a directory another process searches in (POSIX ``flock``; on
+Windows, remote paths and file systems without locks, nothing is locked).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import threading
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 try:
@@ -29,41 +30,59 @@ except ImportError:  # Windows: no advisory locks; searches are not guarded
 
 __all__ = ["save_json_atomically", "searching_in", "check_no_search_in"]
 
+#: The file a search locks in its project directory.
+LOCK_FILE = ".metanas_search.lock"
+
 # Directories this process searches in: real path -> [file descriptor, count].
 # Searches of one process share the lock (a notebook re-running a cell).
 _HELD: Dict[str, List[int]] = {}
 _HELD_LOCK = threading.Lock()
 
 
-def _lockable(path: str) -> bool:
-    return fcntl is not None and "://" not in path and os.path.isdir(path)
+def _local_dir(project_dir: str) -> Optional[str]:
+    """The real path of a local project directory; None where nothing is locked."""
+    if fcntl is None or "://" in str(project_dir):
+        return None
+    path = os.path.realpath(str(project_dir))
+    return path if os.path.isdir(path) else None
 
 
-def _busy_error(path: str, doing: str) -> RuntimeError:
-    return RuntimeError(
-        f"another process is searching in {path}; {doing}. Wait for it to end, or use "
-        "another directory or project_name (the workers of a distributed search share "
-        "the chief's directory through KERASTUNER_TUNER_ID and take no lock)."
-    )
+def _try_lock(path: str, doing: str) -> Optional[int]:
+    """A descriptor holding ``path``'s lock; None where locks do not work.
+
+    Raises:
+        RuntimeError: Another process holds it.
+    """
+    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(
+            f"another process is searching in {path}; {doing}. Wait for it to end, or use "
+            "another directory or project_name (the workers of a distributed search share "
+            "the chief's directory through KERASTUNER_TUNER_ID and take no lock)."
+        ) from None
+    except OSError as error:  # a file system without locks (some NFS, FUSE)
+        os.close(fd)
+        warnings.warn(f"could not lock {path} ({error}); two searches there would "
+                      "overwrite each other's trials", stacklevel=3)
+        return None
+    return fd
 
 
 @contextlib.contextmanager
 def searching_in(project_dir: str) -> Iterator[None]:
     """Holds ``project_dir`` for a search; RuntimeError if another process does."""
-    path = os.path.realpath(str(project_dir))
-    if not _lockable(path):
+    path = _local_dir(project_dir)
+    if path is None:
         yield
         return
     with _HELD_LOCK:
         held = _HELD.get(path)
         if held is None:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise _busy_error(path, "a second search would overwrite its trials") from None
-            held = _HELD[path] = [fd, 0]
+            held = _HELD[path] = [
+                _try_lock(path, "a second search would overwrite its trials"), 0]
         held[1] += 1
     try:
         yield
@@ -72,20 +91,17 @@ def searching_in(project_dir: str) -> Iterator[None]:
             held[1] -= 1
             if held[1] == 0:
                 del _HELD[path]
-                os.close(held[0])  # closing the descriptor releases the lock
+                if held[0] is not None:
+                    os.close(held[0])  # closing the descriptor releases the lock
 
 
 def check_no_search_in(project_dir: str) -> None:
     """RuntimeError if another process searches in ``project_dir`` (before wiping it)."""
-    path = os.path.realpath(str(project_dir))
-    if not _lockable(path) or path in _HELD:
+    path = _local_dir(project_dir)
+    if path is None or path in _HELD:
         return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise _busy_error(path, "overwrite=True would delete its trials") from None
-    finally:
+    fd = _try_lock(path, "overwrite=True would delete its trials")
+    if fd is not None:
         os.close(fd)
 
 
@@ -120,10 +136,12 @@ def save_json_atomically(
             handle.write(text)
         os.replace(temporary, path)
     except OSError as error:  # a full disk, a read-only directory: say which file
+        if error.errno is None:
+            raise
         raise type(error)(
-            error.errno, f"could not save {path} ({error.strerror or error}); the file "
-            "holds its previous state, and the trials ended so far are kept: fix the cause "
-            "and resume with overwrite=False") from error
+            error.errno, f"could not save {path} ({error.strerror or error}); an earlier "
+            "version of it is intact, and the trials ended so far are kept: fix the cause "
+            "and resume with overwrite=False", path) from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -151,6 +151,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if "verbose" in fit_kwargs:
             self.oracle.verbose = fit_kwargs["verbose"]
         self.save()
+        distributed.mark_chief_started(self.project_dir)  # a search again in this process
         self._call_hook("on_search_begin")
         try:
             distributed.serve_chief(self.oracle)

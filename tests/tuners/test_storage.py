@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,12 +89,41 @@ def test_a_state_file_that_cannot_be_saved_is_named_with_what_to_do(tmp_path, mo
 
     monkeypatch.setattr(storage, "open", FullDisk, raising=False)
     # It was a bare "[Errno 28] No space left on device", naming no file.
-    with pytest.raises(OSError, match=rf"could not save {path} \(No space left on device\).*"
+    with pytest.raises(OSError, match=re.escape(f"could not save {path} (No space left on device)") + ".*"
                                       "resume with overwrite=False") as caught:
         save_json_atomically(path, {"v": 2})
     assert caught.value.errno == errno.ENOSPC
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]  # no temporary file left
-    with pytest.raises(FileNotFoundError, match=f"could not save {tmp_path}/gone/trial.json"):
+    with pytest.raises(FileNotFoundError, match=re.escape(f"could not save {tmp_path}/gone/")):
         save_json_atomically(tmp_path / "gone" / "trial.json", {})
+
+
+def test_a_directory_another_search_holds_is_refused_and_one_without_locks_is_warned(
+        tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    import pytest
+
+    other = os.open(tmp_path / storage.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)  # as another process's search holds it
+    with pytest.raises(RuntimeError, match=re.escape(
+            f"another process is searching in {tmp_path}; a second search would overwrite")):
+        with storage.searching_in(str(tmp_path)):
+            pass
+    with pytest.raises(RuntimeError, match="overwrite=True would delete its trials"):
+        storage.check_no_search_in(str(tmp_path))
+    os.close(other)  # that search ended
+    with storage.searching_in(str(tmp_path)), storage.searching_in(str(tmp_path)):
+        storage.check_no_search_in(str(tmp_path))  # this process's own: shared, not refused
+    assert storage._HELD == {}
+
+    def no_locks(fd, operation):  # the injected fault: NFS without lockd
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="could not lock .*two searches there would overwrite"):
+        with storage.searching_in(str(tmp_path)):  # searches, unguarded, rather than refuse
+            pass

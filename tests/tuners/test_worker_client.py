@@ -7,7 +7,9 @@ on the ended-search marker a chief leaves in the shared project directory.
 import json
 import socket
 import time
+from concurrent import futures
 
+import grpc
 import keras_tuner
 import pytest
 from keras_tuner.src.distribute import oracle_client
@@ -15,11 +17,19 @@ from keras_tuner.src.distribute import oracle_client
 from metanas.tuners import RandomSearchOracle, distributed
 
 
-@pytest.fixture
-def client(tmp_path, monkeypatch):
-    with socket.socket() as sock:  # a port nobody listens on
+def free_port():
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def port():
+    return free_port()  # nobody listens on it, unless a test serves there
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch, port):
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner7")
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
@@ -42,8 +52,9 @@ def mark(tmp_path, ended_at, reason="done"):
 
 def test_a_search_that_ended_after_the_worker_started_stops_it_at_once(client, tmp_path,
                                                                        capfd):
+    mark(tmp_path, time.time(), reason="done")  # an earlier search's end
     worker = client()
-    mark(tmp_path, time.time() + 1, reason="failed: too many failed trials")
+    mark(tmp_path, time.time() - 3600, reason="failed: too many failed trials")  # this one's
     began = time.monotonic()
     trial = worker.create_trial("tuner7")
     assert trial.status == "STOPPED" and time.monotonic() - began < 10
@@ -60,7 +71,8 @@ def test_a_search_that_ended_after_the_worker_started_stops_it_at_once(client, t
 
 def test_an_older_marker_stops_the_worker_only_after_the_grace(client, tmp_path, monkeypatch):
     monkeypatch.setattr(distributed, "ENDED_GRACE_SECONDS", 3.0)
-    mark(tmp_path, time.time() - 3600)  # an earlier search's, or this one's before we came
+    mark(tmp_path, time.time() + 3600)  # an earlier search's, or this one's before we came:
+    # which one is told by the contents, not the clock (the chief's may differ).
     worker = client()
     began = time.monotonic()
     assert worker.create_trial("tuner7").status == "STOPPED"
@@ -83,3 +95,29 @@ def test_a_chief_starting_deletes_the_marker_and_ending_writes_it(tmp_path):
     distributed.mark_chief_started(str(tmp_path))
     assert not (tmp_path / distributed.CHIEF_ENDED_FILE).exists()
     distributed.mark_chief_started(str(tmp_path))  # none: nothing to do
+
+
+def test_a_chief_that_answered_then_refuses_is_waited_for_with_backoff_then_given_up(
+        client, port):
+    # An address that takes connections but answers UNAVAILABLE (a proxy in
+    # front of a chief that is down): it was retried in a hot loop, for ever.
+    calls = []
+
+    class Unavailable(grpc.GenericRpcHandler):
+        def service(self, details):
+            def handler(request, context):
+                calls.append(time.monotonic())
+                context.abort(grpc.StatusCode.UNAVAILABLE, "upstream connect error")
+            return grpc.unary_unary_rpc_method_handler(handler)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Unavailable()])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    try:
+        worker = client(patience=2.0)
+        worker._answered = True  # it had answered before
+        with pytest.raises(RuntimeError, match=r"no chief at 127\.0\.0\.1:\d+ for [2-5] s"):
+            worker.create_trial("tuner7")
+    finally:
+        server.stop(0)
+    assert 2 <= len(calls) <= 5  # backed off: 0.5 s, 1 s, 2 s

@@ -166,6 +166,8 @@ class MlflowTracker:
         # to its limit. The end of a search (`flush`) tries once more.
         self._down_until = 0.0
         self._backoff = _RETRY_SECONDS
+        #: Spooled lines that held no readable record, moved to ``*.unreadable``.
+        self.unreadable = 0
         #: Records MLflow refused for good (kept in the spool's rejected.jsonl).
         self.rejected = 0
         # Replay only records meant for this tracker's store (`sync` with an
@@ -482,6 +484,8 @@ class MlflowTracker:
 
         Records meant for another store (spooled by a search that tracked to
         another server) stay for ``metanas tracking sync --tracking-uri``.
+        Lines that hold no record (a torn write) are moved to the pending
+        file's ``.unreadable`` side file, never dropped.
         """
         if not self._spool.has_pending(self._ours):
             return True
@@ -491,7 +495,13 @@ class MlflowTracker:
             return False
         with self._spool.locked():
             for path in self._spool.files():
-                waiting = Spool.read(path)
+                waiting, unreadable = Spool.load(path)
+                if unreadable:
+                    side = Spool.set_aside(path, unreadable)  # OSError: they stay in place
+                    Spool.rewrite(path, waiting)
+                    self.unreadable += len(unreadable)
+                    logger.warning("%d line(s) of %s hold no readable record (a torn write); "
+                                   "kept in %s", len(unreadable), path, side)
                 others = [r for r in waiting if not self._ours(r)]
                 mine = [r for r in waiting if self._ours(r)]
                 for i, record in enumerate(mine):

@@ -229,9 +229,13 @@ class MlflowTracker:
                 logger.warning("ignoring unreadable %s", path)
         if self._is_worker:
             return None  # found from MLflow tags when the trial is logged
+        from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
+
         search_id = uuid.uuid4().hex[:16]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"search_id": search_id}), encoding="utf-8")
+        # Atomically: a crash or a full disk mid-write must not leave a torn file
+        # (a resumed search would then start a new parent run).
+        save_json_atomically(str(path), {"search_id": search_id})
         return search_id
 
     @property

@@ -166,6 +166,12 @@ class MlflowTracker:
         # to its limit. The end of a search (`flush`) tries once more.
         self._down_until = 0.0
         self._backoff = _RETRY_SECONDS
+        # Records the spool could not take (a full or read-only disk), oldest
+        # first: tried again at the next record and at the end of the search.
+        self._held: List[Dict[str, Any]] = []
+        self._spool_error: Optional[str] = None
+        #: Records neither delivered nor spooled by the end of a search (a warning names them).
+        self.lost = 0
         #: Spooled lines that held no readable record, moved to ``*.unreadable``.
         self.unreadable = 0
         #: Records MLflow refused for good (kept in the spool's rejected.jsonl).
@@ -446,26 +452,88 @@ class MlflowTracker:
         record.setdefault("experiment", self.experiment_name)
         # Where it was meant to go (without credentials): `sync` checks it.
         record.setdefault("target", store_target(self.tracking_uri))
+        # Records that could be neither sent nor spooled before go first.
+        self._send_or_keep(self._take_held() + [record])
+
+    def _take_held(self) -> List[Dict[str, Any]]:
+        held, self._held = self._held, []
+        return held
+
+    def _send_or_keep(self, records: List[Dict[str, Any]]) -> None:
+        """Delivers ``records`` in order, or keeps them (spooled, else in memory)."""
+        if not records:
+            return
         if time.monotonic() < self._down_until:
-            self._spool.append(record)  # MLflow failed a moment ago: do not wait on it again
+            self._keep(records)  # MLflow failed a moment ago: do not wait on it again
             return
         try:
             delivered = self._deliver_pending()
-        except Exception as error:  # noqa: BLE001 - whatever happens, the record is kept
+        except Exception as error:  # noqa: BLE001 - whatever happens, the records are kept
             logger.warning("could not replay the spooled records (%s); spooling", error)
             delivered = False
         if not delivered:
-            self._spool.append(record)
+            self._keep(records)
             return
-        self._deliver([record], spool_on_failure=True)
+        self._deliver(records, spool_on_failure=True)
+
+    def _keep(self, records: List[Dict[str, Any]]) -> None:
+        """Spools ``records``; those the spool cannot take (a full or read-only
+        disk) are held in memory and tried again at the next record and at the
+        end of the search (`flush`)."""
+        for i, record in enumerate(records):
+            try:
+                self._spool.append(record)
+            except Exception as error:  # noqa: BLE001 - an OSError mostly; keep it in memory
+                text = redact(str(error)).strip().splitlines()
+                self._spool_error = text[0] if text else type(error).__name__
+                if not self._held:
+                    logger.warning(
+                        "could not spool a tracking record to %s (%s); keeping it in memory, "
+                        "to try again at the next record and at the end of the search",
+                        self._spool.directory, self._spool_error)
+                self._held.extend(records[i:])
+                return
 
     def flush(self) -> int:
-        """Replays the spooled records now; returns how many are still waiting."""
+        """Replays the spooled records now; returns how many are still waiting.
+
+        Records held in memory (the spool could not take them) are sent or
+        spooled first; those that still cannot be are lost, with a warning
+        that names them and why.
+        """
         if self._spool is None:
             return 0
         self._down_until = 0.0  # the end of a search (or `sync`) tries once more
-        self._deliver_pending()
+        held = self._take_held()
+        if held:
+            self._send_or_keep(held)
+        else:
+            try:
+                self._deliver_pending()
+            except Exception as error:  # noqa: BLE001 - they stay in the spool
+                logger.warning("could not replay the spooled records in %s (%s)",
+                               self._spool.directory, error)
+        if self._held:
+            self._report_lost(self._take_held())
         return sum(len(Spool.read(p)) for p in self._spool.files())
+
+    def _report_lost(self, lost: List[Dict[str, Any]]) -> None:
+        trials = sorted({str(r.get("tags", {}).get("metanas.trial_id")) for r in lost
+                         if r.get("type") == "trial"}, key=lambda t: (len(t), t))
+        parts = []
+        if trials:
+            parts.append(f"the run{'s' if len(trials) > 1 else ''} of trial"
+                         f"{'s' if len(trials) > 1 else ''} {', '.join(trials)}")
+        others = len(lost) - sum(r.get("type") == "trial" for r in lost)
+        if others:
+            parts.append(f"{others} update(s) of the search's parent run")
+        self.lost += len(lost)
+        logger.warning(
+            "%d tracking record(s) are lost (%s): MLflow at %s could not take them (%s) and "
+            "the spool %s could not keep them (%s).",
+            len(lost), " and ".join(parts), redact(self.tracking_uri),
+            self.last_error or "unreachable", self._spool.directory,
+            self._spool_error)
 
     def _server_is_up(self) -> bool:
         uri = self.tracking_uri
@@ -526,7 +594,7 @@ class MlflowTracker:
         self._backoff = min(self._backoff * 2, _MAX_RETRY_SECONDS)
 
     def _deliver(self, batch: List[Dict[str, Any]], *, spool_on_failure: bool) -> bool:
-        for record in batch:
+        for i, record in enumerate(batch):
             started = time.monotonic()
             try:
                 with _short_http_retries():
@@ -537,7 +605,11 @@ class MlflowTracker:
                 if rec.is_permanent(error):
                     logger.warning("MLflow refused a %s record (%s); kept in %s",
                                    record.get("type"), self.last_error, self._spool.directory)
-                    self._spool.reject(record, self.last_error)
+                    try:
+                        self._spool.reject(record, self.last_error)
+                    except OSError as reject_error:
+                        logger.warning("could not keep the refused %s record in %s (%s)",
+                                       record.get("type"), self._spool.directory, reject_error)
                     self.rejected += 1
                     continue
                 self._back_off(time.monotonic() - started)
@@ -545,7 +617,7 @@ class MlflowTracker:
                     logger.warning("MLflow at %s unavailable (%s); spooling to %s",
                                    redact(self.tracking_uri), self.last_error, self._spool.directory)
                 if spool_on_failure:
-                    self._spool.append(record)
+                    self._keep(batch[i:])
                 return False
         self._backoff = _RETRY_SECONDS  # delivered: the next failure waits briefly again
         return True

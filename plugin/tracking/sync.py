@@ -6,8 +6,15 @@ import os
 import pathlib
 from typing import Dict, Iterable, Optional
 
+from metanas.security import redact
 from metanas.tracking.spool import PENDING_SUFFIX, UNREADABLE_SUFFIX, Spool
-from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker, make_client, store_target
+from metanas.tracking.tracker import (
+    SPOOL_DIRNAME,
+    MlflowTracker,
+    make_client,
+    store_problem,
+    store_target,
+)
 
 __all__ = ["sync", "find_spools"]
 
@@ -43,7 +50,8 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         disk; kept in ``<pending file>.unreadable``, never sent nor deleted).
 
     Raises:
-        ValueError: MLflow cannot use ``tracking_uri``, or, with no
+        ValueError: MLflow cannot use ``tracking_uri`` (or it names a SQLite
+            store that cannot be written), or, with no
             ``tracking_uri``, the records were meant for another store than
             the default (nothing is sent, and every record keeps waiting).
     """
@@ -64,6 +72,10 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
                 "where they go (metanas tracking sync --tracking-uri URI)."
             )
     if tracking_uri is not None or spools:
+        uri = tracking_uri if tracking_uri is not None else MlflowTracker().tracking_uri
+        problem = store_problem(uri)
+        if problem is not None:  # before MLflow retries creating it for ~100 s
+            raise ValueError(f"the MLflow store {redact(uri)!r} cannot be written: {problem}.")
         make_client(tracking_uri)  # None: MLFLOW_TRACKING_URI, else MLflow's default
     sent = waiting = rejected = 0
     for directory, count in spools.items():

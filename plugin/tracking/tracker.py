@@ -17,7 +17,8 @@ from metanas.security import redact
 from metanas.tracking import records as rec
 from metanas.tracking.spool import Spool
 
-__all__ = ["MlflowTracker", "SEARCH_FILE", "SPOOL_DIRNAME", "strategy_name"]
+__all__ = ["MlflowTracker", "SEARCH_FILE", "SPOOL_DIRNAME", "StoreUnwritable", "store_problem",
+           "strategy_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ class MlflowTracker:
         self.spool_dir = self._given["spool_dir"]
         self.search_id = search_id
         self._client = None
-        if tracking_uri is not None:
+        self._warned_stores: set = set()
+        if tracking_uri is not None and store_problem(tracking_uri) is None:
             self._client = make_client(tracking_uri)  # a URI MLflow cannot use: ValueError now
         self._cache = rec.RunCache()
         self._spool: Optional[Spool] = None
@@ -163,9 +165,11 @@ class MlflowTracker:
         # After a slow failed delivery (a timeout), records go straight to the
         # spool until then (time.monotonic()), so that a server that hangs costs
         # one timeout per back-off, not one per record; the back-off doubles up
-        # to its limit. The end of a search (`flush`) tries once more.
+        # to its limit. The end of a search (`flush`) tries once more, unless the
+        # last slow failure ended less than _RETRY_SECONDS before.
         self._down_until = 0.0
         self._backoff = _RETRY_SECONDS
+        self._failed_at = -float("inf")  # when the last slow failure ended (time.monotonic())
         # Records the spool could not take (a full or read-only disk), oldest
         # first: tried again at the next record and at the end of the search.
         self._held: List[Dict[str, Any]] = []
@@ -199,6 +203,11 @@ class MlflowTracker:
                 setting to fix, not a bad record, so what waits for it is kept.
         """
         if self._client is None:
+            problem = self._warn_store(self.tracking_uri)
+            if problem is not None:
+                # Before MLflow tries: it retries creating such a store for ~100 s.
+                raise StoreUnwritable(f"the MLflow store {redact(self.tracking_uri)} "
+                                      f"cannot be written: {problem}")
             self._client = make_client(self.tracking_uri)
         return self._client
 
@@ -503,11 +512,14 @@ class MlflowTracker:
         """
         if self._spool is None:
             return 0
-        self._down_until = 0.0  # the end of a search (or `sync`) tries once more
+        if time.monotonic() - self._failed_at >= _RETRY_SECONDS:
+            # The end of a search (or `sync`) tries once more, but not a store
+            # that has just failed: that would cost a second timeout in a row.
+            self._down_until = 0.0
         held = self._take_held()
         if held:
             self._send_or_keep(held)
-        else:
+        elif time.monotonic() >= self._down_until:
             try:
                 self._deliver_pending()
             except Exception as error:  # noqa: BLE001 - they stay in the spool
@@ -537,6 +549,9 @@ class MlflowTracker:
 
     def _server_is_up(self) -> bool:
         uri = self.tracking_uri
+        if store_problem(uri) is not None:
+            self._warn_store(uri)
+            return False
         if not uri.startswith(("http://", "https://")):
             return True
         import requests
@@ -546,6 +561,16 @@ class MlflowTracker:
         except requests.RequestException:
             return False
         return response.ok
+
+    def _warn_store(self, uri: str) -> Optional[str]:
+        """Warns once that a local store cannot be written; returns the problem, if any."""
+        problem = store_problem(uri)
+        if problem is not None and uri not in self._warned_stores:
+            self._warned_stores.add(uri)
+            logger.warning("the MLflow store %s cannot be written: %s; tracking records wait "
+                           "in the spool %s (send them later with `metanas tracking sync`)",
+                           redact(uri), problem, self._spool.directory if self._spool else "")
+        return problem
 
     def _ours(self, record: Dict[str, Any]) -> bool:
         """Whether a spooled record is this tracker's to send (meant for its store)."""
@@ -590,7 +615,8 @@ class MlflowTracker:
         connection: the server is down) costs nothing to try at the next record."""
         if waited < _SLOW_FAILURE_SECONDS:
             return
-        self._down_until = time.monotonic() + self._backoff
+        self._failed_at = time.monotonic()
+        self._down_until = self._failed_at + self._backoff
         self._backoff = min(self._backoff * 2, _MAX_RETRY_SECONDS)
 
     def _deliver(self, batch: List[Dict[str, Any]], *, spool_on_failure: bool) -> bool:
@@ -613,7 +639,7 @@ class MlflowTracker:
                     self.rejected += 1
                     continue
                 self._back_off(time.monotonic() - started)
-                if self.last_error and spool_on_failure:
+                if spool_on_failure and not isinstance(error, StoreUnwritable):
                     logger.warning("MLflow at %s unavailable (%s); spooling to %s",
                                    redact(self.tracking_uri), self.last_error, self._spool.directory)
                 if spool_on_failure:
@@ -629,6 +655,34 @@ def store_target(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
         tracking_uri = "sqlite:///" + os.path.abspath(tracking_uri[len("sqlite:///"):])
     return redact(tracking_uri)
+
+
+class StoreUnwritable(OSError):
+    """A local MLflow store (a SQLite file) that cannot be created or written."""
+
+
+def store_problem(tracking_uri: str) -> Optional[str]:
+    """Why the local SQLite store of ``tracking_uri`` cannot be written, or None.
+
+    MLflow retries creating a SQLite store it cannot open for about 100 s;
+    this check costs nothing. Other stores (servers, databases) are not checked.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            return f"{path} is not writable"
+        return None
+    folder = os.path.dirname(path)
+    while not os.path.exists(folder):  # MLflow creates missing folders
+        folder = os.path.dirname(folder)
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path} does not exist and its folder {folder} is not writable"
+    return None
 
 
 def _tls_settings() -> Dict[str, Any]:

@@ -174,6 +174,7 @@ class MlflowTracker:
         # first: tried again at the next record and at the end of the search.
         self._held: List[Dict[str, Any]] = []
         self._spool_error: Optional[str] = None
+        self._spool_failing = False
         #: Records neither delivered nor spooled by the end of a search (a warning names them).
         self.lost = 0
         #: Spooled lines that held no readable record, moved to ``*.unreadable``.
@@ -495,13 +496,15 @@ class MlflowTracker:
             except Exception as error:  # noqa: BLE001 - an OSError mostly; keep it in memory
                 text = redact(str(error)).strip().splitlines()
                 self._spool_error = text[0] if text else type(error).__name__
-                if not self._held:
+                if not self._spool_failing:  # once until the spool takes a record again
                     logger.warning(
                         "could not spool a tracking record to %s (%s); keeping it in memory, "
                         "to try again at the next record and at the end of the search",
                         self._spool.directory, self._spool_error)
+                self._spool_failing = True
                 self._held.extend(records[i:])
                 return
+            self._spool_failing = False
 
     def flush(self) -> int:
         """Replays the spooled records now; returns how many are still waiting.

@@ -209,8 +209,14 @@ def add_tracking(subparsers) -> None:
             result = sync(args.directory, tracking_uri=args.tracking_uri)
         except ValueError as error:  # a URI MLflow cannot use, records for another store
             raise UsageError(str(error)) from None
+        unreadable = (f"; {result['unreadable']} unreadable line(s) kept"
+                      if result.get("unreadable") else "")
         print(f"sent {result['sent']} record(s); {result['waiting']} still waiting; "
-              f"{result['rejected']} rejected")
+              f"{result['rejected']} rejected{unreadable}")
+        if result.get("unreadable"):
+            print(f"{result['unreadable']} spooled line(s) hold no readable record (a write torn "
+                  "by a crash or a full disk): they are kept, not sent, in the "
+                  "*.pending.jsonl.unreadable files of their spool directory", file=sys.stderr)
         if result["waiting"]:
             print("MLflow is still unreachable: run `metanas tracking sync` again later",
                   file=sys.stderr)
@@ -219,7 +225,7 @@ def add_tracking(subparsers) -> None:
             print("MLflow refused some records for good: they are kept, with the reason, in "
                   "rejected.jsonl in their spool directory", file=sys.stderr)
             return 1
-        return 0
+        return 1 if result.get("unreadable") else 0
 
     sync_parser.set_defaults(func=run)
 

@@ -295,12 +295,24 @@ class MetaTuner(StrategyTuner):
         except StrategyError as error:
             warnings.warn(f"the search is not recorded in the meta storage: {error}", stacklevel=2)
         except Exception as error:  # the storage is down: keep the result for later
+            try:
+                self._keep_pending(self._pending() + [entry])
+            except OSError as keep_error:  # a full or read-only disk: say so, once
+                message = (
+                    f"the search's trials are saved in {self.project_dir}, but the search is not "
+                    f"recorded in the meta storage ({error}), nor could it be kept for later in "
+                    f"{self.pending_path} ({keep_error.strerror or keep_error}). Once there is "
+                    "room (free disk space, a writable folder), run search() again on this "
+                    "project (overwrite=False): it records the search without running its "
+                    "trials again."
+                )
+                args = (message,) if keep_error.errno is None else (keep_error.errno, message)
+                raise OSError(*args) from keep_error
             warnings.warn(
                 f"could not record the search in the meta storage ({error}); it is kept "
                 f"in {self.pending_path} and sent with the next MetaTuner search.",
                 stacklevel=2,
             )
-            self._keep_pending(self._pending() + [entry])
 
     def _search_id(self) -> str:
         """This search's id, kept in its project directory (which overwrite=True deletes)."""

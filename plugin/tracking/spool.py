@@ -5,7 +5,8 @@ record leaves the spool only after it was applied in full; applying one twice
 changes nothing (see `metanas.tracking.records.apply_record`), so a crash
 between applying and removing it is harmless. Several processes (the workers
 of a distributed search) may share a spool directory: each writes its own
-file, and a lock file serialises replays.
+file, and a lock file serialises replays. A line that is not a record (a torn
+write) is never dropped: a replay moves it to ``<file>.unreadable``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import fcntl
 import json
 import os
 import pathlib
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["Spool"]
 
 PENDING_SUFFIX = ".pending.jsonl"
 #: Records the server rejected for good (a bad value, not an outage): kept, never dropped.
 REJECTED_NAME = "rejected.jsonl"
+#: Beside a pending file: its lines that are not JSON (a torn write), kept, never dropped.
+UNREADABLE_SUFFIX = ".unreadable"
 
 
 class Spool:
@@ -48,12 +51,35 @@ class Spool:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def append(self, record: Dict[str, Any]) -> None:
-        """Adds ``record`` to this process's pending file, durably."""
+        """Adds ``record`` to this process's pending file, durably.
+
+        The record starts on a line of its own (after a torn line, a newline
+        first), and a write that fails (a full disk) is cut back off, so a
+        failed append leaves the file as it was and never merges two lines.
+
+        Raises:
+            OSError: The record could not be written (the file is unchanged).
+        """
+        data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
         with self.locked():
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, sort_keys=True) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            # Unbuffered: a failed write leaves nothing behind in a buffer that
+            # closing the file would try to write again.
+            with open(self.path, "a+b", buffering=0) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size:
+                    handle.seek(size - 1)
+                    if handle.read(1) != b"\n":  # a torn line: begin a new one
+                        data = b"\n" + data
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[handle.write(view):]
+                    os.fsync(handle.fileno())
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(handle.fileno(), size)
+                        os.fsync(handle.fileno())
+                    raise
 
     def files(self) -> List[pathlib.Path]:
         """Every pending file in the directory (all processes')."""
@@ -78,36 +104,113 @@ class Spool:
 
     @staticmethod
     def read(path: pathlib.Path) -> List[Dict[str, Any]]:
-        """The records of one pending file; a torn last line (a crash mid-write) is
-        skipped, and a file another process removed meanwhile holds none."""
-        records = []
+        """The records of one pending file (see `load`; its unreadable lines are left out)."""
+        return Spool.load(path)[0]
+
+    @staticmethod
+    def load(path: pathlib.Path) -> Tuple[List[Dict[str, Any]], List[str]]:
+        """The records of one pending file, and the lines that hold none.
+
+        A line that is not JSON (a torn write: a crash or a full disk mid-write)
+        is returned as text, for `set_aside`. A record appended to such a line
+        by an older metanas (which did not begin a new line) is recovered. A
+        file another process removed meanwhile holds none.
+        """
+        records: List[Dict[str, Any]] = []
+        unreadable: List[str] = []
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
         except FileNotFoundError:
-            return []
-        for line in text.splitlines():
+            return [], []
+        for line in text.split("\n"):
+            if not line.strip():
+                continue
             try:
                 records.append(json.loads(line))
-            except json.JSONDecodeError:
                 continue
-        return records
+            except json.JSONDecodeError:
+                pass
+            torn, record = _split_torn(line)
+            unreadable.append(torn)
+            if record is not None:
+                records.append(record)
+        return records, unreadable
+
+    @staticmethod
+    def set_aside(path: pathlib.Path, lines: List[str]) -> pathlib.Path:
+        """Appends unreadable ``lines`` of a pending file to ``<file>.unreadable``
+        (kept for a person to look at, never deleted); returns that file.
+
+        Raises:
+            OSError: They could not be written (leave them where they are).
+        """
+        side = path.with_name(path.name + UNREADABLE_SUFFIX)
+        with open(side, "a", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return side
+
+    def unreadable(self) -> Dict[pathlib.Path, int]:
+        """Unreadable lines kept in the directory: in side files and still in pending files."""
+        found: Dict[pathlib.Path, int] = {}
+        if not self.directory.is_dir():
+            return found
+        for side in sorted(self.directory.glob(f"*{PENDING_SUFFIX}{UNREADABLE_SUFFIX}")):
+            text = side.read_text(encoding="utf-8", errors="surrogateescape")
+            found[side] = sum(1 for line in text.split("\n") if line.strip())
+        for path in self.files():
+            count = len(self.load(path)[1])
+            if count:
+                found[path] = count
+        return {path: n for path, n in found.items() if n}
 
     @staticmethod
     def rewrite(path: pathlib.Path, records: List[Dict[str, Any]]) -> None:
-        """Atomically replaces a pending file's records (removes it when empty)."""
+        """Atomically replaces a pending file's records (removes it when empty).
+
+        Raises:
+            OSError: It could not be written; the file is as it was, and no
+                temporary file is left behind.
+        """
         if not records:
             path.unlink(missing_ok=True)
             return
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                for record in records:
+                    handle.write(json.dumps(record, sort_keys=True) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
 
     def reject(self, record: Dict[str, Any], reason: str) -> None:
         """Keeps a record the server refused for good, with the reason."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / REJECTED_NAME, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"reason": reason, "record": record}, sort_keys=True) + "\n")
+
+
+def _split_torn(line: str) -> Tuple[str, Optional[Dict[str, Any]]]:
+    """A line that is not JSON: (its torn part, the whole record that ends it, if any).
+
+    Older versions appended after a torn line without a newline, so such a line
+    may end with a complete record; it starts at a ``{"`` and runs to the end.
+    """
+    decoder = json.JSONDecoder()
+    start = line.find('{"', 1)
+    while start != -1:
+        try:
+            record, end = decoder.raw_decode(line, start)
+        except json.JSONDecodeError:
+            record, end = None, -1
+        whole = end == len(line) and isinstance(record, dict)
+        if whole and {"id", "type", "experiment"} <= set(record):
+            return line[:start], record
+        start = line.find('{"', start + 1)
+    return line, None

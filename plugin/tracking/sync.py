@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Dict, Optional
+from typing import Dict, Iterable, Optional
 
-from metanas.tracking.spool import PENDING_SUFFIX, Spool
-from metanas.tracking.tracker import SPOOL_DIRNAME, MlflowTracker, make_client, store_target
+from metanas.security import redact
+from metanas.tracking.spool import PENDING_SUFFIX, UNREADABLE_SUFFIX, Spool
+from metanas.tracking.tracker import (
+    SPOOL_DIRNAME,
+    MlflowTracker,
+    make_client,
+    store_problem,
+    store_target,
+)
 
 __all__ = ["sync", "find_spools"]
 
@@ -36,12 +43,15 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
             else MLflow's default store in the working directory.
 
     Returns:
-        ``{"sent": n, "waiting": m, "rejected": r}``: records applied,
-        records still waiting (MLflow unreachable), and records MLflow refused
-        for good (kept in the spool's ``rejected.jsonl``).
+        ``{"sent": n, "waiting": m, "rejected": r, "unreadable": u}``: records
+        applied, records still waiting (MLflow unreachable), records MLflow
+        refused for good (kept in the spool's ``rejected.jsonl``), and spooled
+        lines that hold no readable record (a write torn by a crash or a full
+        disk; kept in ``<pending file>.unreadable``, never sent nor deleted).
 
     Raises:
-        ValueError: MLflow cannot use ``tracking_uri``, or, with no
+        ValueError: MLflow cannot use ``tracking_uri`` (or it names a SQLite
+            store that cannot be written), or, with no
             ``tracking_uri``, the records were meant for another store than
             the default (nothing is sent, and every record keeps waiting).
     """
@@ -62,6 +72,10 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
                 "where they go (metanas tracking sync --tracking-uri URI)."
             )
     if tracking_uri is not None or spools:
+        uri = tracking_uri if tracking_uri is not None else MlflowTracker().tracking_uri
+        problem = store_problem(uri)
+        if problem is not None:  # before MLflow retries creating it for ~100 s
+            raise ValueError(f"the MLflow store {redact(uri)!r} cannot be written: {problem}.")
         make_client(tracking_uri)  # None: MLFLOW_TRACKING_URI, else MLflow's default
     sent = waiting = rejected = 0
     for directory, count in spools.items():
@@ -72,4 +86,17 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         sent += count - left - tracker.rejected
         waiting += left
         rejected += tracker.rejected
-    return {"sent": sent, "waiting": waiting, "rejected": rejected}
+    unreadable = sum(sum(Spool(d).unreadable().values()) for d in _with_unreadable(path, spools))
+    return {"sent": sent, "waiting": waiting, "rejected": rejected, "unreadable": unreadable}
+
+
+def _with_unreadable(path: os.PathLike, spools: Iterable[pathlib.Path]) -> set:
+    """The spool directories to count unreadable lines in: ``spools`` and those under
+    ``path`` (or beside it, for a project directory) with a ``.unreadable`` file."""
+    root = pathlib.Path(path)
+    found = set(spools)
+    for base in (root, root.resolve().parent / SPOOL_DIRNAME / root.resolve().name):
+        if base.is_dir():
+            sides = base.rglob(f"*{PENDING_SUFFIX}{UNREADABLE_SUFFIX}")
+            found.update(side.parent for side in sides)
+    return found

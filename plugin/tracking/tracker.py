@@ -17,7 +17,8 @@ from metanas.security import redact
 from metanas.tracking import records as rec
 from metanas.tracking.spool import Spool
 
-__all__ = ["MlflowTracker", "SEARCH_FILE", "SPOOL_DIRNAME", "strategy_name"]
+__all__ = ["MlflowTracker", "SEARCH_FILE", "SPOOL_DIRNAME", "StoreUnwritable", "store_problem",
+           "strategy_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ class MlflowTracker:
         self.spool_dir = self._given["spool_dir"]
         self.search_id = search_id
         self._client = None
-        if tracking_uri is not None:
+        self._warned_stores: set = set()
+        if tracking_uri is not None and store_problem(tracking_uri) is None:
             self._client = make_client(tracking_uri)  # a URI MLflow cannot use: ValueError now
         self._cache = rec.RunCache()
         self._spool: Optional[Spool] = None
@@ -163,9 +165,20 @@ class MlflowTracker:
         # After a slow failed delivery (a timeout), records go straight to the
         # spool until then (time.monotonic()), so that a server that hangs costs
         # one timeout per back-off, not one per record; the back-off doubles up
-        # to its limit. The end of a search (`flush`) tries once more.
+        # to its limit. The end of a search (`flush`) tries once more, unless the
+        # last slow failure ended less than _RETRY_SECONDS before.
         self._down_until = 0.0
         self._backoff = _RETRY_SECONDS
+        self._failed_at = -float("inf")  # when the last slow failure ended (time.monotonic())
+        # Records the spool could not take (a full or read-only disk), oldest
+        # first: tried again at the next record and at the end of the search.
+        self._held: List[Dict[str, Any]] = []
+        self._spool_error: Optional[str] = None
+        self._spool_failing = False
+        #: Records neither delivered nor spooled by the end of a search (a warning names them).
+        self.lost = 0
+        #: Spooled lines that held no readable record, moved to ``*.unreadable``.
+        self.unreadable = 0
         #: Records MLflow refused for good (kept in the spool's rejected.jsonl).
         self.rejected = 0
         # Replay only records meant for this tracker's store (`sync` with an
@@ -191,6 +204,11 @@ class MlflowTracker:
                 setting to fix, not a bad record, so what waits for it is kept.
         """
         if self._client is None:
+            problem = self._warn_store(self.tracking_uri)
+            if problem is not None:
+                # Before MLflow tries: it retries creating such a store for ~100 s.
+                raise StoreUnwritable(f"the MLflow store {redact(self.tracking_uri)} "
+                                      f"cannot be written: {problem}")
             self._client = make_client(self.tracking_uri)
         return self._client
 
@@ -227,9 +245,13 @@ class MlflowTracker:
                 logger.warning("ignoring unreadable %s", path)
         if self._is_worker:
             return None  # found from MLflow tags when the trial is logged
+        from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
+
         search_id = uuid.uuid4().hex[:16]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"search_id": search_id}), encoding="utf-8")
+        # Atomically: a crash or a full disk mid-write must not leave a torn file
+        # (a resumed search would then start a new parent run).
+        save_json_atomically(str(path), {"search_id": search_id})
         return search_id
 
     @property
@@ -440,29 +462,99 @@ class MlflowTracker:
         record.setdefault("experiment", self.experiment_name)
         # Where it was meant to go (without credentials): `sync` checks it.
         record.setdefault("target", store_target(self.tracking_uri))
+        # Records that could be neither sent nor spooled before go first.
+        self._send_or_keep(self._take_held() + [record])
+
+    def _take_held(self) -> List[Dict[str, Any]]:
+        held, self._held = self._held, []
+        return held
+
+    def _send_or_keep(self, records: List[Dict[str, Any]]) -> None:
+        """Delivers ``records`` in order, or keeps them (spooled, else in memory)."""
+        if not records:
+            return
         if time.monotonic() < self._down_until:
-            self._spool.append(record)  # MLflow failed a moment ago: do not wait on it again
+            self._keep(records)  # MLflow failed a moment ago: do not wait on it again
             return
         try:
             delivered = self._deliver_pending()
-        except Exception as error:  # noqa: BLE001 - whatever happens, the record is kept
+        except Exception as error:  # noqa: BLE001 - whatever happens, the records are kept
             logger.warning("could not replay the spooled records (%s); spooling", error)
             delivered = False
         if not delivered:
-            self._spool.append(record)
+            self._keep(records)
             return
-        self._deliver([record], spool_on_failure=True)
+        self._deliver(records, spool_on_failure=True)
+
+    def _keep(self, records: List[Dict[str, Any]]) -> None:
+        """Spools ``records``; those the spool cannot take (a full or read-only
+        disk) are held in memory and tried again at the next record and at the
+        end of the search (`flush`)."""
+        for i, record in enumerate(records):
+            try:
+                self._spool.append(record)
+            except Exception as error:  # noqa: BLE001 - an OSError mostly; keep it in memory
+                text = redact(str(error)).strip().splitlines()
+                self._spool_error = text[0] if text else type(error).__name__
+                if not self._spool_failing:  # once until the spool takes a record again
+                    logger.warning(
+                        "could not spool a tracking record to %s (%s); keeping it in memory, "
+                        "to try again at the next record and at the end of the search",
+                        self._spool.directory, self._spool_error)
+                self._spool_failing = True
+                self._held.extend(records[i:])
+                return
+            self._spool_failing = False
 
     def flush(self) -> int:
-        """Replays the spooled records now; returns how many are still waiting."""
+        """Replays the spooled records now; returns how many are still waiting.
+
+        Records held in memory (the spool could not take them) are sent or
+        spooled first; those that still cannot be are lost, with a warning
+        that names them and why.
+        """
         if self._spool is None:
             return 0
-        self._down_until = 0.0  # the end of a search (or `sync`) tries once more
-        self._deliver_pending()
+        if time.monotonic() - self._failed_at >= _RETRY_SECONDS:
+            # The end of a search (or `sync`) tries once more, but not a store
+            # that has just failed: that would cost a second timeout in a row.
+            self._down_until = 0.0
+        held = self._take_held()
+        if held:
+            self._send_or_keep(held)
+        elif time.monotonic() >= self._down_until:
+            try:
+                self._deliver_pending()
+            except Exception as error:  # noqa: BLE001 - they stay in the spool
+                logger.warning("could not replay the spooled records in %s (%s)",
+                               self._spool.directory, error)
+        if self._held:
+            self._report_lost(self._take_held())
         return sum(len(Spool.read(p)) for p in self._spool.files())
+
+    def _report_lost(self, lost: List[Dict[str, Any]]) -> None:
+        trials = sorted({str(r.get("tags", {}).get("metanas.trial_id")) for r in lost
+                         if r.get("type") == "trial"}, key=lambda t: (len(t), t))
+        parts = []
+        if trials:
+            parts.append(f"the run{'s' if len(trials) > 1 else ''} of trial"
+                         f"{'s' if len(trials) > 1 else ''} {', '.join(trials)}")
+        others = len(lost) - sum(r.get("type") == "trial" for r in lost)
+        if others:
+            parts.append(f"{others} update(s) of the search's parent run")
+        self.lost += len(lost)
+        logger.warning(
+            "%d tracking record(s) are lost (%s): MLflow at %s could not take them (%s) and "
+            "the spool %s could not keep them (%s).",
+            len(lost), " and ".join(parts), redact(self.tracking_uri),
+            self.last_error or "unreachable", self._spool.directory,
+            self._spool_error)
 
     def _server_is_up(self) -> bool:
         uri = self.tracking_uri
+        if store_problem(uri) is not None:
+            self._warn_store(uri)
+            return False
         if not uri.startswith(("http://", "https://")):
             return True
         import requests
@@ -473,6 +565,16 @@ class MlflowTracker:
             return False
         return response.ok
 
+    def _warn_store(self, uri: str) -> Optional[str]:
+        """Warns once that a local store cannot be written; returns the problem, if any."""
+        problem = store_problem(uri)
+        if problem is not None and uri not in self._warned_stores:
+            self._warned_stores.add(uri)
+            logger.warning("the MLflow store %s cannot be written: %s; tracking records wait "
+                           "in the spool %s (send them later with `metanas tracking sync`)",
+                           redact(uri), problem, self._spool.directory if self._spool else "")
+        return problem
+
     def _ours(self, record: Dict[str, Any]) -> bool:
         """Whether a spooled record is this tracker's to send (meant for its store)."""
         return self._any_target or record.get("target") in (None, store_target(self.tracking_uri))
@@ -482,6 +584,8 @@ class MlflowTracker:
 
         Records meant for another store (spooled by a search that tracked to
         another server) stay for ``metanas tracking sync --tracking-uri``.
+        Lines that hold no record (a torn write) are moved to the pending
+        file's ``.unreadable`` side file, never dropped.
         """
         if not self._spool.has_pending(self._ours):
             return True
@@ -491,7 +595,13 @@ class MlflowTracker:
             return False
         with self._spool.locked():
             for path in self._spool.files():
-                waiting = Spool.read(path)
+                waiting, unreadable = Spool.load(path)
+                if unreadable:
+                    side = Spool.set_aside(path, unreadable)  # OSError: they stay in place
+                    Spool.rewrite(path, waiting)
+                    self.unreadable += len(unreadable)
+                    logger.warning("%d line(s) of %s hold no readable record (a torn write); "
+                                   "kept in %s", len(unreadable), path, side)
                 others = [r for r in waiting if not self._ours(r)]
                 mine = [r for r in waiting if self._ours(r)]
                 for i, record in enumerate(mine):
@@ -508,11 +618,12 @@ class MlflowTracker:
         connection: the server is down) costs nothing to try at the next record."""
         if waited < _SLOW_FAILURE_SECONDS:
             return
-        self._down_until = time.monotonic() + self._backoff
+        self._failed_at = time.monotonic()
+        self._down_until = self._failed_at + self._backoff
         self._backoff = min(self._backoff * 2, _MAX_RETRY_SECONDS)
 
     def _deliver(self, batch: List[Dict[str, Any]], *, spool_on_failure: bool) -> bool:
-        for record in batch:
+        for i, record in enumerate(batch):
             started = time.monotonic()
             try:
                 with _short_http_retries():
@@ -523,15 +634,19 @@ class MlflowTracker:
                 if rec.is_permanent(error):
                     logger.warning("MLflow refused a %s record (%s); kept in %s",
                                    record.get("type"), self.last_error, self._spool.directory)
-                    self._spool.reject(record, self.last_error)
+                    try:
+                        self._spool.reject(record, self.last_error)
+                    except OSError as reject_error:
+                        logger.warning("could not keep the refused %s record in %s (%s)",
+                                       record.get("type"), self._spool.directory, reject_error)
                     self.rejected += 1
                     continue
                 self._back_off(time.monotonic() - started)
-                if self.last_error and spool_on_failure:
+                if spool_on_failure and not isinstance(error, StoreUnwritable):
                     logger.warning("MLflow at %s unavailable (%s); spooling to %s",
                                    redact(self.tracking_uri), self.last_error, self._spool.directory)
                 if spool_on_failure:
-                    self._spool.append(record)
+                    self._keep(batch[i:])
                 return False
         self._backoff = _RETRY_SECONDS  # delivered: the next failure waits briefly again
         return True
@@ -543,6 +658,34 @@ def store_target(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
         tracking_uri = "sqlite:///" + os.path.abspath(tracking_uri[len("sqlite:///"):])
     return redact(tracking_uri)
+
+
+class StoreUnwritable(OSError):
+    """A local MLflow store (a SQLite file) that cannot be created or written."""
+
+
+def store_problem(tracking_uri: str) -> Optional[str]:
+    """Why the local SQLite store of ``tracking_uri`` cannot be written, or None.
+
+    MLflow retries creating a SQLite store it cannot open for about 100 s;
+    this check costs nothing. Other stores (servers, databases) are not checked.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            return f"{path} is not writable"
+        return None
+    folder = os.path.dirname(path)
+    while not os.path.exists(folder):  # MLflow creates missing folders
+        folder = os.path.dirname(folder)
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path} does not exist and its folder {folder} is not writable"
+    return None
 
 
 def _tls_settings() -> Dict[str, Any]:

@@ -131,6 +131,36 @@ def test_a_lost_storage_keeps_the_result_until_it_is_back(tmp_path, digits):
     assert json.loads((tmp_path / ".metanas-meta-pending" / "p.json").read_text()) == []
 
 
+def test_a_result_that_cannot_be_kept_either_is_one_clear_error(tmp_path, digits):
+    db = tmp_path / "meta.db"
+    storage = f"sqlite:///{db}"
+    MetaLearner(storage)
+    x, y, x_val, y_val = digits
+    make = lambda: MetaTuner(build_mlp, objective="val_accuracy", max_trials=3, seed=2,  # noqa: E731
+                             meta_storage=storage, directory=str(tmp_path), project_name="p")
+    tuner = make()
+    shutil.move(db, tmp_path / "away.db")  # the storage goes away mid-search...
+    # ... and the pending folder cannot be written (a file where it should be).
+    (tmp_path / ".metanas-meta-pending").write_text("not a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(OSError, match=r"(?s)the search's trials are saved in .*p, but the "
+                           r"search is not recorded in the meta storage .*nor could it be kept "
+                           r".*p\.json .*run search\(\) again on this project \(overwrite=False\)"):
+            tuner.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    # Was: "it is kept in .../p.json", then a bare FileExistsError: nothing was kept.
+    assert not [w for w in caught if "it is kept" in str(w.message)]
+    assert len(tuner.oracle.trials) == 3
+    # Room again, the storage back: searching again records it, without new trials.
+    (tmp_path / ".metanas-meta-pending").unlink()
+    db.unlink(missing_ok=True)
+    shutil.move(tmp_path / "away.db", db)
+    again = make()
+    again.search(x, y, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    assert len(again.oracle.trials) == 3
+    assert len(MetaLearner(storage).study.trials) == 1
+
+
 def test_search_score():
     class T:
         def __init__(self, score, status="COMPLETED"):

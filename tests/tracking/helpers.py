@@ -1,6 +1,10 @@
-"""Shared pieces of the tracking tests: a tiny faulty hypermodel and MLflow queries."""
+"""Shared pieces of the tracking tests: a tiny faulty hypermodel, MLflow queries, a full disk."""
 
 from __future__ import annotations
+
+import builtins
+import errno
+import os
 
 import keras
 import keras_tuner
@@ -77,3 +81,41 @@ def check_search_logged(uri, experiment, tuner, epochs):
             else:
                 assert "injected" in child.data.tags["error"]
     return parent, by_trial
+
+
+class FullDisk:
+    """A file whose disk fills up: the next write takes half its data, then ENOSPC."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def write(self, data):
+        self._handle.write(data[: len(data) // 2])
+        self._handle.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._handle.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+
+def fill_disk_once(monkeypatch, modules, name_part):
+    """The next file opened for writing (through ``open`` in ``modules``) whose name
+    holds ``name_part`` hits a full disk."""
+    real_open = builtins.open
+    armed = {"left": 1}
+
+    def open_(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        if armed["left"] and name_part in os.path.basename(str(file)) and set(mode) & set("wa"):
+            armed["left"] -= 1
+            return FullDisk(handle)
+        return handle
+
+    for module in modules:
+        monkeypatch.setattr(module, "open", open_, raising=False)

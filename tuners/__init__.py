@@ -15,9 +15,16 @@ from metanas.tuners.selection import (
     Selection,
     TournamentSelection,
 )
-from metanas.tuners.tuner import EvolutionSearch, RandomSearch, RLControllerSearch, StrategyTuner
+from metanas.tuners.tuner import (
+    DiskFullError,
+    EvolutionSearch,
+    RandomSearch,
+    RLControllerSearch,
+    StrategyTuner,
+)
 
 __all__ = [
+    "DiskFullError",
     "EvolutionOracle",
     "EvolutionSearch",
     "MetanasOracle",

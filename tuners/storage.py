@@ -17,6 +17,7 @@ Windows, remote paths and file systems without locks, nothing is locked).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -28,7 +29,11 @@ try:
 except ImportError:  # Windows: no advisory locks; searches are not guarded
     fcntl = None
 
-__all__ = ["save_json_atomically", "searching_in", "check_no_search_in"]
+__all__ = ["save_json_atomically", "searching_in", "check_no_search_in", "disk_failure"]
+
+# Errors of the disk, not of the model: a trial that meets one did not fail.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_DISK_MESSAGES = tuple(os.strerror(code) for code in sorted(_DISK_ERRNOS))
 
 #: The file a search locks in its project directory.
 LOCK_FILE = ".metanas_search.lock"
@@ -103,6 +108,23 @@ def check_no_search_in(project_dir: str) -> None:
     fd = _try_lock(path, "overwrite=True would delete its trials")
     if fd is not None:
         os.close(fd)
+
+
+def disk_failure(error: BaseException) -> Optional[BaseException]:
+    """The full or read-only disk behind ``error`` (or what it was raised from), or None.
+
+    An `OSError` with ``ENOSPC``, ``EDQUOT`` or ``EROFS``, or an error of another
+    library (TensorFlow's file writes) whose message is one of theirs.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+            return error
+        if any(message in str(error) for message in _DISK_MESSAGES):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def save_json_atomically(

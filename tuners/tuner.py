@@ -279,12 +279,31 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         self._asked_without_trial = False
         super().on_trial_begin(trial)
 
+    def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        try:
+            return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        except Exception as error:
+            cause = storage.disk_failure(error)
+            if cause is None:
+                raise  # the trial failed; keras-tuner records it
+            raise DiskFullError(
+                f"trial {trial.trial_id} could not write to disk ({cause}); the search "
+                "stops rather than fail trials for want of space. Free space and search "
+                "again (overwrite=False): this trial runs again, and every ended trial is kept."
+            ) from error
+
     def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
         timeout = self.local_oracle.heartbeat_timeout
         if not distributed.is_worker() or timeout is None:
             return super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
         with distributed.Heartbeat(self.oracle, trial.trial_id, interval=timeout / 4):
             return super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+
+
+class DiskFullError(keras_tuner.errors.FatalError):
+    """A trial could not write to disk (full, over quota, read-only): not the
+    model's failure, so the search stops instead of failing trial after trial,
+    and the trial runs again when the search is resumed."""
 
 
 def validate_fit_data(fit_args, fit_kwargs) -> None:

@@ -268,3 +268,54 @@ def test_search_called_again_after_a_failed_save_runs_a_new_trial_and_learns_bot
     finish(oracle, second, nas_score(second.hyperparameters.values))
     assert learnt == [trial.trial_id, second.trial_id] and oracle._learned == 2
     assert oracle.trials[trial.trial_id].score == nas_score(trial.hyperparameters.values)
+
+
+class DiskFillsOnce(FaultyModel):
+    """Training that meets a full disk on its third fit (a checkpoint write)."""
+
+    fits = 0
+
+    def fit(self, hp, model, *args, **kwargs):
+        DiskFillsOnce.fits += 1
+        if DiskFillsOnce.fits == 3:
+            raise OSError(28, "No space left on device", "trial_2/checkpoint.weights.h5")
+        return model.fit(*args, **kwargs)
+
+
+def test_a_full_disk_stops_the_search_and_its_trial_runs_again(tmp_path):
+    from metanas.tuners import DiskFullError
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("fault", "none")
+    hp.Choice("units", [2, 4, 6, 8, 10, 12])
+    tuner = EvolutionSearch(DiskFillsOnce(), objective="loss", max_trials=4, seed=3,
+                            population_size=3, hyperparameters=hp, directory=str(tmp_path),
+                            project_name="disk", tracking=False)
+    # It failed the trial (for good) and went on to fail the next ones the same way.
+    with pytest.raises(DiskFullError, match=r"trial 2 could not write to disk \(\[Errno 28\] "
+                                            r"No space left on device.*overwrite=False"):
+        tuner.search(X, Y, epochs=1, verbose=0)
+    trials = tuner.oracle.trials
+    assert [trials[t].status for t in sorted(trials)] == ["COMPLETED", "COMPLETED", "RUNNING"]
+    values = dict(trials["2"].hyperparameters.values)
+    tuner.search(X, Y, epochs=1, verbose=0)  # space freed: the notebook searches again
+    assert [trials[t].status for t in sorted(trials)] == ["COMPLETED"] * 4
+    assert trials["2"].hyperparameters.values == values and trials["2"].score is not None
+
+
+def test_only_disk_errors_count_as_a_full_disk():
+    from metanas.tuners.storage import disk_failure
+
+    assert disk_failure(OSError(28, "No space left on device")) is not None
+    assert disk_failure(OSError(30, "Read-only file system")) is not None
+    try:
+        try:
+            raise OSError(122, "Disk quota exceeded")
+        except OSError as error:
+            raise RuntimeError("saving the checkpoint failed") from error
+    except RuntimeError as wrapped:
+        assert disk_failure(wrapped).errno == 122
+    # TensorFlow's file errors are not OSErrors; its messages say it.
+    assert disk_failure(RuntimeError("/x/build_config.json; No space left on device"))
+    assert disk_failure(RuntimeError("OOM when allocating tensor with shape[1000000]")) is None
+    assert disk_failure(OSError(2, "No such file or directory")) is None

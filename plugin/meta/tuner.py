@@ -24,7 +24,7 @@ from metanas.meta.learner import (
 )
 from metanas.meta.transfer import TransferStore, WarmStart
 from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner, distributed
-from metanas.tuners.storage import save_json_atomically
+from metanas.tuners.storage import save_json_atomically, searching_in
 from metanas.tuners.tuner import split_oracle_kwargs, strategy_settings
 
 __all__ = ["MetaTuner", "search_score"]
@@ -251,16 +251,18 @@ class MetaTuner(StrategyTuner):
 
     def search(self, *fit_args, **fit_kwargs):
         """Chooses the strategy (first time only), searches, and reports back."""
-        self._flush_pending()
-        if self.recommendation is None:
-            self._choose(fit_args, fit_kwargs)
-        elif not hasattr(self, "_features"):
-            self._features = self.features(fit_args, fit_kwargs)
-            self._name_task(self._features)
-        result = super().search(*fit_args, **fit_kwargs)
-        if self.record:
-            self._report()
-        return result
+        # The choice is written before the search: hold the directory from here.
+        with searching_in(self.project_dir):
+            self._flush_pending()
+            if self.recommendation is None:
+                self._choose(fit_args, fit_kwargs)
+            elif not hasattr(self, "_features"):
+                self._features = self.features(fit_args, fit_kwargs)
+                self._name_task(self._features)
+            result = super().search(*fit_args, **fit_kwargs)
+            if self.record:
+                self._report()
+            return result
 
     # ------------------------------------------------------------ reporting
     def _report(self) -> None:

@@ -283,3 +283,24 @@ def test_datasets_searched_without_a_project_name_are_recorded_as_different_task
     assert all(name.startswith("untitled_project-") for name in names)
     recorded = [list(t.user_attrs["per_task"]) for t in MetaLearner(storage).study.trials]
     assert recorded == [[names[0]], [names[1]], [names[1]]]
+
+
+def test_a_directory_another_process_searches_in_is_refused_before_any_choice(tmp_path,
+                                                                             digits):
+    import fcntl
+    import os
+
+    from metanas.meta.tuner import CHOICE_FILE
+    from metanas.tuners import storage as tuner_storage
+
+    project = tmp_path / "busy"
+    project.mkdir()
+    other = os.open(project / tuner_storage.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)  # as another process's search holds it
+    try:
+        # It wrote its strategy choice, which the other search's resume reads, first.
+        with pytest.raises(RuntimeError, match="another process is searching in"):
+            run(tmp_path, digits, f"sqlite:///{tmp_path}/m.db", "busy", record=False)
+        assert not (project / CHOICE_FILE).exists()
+    finally:
+        os.close(other)

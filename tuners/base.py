@@ -26,6 +26,7 @@ from keras_tuner.engine import trial as trial_module
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine.objective import MultiObjective
 
+from metanas.tuners import distributed
 from metanas.tuners.codec import Config, SearchSpaceCodec
 from metanas.tuners.storage import save_json_atomically
 
@@ -827,6 +828,10 @@ class MetanasOracle(keras_tuner.Oracle):
             return
         if trial.trial_id in self._retry_queue:
             self._retry_queue.remove(trial.trial_id)
+        if (trial.status in (TrialStatus.FAILED, TrialStatus.INVALID) and not trial.message
+                and dist_utils.is_chief_oracle()):
+            # gRPC carried no message; the worker left it in the trial's directory.
+            trial.message = distributed.take_failure_message(self._get_trial_dir(trial.trial_id))
         try:
             super().end_trial(trial)
         except RuntimeError as error:

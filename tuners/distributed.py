@@ -34,7 +34,8 @@ from typing import Optional
 from keras_tuner.src.distribute import utils as dist_utils
 
 __all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat", "ResilientOracleClient",
-           "WorkerFinished", "CHIEF_ENDED_FILE", "mark_chief_started", "mark_chief_ended"]
+           "WorkerFinished", "CHIEF_ENDED_FILE", "mark_chief_started", "mark_chief_ended",
+           "FAILURE_FILE", "keep_failure_message", "take_failure_message"]
 
 #: Written by a chief in its project directory when its search has ended.
 CHIEF_ENDED_FILE = "chief_ended.json"
@@ -48,6 +49,11 @@ ENDED_GRACE_SECONDS = 60.0
 FIRST_CONTACT_SECONDS = 3600.0
 #: A worker says once that it is waiting, after this long without the chief.
 ANNOUNCE_SECONDS = 10.0
+#: Where a worker leaves a failed trial's message for the chief, in the trial's
+#: directory (keras-tuner's gRPC Trial has no field for it).
+FAILURE_FILE = "worker_failure.txt"
+#: The longest message kept (a traceback's end is its most useful part).
+FAILURE_MESSAGE_CHARS = 20_000
 
 
 class WorkerFinished(Exception):
@@ -169,6 +175,29 @@ def mark_chief_ended(project_dir: str, reason: str) -> None:
     except OSError as error:  # the search itself is saved; late workers will wait
         print(f"Could not mark the search as ended ({error}); workers started from now "
               f"on will wait for the chief.", file=sys.stderr)
+
+
+def keep_failure_message(trial_dir: str, message: str) -> None:
+    """Leaves a worker's failed-trial message where the chief looks for it."""
+    if "://" in str(trial_dir):
+        return
+    try:
+        with open(os.path.join(str(trial_dir), FAILURE_FILE), "w", encoding="utf-8") as handle:
+            handle.write(message[-FAILURE_MESSAGE_CHARS:])
+    except OSError:  # the message stays in the worker's output
+        pass
+
+
+def take_failure_message(trial_dir: str) -> Optional[str]:
+    """The message a worker left for a failed trial (and removes it), or None."""
+    path = os.path.join(str(trial_dir), FAILURE_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            message = handle.read()
+        os.remove(path)
+    except OSError:  # none: another file system, or no message
+        return None
+    return message or None
 
 
 class Heartbeat:

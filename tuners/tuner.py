@@ -279,6 +279,12 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         self._asked_without_trial = False
         super().on_trial_begin(trial)
 
+    def on_trial_end(self, trial):
+        if distributed.is_worker() and trial.status in ("FAILED", "INVALID") and trial.message:
+            # For the chief's trial.json: keras-tuner's gRPC carries no message.
+            distributed.keep_failure_message(self.get_trial_dir(trial.trial_id), trial.message)
+        super().on_trial_end(trial)
+
     def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
         try:
             return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)

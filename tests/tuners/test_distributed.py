@@ -275,6 +275,9 @@ def test_too_many_consecutive_failures_end_a_distributed_search(tmp_path):
     # The trials that tripped the limit wait for a resumed search, as in keras-tuner.
     assert not oracle["ongoing_trials"] and oracle["retry_queue"]
     assert 2 <= len(oracle["end_order"]) < 20
+    # The workers' failures reach the chief's trials with their message (gRPC has none).
+    failed = [t for t in trials_on_disk(tmp_path).values() if t["status"] == "FAILED"]
+    assert len(failed) >= 2 and all("RuntimeError: fit exploded" in t["message"] for t in failed)
 
     # A worker started after the chief ended stops (it waited an hour, silently).
     started = time.monotonic()

@@ -33,6 +33,8 @@ from typing import Optional
 
 from keras_tuner.src.distribute import utils as dist_utils
 
+from metanas.tuners import storage
+
 __all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat", "ResilientOracleClient",
            "WorkerFinished", "CHIEF_ENDED_FILE", "mark_chief_started", "mark_chief_ended",
            "FAILURE_FILE", "keep_failure_message", "take_failure_message"]
@@ -158,19 +160,17 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
 
 def mark_chief_started(project_dir: str) -> None:
     """Deletes an ended search's marker: this chief serves the directory now."""
-    if "://" not in str(project_dir):  # workers look for the marker on local paths only
+    if not storage.is_remote(project_dir):  # workers look for the marker on local paths only
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(str(project_dir), CHIEF_ENDED_FILE))
 
 
 def mark_chief_ended(project_dir: str, reason: str) -> None:
     """Tells workers that start later that this search has ended (and why)."""
-    from metanas.tuners.storage import save_json_atomically
-
-    if "://" in str(project_dir):
+    if storage.is_remote(project_dir):
         return
     try:
-        save_json_atomically(os.path.join(str(project_dir), CHIEF_ENDED_FILE),
+        storage.save_json_atomically(os.path.join(str(project_dir), CHIEF_ENDED_FILE),
                              {"ended_at": time.time(), "reason": reason})
     except OSError as error:  # the search itself is saved; late workers will wait
         print(f"Could not mark the search as ended ({error}); workers started from now "
@@ -179,7 +179,7 @@ def mark_chief_ended(project_dir: str, reason: str) -> None:
 
 def keep_failure_message(trial_dir: str, message: str) -> None:
     """Leaves a worker's failed-trial message where the chief looks for it."""
-    if "://" in str(trial_dir):
+    if storage.is_remote(trial_dir):
         return
     try:
         with open(os.path.join(str(trial_dir), FAILURE_FILE), "w", encoding="utf-8") as handle:
@@ -289,7 +289,7 @@ class ResilientOracleClient:
         channel = grpc.insecure_channel(
             self._address, options=[("grpc.max_reconnect_backoff_ms", 5000)])
         client.stub = _FailFastStub(protos.get_service_grpc().OracleStub(channel))
-        self._marker = (None if project_dir is None or "://" in str(project_dir)
+        self._marker = (None if project_dir is None or storage.is_remote(project_dir)
                         else os.path.join(str(project_dir), CHIEF_ENDED_FILE))
         # A marker there already may be an earlier search's (see `_ended_search`).
         self._marker_at_start = self._read_marker()

@@ -29,7 +29,8 @@ try:
 except ImportError:  # Windows: no advisory locks; searches are not guarded
     fcntl = None
 
-__all__ = ["save_json_atomically", "searching_in", "check_no_search_in", "disk_failure"]
+__all__ = ["save_json_atomically", "searching_in", "check_no_search_in", "disk_failure",
+           "is_remote"]
 
 # Errors of the disk, not of the model: a trial that meets one did not fail.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
@@ -44,9 +45,15 @@ _HELD: Dict[str, List[int]] = {}
 _HELD_LOCK = threading.Lock()
 
 
+def is_remote(path: Any) -> bool:
+    """Whether ``path`` is a URL (``gs://...``) that keras-tuner writes through
+    TensorFlow, where nothing is renamed, locked or marked."""
+    return "://" in str(path)
+
+
 def _local_dir(project_dir: str) -> Optional[str]:
     """The real path of a local project directory; None where nothing is locked."""
-    if fcntl is None or "://" in str(project_dir):
+    if fcntl is None or is_remote(project_dir):
         return None
     path = os.path.realpath(str(project_dir))
     return path if os.path.isdir(path) else None
@@ -145,7 +152,7 @@ def save_json_atomically(
     """
     path = str(path)
     text = json.dumps(obj, default=default)
-    if "://" in path:
+    if is_remote(path):
         from keras_tuner.src.backend import io  # imports TensorFlow
 
         with io.File(path, "w") as handle:

@@ -552,8 +552,7 @@ class MlflowTracker:
 
     def _server_is_up(self) -> bool:
         uri = self.tracking_uri
-        if store_problem(uri) is not None:
-            self._warn_store(uri)
+        if self._warn_store(uri) is not None:
             return False
         if not uri.startswith(("http://", "https://")):
             return True

@@ -350,6 +350,12 @@ class MetanasOracle(keras_tuner.Oracle):
         # saves a trial's end before `on_trial_result` runs, so a kill between
         # the two is made good on reload.
         self._learned = 0
+        # Completed trials' values that their model never read (`note_unused`),
+        # and, built from them, {names read: hashes of those values}.
+        self._unused: Dict[str, List[str]] = {}
+        self._read_keys: Optional[Dict[frozenset, Dict[str, str]]] = None
+        # The names a trial held when its note came (until it ends).
+        self._noted_names: Dict[str, set] = {}
         # Why a distributed search stopped early (too many consecutive
         # failures): every worker that asks for a trial is then told to stop.
         self.failure: Optional[str] = None
@@ -658,7 +664,60 @@ class MetanasOracle(keras_tuner.Oracle):
 
     # ------------------------------------------------------------ proposals
     def is_duplicate(self, values: Config) -> bool:
-        return self.codec.hash(values) in self._tried_so_far
+        """Whether ``values`` was tried: the same values, or the same values of
+        every hyperparameter that a completed trial's model read (`note_unused`)."""
+        return self.tried_key(values) is not None
+
+    def tried_key(self, values: Config) -> Optional[str]:
+        """The hash of the tried configuration that ``values`` stands for (see
+        `is_duplicate`), or None if it stands for none."""
+        key = self.codec.hash(values)
+        if key in self._tried_so_far:
+            return key
+        for read, trials in self._read_index().items():
+            if read <= values.keys():
+                trial_id = trials.get(self.codec.hash({k: values[k] for k in read}))
+                if trial_id is not None:
+                    return self.codec.hash(self.trial_values(trial_id))
+        return None
+
+    @synchronized
+    def note_unused(self, trial_id: str, names: Sequence[str]) -> None:
+        """Records which values of a completed trial its model never read.
+
+        The tuner calls it before `end_trial` (see `metanas.tuners.reads`),
+        with an empty list when the model read every value. A configuration
+        that agrees with that trial on every value the model read builds the
+        same model, so it counts as tried, whatever else it holds (values the
+        trial's model never read, or names the space gained since); and
+        evolution mutates only values the parent's model read. Names the trial
+        does not hold are ignored.
+        """
+        if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"names must be a list of hyperparameter names, got {names!r}.")
+        trial = self.trials.get(trial_id)
+        if trial is None:
+            raise ValueError(f"trial_id {trial_id!r} is not a trial of this search.")
+        held = set(trial.hyperparameters.values)
+        self._unused[trial_id] = sorted(set(names) & held)
+        self._noted_names[trial_id] = held
+        self._read_keys = None
+
+    def unused_names(self, trial_id: str) -> frozenset:
+        """Values of trial ``trial_id`` that its model did not read (`note_unused`)."""
+        return frozenset(self._unused.get(trial_id, ()))
+
+    def _read_index(self) -> Dict[frozenset, Dict[str, str]]:
+        """{names a trial's model read: {hash of their values: that trial's id}}."""
+        if self._read_keys is None:
+            index: Dict[frozenset, Dict[str, str]] = collections.defaultdict(dict)
+            names = {hp.name for hp in self.hyperparameters.space}
+            for trial_id, unused in self._unused.items():
+                values = self.trials[trial_id].hyperparameters.values
+                read = frozenset(k for k in values if k in names and k not in unused)
+                index[read].setdefault(self.codec.hash({k: values[k] for k in read}), trial_id)
+            self._read_keys = dict(index)
+        return self._read_keys
 
     def random_unique(self) -> Optional[Config]:
         """A random configuration not tried yet, or None if the space is exhausted.
@@ -832,6 +891,11 @@ class MetanasOracle(keras_tuner.Oracle):
                 and dist_utils.is_chief_oracle()):
             # gRPC carried no message; the worker left it in the trial's directory.
             trial.message = distributed.take_failure_message(self._get_trial_dir(trial.trial_id))
+        if (trial.status == TrialStatus.COMPLETED and dist_utils.is_chief_oracle()
+                and trial.trial_id in self.trials):
+            unused = distributed.take_unused(self._get_trial_dir(trial.trial_id))
+            if unused is not None:
+                self.note_unused(trial.trial_id, unused)
         try:
             super().end_trial(trial)
         except RuntimeError as error:
@@ -887,6 +951,13 @@ class MetanasOracle(keras_tuner.Oracle):
         names = {hp.name for hp in self.hyperparameters.space}
         decided = {k: v for k, v in trial.hyperparameters.values.items() if k in names}
         self._tried_so_far.add(self.codec.hash(decided))
+        held = self._noted_names.pop(trial.trial_id, None)
+        if held is not None and trial.trial_id in self._unused:
+            # Values keras-tuner filled in since the note: no model read them.
+            added = set(trial.hyperparameters.values) - held
+            if added:
+                self._unused[trial.trial_id] = sorted({*self._unused[trial.trial_id], *added})
+                self._read_keys = None
 
     def _check_consecutive_failures(self) -> None:
         # A model over the tuner's ``max_model_size`` is rejected before any
@@ -926,6 +997,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 "race_start": self._race_start,
                 "repeat_of": dict(self._repeat_of),
                 "learned": self._learned,
+                "unused": {k: list(v) for k, v in self._unused.items()},
             }
         )
         return state
@@ -1020,6 +1092,14 @@ class MetanasOracle(keras_tuner.Oracle):
                     isinstance(v, str) for v in repeat_of.values()):
                 raise ValueError(f"'repeat_of': expected trial ids to hashes, got {repeat_of!r}")
             self._repeat_of = {str(k): v for k, v in repeat_of.items()}
+            unused = state.get("unused", {})
+            if not isinstance(unused, dict) or not all(
+                    str(k) in self.trials and isinstance(v, list)
+                    and all(isinstance(n, str) for n in v) for k, v in unused.items()):
+                raise ValueError(
+                    f"'unused': expected known trial ids to lists of names, got {unused!r}")
+            self._unused = {str(k): list(v) for k, v in unused.items()}
+            self._read_keys = None
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{type(self).__name__} state is missing or has a bad value for "

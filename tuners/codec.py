@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Collection, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from keras_tuner.engine.hyperparameters import HyperParameters
@@ -320,6 +320,7 @@ class SearchSpaceCodec:
         *,
         rate: float = 0.0,
         min_mutations: int = 1,
+        unused: Collection[str] = (),
     ) -> Config:
         """Mutates active decisions of ``values``.
 
@@ -334,10 +335,13 @@ class SearchSpaceCodec:
             rate: Per-decision mutation probability, in [0, 1].
             min_mutations: Decisions mutated at the least (where there are that
                 many with two or more values).
+            unused: Names whose values the parent's model did not read: they
+                are left as they are, since changing them changes no model.
         """
         child = self.repair(values, rng)
         mutable = [
-            hp for hp in self.active_decisions(child) if self.cardinality(hp) != 1
+            hp for hp in self.active_decisions(child)
+            if self.cardinality(hp) != 1 and hp.name not in unused
         ]
         chosen = [hp for hp in mutable if rate > 0 and rng.random() < rate]
         if len(chosen) < min_mutations:

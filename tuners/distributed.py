@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from concurrent import futures
-from typing import Optional
+from typing import List, Optional
 
 from keras_tuner.src.distribute import utils as dist_utils
 
@@ -37,7 +37,8 @@ from metanas.tuners import storage
 
 __all__ = ["is_worker", "is_chief", "serve_chief", "Heartbeat", "ResilientOracleClient",
            "WorkerFinished", "CHIEF_ENDED_FILE", "mark_chief_started", "mark_chief_ended",
-           "FAILURE_FILE", "keep_failure_message", "take_failure_message"]
+           "FAILURE_FILE", "keep_failure_message", "take_failure_message",
+           "UNUSED_FILE", "keep_unused", "take_unused"]
 
 #: Written by a chief in its project directory when its search has ended.
 CHIEF_ENDED_FILE = "chief_ended.json"
@@ -54,6 +55,8 @@ ANNOUNCE_SECONDS = 10.0
 #: Where a worker leaves a failed trial's message for the chief, in the trial's
 #: directory (keras-tuner's gRPC Trial has no field for it).
 FAILURE_FILE = "worker_failure.txt"
+#: Where a worker leaves the names its completed trial did not read.
+UNUSED_FILE = "worker_unused.json"
 #: The longest message kept (a traceback's end is its most useful part).
 FAILURE_MESSAGE_CHARS = 20_000
 
@@ -177,27 +180,55 @@ def mark_chief_ended(project_dir: str, reason: str) -> None:
               f"on will wait for the chief.", file=sys.stderr)
 
 
-def keep_failure_message(trial_dir: str, message: str) -> None:
-    """Leaves a worker's failed-trial message where the chief looks for it."""
+def _leave(trial_dir: str, name: str, text: str) -> None:
+    """Leaves ``text`` in a trial's directory for the chief (gRPC's Trial has no
+    field for it); lost, harmlessly, where the chief does not share the directory."""
     if storage.is_remote(trial_dir):
         return
     try:
-        with open(os.path.join(str(trial_dir), FAILURE_FILE), "w", encoding="utf-8") as handle:
-            handle.write(message[-FAILURE_MESSAGE_CHARS:])
-    except OSError:  # the message stays in the worker's output
+        with open(os.path.join(str(trial_dir), name), "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
         pass
+
+
+def _take(trial_dir: str, name: str) -> Optional[str]:
+    """What a worker left in a trial's directory (`_leave`), removed, or None."""
+    path = os.path.join(str(trial_dir), name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        os.remove(path)
+    except OSError:  # none: another file system, or nothing left
+        return None
+    return text or None
+
+
+def keep_failure_message(trial_dir: str, message: str) -> None:
+    """Leaves a worker's failed-trial message where the chief looks for it (else
+    it stays in the worker's output)."""
+    _leave(trial_dir, FAILURE_FILE, message[-FAILURE_MESSAGE_CHARS:])
 
 
 def take_failure_message(trial_dir: str) -> Optional[str]:
     """The message a worker left for a failed trial (and removes it), or None."""
-    path = os.path.join(str(trial_dir), FAILURE_FILE)
+    return _take(trial_dir, FAILURE_FILE)
+
+
+def keep_unused(trial_dir: str, names: List[str]) -> None:
+    """Leaves the names a worker's completed trial did not read, for the chief."""
+    _leave(trial_dir, UNUSED_FILE, json.dumps(list(names)))
+
+
+def take_unused(trial_dir: str) -> Optional[List[str]]:
+    """The names a worker's trial did not read (and removes the file), or None."""
+    text = _take(trial_dir, UNUSED_FILE)
     try:
-        with open(path, encoding="utf-8") as handle:
-            message = handle.read()
-        os.remove(path)
-    except OSError:  # none: another file system, or no message
+        names = json.loads(text) if text else None
+    except json.JSONDecodeError:
         return None
-    return message or None
+    ok = isinstance(names, list) and all(isinstance(n, str) for n in names)
+    return names if ok else None
 
 
 class Heartbeat:

@@ -187,23 +187,31 @@ class EvolutionOracle(MetanasOracle):
 
     def _breed(self) -> Optional[Config]:
         fitness = self._population_fitness()
-        first = self.trial_values(self._select(fitness))
+        first_id = self._select(fitness)
+        first = self.trial_values(first_id)
+        # Values the parents' models did not read (`note_unused`): mutating
+        # them would train the same model again.
+        unused = self.unused_names(first_id)
         child = first
         crossed = False
         if self._rng.random() < self.crossover_rate:
-            second = self.trial_values(self._select(fitness))
+            second_id = self._select(fitness)
+            second = self.trial_values(second_id)
             child = self.codec.crossover(first, second, self._rng)
             crossed = child not in (first, second)
+            unused &= self.unused_names(second_id)
         child = self.codec.mutate(
             child,
             self._rng,
             rate=self.mutation_rate,
             min_mutations=0 if crossed else 1,
+            unused=unused,
         )
         for _ in range(_MAX_CHILD_RETRIES):
             if not self.is_duplicate(child):
                 return child
-            child = self.codec.mutate(child, self._rng, rate=0.0, min_mutations=1)
+            child = self.codec.mutate(
+                child, self._rng, rate=0.0, min_mutations=1, unused=unused)
         return None
 
     # -------------------------------------------------------------- results

@@ -272,8 +272,8 @@ class RLControllerOracle(MetanasOracle):
         if len(self.start_order) >= self.num_initial_points:
             for _ in range(_MAX_POLICY_DRAWS):
                 values, actions = self._sample()
-                key = self.codec.hash(values)
-                if not self.is_duplicate(values):
+                key = self.tried_key(values)
+                if key is None:
                     self._actions[trial_id] = actions
                     self._learn()
                     return values

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Type
 import keras_tuner
 import numpy as np
 
-from metanas.tuners import distributed, hooks, objectives, storage
+from metanas.tuners import distributed, hooks, objectives, reads, storage
 from metanas.tuners.base import MetanasOracle, check_int, is_oversized, release_oracle
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -98,6 +98,8 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                              f"None, got {size!r}.")
         check_int("executions_per_trial", kwargs.get("executions_per_trial", 1), low=1)
         self.cost_measures = cost_measures
+        # Names each running trial's build and fit read (`metanas.tuners.reads`).
+        self._reads: Dict[str, reads.ReadRecord] = {}
         if distributed.is_worker():
             # Workers share the chief's project directory: only the chief may
             # wipe it, or a late worker deletes the trials already run.
@@ -206,7 +208,9 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
     def _build_and_fit_model(self, trial, *args, **kwargs):
         if self.cost_measures:
             kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [objectives.CostLogger()]
-        return super()._build_and_fit_model(trial, *args, **kwargs)
+        record = self._reads.setdefault(trial.trial_id, reads.ReadRecord())
+        with reads.recording_reads(trial.hyperparameters, record):
+            return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def get_best_models(self, num_models: int = 1):
         """The best models; with a hard budget, only models within it.
@@ -283,6 +287,13 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if distributed.is_worker() and trial.status in ("FAILED", "INVALID") and trial.message:
             # For the chief's trial.json: keras-tuner's gRPC carries no message.
             distributed.keep_failure_message(self.get_trial_dir(trial.trial_id), trial.message)
+        record = self._reads.pop(trial.trial_id, None)
+        if record is not None and trial.status == "COMPLETED":
+            unused = reads.unread_decisions(trial.hyperparameters, record)
+            if unused is not None and distributed.is_worker():  # the chief takes it
+                distributed.keep_unused(self.get_trial_dir(trial.trial_id), unused)
+            elif unused is not None and hasattr(self.oracle, "note_unused"):
+                self.oracle.note_unused(trial.trial_id, unused)
         super().on_trial_end(trial)
 
     def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):

@@ -311,6 +311,16 @@ def test_structured_data_tasks_by_registered_name(tmp_path, task, name, loader, 
     assert len(oracle.end_order) == 3
     # The metanas oracles never repeat a configuration.
     assert len({oracle.codec.hash(t.hyperparameters.values) for t in oracle.trials.values()}) == 3
+    # What each AutoKeras model read was recorded: a dense block's units_i
+    # beyond its num_layers went unread.
+    unused = oracle.get_state()["unused"]
+    assert sorted(unused) == sorted(oracle.end_order)
+    for trial_id, names in unused.items():
+        values = oracle.trials[trial_id].hyperparameters.values
+        layers = {k.rsplit("/", 1)[0]: v for k, v in values.items() if k.endswith("/num_layers")}
+        assert names == sorted(
+            k for k in values if k.rsplit("/", 1)[0] in layers and "/units_" in k
+            and int(k.rsplit("_", 1)[1]) >= layers[k.rsplit("/", 1)[0]])
     if name == "rl":
         # The controller learnt from the AutoKeras trials (REINFORCE updates).
         assert isinstance(oracle, RLControllerOracle)

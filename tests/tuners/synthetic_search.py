@@ -12,7 +12,9 @@ SIGKILLs itself as its first trial begins, before any heartbeat),
 (a trial number: the process SIGKILLs itself once, as the strategy is about to
 learn from that trial / right after its RUNNING trial file is written),
 ``ASK_BEST_AFTER`` (a worker asks for the best trial after its search),
-``ENDED_GRACE`` (seconds a worker waits on an ended search's marker older than itself).
+``ENDED_GRACE`` (seconds a worker waits on an ended search's marker older than itself),
+``PARTIAL_READS`` (trials go through keras-tuner's build and fit, and leave ``edge_5``
+unread where ``edge_0`` is "none").
 """
 
 import os
@@ -114,11 +116,13 @@ def make_tuner(strategy, directory, max_trials, overwrite):
             time.sleep(float(os.environ.get("TRIAL_SECONDS", "0")))
             with open(log, "a") as out:
                 out.write(trial.trial_id + "\n")
+            if os.environ.get("PARTIAL_READS"):  # through keras-tuner's build and fit
+                return self._build_and_fit_model(trial)
             return {"score": nas_score(trial.hyperparameters.values)}
 
     SyntheticSearch.oracle_class = with_kills(oracle_class, directory)
     return SyntheticSearch(
-        hypermodel=build_model,
+        hypermodel=PartialReads() if os.environ.get("PARTIAL_READS") else build_model,
         objective=keras_tuner.Objective("score", "max"),
         max_trials=max_trials,
         seed=11,
@@ -133,6 +137,24 @@ def make_tuner(strategy, directory, max_trials, overwrite):
 def build_model(hp):
     build(hp)
     return None
+
+
+class PartialReads(keras_tuner.HyperModel):
+    """A "model" that reads ``edge_5`` only where ``edge_0`` is not "none"."""
+
+    def build(self, hp):
+        if not hp.space:  # keras-tuner's first build, which makes the space
+            build(hp)
+        edges = {f"edge_{e}": hp.get(f"edge_{e}") for e in range(5)}
+        if edges["edge_0"] != "none":
+            edges["edge_5"] = hp.get("edge_5")
+        model = keras_tuner.src.backend.keras.Sequential(
+            [keras_tuner.src.backend.keras.Input((1,))])
+        model.edges = edges
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        return {"score": nas_score(model.edges)}
 
 
 if __name__ == "__main__":

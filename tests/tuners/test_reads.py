@@ -1,0 +1,201 @@
+"""Values a trial's model never read: recorded by the tuner, used by the oracles."""
+
+import json
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from metanas.tuners import EvolutionOracle, EvolutionSearch, RandomSearchOracle, SearchSpaceCodec
+from metanas.tuners.reads import ReadRecord, recording_reads, unread_decisions
+from tests.tuners.conformance import MAX, finish, make
+
+
+def layers_space():
+    """keras-tuner's tutorial space, after a three-layer model registered units_2."""
+    hp = keras_tuner.HyperParameters()
+    hp.Int("num_layers", 1, 3)
+    for i in range(3):
+        hp.Int(f"units_{i}", 8, 64, step=8)
+    hp.Choice("activation", ["relu", "tanh"])
+    return hp
+
+
+def read_like_the_tutorial(hp):
+    """The reads of keras-tuner's tutorial build: units_i for i < num_layers only."""
+    for i in range(hp.Int("num_layers", 1, 3)):
+        hp.Int(f"units_{i}", 8, 64, step=8)
+    hp.Choice("activation", ["relu", "tanh"])
+
+
+def test_the_record_names_what_a_build_read_and_the_values_keep_their_identity():
+    hp = layers_space()
+    hp.values.update({"num_layers": 1, "units_1": 16, "units_2": 24})
+    values = hp.values
+    record = ReadRecord()
+    with recording_reads(hp, record):
+        read_like_the_tutorial(hp)
+        hp.Float("dropout", 0.0, 0.5)  # a name the build meets for the first time
+        assert hp.get("units_0") == 8 and hp["activation"] == "relu"
+    assert hp.values is values and values["dropout"] == 0.0
+    assert type(hp.values) is dict
+    assert record.names >= {"num_layers", "units_0", "activation", "dropout"}
+    assert unread_decisions(hp, record) == ["units_1", "units_2"]
+    # Every value read: nothing is unused.
+    with recording_reads(hp, record):
+        hp.values.get("units_1"), hp.values["units_2"]
+    assert unread_decisions(hp, record) == []
+
+
+@pytest.mark.parametrize("bulk", [
+    lambda v: dict(v), lambda v: list(v.items()), lambda v: v.copy(), lambda v: list(v),
+    lambda v: {**v}, lambda v: json.dumps(v),
+])
+def test_reading_every_value_at_once_counts_as_reading_them_all(bulk):
+    hp = layers_space()
+    record = ReadRecord()
+    with recording_reads(hp, record):
+        hp.get("num_layers")
+        bulk(hp.values)
+    assert unread_decisions(hp, record) is None
+    # Nothing recorded (the model was never built here): the record cannot tell.
+    assert unread_decisions(hp, ReadRecord()) is None
+
+
+def completed(oracle, values, score, unused=None):
+    trial = oracle.create_trial("tuner0")
+    trial.hyperparameters.values.clear()
+    trial.hyperparameters.values.update(values)
+    if unused is not None:
+        oracle.note_unused(trial.trial_id, unused)
+    finish(oracle, trial, score)
+    return trial
+
+
+def test_a_configuration_that_differs_only_in_unread_values_counts_as_tried(tmp_path):
+    oracle = make(RandomSearchOracle, tmp_path, space=layers_space())
+    one = {"num_layers": 1, "units_0": 8, "units_1": 16, "units_2": 24, "activation": "relu"}
+    completed(oracle, one, 0.5, unused=["units_1", "units_2"])
+    assert oracle.is_duplicate({**one, "units_2": 64})
+    assert oracle.tried_key({**one, "units_1": 64}) == oracle.codec.hash(one)
+    assert not oracle.is_duplicate({**one, "units_0": 64})  # a value the model read
+    assert not oracle.is_duplicate({**one, "num_layers": 2})
+    # A trial whose model read every value it held matches configurations that
+    # hold more (names the space gained since) but agree on all of its values.
+    two = {"num_layers": 2, "units_0": 8, "units_1": 16, "activation": "tanh"}
+    completed(oracle, two, 0.6, unused=[])
+    assert oracle.is_duplicate({**two, "units_2": 40})
+    assert not oracle.is_duplicate({**two, "units_1": 24, "units_2": 40})
+    # Nothing noted: only the same values are a duplicate, as before.
+    three = {**two, "units_1": 32, "units_2": 8}
+    completed(oracle, three, 0.7)
+    assert oracle.unused_names(oracle.end_order[-1]) == frozenset()
+    assert not oracle.is_duplicate({**three, "units_2": 16})
+
+    # The notes are in the saved state, and a reload keeps them.
+    state = json.loads(json.dumps(oracle.get_state()))
+    # (keras-tuner gave the second trial a units_2 as it ended: no model read it.)
+    assert state["unused"] == {"00": ["units_1", "units_2"], "01": ["units_2"]}
+    again = make(RandomSearchOracle, tmp_path, space=layers_space())
+    again.reload()
+    assert again.is_duplicate({**one, "units_2": 64})
+    assert not again.is_duplicate({**one, "units_0": 64})
+
+
+def test_note_unused_and_a_bad_saved_note_are_errors_that_name_the_value(tmp_path):
+    oracle = make(RandomSearchOracle, tmp_path, space=layers_space())
+    with pytest.raises(ValueError, match="trial_id '7' is not a trial"):
+        oracle.note_unused("7", [])
+    trial = completed(oracle, {"num_layers": 1, "units_0": 8, "activation": "relu"}, 0.1)
+    with pytest.raises(ValueError, match="list of hyperparameter names, got 'units_1'"):
+        oracle.note_unused(trial.trial_id, "units_1")
+    oracle.note_unused(trial.trial_id, ["units_0", "not_held"])  # the latter is ignored
+    assert oracle.unused_names(trial.trial_id) == {"units_0"}
+    state = oracle.get_state()
+    state["unused"] = {"9": ["units_0"]}
+    with pytest.raises(ValueError, match="'unused': expected known trial ids"):
+        oracle.set_state(state)
+
+
+def test_mutation_leaves_unused_values_alone():
+    codec = SearchSpaceCodec(layers_space())
+    parent = {"num_layers": 1, "units_0": 8, "units_1": 16, "units_2": 24, "activation": "relu"}
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        child = codec.mutate(parent, rng, rate=0.3, min_mutations=1,
+                             unused=["units_1", "units_2"])
+        assert (child["units_1"], child["units_2"]) == (16, 24)
+        assert child != parent
+
+
+class TutorialModel(keras_tuner.HyperModel):
+    """keras-tuner's tutorial model, built for real; "fit" scores it by a formula
+    of the values the build read (no training, so the search is deterministic)."""
+
+    def build(self, hp):
+        model = keras.Sequential([keras.Input((2,))])
+        units = []
+        for i in range(hp.Int("num_layers", 1, 3)):
+            units.append(hp.Int(f"units_{i}", 8, 64, step=8))
+            model.add(keras.layers.Dense(units[-1]))
+        model.units = units
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        return {"score": float(sum(u * (i + 1) for i, u in enumerate(model.units)))}
+
+
+def functional_key(values):
+    return tuple(values[f"units_{i}"] for i in range(values["num_layers"]))
+
+
+def test_evolution_never_trains_the_same_model_twice_on_the_tutorial_space(tmp_path):
+    # keras-tuner registers units_i unconditionally when a model first has
+    # i + 1 layers: one-layer models then carry values they never read, and a
+    # mutation of those alone would build the same model again.
+    tuner = EvolutionSearch(
+        TutorialModel(), objective=keras_tuner.Objective("score", "max"), max_trials=20,
+        seed=3, population_size=4, racing_fraction=0.0, directory=tmp_path,
+        tracking=False, cost_measures=False)
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    trials = [oracle.trials[t] for t in oracle.end_order]
+    assert len(trials) == 20 and all(t.status == "COMPLETED" for t in trials)
+    keys = [functional_key(t.hyperparameters.values) for t in trials]
+    assert len(set(keys)) == len(keys), "the same model was trained twice"
+    # What each model left unread is noted, and saved.
+    saved = json.loads((tmp_path / "untitled_project" / "oracle.json").read_text())["unused"]
+    for trial in trials:
+        values = trial.hyperparameters.values
+        assert saved[trial.trial_id] == sorted(
+            f"units_{i}" for i in range(values["num_layers"], 3) if f"units_{i}" in values)
+    assert any(saved.values()), "no trial left a value unread"
+
+
+def test_the_oracles_are_unchanged_where_no_read_is_recorded(tmp_path):
+    # A custom run_trial that never calls keras-tuner's build and fit: no note.
+    class Formula(EvolutionSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            return {"score": float(trial.hyperparameters.values["units_0"])}
+
+    tuner = Formula(read_like_the_tutorial, objective=keras_tuner.Objective("score", "max"),
+                    max_trials=5, seed=3, directory=tmp_path, tracking=False,
+                    cost_measures=False)
+    tuner.search(verbose=0)
+    assert tuner.oracle._unused == {} and len(tuner.oracle.end_order) == 5
+
+
+def test_evolution_oracle_mutates_what_the_parent_read(tmp_path):
+    oracle = make(EvolutionOracle, tmp_path, space=layers_space(), population_size=2,
+                  tournament_size=1, crossover_rate=0.0, mutation_rate=0.0, objective=MAX)
+    base = {"num_layers": 1, "units_0": 8, "units_1": 16, "units_2": 24, "activation": "relu"}
+    completed(oracle, base, 1.0, unused=["units_1", "units_2"])
+    completed(oracle, {**base, "units_0": 16}, 0.5, unused=["units_1", "units_2"])
+    for _ in range(10):
+        child = oracle.create_trial("tuner0")
+        values = child.hyperparameters.values
+        # One mutation, never of units_1 or units_2 (which changes no model).
+        assert {k for k in base if values.get(k) != base[k]} & {"num_layers", "units_0",
+                                                                 "activation"}
+        finish(oracle, child, 0.0)

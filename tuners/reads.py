@@ -1,0 +1,128 @@
+"""Which hyperparameters a trial's model actually used.
+
+keras-tuner's canonical model-building function registers a layer's settings
+only when it builds that layer::
+
+    for i in range(hp.Int("num_layers", 1, 3)):
+        model.add(layers.Dense(hp.Int(f"units_{i}", 32, 512, step=32)))
+
+After one trial with three layers, ``units_2`` is in the space for good, with
+no condition on ``num_layers``: a trial with one layer still carries a value
+for it, which changes nothing. AutoKeras's blocks do the same (a dense block's
+``units_{i}``, a conv block's ``filters_{i}_{j}``). A strategy that mutates
+only such a value, or proposes a configuration that differs from a tried one
+only there, spends a whole training on a model it has already trained.
+
+The tuner records the names a trial's build and fit read from its
+``HyperParameters`` (`recording_reads`) and tells the oracle which of the
+trial's values went unread. Reads are recorded where keras-tuner and AutoKeras
+read a value: ``hp.Int(...)`` and the other registering methods, ``hp.get``,
+``hp[name]``, ``hp.values[name]`` and ``hp.values.get``. Any access to all the
+values at once (iterating over them, copying them) counts as reading every
+one, so a model that reads its values some other way is never thought to
+ignore them: at worst, nothing is learnt and the strategy behaves as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, List, Optional, Set
+
+from keras_tuner.src.engine.hyperparameters import hp_types
+
+__all__ = ["ReadRecord", "recording_reads", "unread_decisions"]
+
+
+class ReadRecord:
+    """The names read from one trial's hyperparameters, across its builds."""
+
+    def __init__(self) -> None:
+        self.names: Set[str] = set()
+        self.everything = False
+
+
+class _RecordingValues(dict):
+    """keras-tuner's ``HyperParameters.values`` that notes what is read from it."""
+
+    def __init__(self, values, record: ReadRecord) -> None:
+        super().__init__(values)
+        self._record = record
+
+    def __getitem__(self, name):
+        self._record.names.add(name)
+        return super().__getitem__(name)
+
+    def get(self, name, default=None):
+        self._record.names.add(name)
+        return super().get(name, default)
+
+    def pop(self, name, *default):
+        self._record.names.add(name)
+        return super().pop(name, *default)
+
+    def setdefault(self, name, default=None):
+        self._record.names.add(name)
+        return super().setdefault(name, default)
+
+    def _all(self) -> None:
+        self._record.everything = True
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def copy(self):
+        self._all()
+        return dict.copy(self)
+
+    def __reduce_ex__(self, protocol):  # pickle, copy.deepcopy: a plain dict
+        self._all()
+        return dict, (dict.copy(self),)
+
+
+@contextlib.contextmanager
+def recording_reads(hyperparameters, record: ReadRecord) -> Iterator[ReadRecord]:
+    """Adds to ``record`` the names read from ``hyperparameters`` in the block.
+
+    The values dict keeps its identity: values registered in the block (a
+    name the build met for the first time) are in it afterwards.
+    """
+    original = hyperparameters.values
+    if isinstance(original, _RecordingValues):  # nested: the outer block records
+        yield record
+        return
+    recording = _RecordingValues(original, record)
+    hyperparameters.values = recording
+    try:
+        yield record
+    finally:
+        original.clear()
+        original.update(dict.items(recording))
+        hyperparameters.values = original
+
+
+def unread_decisions(hyperparameters, record: ReadRecord) -> Optional[List[str]]:
+    """Active, tunable hyperparameters of the trial that nothing read, sorted, or
+    None when the record cannot tell (nothing recorded, or everything read)."""
+    if record.everything or not record.names:
+        return None
+    values = hyperparameters.values
+    active = {
+        hp.name
+        for hp in hyperparameters.space
+        if not isinstance(hp, hp_types.Fixed) and hp.name in values
+        and hyperparameters.is_active(hp)
+    }
+    return sorted(active - record.names)

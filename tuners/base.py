@@ -353,7 +353,7 @@ class MetanasOracle(keras_tuner.Oracle):
         # Completed trials' values that their model never read (`note_unused`),
         # and, built from them, {names read: hashes of those values}.
         self._unused: Dict[str, List[str]] = {}
-        self._read_keys: Optional[Dict[frozenset, Dict[str, str]]] = None
+        self._read_keys: Optional[list] = None
         # The names a trial held when its note came (until it ends).
         self._noted_names: Dict[str, set] = {}
         # Why a distributed search stopped early (too many consecutive
@@ -674,9 +674,14 @@ class MetanasOracle(keras_tuner.Oracle):
         key = self.codec.hash(values)
         if key in self._tried_so_far:
             return key
-        for read, trials in self._read_index().items():
+        return self._read_alike(values)
+
+    def _read_alike(self, values: Config) -> Optional[str]:
+        """The hash of a completed trial whose model read values that ``values``
+        holds too, or None."""
+        for names, read, trials in self._read_index():
             if read <= values.keys():
-                trial_id = trials.get(self.codec.hash({k: values[k] for k in read}))
+                trial_id = trials.get(tuple(values[k] for k in names))
                 if trial_id is not None:
                     return self.codec.hash(self.trial_values(trial_id))
         return None
@@ -693,12 +698,18 @@ class MetanasOracle(keras_tuner.Oracle):
         evolution mutates only values the parent's model read. Names the trial
         does not hold are ignored.
         """
+        self._note_unused(trial_id, names, held=None)
+
+    def _note_unused(self, trial_id: str, names: Sequence[str], held: Optional[set]) -> None:
+        """`note_unused`, with ``held`` the names the trial's run held (a worker's
+        trial, not yet copied into the chief's); by default the chief's copy's."""
         if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
             raise ValueError(f"names must be a list of hyperparameter names, got {names!r}.")
         trial = self.trials.get(trial_id)
         if trial is None:
             raise ValueError(f"trial_id {trial_id!r} is not a trial of this search.")
-        held = set(trial.hyperparameters.values)
+        if held is None:
+            held = set(trial.hyperparameters.values)
         self._unused[trial_id] = sorted(set(names) & held)
         self._noted_names[trial_id] = held
         self._read_keys = None
@@ -707,16 +718,21 @@ class MetanasOracle(keras_tuner.Oracle):
         """Values of trial ``trial_id`` that its model did not read (`note_unused`)."""
         return frozenset(self._unused.get(trial_id, ()))
 
-    def _read_index(self) -> Dict[frozenset, Dict[str, str]]:
-        """{names a trial's model read: {hash of their values: that trial's id}}."""
+    def _read_index(self) -> list:
+        """[(names a completed trial's model read, sorted; the same as a set;
+        {their values: the first such trial's id})], one entry per set of names."""
         if self._read_keys is None:
-            index: Dict[frozenset, Dict[str, str]] = collections.defaultdict(dict)
-            names = {hp.name for hp in self.hyperparameters.space}
+            index: Dict[tuple, Dict[tuple, str]] = collections.defaultdict(dict)
+            space = {hp.name for hp in self.hyperparameters.space}
             for trial_id, unused in self._unused.items():
-                values = self.trials[trial_id].hyperparameters.values
-                read = frozenset(k for k in values if k in names and k not in unused)
-                index[read].setdefault(self.codec.hash({k: values[k] for k in read}), trial_id)
-            self._read_keys = dict(index)
+                trial = self.trials[trial_id]
+                if trial.status != TrialStatus.COMPLETED:  # e.g. INVALID: a NaN score
+                    continue
+                values = trial.hyperparameters.values
+                names = tuple(sorted(k for k in values if k in space and k not in unused))
+                index[names].setdefault(tuple(values[k] for k in names), trial_id)
+            self._read_keys = [(names, frozenset(names), trials)
+                               for names, trials in index.items()]
         return self._read_keys
 
     def random_unique(self) -> Optional[Config]:
@@ -733,10 +749,16 @@ class MetanasOracle(keras_tuner.Oracle):
         unseen = [
             v
             for v in self.codec.enumerate(limit=_ENUMERATE_LIMIT)
-            if not self.is_duplicate(v)
+            if self.codec.hash(v) not in self._tried_so_far
         ]
-        if unseen:
-            return unseen[int(self._rng.integers(len(unseen)))]
+        # Uniform among those that build an untried model: draw, and drop the
+        # configurations a completed trial's model read alike (`note_unused`).
+        while unseen:
+            index = int(self._rng.integers(len(unseen)))
+            if self._read_alike(unseen[index]) is None:
+                return unseen[index]
+            unseen[index] = unseen[-1]
+            unseen.pop()
         return None
 
     def _next_initial(self) -> Optional[Config]:
@@ -884,6 +906,8 @@ class MetanasOracle(keras_tuner.Oracle):
             for tuner_id, ongoing in list(self.ongoing_trials.items()):
                 if ongoing.trial_id == trial.trial_id:
                     del self.ongoing_trials[tuner_id]
+            if dist_utils.is_chief_oracle():  # what that worker left is not needed
+                distributed.take_unused(self._get_trial_dir(trial.trial_id))
             return
         if trial.trial_id in self._retry_queue:
             self._retry_queue.remove(trial.trial_id)
@@ -894,8 +918,9 @@ class MetanasOracle(keras_tuner.Oracle):
         if (trial.status == TrialStatus.COMPLETED and dist_utils.is_chief_oracle()
                 and trial.trial_id in self.trials):
             unused = distributed.take_unused(self._get_trial_dir(trial.trial_id))
-            if unused is not None:
-                self.note_unused(trial.trial_id, unused)
+            if unused is not None:  # held: the worker's values, not yet copied here
+                self._note_unused(trial.trial_id, unused,
+                                  held=set(trial.hyperparameters.values))
         try:
             super().end_trial(trial)
         except RuntimeError as error:
@@ -952,7 +977,11 @@ class MetanasOracle(keras_tuner.Oracle):
         decided = {k: v for k, v in trial.hyperparameters.values.items() if k in names}
         self._tried_so_far.add(self.codec.hash(decided))
         held = self._noted_names.pop(trial.trial_id, None)
-        if held is not None and trial.trial_id in self._unused:
+        if trial.status != TrialStatus.COMPLETED and trial.trial_id in self._unused:
+            # keras-tuner made it INVALID (a NaN score): it tried no model.
+            del self._unused[trial.trial_id]
+            self._read_keys = None
+        elif held is not None and trial.trial_id in self._unused:
             # Values keras-tuner filled in since the note: no model read them.
             added = set(trial.hyperparameters.values) - held
             if added:

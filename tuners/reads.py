@@ -13,14 +13,18 @@ for it, which changes nothing. AutoKeras's blocks do the same (a dense block's
 only such a value, or proposes a configuration that differs from a tried one
 only there, spends a whole training on a model it has already trained.
 
-The tuner records the names a trial's build and fit read from its
-``HyperParameters`` (`recording_reads`) and tells the oracle which of the
-trial's values went unread. Reads are recorded where keras-tuner and AutoKeras
-read a value: ``hp.Int(...)`` and the other registering methods, ``hp.get``,
-``hp[name]``, ``hp.values[name]`` and ``hp.values.get``. Any access to all the
-values at once (iterating over them, copying them) counts as reading every
-one, so a model that reads its values some other way is never thought to
-ignore them: at worst, nothing is learnt and the strategy behaves as before.
+The tuner records the names read from a trial's ``HyperParameters`` while its
+``run_trial`` runs (`recording_reads`): the build, the fit, and whatever a
+``run_trial`` override reads before calling keras-tuner's (keras-tuner's
+``batch_size`` recipe). It then tells the oracle which of the trial's values
+went unread. Reads are recorded where keras-tuner and AutoKeras read a value:
+``hp.Int(...)`` and the other registering methods, ``hp.get``, ``hp[name]``,
+``name in hp``, ``hp.values[name]``, ``hp.values.get``. Any access to all the
+values at once (iterating over them, copying, printing or comparing them)
+counts as reading every one, so a model that reads its values some other way
+is never thought to ignore them: at worst, nothing is learnt and the strategy
+behaves as before. Values read outside ``run_trial`` (in an ``on_trial_begin``
+override) are not seen.
 """
 
 from __future__ import annotations
@@ -64,8 +68,38 @@ class _RecordingValues(dict):
         self._record.names.add(name)
         return super().setdefault(name, default)
 
+    def __contains__(self, name):
+        self._record.names.add(name)
+        return super().__contains__(name)
+
     def _all(self) -> None:
         self._record.everything = True
+
+    def __repr__(self):
+        self._all()
+        return super().__repr__()
+
+    def __eq__(self, other):
+        self._all()
+        return super().__eq__(other)
+
+    def __ne__(self, other):
+        self._all()
+        return super().__ne__(other)
+
+    __hash__ = None
+
+    def __or__(self, other):
+        self._all()
+        return dict(dict.items(self)) | other
+
+    def __ror__(self, other):
+        self._all()
+        return other | dict(dict.items(self))
+
+    def popitem(self):
+        self._all()
+        return super().popitem()
 
     def __iter__(self):
         self._all()
@@ -108,9 +142,12 @@ def recording_reads(hyperparameters, record: ReadRecord) -> Iterator[ReadRecord]
     try:
         yield record
     finally:
-        original.clear()
-        original.update(dict.items(recording))
-        hyperparameters.values = original
+        if hyperparameters.values is recording:
+            original.clear()
+            original.update(dict.items(recording))
+            hyperparameters.values = original
+        else:  # the code replaced the values: what it read from them is unknown
+            record.everything = True
 
 
 def unread_decisions(hyperparameters, record: ReadRecord) -> Optional[List[str]]:

@@ -7,7 +7,7 @@ import inspect
 import os
 import time
 import warnings
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict, List, Optional, Type
 
 import keras_tuner
 import numpy as np
@@ -98,8 +98,10 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                              f"None, got {size!r}.")
         check_int("executions_per_trial", kwargs.get("executions_per_trial", 1), low=1)
         self.cost_measures = cost_measures
-        # Names each running trial's build and fit read (`metanas.tuners.reads`).
+        # Names each running trial's run_trial read (`metanas.tuners.reads`).
         self._reads: Dict[str, reads.ReadRecord] = {}
+        # Values each trial ended here left unread (`unused_hyperparameters`).
+        self._unused: Dict[str, List[str]] = {}
         if distributed.is_worker():
             # Workers share the chief's project directory: only the chief may
             # wipe it, or a late worker deletes the trials already run.
@@ -208,9 +210,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
     def _build_and_fit_model(self, trial, *args, **kwargs):
         if self.cost_measures:
             kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [objectives.CostLogger()]
-        record = self._reads.setdefault(trial.trial_id, reads.ReadRecord())
-        with reads.recording_reads(trial.hyperparameters, record):
-            return super()._build_and_fit_model(trial, *args, **kwargs)
+        return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def get_best_models(self, num_models: int = 1):
         """The best models; with a hard budget, only models within it.
@@ -290,13 +290,29 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         record = self._reads.pop(trial.trial_id, None)
         if record is not None and trial.status == "COMPLETED":
             unused = reads.unread_decisions(trial.hyperparameters, record)
+            if unused is not None:
+                self._unused[trial.trial_id] = unused
             if unused is not None and distributed.is_worker():  # the chief takes it
                 distributed.keep_unused(self.get_trial_dir(trial.trial_id), unused)
             elif unused is not None and hasattr(self.oracle, "note_unused"):
                 self.oracle.note_unused(trial.trial_id, unused)
         super().on_trial_end(trial)
 
+    def unused_hyperparameters(self, trial_id: str) -> Optional[List[str]]:
+        """Values of a trial completed in this process that its run_trial never
+        read (see `metanas.tuners.reads`), or None if that is not known."""
+        return self._unused.get(trial_id)
+
     def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        record = self._reads.setdefault(trial.trial_id, reads.ReadRecord())
+        run_trial = self.run_trial
+
+        def recorded_run_trial(trial_, *args, **kwargs):
+            # Only run_trial: keras-tuner's update_trial after it saves every value.
+            with reads.recording_reads(trial_.hyperparameters, record):
+                return run_trial(trial_, *args, **kwargs)
+
+        self.run_trial = recorded_run_trial  # what keras-tuner's loop calls
         try:
             return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
         except Exception as error:
@@ -308,6 +324,8 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 "stops rather than fail trials for want of space. Free space and search "
                 "again (overwrite=False): this trial runs again, and every ended trial is kept."
             ) from error
+        finally:
+            del self.run_trial
 
     def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
         timeout = self.local_oracle.heartbeat_timeout

@@ -358,6 +358,9 @@ class MlflowTracker:
             "metanas.status": status,
             "metanas.strategy": self._parent["strategy"],
         }
+        unused = getattr(tuner, "unused_hyperparameters", lambda _: None)(trial.trial_id)
+        if unused:  # logged as params, but the model never read them
+            tags["metanas.unused_hyperparameters"] = ",".join(unused)[:4000]
         artifacts = dict(state["artifacts"])
         message = getattr(trial, "message", None) or message
         if status != "COMPLETED":

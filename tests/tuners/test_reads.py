@@ -173,17 +173,37 @@ def test_evolution_never_trains_the_same_model_twice_on_the_tutorial_space(tmp_p
     assert any(saved.values()), "no trial left a value unread"
 
 
-def test_the_oracles_are_unchanged_where_no_read_is_recorded(tmp_path):
-    # A custom run_trial that never calls keras-tuner's build and fit: no note.
+def test_a_run_trial_that_reads_all_values_at_once_leaves_no_note(tmp_path):
+    # As metanas's benchmark tables do: the oracles work as they did before.
     class Formula(EvolutionSearch):
         def run_trial(self, trial, *args, **kwargs):
-            return {"score": float(trial.hyperparameters.values["units_0"])}
+            return {"score": float(dict(trial.hyperparameters.values)["units_0"])}
 
     tuner = Formula(read_like_the_tutorial, objective=keras_tuner.Objective("score", "max"),
                     max_trials=5, seed=3, directory=tmp_path, tracking=False,
                     cost_measures=False)
     tuner.search(verbose=0)
     assert tuner.oracle._unused == {} and len(tuner.oracle.end_order) == 5
+
+
+def test_values_read_in_a_run_trial_override_count_as_read(tmp_path):
+    # keras-tuner's recipe for tuning fit arguments: read before keras-tuner's
+    # run_trial, outside its build and fit.
+    class BatchSizeTuner(EvolutionSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            kwargs["batch_size"] = trial.hyperparameters.Int("batch_size", 16, 128, step=16)
+            return super().run_trial(trial, *args, **kwargs)
+
+    class Scored(TutorialModel):
+        def fit(self, hp, model, *args, batch_size=None, **kwargs):
+            return {"score": super().fit(hp, model)["score"] + batch_size}
+
+    tuner = BatchSizeTuner(Scored(), objective=keras_tuner.Objective("score", "max"),
+                           max_trials=6, seed=3, population_size=3, directory=tmp_path,
+                           tracking=False, cost_measures=False)
+    tuner.search(verbose=0)
+    notes = tuner.oracle.get_state()["unused"]
+    assert len(notes) == 6 and not any("batch_size" in names for names in notes.values())
 
 
 def test_evolution_oracle_mutates_what_the_parent_read(tmp_path):
@@ -199,3 +219,60 @@ def test_evolution_oracle_mutates_what_the_parent_read(tmp_path):
         assert {k for k in base if values.get(k) != base[k]} & {"num_layers", "units_0",
                                                                  "activation"}
         finish(oracle, child, 0.0)
+
+
+def test_mlflow_tags_each_trial_with_the_values_its_model_never_read(tmp_path):
+    from metanas.tracking import MlflowTracker
+    from tests.tracking.helpers import runs_of
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tuner = EvolutionSearch(
+        TutorialModel(), objective=keras_tuner.Objective("score", "max"), max_trials=8,
+        seed=3, population_size=4, directory=tmp_path, project_name="tutorial",
+        tracking=MlflowTracker(tracking_uri=uri), cost_measures=False)
+    tuner.search(verbose=0)
+    _, children = runs_of(uri, "tutorial")
+    tags = {r.data.tags["metanas.trial_id"]: r.data.tags.get("metanas.unused_hyperparameters")
+            for r in children}
+    expected = {t: ",".join(tuner.unused_hyperparameters(t)) or None
+                for t in tuner.oracle.trials}
+    assert tags == expected and any(expected.values())
+
+
+def test_the_chief_notes_what_a_worker_read_of_names_new_to_the_space(tmp_path, monkeypatch):
+    # The worker's build registers (and reads) units_1 and units_2, which the
+    # chief's copy of the trial does not hold until keras-tuner's end_trial.
+    from keras_tuner.src.distribute import utils as dist_utils
+    from keras_tuner.src.engine import trial as trial_module
+
+    from metanas.tuners import distributed
+
+    hp = keras_tuner.HyperParameters()
+    hp.Int("num_layers", 1, 3)
+    hp.Int("units_0", 8, 64, step=8)
+    oracle = make(RandomSearchOracle, tmp_path, space=hp)
+    trial = oracle.create_trial("tuner0")
+    trial.hyperparameters.values.update({"num_layers": 3, "units_0": 8})
+    worker = trial_module.Trial.from_proto(trial.to_proto())  # over gRPC
+    record = ReadRecord()
+    with recording_reads(worker.hyperparameters, record):
+        read_like_the_tutorial(worker.hyperparameters)
+    distributed.keep_unused(oracle._get_trial_dir(trial.trial_id),
+                            unread_decisions(worker.hyperparameters, record))
+    oracle.update_trial(trial.trial_id, {"score": 1.0})
+    worker.status = "COMPLETED"
+    monkeypatch.setattr(dist_utils, "is_chief_oracle", lambda: True)
+    oracle.end_trial(trial_module.Trial.from_proto(worker.to_proto()))
+    assert oracle.get_state()["unused"] == {trial.trial_id: []}
+    values = oracle.trial_values(trial.trial_id)
+    assert not oracle.is_duplicate({**values, "units_2": 64 if values["units_2"] != 64 else 8})
+    assert not list(tmp_path.rglob(distributed.UNUSED_FILE))
+
+
+def test_a_trial_made_invalid_by_a_nan_score_loses_its_note(tmp_path):
+    oracle = make(RandomSearchOracle, tmp_path, space=layers_space())
+    one = {"num_layers": 1, "units_0": 8, "units_1": 16, "units_2": 24, "activation": "relu"}
+    trial = completed(oracle, one, float("nan"), unused=["units_1", "units_2"])
+    assert oracle.trials[trial.trial_id].status != "COMPLETED"  # INVALID, then FAILED
+    assert oracle.get_state()["unused"] == {}
+    assert not oracle.is_duplicate({**one, "units_2": 64})

@@ -108,9 +108,11 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "unused_values.md"))
     args = parser.parse_args(argv)
-    jobs = [(s, on, seed, args.trials) for s in STRATEGIES for on in (True, False)
+    strategies = [s for s in STRATEGIES if s in args.strategies.split(",")]
+    jobs = [(s, on, seed, args.trials) for s in strategies for on in (True, False)
             for seed in range(args.seeds)]
     rows = []
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
@@ -132,7 +134,8 @@ def main(argv=None):
         "Command:",
         "",
         f"    python benchmarks/unused_values.py --seeds {args.seeds} --trials {args.trials} "
-        f"--workers {args.workers}",
+        f"--workers {args.workers}"
+        + (f" --strategies {args.strategies}" if strategies != list(STRATEGIES) else ""),
         "",
         __doc__.split("\n\n", 1)[1].split("Usage:")[0].strip(),
         "",
@@ -140,7 +143,7 @@ def main(argv=None):
         "| Mann-Whitney p (regret, on vs off) | mean seconds per run |",
         "|---|---|---|---|---|---|---|",
     ]
-    for strategy in STRATEGIES:
+    for strategy in strategies:
         arms = {on: [r for r in rows if r["strategy"] == strategy and r["reads"] == on]
                 for on in (True, False)}
         on, off = ([r["regret"] for r in arms[k]] for k in (True, False))

@@ -336,17 +336,18 @@ class SearchSpaceCodec:
             min_mutations: Decisions mutated at the least (where there are that
                 many with two or more values).
             unused: Names whose values the parent's model did not read: they
-                are left as they are, since changing them changes no model.
+                may mutate too, but do not count toward ``min_mutations``
+                (changing only them changes no model).
         """
         child = self.repair(values, rng)
         mutable = [
-            hp for hp in self.active_decisions(child)
-            if self.cardinality(hp) != 1 and hp.name not in unused
+            hp for hp in self.active_decisions(child) if self.cardinality(hp) != 1
         ]
         chosen = [hp for hp in mutable if rate > 0 and rng.random() < rate]
-        if len(chosen) < min_mutations:
-            rest = [hp for hp in mutable if hp not in chosen]
-            extra = min(min_mutations - len(chosen), len(rest))
+        used = [hp for hp in chosen if hp.name not in unused]
+        if len(used) < min_mutations:
+            rest = [hp for hp in mutable if hp not in chosen and hp.name not in unused]
+            extra = min(min_mutations - len(used), len(rest))
             if extra > 0:
                 picks = rng.choice(len(rest), size=extra, replace=False)
                 chosen += [rest[int(i)] for i in sorted(picks)]

@@ -118,15 +118,22 @@ def test_note_unused_and_a_bad_saved_note_are_errors_that_name_the_value(tmp_pat
         oracle.set_state(state)
 
 
-def test_mutation_leaves_unused_values_alone():
+def test_a_mutation_always_changes_a_value_the_model_read():
     codec = SearchSpaceCodec(layers_space())
     parent = {"num_layers": 1, "units_0": 8, "units_1": 16, "units_2": 24, "activation": "relu"}
+    read = ("num_layers", "units_0", "activation")
     rng = np.random.default_rng(0)
-    for _ in range(200):
+    drifted = 0
+    for _ in range(300):
         child = codec.mutate(parent, rng, rate=0.3, min_mutations=1,
                              unused=["units_1", "units_2"])
-        assert (child["units_1"], child["units_2"]) == (16, 24)
-        assert child != parent
+        assert any(child[k] != parent[k] for k in read)
+        # Unread values may drift along (at the rate), never alone.
+        drifted += (child["units_1"], child["units_2"]) != (16, 24)
+        child = codec.mutate(parent, rng, rate=0.0, min_mutations=1,
+                             unused=["units_1", "units_2"])
+        assert (child["units_1"], child["units_2"]) == (16, 24) and child != parent
+    assert drifted > 0
 
 
 class TutorialModel(keras_tuner.HyperModel):

@@ -694,9 +694,9 @@ class MetanasOracle(keras_tuner.Oracle):
         with an empty list when the model read every value. A configuration
         that agrees with that trial on every value the model read builds the
         same model, so it counts as tried, whatever else it holds (values the
-        trial's model never read, or names the space gained since); and
-        evolution mutates only values the parent's model read. Names the trial
-        does not hold are ignored.
+        trial's model never read, or names the space gained since); and each
+        evolution mutation changes a value the parent's model read. Names the
+        trial does not hold are ignored.
         """
         self._note_unused(trial_id, names, held=None)
 

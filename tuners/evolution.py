@@ -190,7 +190,7 @@ class EvolutionOracle(MetanasOracle):
         first_id = self._select(fitness)
         first = self.trial_values(first_id)
         # Values the parents' models did not read (`note_unused`): mutating
-        # them would train the same model again.
+        # only them would train the same model again.
         unused = self.unused_names(first_id)
         child = first
         crossed = False

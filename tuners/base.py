@@ -351,7 +351,7 @@ class MetanasOracle(keras_tuner.Oracle):
         # the two is made good on reload.
         self._learned = 0
         # Completed trials' values that their model never read (`note_unused`),
-        # and, built from them, {names read: hashes of those values}.
+        # and, built from them, the index `_read_index` returns.
         self._unused: Dict[str, List[str]] = {}
         self._read_keys: Optional[list] = None
         # The names a trial held when its note came (until it ends).

@@ -353,7 +353,7 @@ class MetanasOracle(keras_tuner.Oracle):
         # Completed trials' values that their model never read (`note_unused`),
         # and, built from them, the index `_read_index` returns.
         self._unused: Dict[str, List[str]] = {}
-        self._read_keys: Optional[list] = None
+        self._read_keys: Optional[Dict[tuple, tuple]] = None
         # The names a trial held when its note came (until it ends).
         self._noted_names: Dict[str, set] = {}
         # Why a distributed search stopped early (too many consecutive
@@ -679,7 +679,7 @@ class MetanasOracle(keras_tuner.Oracle):
     def _read_alike(self, values: Config) -> Optional[str]:
         """The hash of a completed trial whose model read values that ``values``
         holds too, or None."""
-        for names, read, trials in self._read_index():
+        for read, trials, names in self._read_index():
             if read <= values.keys():
                 trial_id = trials.get(tuple(values[k] for k in names))
                 if trial_id is not None:
@@ -712,28 +712,32 @@ class MetanasOracle(keras_tuner.Oracle):
             held = set(trial.hyperparameters.values)
         self._unused[trial_id] = sorted(set(names) & held)
         self._noted_names[trial_id] = held
-        self._read_keys = None
+        if trial_id in self.end_order:  # noted late: not indexed as it ended
+            self._read_keys = None
 
     def unused_names(self, trial_id: str) -> frozenset:
         """Values of trial ``trial_id`` that its model did not read (`note_unused`)."""
         return frozenset(self._unused.get(trial_id, ()))
 
-    def _read_index(self) -> list:
-        """[(names a completed trial's model read, sorted; the same as a set;
-        {their values: the first such trial's id})], one entry per set of names."""
+    def _read_index(self):
+        """(names a completed trial's model read, as a set; {their values: the
+        first such trial's id}; the names, sorted), one per set of names. Built
+        once, then added to as trials end (`_record_values`)."""
         if self._read_keys is None:
-            index: Dict[tuple, Dict[tuple, str]] = collections.defaultdict(dict)
-            space = {hp.name for hp in self.hyperparameters.space}
-            for trial_id, unused in self._unused.items():
-                trial = self.trials[trial_id]
-                if trial.status != TrialStatus.COMPLETED:  # e.g. INVALID: a NaN score
-                    continue
-                values = trial.hyperparameters.values
-                names = tuple(sorted(k for k in values if k in space and k not in unused))
-                index[names].setdefault(tuple(values[k] for k in names), trial_id)
-            self._read_keys = [(names, frozenset(names), trials)
-                               for names, trials in index.items()]
-        return self._read_keys
+            self._read_keys = {}
+            for trial_id in self._unused:
+                self._index_reads(trial_id)
+        return self._read_keys.values()
+
+    def _index_reads(self, trial_id: str) -> None:
+        trial = self.trials[trial_id]
+        if trial.status != TrialStatus.COMPLETED:  # e.g. INVALID: a NaN score
+            return
+        values, unused = trial.hyperparameters.values, self._unused[trial_id]
+        space = {hp.name for hp in self.hyperparameters.space}
+        names = tuple(sorted(k for k in values if k in space and k not in unused))
+        trials = self._read_keys.setdefault(names, (frozenset(names), {}, names))[1]
+        trials.setdefault(tuple(values[k] for k in names), trial_id)
 
     def random_unique(self) -> Optional[Config]:
         """A random configuration not tried yet, or None if the space is exhausted.
@@ -977,16 +981,18 @@ class MetanasOracle(keras_tuner.Oracle):
         decided = {k: v for k, v in trial.hyperparameters.values.items() if k in names}
         self._tried_so_far.add(self.codec.hash(decided))
         held = self._noted_names.pop(trial.trial_id, None)
-        if trial.status != TrialStatus.COMPLETED and trial.trial_id in self._unused:
+        if held is None or trial.trial_id not in self._unused:
+            return
+        if trial.status != TrialStatus.COMPLETED:
             # keras-tuner made it INVALID (a NaN score): it tried no model.
             del self._unused[trial.trial_id]
-            self._read_keys = None
-        elif held is not None and trial.trial_id in self._unused:
-            # Values keras-tuner filled in since the note: no model read them.
-            added = set(trial.hyperparameters.values) - held
-            if added:
-                self._unused[trial.trial_id] = sorted({*self._unused[trial.trial_id], *added})
-                self._read_keys = None
+            self._read_keys = None  # in case the index took it in as it was noted
+            return
+        # Values keras-tuner filled in since the note: no model read them.
+        added = set(trial.hyperparameters.values) - held
+        self._unused[trial.trial_id] = sorted({*self._unused[trial.trial_id], *added})
+        if self._read_keys is not None:
+            self._index_reads(trial.trial_id)
 
     def _check_consecutive_failures(self) -> None:
         # A model over the tuner's ``max_model_size`` is rejected before any

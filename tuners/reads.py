@@ -46,84 +46,38 @@ class ReadRecord:
 
 
 class _RecordingValues(dict):
-    """keras-tuner's ``HyperParameters.values`` that notes what is read from it."""
+    """keras-tuner's ``HyperParameters.values`` that notes what is read from it
+    (its reading methods are wrapped below the class)."""
 
     def __init__(self, values, record: ReadRecord) -> None:
         super().__init__(values)
         self._record = record
 
-    def __getitem__(self, name):
-        self._record.names.add(name)
-        return super().__getitem__(name)
-
-    def get(self, name, default=None):
-        self._record.names.add(name)
-        return super().get(name, default)
-
-    def pop(self, name, *default):
-        self._record.names.add(name)
-        return super().pop(name, *default)
-
-    def setdefault(self, name, default=None):
-        self._record.names.add(name)
-        return super().setdefault(name, default)
-
-    def __contains__(self, name):
-        self._record.names.add(name)
-        return super().__contains__(name)
-
-    def _all(self) -> None:
-        self._record.everything = True
-
-    def __repr__(self):
-        self._all()
-        return super().__repr__()
-
-    def __eq__(self, other):
-        self._all()
-        return super().__eq__(other)
-
-    def __ne__(self, other):
-        self._all()
-        return super().__ne__(other)
-
-    __hash__ = None
-
-    def __or__(self, other):
-        self._all()
-        return dict(dict.items(self)) | other
-
-    def __ror__(self, other):
-        self._all()
-        return other | dict(dict.items(self))
-
-    def popitem(self):
-        self._all()
-        return super().popitem()
-
-    def __iter__(self):
-        self._all()
-        return super().__iter__()
-
-    def keys(self):
-        self._all()
-        return super().keys()
-
-    def values(self):
-        self._all()
-        return super().values()
-
-    def items(self):
-        self._all()
-        return super().items()
-
-    def copy(self):
-        self._all()
-        return dict.copy(self)
-
     def __reduce_ex__(self, protocol):  # pickle, copy.deepcopy: a plain dict
-        self._all()
+        self._record.everything = True
         return dict, (dict.copy(self),)
+
+
+def _reads_one(method):
+    def wrapped(self, name, *args):
+        self._record.names.add(name)
+        return method(self, name, *args)
+    return wrapped
+
+
+def _reads_all(method):
+    def wrapped(self, *args):
+        self._record.everything = True
+        return method(self, *args)
+    return wrapped
+
+
+# One value by name; all of them at once (dict's own methods return plain dicts).
+for _name in ("__getitem__", "get", "pop", "setdefault", "__contains__"):
+    setattr(_RecordingValues, _name, _reads_one(getattr(dict, _name)))
+for _name in ("__iter__", "keys", "values", "items", "copy", "popitem", "__repr__",
+              "__eq__", "__ne__", "__or__", "__ror__"):
+    setattr(_RecordingValues, _name, _reads_all(getattr(dict, _name)))
 
 
 @contextlib.contextmanager

@@ -148,8 +148,9 @@ class PartialReads(keras_tuner.HyperModel):
         edges = {f"edge_{e}": hp.get(f"edge_{e}") for e in range(5)}
         if edges["edge_0"] != "none":
             edges["edge_5"] = hp.get("edge_5")
-        model = keras_tuner.src.backend.keras.Sequential(
-            [keras_tuner.src.backend.keras.Input((1,))])
+        import keras
+
+        model = keras.Sequential([keras.Input((1,))])
         model.edges = edges
         return model
 

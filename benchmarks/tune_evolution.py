@@ -35,12 +35,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def grid(args):
     """The settings raced: population, tournament, aging, mutation, crossover."""
-    for population, tournament, aging, mutation, crossover, evaluations, racing, finalists in (
-        itertools.product(
+    for (population, tournament, aging, mutation, crossover, evaluations, racing, finalists,
+         noisy) in itertools.product(
             args.population, args.tournament, [a == "on" for a in args.aging], args.mutation,
             args.crossover, args.incumbent_evaluations, args.racing_fraction, args.finalists,
-        )
+            args.noisy_racing_fraction,
     ):
+        if noisy is not None and noisy < racing:
+            continue
         yield {
             "population_size": population,
             "tournament_size": tournament,
@@ -50,6 +52,7 @@ def grid(args):
             "incumbent_evaluations": evaluations,
             "racing_fraction": racing,
             "finalists": finalists,
+            "noisy_racing_fraction": noisy,
         }
 
 
@@ -58,7 +61,9 @@ def label(settings) -> str:
             f"aging={'on' if settings['aging'] else 'off'} mut={settings['mutation_rate']} "
             f"cross={settings['crossover_rate']} "
             f"inc_evals={settings['incumbent_evaluations']} "
-            f"race={settings['racing_fraction']}x{settings['finalists']}")
+            f"race={settings['racing_fraction']}x{settings['finalists']}"
+            + (f" noisy={settings['noisy_racing_fraction']}"
+               if settings.get("noisy_racing_fraction") is not None else ""))
 
 
 def main(argv=None) -> int:
@@ -75,6 +80,9 @@ def main(argv=None) -> int:
     parser.add_argument("--incumbent-evaluations", type=int, nargs="+", default=[1])
     parser.add_argument("--racing-fraction", type=float, nargs="+", default=[0.0])
     parser.add_argument("--finalists", type=int, nargs="+", default=[4])
+    parser.add_argument("--noisy-racing-fraction", type=float, nargs="+", default=[None],
+                        help="the race's share when the scores prove noisy (default: "
+                             "--racing-fraction's, no noise check)")
     args = parser.parse_args(argv)
     settings_list = list(grid(args))
     jobs = []
@@ -114,7 +122,8 @@ def main(argv=None) -> int:
     grid_args = " ".join(
         f"--{name.replace('_', '-')} " + " ".join(str(v) for v in getattr(args, name))
         for name in ("population", "tournament", "aging", "mutation", "crossover",
-                     "incumbent_evaluations", "racing_fraction", "finalists"))
+                     "incumbent_evaluations", "racing_fraction", "finalists",
+                     "noisy_racing_fraction") if getattr(args, name) != [None])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     short = [t.split("/")[1][:10] for t in TUNING_TASKS]

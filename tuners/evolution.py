@@ -105,6 +105,8 @@ class EvolutionOracle(MetanasOracle):
     #: Tuned on the benchmark's tuning tasks (benchmarks/tune_evolution_race).
     default_racing_fraction = 0.1
     default_finalists = 8
+    #: No noise check by default (measured: benchmarks/noise_check.md).
+    default_noisy_racing_fraction = 0.1
 
     def __init__(
         self,
@@ -164,7 +166,7 @@ class EvolutionOracle(MetanasOracle):
 
     @classmethod
     def settings_from_params(cls, params) -> Dict[str, Any]:
-        kwargs = dict(params)
+        kwargs = super().settings_from_params(params)
         fraction = kwargs.pop("tournament_fraction", None)
         if fraction is not None:
             size = int(kwargs.get("population_size", 10))
@@ -234,6 +236,7 @@ class EvolutionOracle(MetanasOracle):
         finite = [f for f in fitness if f != -math.inf]
         sign = 1.0 if self.maximize else -1.0
         out = {
+            **super().strategy_diagnostics(),
             "population/size": float(len(self.population)),
             "population/failed": float(len(fitness) - len(finite)),
         }

@@ -357,7 +357,7 @@ class RLControllerOracle(MetanasOracle):
         (each decision takes its most likely choice, in order); ``policy/entropy``
         is the summed entropy of the decisions along that path.
         """
-        out = {"policy/updates": float(self.updates)}
+        out = {**super().strategy_diagnostics(), "policy/updates": float(self.updates)}
         if self.baseline is not None:
             out["policy/baseline"] = float(self.baseline)
         if self.last_loss is not None:

@@ -145,6 +145,10 @@ def _all_strategies() -> Dict[str, Strategy]:
         evolution_strategy("metanas/evolution-roulette-replace-worst",
                            "defaults, selection='roulette', aging=False",
                            selection="roulette", aging=False),
+        evolution_strategy("metanas/evolution-noise-check",
+                           "defaults, noisy_racing_fraction=0.4 (the race begins at 60% "
+                           "and goes on only if the scores prove noisy)",
+                           noisy_racing_fraction=0.4),
         Strategy("metanas/random", "keras-tuner", _metanas_random, True,
                  "RandomSearchOracle (no repeats)"),
         Strategy("metanas/rl", "keras-tuner", _metanas_rl, True,

@@ -135,6 +135,13 @@ def test_defaults_race_for_evolution_on_a_single_objective_only():
         ({"finalists": 1}, "finalists must be an int >= 2, got 1"),
         ({"objective": ["val_loss", "val_accuracy"], "selection": "nsga2",
           "racing_fraction": 0.1}, "racing_fraction=0.1 needs a single objective"),
+        ({"noisy_racing_fraction": 0.9},
+         r"noisy_racing_fraction must be a number in \[0, 0.9\) or None, got 0.9"),
+        ({"noisy_racing_fraction": "x"}, "noisy_racing_fraction must be a number .* got 'x'"),
+        ({"racing_fraction": 0.3, "noisy_racing_fraction": 0.2},
+         r"noisy_racing_fraction must be at least racing_fraction \(0.3\), got 0.2"),
+        ({"objective": ["val_loss", "val_accuracy"], "selection": "nsga2",
+          "noisy_racing_fraction": 0.2}, "noisy_racing_fraction=0.2 needs a single objective"),
     ],
 )
 def test_bad_race_settings_raise_value_error_naming_the_value(kwargs, message):
@@ -294,3 +301,110 @@ def test_per_configuration_means_are_extended_as_trials_end_not_rebuilt(tmp_path
         kept = kept or oracle._config_fitness()
         assert oracle._config_fitness() is kept  # extended in place (a rebuild is O(trials))
     assert any(len(v) > 1 for v in groups.values())  # configurations were evaluated again
+
+
+# ------------------------------------------------------------- noise check
+def checking(tmp_path, name="check", **kwargs):
+    """A search of 40 trials whose race begins at trial 24 (40%) and checks the noise."""
+    kwargs.setdefault("max_trials", 40)
+    kwargs.setdefault("finalists", 4)
+    return make(lambda **kw: EvolutionOracle(population_size=6, **kw), tmp_path, name=name,
+                racing_fraction=0.1, noisy_racing_fraction=0.4, **kwargs)
+
+
+def run_checking(oracle, score_again):
+    """Runs to the end: a first evaluation scores `nas_score`, an evaluation
+    again ``score_again(values)``; returns the configurations in order."""
+    order, seen = [], set()
+    while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        values = dict(trial.hyperparameters.values)
+        order.append(key(values))
+        finish(oracle, trial, score_again(values) if key(values) in seen else nas_score(values))
+        seen.add(key(values))
+    return order
+
+
+def test_scores_that_repeat_end_the_early_race_and_the_search_goes_on(tmp_path):
+    oracle = checking(tmp_path)
+    assert oracle.race_trials() == 16 and oracle.noise_check is None
+    order = run_checking(oracle, nas_score)  # a second evaluation repeats the first
+    assert len(order) == 40
+    assert len(set(order[:24])) == 24
+    # Trials 24-27: each of the 4 best configurations once more (the check).
+    by_score = sorted(set(order[:24]), key=lambda k: nas_score(dict(k)), reverse=True)
+    assert set(order[24:28]) == set(by_score[:4])
+    assert oracle.noise_check["noisy"] is False
+    assert oracle.noise_check["correlation"] == pytest.approx(1.0)
+    # Then new configurations until the final race of 10% (trials 36-39).
+    assert len(set(order[28:36])) == 8 and not set(order[28:36]) & set(order[:28])
+    assert set(order[36:]) <= set(order[:36]) and oracle.race_trials() == 4
+    diagnostics = oracle.strategy_diagnostics()
+    assert diagnostics["race/noisy"] == 0.0
+    assert diagnostics["race/repeat_correlation"] == pytest.approx(1.0)
+    # The outcome lives in the state: a reloaded search plans the same race.
+    state = json_state(oracle)
+    assert state["noise_check"] == oracle.noise_check
+    reloaded = checking(tmp_path)
+    reloaded.reload()
+    assert reloaded.noise_check == oracle.noise_check and reloaded.race_trials() == 4
+    assert json_state(reloaded)["race"] == state["race"]
+
+
+def test_scores_that_do_not_repeat_race_to_the_end(tmp_path):
+    oracle = checking(tmp_path)
+    # Again, the best first scores come last: the first order was noise.
+    order = run_checking(oracle, lambda values: -nas_score(values))
+    assert oracle.noise_check["noisy"] is True
+    assert oracle.noise_check["correlation"] == pytest.approx(-1.0)
+    assert oracle.race_trials() == 16
+    assert len(set(order[:24])) == 24 and set(order[24:]) <= set(order[:24])
+    assert oracle.strategy_diagnostics()["race/noisy"] == 1.0
+    best = oracle.get_best_trials(1)[0]
+    assert key(best.hyperparameters.values) in set(order[24:])
+
+
+def test_every_finalist_is_evaluated_again_before_the_race_halves(tmp_path):
+    # 12 finalists in a 16-trial race: sequential halving alone would give
+    # only 4 of them a second evaluation (round 0 of 4), and the check none.
+    oracle = checking(tmp_path, finalists=12)
+    order = run_checking(oracle, nas_score)
+    assert len(set(order[24:36])) == 12 and set(order[24:36]) <= set(order[:24])
+    assert oracle.noise_check["noisy"] is False and oracle.noise_check["trial"] == 36
+    assert oracle.race_trials() == 4 and set(order[36:]) <= set(order[:36])
+
+
+def test_scores_that_do_not_vary_count_as_noise(tmp_path):
+    oracle = checking(tmp_path, max_trials=30)
+    order = run_checking(oracle, lambda values: 0.5)
+    assert oracle.noise_check == {"correlation": None, "noisy": True,
+                                  "trial": oracle.noise_check["trial"]}
+    assert set(order[18:]) <= set(order[:18])
+
+
+def test_the_noise_check_is_off_unless_asked_for():
+    evolution = EvolutionOracle(objective=MAX, max_trials=100)
+    assert evolution.noisy_racing_fraction == evolution.racing_fraction == 0.1
+    assert evolution.race_trials() == 10
+    assert EvolutionOracle.settings_space()["noisy_racing_fraction"].default == 0.1
+    asked = EvolutionOracle(objective=MAX, max_trials=100, noisy_racing_fraction=0.4)
+    assert (asked.racing_fraction, asked.race_trials()) == (0.1, 40)
+    # A race the user sets is the race they get: no check.
+    given = EvolutionOracle(objective=MAX, max_trials=100, racing_fraction=0.2)
+    assert given.noisy_racing_fraction == 0.2 and given.race_trials() == 20
+    assert EvolutionOracle(objective=MAX, racing_fraction=0.0).noisy_racing_fraction == 0.0
+    assert RandomSearchOracle(objective=MAX, max_trials=100).noisy_racing_fraction == 0.0
+    pareto = EvolutionOracle(objective=["val_loss", "val_accuracy"], selection="nsga2")
+    assert pareto.noisy_racing_fraction == 0.0
+    # The meta-layer's values: a noisy race never shorter than the plain one.
+    kwargs = EvolutionOracle.settings_from_params(
+        {"racing_fraction": 0.3, "noisy_racing_fraction": 0.1, "population_size": 10})
+    assert kwargs["noisy_racing_fraction"] == 0.3
+    EvolutionOracle(objective=MAX, **kwargs)
+
+
+def test_a_bad_noise_check_in_a_saved_state_is_a_clear_error(tmp_path):
+    oracle = checking(tmp_path)
+    state = json_state(oracle)
+    state["noise_check"] = {"noisy": "maybe"}
+    with pytest.raises(ValueError, match="'noise_check': expected None or"):
+        oracle.set_state(state)

@@ -222,9 +222,10 @@ class MetanasOracle(keras_tuner.Oracle):
             scores prove noisy, in [``racing_fraction``, 0.9). When it is
             larger than ``racing_fraction``, the race begins this early, and
             once each finalist has a second evaluation the search checks
-            whether the second scores repeat the first: their correlation
-            across the finalists (test-retest reliability) below
-            ``repeat_correlation`` (0.3), or undefined (ties), means the order
+            whether the second scores repeat the first (``finalists`` must be
+            at least 3): their correlation across the finalists (test-retest
+            reliability) below ``repeat_correlation`` (0.3), or undefined
+            (tied scores), means the order
             among the best configurations found is mostly noise, and the race
             goes on to the end; otherwise it stops, the search goes back to
             new configurations, and a race of ``racing_fraction`` ends it. The
@@ -349,6 +350,11 @@ class MetanasOracle(keras_tuner.Oracle):
                 f"noisy_racing_fraction must be at least racing_fraction "
                 f"({self.racing_fraction}), got {noisy_racing_fraction!r}."
             )
+        if self._checks_noise and self.finalists < 3:
+            raise ValueError(
+                f"noisy_racing_fraction={self.noisy_racing_fraction} checks the noise over "
+                f"the finalists' scores, which needs finalists >= 3, got {self.finalists}."
+            )
         if multi:
             for name, value, off in (
                 ("incumbent_evaluations", self.incumbent_evaluations, 1),
@@ -425,12 +431,15 @@ class MetanasOracle(keras_tuner.Oracle):
         """Constructor keywords from values of `settings_space`.
 
         As they are, but ``noisy_racing_fraction`` is at least
-        ``racing_fraction`` (a noisy race is never the shorter one).
+        ``racing_fraction`` (a noisy race is never the shorter one), and equal
+        to it (no noise check) with fewer than 3 finalists.
         """
         kwargs = dict(params)
         if "noisy_racing_fraction" in kwargs and "racing_fraction" in kwargs:
-            kwargs["noisy_racing_fraction"] = max(kwargs["noisy_racing_fraction"],
-                                                  kwargs["racing_fraction"])
+            noisy = max(kwargs["noisy_racing_fraction"], kwargs["racing_fraction"])
+            if kwargs.get("finalists", cls.default_finalists) < 3:  # too few to check
+                noisy = kwargs["racing_fraction"]
+            kwargs["noisy_racing_fraction"] = noisy
         return kwargs
 
     # ---------------------------------------------------------------- codec
@@ -519,13 +528,8 @@ class MetanasOracle(keras_tuner.Oracle):
         raced = [k for k in self._race if k in groups]
         if not raced:
             return ranked
-        # Evaluations in this race: a finalist evaluated before it (in the
-        # noise check's race) did not go further in this one.
-        counts = collections.Counter(
-            self._id_to_hash[t] for t in self.start_order[self._race_start or 0:]
-            if self.trials[t].status not in (TrialStatus.RUNNING, TrialStatus.IDLE))
-        most = max(counts[k] for k in raced)
-        raced.sort(key=lambda k: (counts[k] >= most - 1, means[k]), reverse=True)
+        most = max(len(groups[k]) for k in raced)
+        raced.sort(key=lambda k: (len(groups[k]) >= most - 1, means[k]), reverse=True)
         in_race = set(raced)
         return raced + [k for k in ranked if k not in in_race]
 
@@ -550,8 +554,10 @@ class MetanasOracle(keras_tuner.Oracle):
         """Sets `noise_check` once every finalist of the early race has two evaluations.
 
         Only the finished evaluations count (running ones are still racing).
-        Failed evaluations are left out; with fewer than 3 finalists scored
-        twice, or scores that do not vary, the order is taken to be noise.
+        Failed evaluations are left out. Scores that do not vary (ties) are
+        taken to be noise; with fewer than 3 finalists scored twice (the
+        others failed) the race has nothing to tell apart, and the search
+        goes on.
         """
         if (self.noise_check is not None or not self._race or not self._checks_noise
                 or any(len(groups.get(k, ())) < 2 for k in self._race)):
@@ -559,9 +565,12 @@ class MetanasOracle(keras_tuner.Oracle):
         pairs = np.array([groups[k][:2] for k in self._race])
         pairs = pairs[np.all(np.isfinite(pairs), axis=1)]
         correlation = None
-        if len(pairs) >= 3 and np.ptp(pairs[:, 0]) > 0 and np.ptp(pairs[:, 1]) > 0:
-            correlation = float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
-        noisy = correlation is None or correlation < self.repeat_correlation
+        if len(pairs) < 3:  # the finalists fail: racing them tells nothing
+            noisy = False
+        else:
+            if np.ptp(pairs[:, 0]) > 0 and np.ptp(pairs[:, 1]) > 0:
+                correlation = float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
+            noisy = correlation is None or correlation < self.repeat_correlation
         self.noise_check = {"correlation": correlation, "noisy": noisy,
                             "trial": len(self.trials)}
         if not noisy:  # the race pauses: new configurations until the last race

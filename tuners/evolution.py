@@ -219,9 +219,8 @@ class EvolutionOracle(MetanasOracle):
     # -------------------------------------------------------------- results
     def on_trial_result(self, trial) -> None:
         key = self._id_to_hash[trial.trial_id]
-        if self.repeats_configurations and any(
-            self._id_to_hash[t] == key for t in self.population
-        ):
+        again = self.repeats_configurations or trial.trial_id in self._repeat_of
+        if again and any(self._id_to_hash[t] == key for t in self.population):
             return  # a member evaluated again: its mean score moved
         self.population.append(trial.trial_id)
         # More than one over only when resumed with a smaller population_size.

@@ -142,6 +142,8 @@ def test_defaults_race_for_evolution_on_a_single_objective_only():
          r"noisy_racing_fraction must be at least racing_fraction \(0.3\), got 0.2"),
         ({"objective": ["val_loss", "val_accuracy"], "selection": "nsga2",
           "noisy_racing_fraction": 0.2}, "noisy_racing_fraction=0.2 needs a single objective"),
+        ({"noisy_racing_fraction": 0.4, "finalists": 2},
+         r"noisy_racing_fraction=0.4 checks .* needs finalists >= 3, got 2"),
     ],
 )
 def test_bad_race_settings_raise_value_error_naming_the_value(kwargs, message):
@@ -373,6 +375,20 @@ def test_every_finalist_is_evaluated_again_before_the_race_halves(tmp_path):
     assert oracle.race_trials() == 4 and set(order[36:]) <= set(order[:36])
 
 
+def test_finalists_that_fail_again_send_the_search_on(tmp_path):
+    oracle = checking(tmp_path, max_consecutive_failed_trials=10)
+    order, seen = [], set()
+    while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        values = dict(trial.hyperparameters.values)
+        again = key(values) in seen
+        order.append(key(values))
+        seen.add(key(values))
+        finish(oracle, trial, nas_score(values), fail=again and len(order) <= 28)
+    assert len(order) == 40 and set(order[24:28]) <= set(order[:24])
+    assert oracle.noise_check == {"correlation": None, "noisy": False, "trial": 28}
+    assert not set(order[28:36]) & set(order[:28])  # new configurations, not a doomed race
+
+
 def test_scores_that_do_not_vary_count_as_noise(tmp_path):
     oracle = checking(tmp_path, max_trials=30)
     order = run_checking(oracle, lambda values: 0.5)
@@ -400,6 +416,10 @@ def test_the_noise_check_is_off_unless_asked_for():
         {"racing_fraction": 0.3, "noisy_racing_fraction": 0.1, "population_size": 10})
     assert kwargs["noisy_racing_fraction"] == 0.3
     EvolutionOracle(objective=MAX, **kwargs)
+    few = EvolutionOracle.settings_from_params(
+        {"racing_fraction": 0.1, "noisy_racing_fraction": 0.5, "finalists": 2})
+    assert few["noisy_racing_fraction"] == 0.1  # too few finalists to check: no check
+    EvolutionOracle(objective=MAX, **few)
 
 
 def test_a_bad_noise_check_in_a_saved_state_is_a_clear_error(tmp_path):

@@ -292,10 +292,10 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             unused = reads.unread_decisions(trial.hyperparameters, record)
             if unused is not None:
                 self._unused[trial.trial_id] = unused
-            if unused is not None and distributed.is_worker():  # the chief takes it
-                distributed.keep_unused(self.get_trial_dir(trial.trial_id), unused)
-            elif unused is not None and hasattr(self.oracle, "note_unused"):
-                self.oracle.note_unused(trial.trial_id, unused)
+                if distributed.is_worker():  # the chief takes it
+                    distributed.keep_unused(self.get_trial_dir(trial.trial_id), unused)
+                elif hasattr(self.oracle, "note_unused"):
+                    self.oracle.note_unused(trial.trial_id, unused)
         super().on_trial_end(trial)
 
     def unused_hyperparameters(self, trial_id: str) -> Optional[List[str]]:

@@ -46,11 +46,14 @@ setup(
         "metanas", "metanas.tuners", "metanas.meta", "metanas.bench", "metanas.autokeras",
         "metanas.spaces", "metanas.tracking",
     ],
+    # PEP 561: the packages' type hints are for their users' type checkers too.
+    package_data={"metanas": ["py.typed"], "metanas.tuners": ["py.typed"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["metanas=metanas.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
+        "Typing :: Typed",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )

@@ -27,10 +27,11 @@ def add_demo(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="run an evolution search on scikit-learn's digits"
     )
-    parser.add_argument("--max-trials", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--directory", default="demo_runs")
+    parser.add_argument("--max-trials", type=int, default=12, help="trials of the search")
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs per trial")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the search and of training")
+    parser.add_argument("--directory", default="demo_runs",
+                        help="folder of the search's trials (project 'digits')")
     parser.add_argument(
         "--overwrite", action=argparse.BooleanOptionalAction, default=True,
         help="start afresh (default) or resume the previous demo search",
@@ -119,8 +120,8 @@ def add_ui(subparsers) -> None:
         "--backend-store-uri", default=None,
         help="store to browse (default: MLFLOW_TRACKING_URI, else ./mlflow.db)",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    parser.add_argument("--port", type=int, default=5000, help="port to serve on")
 
     def run(args) -> int:
         import subprocess
@@ -238,6 +239,27 @@ def add_bench(subparsers) -> None:
 
 from metanas.cli_meta import add_meta_train, add_recommend  # noqa: E402
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds ``(default: ...)`` to an option's help, unless the help says it or
+    there is none to say (None, a flag's False, a repeatable option's [])."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.default is None
+                or action.default is False or action.default == []
+                or action.default == argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A subcommand's parser (and its own subcommands'), with `_HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 SUBCOMMANDS = [add_demo, add_bench, add_meta_train, add_recommend, add_ui, add_tracking]
 
 
@@ -249,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural architecture search strategies for KerasTuner and AutoKeras.",
     )
     parser.add_argument("--version", action="version", version=f"metanas {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    # Every subcommand's --help shows its defaults (`_HelpFormatter`).
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in SUBCOMMANDS:
         add(subparsers)
     return parser

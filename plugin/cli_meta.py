@@ -128,7 +128,9 @@ def add_meta_train(subparsers) -> None:
                         help="meta-train only on the --tasks nearest to TASK by meta-features (as"
                              " `recommend` finds similar tasks; TASK itself excluded)")
     parser.add_argument("--k", type=int, default=None, help="with --similar-to: how many tasks (3)")
-    parser.add_argument("--budget", type=int, default=50, help="evaluations per search")
+    parser.add_argument("--budget", type=int, default=50,
+                        help="evaluations per search; a study keeps that of its first "
+                             "meta-training")
     parser.add_argument("--meta-trials", type=int, default=20, help="meta-trials to add")
     parser.add_argument("--objective", default="auc",
                         help="meta-objective: auc (normalised regret area under the best-so-far"
@@ -136,11 +138,14 @@ def add_meta_train(subparsers) -> None:
                              " configuration); one study holds one")
     parser.add_argument("--storage", default="sqlite:///metanas-meta.db",
                         help="Optuna storage URL (any RDB URL; shared by every process)")
-    parser.add_argument("--study-name", default="metanas-meta")
+    parser.add_argument("--study-name", default="metanas-meta",
+                        help="the meta-study's name in the storage")
     parser.add_argument("--seeds", type=int, default=1, help="searches per task and meta-trial")
     parser.add_argument("--strategies", default="evolution,random",
-                        help="comma-separated: evolution, random, rl")
-    parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+                        help="comma-separated, of evolution, random, rl; a study keeps those "
+                             "of its first meta-training")
+    parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                        help="the meta-sampler (Optuna)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the meta-sampler")
     parser.add_argument("--plots", default=None,
                         help="directory for PNG plots of the meta-study (history, importances)")
@@ -223,8 +228,10 @@ def add_recommend(subparsers) -> None:
         "recommend", help="the strategy and settings the meta-layer recommends for a task"
     )
     parser.add_argument("--task", required=True, help="a benchmark task name")
-    parser.add_argument("--storage", default="sqlite:///metanas-meta.db")
-    parser.add_argument("--study-name", default="metanas-meta")
+    parser.add_argument("--storage", default="sqlite:///metanas-meta.db",
+                        help="Optuna storage URL of the meta-study")
+    parser.add_argument("--study-name", default="metanas-meta",
+                        help="the meta-study's name in the storage")
     parser.add_argument("--strategies", default=None, help="only these (comma-separated)")
     parser.add_argument("--exclude-task", action="store_true",
                         help="ignore the task's own meta-trials (leave-one-task-out)")

@@ -62,8 +62,15 @@ def run_demo(
     )
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=64, verbose=0)
     best = tuner.oracle.get_best_trials(1)[0]
-    print(f"best val_accuracy: {best.score:.4f} (trial {best.trial_id} of {len(tuner.oracle.trials)})")
+    scores = tuner.oracle.evaluations_of(best.trial_id)  # the race trains the best again
+    score = float(np.mean(scores))
+    print(f"best val_accuracy: {score:.4f} (" + (
+        f"mean of {len(scores)} trainings, " if len(scores) > 1 else "")
+        + f"trial {best.trial_id} of {len(tuner.oracle.trials)})")
     print("best configuration:")
+    unread = tuner.oracle.unused_names(best.trial_id)  # e.g. units_2 of a 2-layer model
     for name, value in best.hyperparameters.values.items():
-        print(f"  {name} = {value}")
-    return {"score": best.score, "values": dict(best.hyperparameters.values)}
+        if name not in unread:
+            print(f"  {name} = {value}")
+    return {"score": score, "values": {k: v for k, v in best.hyperparameters.values.items()
+                                       if k not in unread}}

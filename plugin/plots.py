@@ -41,7 +41,10 @@ def plot_pareto_front(trials, front, objectives: Sequence, path: str) -> str:
         ax.plot(*zip(*line), "o-", c="tab:red", label="Pareto front")
     ax.set_xlabel(f"{x_name} ({objectives[0].direction})")
     ax.set_ylabel(f"{y_name} ({objectives[1].direction})")
-    ax.legend()
+    if done:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no completed trial", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

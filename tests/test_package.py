@@ -61,6 +61,27 @@ def test_package_dirs_map_to_one_import_name():
     }
 
 
+def test_the_wheel_holds_every_package_and_its_type_marker(tmp_path):
+    import shutil
+    import zipfile
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    source = tmp_path / "src"  # a copy: building writes build/ and egg-info/ next to setup.py
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "benchmarks", "build", "*.egg-info", "mlruns", "demo_runs", "*.db",
+        "__pycache__", "tests", "docs"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("metanas-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"metanas/py.typed", "metanas/tuners/py.typed"} <= names  # PEP 561
+    for package in ("meta", "bench", "autokeras", "spaces", "tracking"):
+        assert f"metanas/{package}/__init__.py" in names
+
+
 def test_cli_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])
@@ -103,6 +124,11 @@ def test_demo_command_prints_the_best_configuration(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best val_accuracy:" in result.stdout and "layers =" in result.stdout
+    # Only the values its model read: no units_2 for a model of fewer layers.
+    printed = dict(line.strip().split(" = ") for line in result.stdout.splitlines()
+                   if " = " in line)
+    layers = int(printed["layers"])
+    assert {k for k in printed if k.startswith("units_")} == {f"units_{i}" for i in range(layers)}
     assert "oneDNN" not in result.stderr  # the entry point silences TensorFlow
 
 

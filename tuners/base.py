@@ -14,10 +14,12 @@ import copy
 import dataclasses
 import json
 import math
+import numbers
 import os
 import re
 import threading
 import time
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -100,6 +102,10 @@ def release_oracle(oracle) -> None:
         return  # another thread (a chief's gRPC handler) is inside one of its methods
     for table in (oracle_module.LOCKS, oracle_module.THREADS):
         table.pop(oracle, None)
+
+
+class ShortNoiseCheckWarning(UserWarning):
+    """``noisy_racing_fraction`` leaves too few trials for the noise check to run."""
 
 
 def check_int(name: str, value: Any, *, low: int, high: Optional[int] = None) -> int:
@@ -287,14 +293,14 @@ class MetanasOracle(keras_tuner.Oracle):
         )
         if heartbeat_timeout is not None and (
             isinstance(heartbeat_timeout, bool)
-            or not isinstance(heartbeat_timeout, (int, float))
+            or not isinstance(heartbeat_timeout, numbers.Real)
             or not heartbeat_timeout > 0
         ):
             raise ValueError(
                 f"heartbeat_timeout must be a number of seconds > 0 or None, "
                 f"got {heartbeat_timeout!r}."
             )
-        self.heartbeat_timeout = heartbeat_timeout
+        self.heartbeat_timeout = None if heartbeat_timeout is None else float(heartbeat_timeout)
         self.max_lost_retries = check_int("max_lost_retries", max_lost_retries, low=0)
         check_int("max_retries_per_trial", max_retries_per_trial, low=0)
         check_int("max_consecutive_failed_trials", max_consecutive_failed_trials, low=1)
@@ -355,6 +361,14 @@ class MetanasOracle(keras_tuner.Oracle):
                 f"noisy_racing_fraction={self.noisy_racing_fraction} checks the noise over "
                 f"the finalists' scores, which needs finalists >= 3, got {self.finalists}."
             )
+        early = int(self.noisy_racing_fraction * (max_trials or 0))  # as race_trials()
+        if self._checks_noise and max_trials and early < self.finalists:
+            warnings.warn(
+                f"noisy_racing_fraction={self.noisy_racing_fraction} of max_trials="
+                f"{max_trials} is {early} trials, fewer than the {self.finalists} the noise "
+                f"check needs (one per finalist): it will not run, and the last {early} "
+                "trials race. Raise max_trials or lower finalists.",
+                ShortNoiseCheckWarning, stacklevel=2)
         if multi:
             for name, value, off in (
                 ("incumbent_evaluations", self.incumbent_evaluations, 1),
@@ -509,6 +523,29 @@ class MetanasOracle(keras_tuner.Oracle):
             return self.fitness(trial)
         mean = self._config_means().get(self._id_to_hash[trial.trial_id])
         return self.fitness(trial) if mean is None else mean
+
+    def evaluations_of(self, trial_id: str) -> List[float]:
+        """The scores of every completed evaluation of trial ``trial_id``'s
+        configuration, in the order they ended.
+
+        One score for a configuration evaluated once. A search that repeats
+        configurations (the final race, ``incumbent_evaluations``) ranks them
+        by the mean of these (`get_best_trials`), and reports each by its best
+        trial: keras-tuner's "Best ... So Far" and ``results_summary()`` show
+        that trial's score, which need not be the highest score shown. A
+        failed evaluation has no score and is left out here; it ranks its
+        configuration last.
+
+        Raises:
+            ValueError: ``trial_id`` is not a trial of this search.
+        """
+        if trial_id not in self.trials:
+            raise ValueError(f"trial_id {trial_id!r} is not a trial of this search.")
+        key = self._id_to_hash.get(trial_id)
+        return [
+            float(self.trials[t].score) for t in self.end_order
+            if self._id_to_hash.get(t) == key and self.trials[t].status == TrialStatus.COMPLETED
+        ]
 
     def _ranked_configurations(self) -> List[str]:
         """Configuration hashes, best first.

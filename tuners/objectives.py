@@ -15,6 +15,7 @@ Multiobjective Genetic Algorithm: NSGA-II", IEEE TEC 2002).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -152,12 +153,12 @@ class ConstrainedObjective(keras_tuner.Objective):
     ) -> None:
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric must be a metric name, got {metric!r}.")
-        if (isinstance(target, bool) or not isinstance(target, (int, float))
+        if (isinstance(target, bool) or not isinstance(target, numbers.Real)
                 or not 0 < target < math.inf):
             raise ValueError(f"target must be a finite number > 0, got {target!r}.")
         weights = weight if isinstance(weight, (tuple, list)) else (weight, weight)
         if len(weights) != 2 or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+            isinstance(w, numbers.Real) and not isinstance(w, bool) and math.isfinite(w)
             for w in weights
         ):
             raise ValueError(f"weight must be a finite number or a pair of them, got {weight!r}.")

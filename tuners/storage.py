@@ -107,6 +107,28 @@ def searching_in(project_dir: str) -> Iterator[None]:
                     os.close(held[0])  # closing the descriptor releases the lock
 
 
+def check_project_path(directory: str, project_name: str) -> None:
+    """ValueError if a local search's ``directory/project_name`` cannot be a folder.
+
+    Checked before keras-tuner creates it, whose error would be TensorFlow's
+    (``FailedPreconditionError``) rather than one that names the setting.
+    """
+    if is_remote(directory):
+        return
+    path = os.path.abspath(os.path.join(directory, project_name))
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if not os.path.isdir(path):
+        raise ValueError(
+            f"the search's folder {os.path.join(directory, project_name)!r} (directory="
+            f"{directory!r}, project_name={project_name!r}) cannot be created: {path!r} is a "
+            "file; directory and project_name must name a folder."
+        )
+
+
 def check_no_search_in(project_dir: str) -> None:
     """RuntimeError if another process searches in ``project_dir`` (before wiping it)."""
     path = _local_dir(project_dir)

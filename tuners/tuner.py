@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import numbers
 import os
 import time
 import warnings
@@ -93,10 +94,18 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if not isinstance(cost_measures, bool):
             raise ValueError(f"cost_measures must be True or False, got {cost_measures!r}.")
         size = kwargs.get("max_model_size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise ValueError(f"max_model_size must be an int >= 1 (trainable parameters) or "
-                             f"None, got {size!r}.")
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+                raise ValueError(f"max_model_size must be an int >= 1 (trainable parameters) "
+                                 f"or None, got {size!r}.")
+            kwargs["max_model_size"] = int(size)
         check_int("executions_per_trial", kwargs.get("executions_per_trial", 1), low=1)
+        overwrite = kwargs.get("overwrite", False)
+        if not isinstance(overwrite, (bool, np.bool_)):  # "no" would delete every trial
+            raise ValueError(f"overwrite must be True or False, got {overwrite!r}.")
+        kwargs["overwrite"] = bool(overwrite)
+        storage.check_project_path(str(kwargs.get("directory") or "."),
+                                   str(kwargs.get("project_name") or "untitled_project"))
         self.cost_measures = cost_measures
         # Names each running trial's run_trial read (`metanas.tuners.reads`).
         self._reads: Dict[str, reads.ReadRecord] = {}
@@ -217,13 +226,16 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
 
         Raises:
             RuntimeError: Trials ran and none completed.
-            ValueError: No completed trial is within a hard budget.
+            ValueError: ``num_models`` is not an int >= 1, or no completed trial
+                is within a hard budget.
         """
+        check_int("num_models", num_models, low=1)
         return [self.load_model(trial) for trial in self._best_trials(num_models)]
 
     def get_best_hyperparameters(self, num_trials: int = 1):
         """The best hyperparameters (of completed trials); with a hard budget,
         only those within it. Raises as `get_best_models`."""
+        check_int("num_trials", num_trials, low=1)
         return [trial.hyperparameters for trial in self._best_trials(num_trials)]
 
     def _best_trials(self, num_trials: int) -> list:
@@ -260,6 +272,10 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
 
         Returns:
             The non-dominated trials, best first on the first objective.
+
+        Raises:
+            ValueError: Fewer than two objectives, or one that no completed
+                trial logged (the message lists the logged metrics).
         """
         if objectives_ is None:
             chosen = objectives.resolve_objectives(self.oracle.objective)
@@ -269,7 +285,13 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             raise ValueError(
                 f"a Pareto front needs two or more objectives, got {[o.name for o in chosen]}."
             )
-        return objectives.pareto_front(self.oracle.trials.values(), chosen)
+        completed = [t for t in self.oracle.trials.values() if t.status == "COMPLETED"]
+        logged = {name for t in completed for name in t.metrics.metrics}
+        missing = [o.name for o in chosen if o.name not in logged]
+        if completed and missing:
+            raise ValueError(f"no completed trial logged {missing}; the trials logged "
+                             f"{sorted(logged)}.")
+        return objectives.pareto_front(completed, chosen)
 
     def pre_create_trial(self):
         # keras-tuner asks again at once after an IDLE answer; pause instead of
@@ -345,8 +367,16 @@ def validate_fit_data(fit_args, fit_kwargs) -> None:
     """Rejects NaN/inf inputs and mismatched lengths before the first trial.
 
     Left to training, they would fail every trial with a NaN loss or a shape
-    error deep in Keras; here the error names the argument.
+    error deep in Keras; here the error names the argument. So do a
+    ``validation_split`` outside (0, 1), which Keras accepts and scores
+    nonsense with, and ``epochs`` that are not an int >= 1.
     """
+    split = fit_kwargs.get("validation_split")
+    if split is not None and (isinstance(split, bool) or not isinstance(split, numbers.Real)
+                              or not 0 <= split < 1):
+        raise ValueError(f"validation_split must be a number in [0, 1), got {split!r}.")
+    if fit_kwargs.get("epochs") is not None:
+        check_int("epochs", fit_kwargs["epochs"], low=1)
     named = dict(zip(("x", "y"), fit_args))
     named.update({k: fit_kwargs[k] for k in ("x", "y") if k in fit_kwargs})
     validation = fit_kwargs.get("validation_data")

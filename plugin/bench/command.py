@@ -293,7 +293,7 @@ def add_bench(subparsers) -> None:
     parser.add_argument("--strategy-module", action="append", default=[], metavar="MODULE",
                         help="import MODULE first (here and in each worker): it adds "
                              "strategies with metanas.bench.register_strategy")
-    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     parser.add_argument("--output", default="bench_results", help="output directory")
 
     def run(args) -> int:

@@ -3,6 +3,7 @@
 Importing it imports Optuna. See `MetaLearner`.
 """
 
+from metanas.meta.evaluate import BenchEvaluator
 from metanas.meta.features import dataset_features, feature_distance, nearest_tasks, space_features
 from metanas.meta.learner import (
     OBJECTIVES,
@@ -21,6 +22,7 @@ from metanas.meta.tuner import MetaTuner, search_score
 
 __all__ = [
     "OBJECTIVES",
+    "BenchEvaluator",
     "MetaLearner",
     "MetaTask",
     "MetaTuner",

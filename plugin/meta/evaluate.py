@@ -42,12 +42,13 @@ import numbers
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from metanas.meta.learner import MetaTask, check_objective, normalized_regret_auc, strategy_classes
-from metanas.tuners.base import check_int
+from metanas.tuners.base import ShortNoiseCheckWarning, check_int
 
 __all__ = [
     "BenchEvaluator",
@@ -124,12 +125,14 @@ class BenchEvaluator:
         kwargs = dict(settings)
         if initial_hps:
             kwargs["initial_hps"] = [dict(c) for c in initial_hps]
-        return classes[strategy](
-            objective=keras_tuner.Objective("score", task.direction),
-            max_trials=self.budget,
-            seed=seed,
-            **kwargs,
-        )
+        with warnings.catch_warnings():  # a setting the meta-study tries, and learns the worth of
+            warnings.simplefilter("ignore", ShortNoiseCheckWarning)
+            return classes[strategy](
+                objective=keras_tuner.Objective("score", task.direction),
+                max_trials=self.budget,
+                seed=seed,
+                **kwargs,
+            )
 
     def run(self, task_name: str, strategy: str, settings: Mapping[str, Any], seed: int, *,
             initial_hps: Optional[Sequence[Mapping[str, Any]]] = None) -> Tuple[Dict[str, Any], Any]:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import os
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -226,9 +228,9 @@ def around_defaults(
     classes = strategy_classes()
     if strategy not in classes:
         raise ValueError(f"unknown strategy {strategy!r}; allowed: {sorted(classes)}.")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}.")
-    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 < spread <= 1:
+    if isinstance(spread, bool) or not isinstance(spread, numbers.Real) or not 0 < spread <= 1:
         raise ValueError(f"spread must be a number in (0, 1], got {spread!r}.")
     space = classes[strategy].settings_space()
     rng = np.random.default_rng(seed)
@@ -429,7 +431,7 @@ class _StrategyAmong(optuna.samplers.BaseSampler):
 
 
 class _MissingStudy(Exception):
-    """A reader asked for a study the storage does not hold."""
+    """A reader asked for a study the storage does not hold, or a storage that is not one."""
 
 
 #: Samplers `MetaLearner` makes by name.
@@ -450,6 +452,45 @@ def _named_sampler(name: str, seed: Optional[int]) -> optuna.samplers.BaseSample
 #: (seconds). SQLite's own default, 5 s, failed meta-training processes that
 #: shared one file on a busy machine ("database is locked").
 SQLITE_BUSY_SECONDS = 120.0
+
+
+def _check_is_optuna_storage(url: str, create: bool) -> None:
+    """Refuses, before Optuna adds its tables, a database whose schema clashes.
+
+    Optuna and MLflow (and any Alembic-managed schema) keep their schema
+    version in a table named ``alembic_version``: a meta storage pointed at an
+    MLflow tracking database (``mlflow.db`` sits next to ``metanas-meta.db`` by
+    default) would gain Optuna's tables and then fail with a misleading
+    version error. A database shared with other tables is fine.
+
+    Raises:
+        _MissingStudy: The database has an ``alembic_version`` table and none
+            of Optuna's, or ``create`` is False and the SQLite file does not exist.
+    """
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not create and not os.path.exists(parsed.database):
+            raise _MissingStudy(f"the meta storage {redact(url)!r} does not exist "
+                                f"(no file {parsed.database!r})")
+        if not os.path.exists(parsed.database):
+            return
+    try:
+        engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))
+    except ImportError:  # no driver: Optuna says which to install
+        return
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if "alembic_version" in tables and not {"studies", "version_info"} & tables:
+        kind = " (an MLflow tracking store)" if {"experiments", "runs"} <= tables else ""
+        raise _MissingStudy(
+            f"{redact(url)!r} is not an Optuna meta storage{kind}: it holds another "
+            f"schema's alembic_version table and the tables {sorted(tables)[:6]}"
+            f"{'...' if len(tables) > 6 else ''}, none of Optuna's; give the meta-layer "
+            f"a database of its own (the default is {DEFAULT_STORAGE!r})")
 
 
 def _engine_kwargs(url: str) -> Dict[str, Any]:
@@ -478,9 +519,10 @@ class MetaLearner:
 
     Raises:
         ValueError: The storage URL cannot be opened (the message shows the
-            URL with its password redacted), or ``create`` is False and the
-            storage holds no study ``study_name`` (the message lists those it
-            holds).
+            URL with its password redacted), holds another program's tables
+            (an MLflow tracking database) and none of Optuna's, or ``create``
+            is False and the storage (or its SQLite file) holds no study
+            ``study_name`` (the message lists those it holds).
     """
 
     def __init__(
@@ -495,7 +537,7 @@ class MetaLearner:
         if not isinstance(create, bool):
             raise ValueError(f"create must be True or False, got {create!r}.")
         if seed is not None:
-            check_int("seed", seed, low=0)
+            check_int("seed", seed, low=0, high=2**32 - 1)
         if sampler is not None and not isinstance(sampler, (str, optuna.samplers.BaseSampler)):
             raise ValueError(f"sampler must be an Optuna sampler or one of {list(SAMPLERS)}, "
                              f"got {sampler!r}.")
@@ -517,6 +559,7 @@ class MetaLearner:
                                  f"got {named!r}.")
             sampler = optuna.samplers.RandomSampler()  # until the study's size is known
         try:
+            _check_is_optuna_storage(self.storage_url, create)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 storage_ = optuna.storages.RDBStorage(
@@ -950,7 +993,7 @@ class MetaLearner:
                 recommends the best candidate untested.
         """
         if alpha is not None and (
-            isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1
+            isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1
         ):
             raise ValueError(f"alpha must be a number in (0, 1) or None, got {alpha!r}.")
         k, max_distance = check_k(k), check_max_distance(max_distance)

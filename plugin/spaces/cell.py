@@ -17,6 +17,7 @@ edge from node ``i`` to node ``j``), ``cells_per_stage`` and ``filters``.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Dict, Optional, Sequence, Tuple
 
 import keras
@@ -184,7 +185,8 @@ class CellSpace(keras_tuner.HyperModel):
     ) -> None:
         super().__init__(name=name, tunable=tunable)
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3 or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in input_shape):
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
+                for d in input_shape):
             raise ValueError(
                 f"input_shape must be (height, width, channels) of ints >= 1, got {input_shape!r}."
             )

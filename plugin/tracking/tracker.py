@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional
@@ -713,8 +714,12 @@ def make_client(tracking_uri: Optional[str]):
         text = redact(str(error)).strip().splitlines()
         shown = repr(redact(tracking_uri)) if tracking_uri is not None else (
             f"{redact(mlflow.get_tracking_uri())!r} (MLFLOW_TRACKING_URI)")
-        raise ValueError(f"MLflow cannot use the tracking URI {shown}: "
-                         f"{text[0] if text else type(error).__name__}") from None
+        schemes = re.search(r"[Ss]upported URI schemes are: (\[[^\]]*\])", str(error))
+        if schemes:  # MLflow's own words are of its model registry, which is not asked for
+            reason = f"MLflow stores runs only at URIs of the schemes {schemes.group(1)}"
+        else:
+            reason = text[0] if text else type(error).__name__
+        raise ValueError(f"MLflow cannot use the tracking URI {shown}: {reason}") from None
 
 
 @contextlib.contextmanager

@@ -194,8 +194,8 @@ def test_bad_settings_of_the_meta_layer_are_value_errors(tmp_path):
     storage = f"sqlite:///{tmp_path}/meta.db"
     for kwargs, message in (
         (dict(sampler=123), r"sampler must be an Optuna sampler or one of \['tpe', 'random'\], got 123"),
-        (dict(seed=True), "seed must be an int >= 0, got True"),
-        (dict(seed="1"), "seed must be an int >= 0, got '1'"),
+        (dict(seed=True), r"seed must be an int in \[0, 4294967295\], got True"),
+        (dict(seed="1"), r"seed must be an int in \[0, 4294967295\], got '1'"),
         (dict(study_name=" "), r"study's name \(study_name\) must be a non-empty string"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -231,6 +231,42 @@ def test_bad_storage_url_is_a_clear_error_without_the_password(tmp_path):
     with pytest.raises(ValueError, match=r"cannot open the meta storage 'postgresql://bob:\*\*\*@"):
         MetaLearner("postgresql://bob:hunter2@127.0.0.1:1/meta")
     assert redact("mysql://u:p@h/db") == "mysql://u:***@h/db"
+    with pytest.raises(ValueError, match=rf"seed must be an int in \[0, 4294967295\], got {2**40}"):
+        MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=2**40)
+
+
+def test_an_mlflow_database_is_refused_and_left_as_it_was(tmp_path):
+    # mlflow.db sits next to metanas-meta.db by default: an easy mix-up. Optuna
+    # would add its tables to it, then fail on MLflow's alembic_version.
+    import contextlib
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    def tables(path):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return sorted(r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'"))
+
+    path = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()  # creates MLflow's schema
+    before = tables(path)
+    assert "experiments" in before and "alembic_version" in before and "studies" not in before
+    for create in (True, False):
+        with pytest.raises(ValueError, match=r"'sqlite:///.*mlflow.db' is not an Optuna meta "
+                                             r"storage \(an MLflow tracking store\)"):
+            MetaLearner(f"sqlite:///{path}", create=create)
+    assert tables(path) == before
+    # A database shared with tables of one's own is fine: Optuna adds its tables.
+    shared = tmp_path / "shared.db"
+    with contextlib.closing(sqlite3.connect(shared)) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    MetaLearner(f"sqlite:///{shared}")
+    assert {"users", "studies"} <= set(tables(shared))
+    # A reader (create=False) of a SQLite file that does not exist creates none.
+    with pytest.raises(ValueError, match=r"does not exist \(no file '.*typo.db'\)"):
+        MetaLearner(f"sqlite:///{tmp_path}/typo.db", create=False)
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_a_second_process_sees_the_first_ones_meta_trials(tmp_path):

@@ -334,7 +334,8 @@ def test_a_tracking_uri_mlflow_cannot_use_is_refused_and_sync_keeps_every_record
     # An unknown scheme is refused before the search; `sync` to one keeps the records.
     from metanas.tracking.spool import REJECTED_NAME
 
-    with pytest.raises(ValueError, match="MLflow cannot use the tracking URI 'bogus://x'"):
+    with pytest.raises(ValueError, match=r"MLflow cannot use the tracking URI 'bogus://x': MLflow "
+                                         r"stores runs only at URIs of the schemes \[.*'sqlite'"):
         MlflowTracker(tracking_uri="bogus://x")
     store = f"sqlite:///{tmp_path}/mlflow.db"
     server_down = f"http://127.0.0.1:{free_port()}"  # nothing listens there

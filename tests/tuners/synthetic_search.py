@@ -14,7 +14,8 @@ learn from that trial / right after its RUNNING trial file is written),
 ``ASK_BEST_AFTER`` (a worker asks for the best trial after its search),
 ``ENDED_GRACE`` (seconds a worker waits on an ended search's marker older than itself),
 ``PARTIAL_READS`` (trials go through keras-tuner's build and fit, and leave ``edge_5``
-unread where ``edge_0`` is "none").
+unread where ``edge_0`` is "none"), ``WAIT_FOR_WORKERS`` (a worker searches only once
+that many workers have started: none misses every trial by starting late on a busy machine).
 """
 
 import os
@@ -163,6 +164,13 @@ if __name__ == "__main__":
     if os.environ.get("ENDED_GRACE"):
         distributed.ENDED_GRACE_SECONDS = float(os.environ["ENDED_GRACE"])
     tuner = make_tuner(strategy, directory, max_trials, overwrite="--overwrite" in sys.argv)
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    if os.environ.get("WAIT_FOR_WORKERS") and tuner_id.startswith("tuner"):
+        (pathlib.Path(directory) / f"ready_{tuner_id}").touch()
+        deadline = time.monotonic() + 300
+        while (len(list(pathlib.Path(directory).glob("ready_tuner*")))
+               < int(os.environ["WAIT_FOR_WORKERS"]) and time.monotonic() < deadline):
+            time.sleep(0.1)
     tuner.search(verbose=0)
     if os.environ.get("ASK_BEST_AFTER") and "KERASTUNER_TUNER_ID" in os.environ:
         time.sleep(6)  # the chief has ended by now

@@ -122,7 +122,8 @@ def test_chief_and_three_workers_run_exactly_max_trials(strategy, tmp_path):
     # Evolution's trials go through keras-tuner's build and fit, which leave
     # edge_5 unread where edge_0 is "none".
     reads = {"PARTIAL_READS": 1} if strategy == "evolution" else {}
-    outputs, _ = run_cluster(strategy, tmp_path, 12, TRIAL_SECONDS=0.3, **reads)
+    outputs, _ = run_cluster(strategy, tmp_path, 12, TRIAL_SECONDS=0.3, WAIT_FOR_WORKERS=3,
+                             **reads)
     trials, oracle = check_complete(tmp_path, 12)
     if reads:
         # What each worker's model read reached the chief (and its files went).

@@ -78,13 +78,40 @@ def test_max_consecutive_failed_trials_ends_with_a_clear_error(tmp_path):
         ((np.where(X > 2, np.nan, X), Y), {}, r"x holds \d+ NaN or infinite value"),
         ((X, Y[:10]), {}, "x has 64 samples but y has 10"),
         ((X, Y), {"validation_data": (X, np.full(64, np.inf))}, r"validation_data\[1\] holds 64"),
+        # Keras takes it and scores every trial on a nonsense split.
+        ((X, Y), {"validation_split": 1.5}, r"validation_split must be a number in \[0, 1\), got 1.5"),
+        ((X, Y), {"epochs": 0}, "epochs must be an int >= 1, got 0"),
+        ((X, Y), {"epochs": "2"}, "epochs must be an int >= 1, got '2'"),
     ],
 )
 def test_bad_arrays_are_rejected_before_the_first_trial(fit_args, fit_kwargs, message, tmp_path):
     tuner = RandomSearch(faulty_model, objective="loss", directory=str(tmp_path))
+    fit_kwargs = {"epochs": 1, **fit_kwargs}
     with pytest.raises(ValueError, match=message):
-        tuner.search(*fit_args, epochs=1, verbose=0, **fit_kwargs)
+        tuner.search(*fit_args, verbose=0, **fit_kwargs)
     assert tuner.oracle.trials == {}
+
+
+@pytest.mark.parametrize("overwrite", ["no", "False", 0, None])
+def test_an_overwrite_that_is_not_a_bool_deletes_nothing(tmp_path, overwrite):
+    # keras-tuner deletes the project on any true value: "no" would lose every trial.
+    kept = tmp_path / "p" / "trial_0" / "trial.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}")
+    with pytest.raises(ValueError, match=f"overwrite must be True or False, got {overwrite!r}"):
+        RandomSearch(faulty_model, objective="loss", directory=str(tmp_path), project_name="p",
+                     overwrite=overwrite, tracking=False)
+    assert kept.read_text() == "{}"
+
+
+@pytest.mark.parametrize("directory, project", [("f", "p"), ("f/sub", "p"), (".", "f")])
+def test_a_search_folder_under_a_file_is_a_value_error(tmp_path, monkeypatch, directory, project):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_text("not a folder")
+    with pytest.raises(ValueError, match=f"the search's folder .* cannot be created: "
+                                         f"'{tmp_path / 'f'}' is a file"):
+        RandomSearch(faulty_model, objective="loss", directory=directory, project_name=project,
+                     tracking=False)
 
 
 def test_corrupt_saved_state_is_reported_and_left_untouched(tmp_path):

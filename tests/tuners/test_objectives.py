@@ -79,6 +79,8 @@ def test_soft_and_hard_constrained_values():
     infeasible = hard.get_value({"val_accuracy": 0.99, "cost/params": 1001})
     worse = hard.get_value({"val_accuracy": 0.99, "cost/params": 3000})
     assert feasible == 0.1 and infeasible < feasible and worse < infeasible
+    # numpy numbers are numbers (a target read from an array).
+    assert ConstrainedObjective("val_accuracy", target=np.int64(20), weight=np.float32(-1)).target == 20
     for target in (0, float("inf")):  # inf: every soft score divided by zero
         with pytest.raises(ValueError, match=f"target must be a finite number > 0, got {target}"):
             ConstrainedObjective("val_accuracy", target=target)
@@ -254,6 +256,17 @@ def test_get_pareto_front_on_a_tuner(tmp_path):
         tuner.get_pareto_front(["val_accuracy"])
     # Cost names take metanas's direction (min), as in objectives.
     assert set(tuner.get_pareto_front(["val_accuracy", "cost/params"])) == set(front)
+    # A metric no trial logged (a typo) is an error, not an empty front.
+    with pytest.raises(ValueError, match=r"no completed trial logged \['val_acc'\]; the trials "
+                                         r"logged \[.*'val_accuracy'"):
+        tuner.get_pareto_front([keras_tuner.Objective("val_acc", "max"), "cost/params"])
+    # How many best models: an int >= 1 (numpy's too), not -1 or "2".
+    assert len(tuner.get_best_hyperparameters(np.int64(2))) == 2
+    for call, name in ((tuner.get_best_models, "num_models"),
+                       (tuner.get_best_hyperparameters, "num_trials")):
+        for bad in (-1, 0, "2", 1.5):
+            with pytest.raises(ValueError, match=f"{name} must be an int >= 1, got {bad!r}"):
+                call(bad)
 
 
 def drive_multi(tmp_path, objective, points, name="m"):
@@ -374,6 +387,13 @@ def test_a_bad_max_model_size_is_a_value_error(tmp_path, size):
                      directory=str(tmp_path))
 
 
+def test_numpy_numbers_are_accepted_as_settings(tmp_path):
+    tuner = RandomSearch(dense_model, objective="val_accuracy", max_model_size=np.int64(700),
+                         heartbeat_timeout=np.float32(5), max_trials=np.int64(3),
+                         directory=str(tmp_path), tracking=False)
+    assert tuner.max_model_size == 700 and type(tuner.max_model_size) is int
+    assert tuner.oracle.heartbeat_timeout == 5.0
+
 
 def test_pareto_front_plot_is_a_png_and_logged_to_mlflow(tmp_path):
     from mlflow.tracking import MlflowClient
@@ -397,6 +417,16 @@ def test_pareto_front_plot_is_a_png_and_logged_to_mlflow(tmp_path):
         f"tags.`metanas.role` = 'search' and attributes.run_id != '{parent.info.run_id}'")
     assert "pareto_front.png" not in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert single.oracle.trials
+    # A search with no completed trial: a plot that says so, without matplotlib's warning
+    # of a legend with nothing in it.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = plot_pareto_front([], [], [keras_tuner.Objective("val_accuracy", "max"),
+                                           keras_tuner.Objective("cost/params", "min")],
+                                  str(tmp_path / "empty.png"))
+    assert open(empty, "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
     objectives = [keras_tuner.Objective("cost/params", "min"),
                   keras_tuner.Objective("val_accuracy", "max")]
     path = plot_pareto_front(tuner.oracle.trials.values(), tuner.get_pareto_front(objectives),

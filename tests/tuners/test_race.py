@@ -1,12 +1,13 @@
 """The final race: the last trials re-evaluate the best configurations."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 from metanas.tuners import EvolutionOracle, RandomSearchOracle, RLControllerOracle
-from metanas.tuners.base import TrialStatus
+from metanas.tuners.base import ShortNoiseCheckWarning, TrialStatus
 from tests.tuners.conformance import MAX, finish, json_state, make, nas_score
 
 
@@ -278,6 +279,12 @@ def test_evaluations_again_count_for_their_configuration_when_the_space_grew(tmp
     assert all(trained[int(t)] == dict(first, units_1=16, units_2=16) for t in reruns)  # defaults
     best = oracle.get_best_trials(1)[0]
     assert {k: best.hyperparameters.values[k] for k in first} == first
+    # Its scores, for users: the configuration's every evaluation, which its mean ranks by.
+    scores = oracle.evaluations_of(best.trial_id)
+    assert len(scores) == len(credited) and oracle.evaluations_of(oracle.start_order[0]) == scores
+    assert np.mean(scores) == oracle.config_fitness(best) and best.score == max(scores)
+    with pytest.raises(ValueError, match="trial_id 'nope' is not a trial of this search"):
+        oracle.evaluations_of("nope")
     # Reloaded, the repeats keep their configuration's hash.
     reloaded = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, name="a",
                     space=layers_space(), max_trials=20, **setting)
@@ -420,6 +427,20 @@ def test_the_noise_check_is_off_unless_asked_for():
         {"racing_fraction": 0.1, "noisy_racing_fraction": 0.5, "finalists": 2})
     assert few["noisy_racing_fraction"] == 0.1  # too few finalists to check: no check
     EvolutionOracle(objective=MAX, **few)
+
+
+def test_a_noise_check_too_short_to_run_is_a_warning_and_a_plain_race(tmp_path):
+    # 40% of 10 trials is 4: too few to evaluate 8 finalists again.
+    with pytest.warns(ShortNoiseCheckWarning, match=r"noisy_racing_fraction=0.4 of max_trials="
+                      r"10 is 4 trials, fewer than the 8 the noise check needs"):
+        oracle = checking(tmp_path, max_trials=10, finalists=8)
+    order = run_checking(oracle, nas_score)
+    assert oracle.noise_check is None and len(order) == 10
+    assert set(order[6:]) <= set(order[:6])  # the last 4 trials raced
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShortNoiseCheckWarning)
+        checking(tmp_path, name="long enough", max_trials=20, finalists=8)  # 8 trials
+        EvolutionOracle(objective=MAX, noisy_racing_fraction=0.4)  # no max_trials
 
 
 def test_a_bad_noise_check_in_a_saved_state_is_a_clear_error(tmp_path):

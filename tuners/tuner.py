@@ -6,11 +6,14 @@ import contextlib
 import inspect
 import numbers
 import os
+import re
+import sys
 import time
 import warnings
 from typing import Any, Dict, List, Optional, Type
 
 import keras_tuner
+from keras_tuner.src import config as kt_config
 import numpy as np
 
 from metanas.tuners import distributed, hooks, objectives, reads, storage
@@ -184,7 +187,8 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         known from here: a custom `run_trial`, `HyperModel.fit`, or
         `_build_and_fit_model` (AutoKeras), or data that is not arrays. With
         callbacks (which may log metrics of their own), a missing name is a
-        warning instead.
+        warning instead. So is a default model that fails on the two rows:
+        data that fits no model of the space would fail every trial.
         """
         if (
             self.hypermodel is None
@@ -201,8 +205,19 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             return
         try:
             model = self.hypermodel.build(self.oracle.get_space())
-            names = list(model.evaluate(x[:2], y[:2], return_dict=True, verbose=0))
         except Exception:  # a broken default model fails its own trial instead
+            return
+        try:
+            names = list(model.evaluate(x[:2], y[:2], return_dict=True, verbose=0))
+        except Exception as error:  # most often data that fits no model of the space
+            # Keras wraps the cause: "Exception encountered when calling ...", then it (bold).
+            lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines()
+                     if line.strip() and not line.startswith("Exception encountered")]
+            warnings.warn(
+                f"the model of the space's default values fails on the first two rows of "
+                f"the data ({type(error).__name__}: {lines[0] if lines else ''}); if x or y "
+                "does not fit the model's inputs and outputs, every trial will fail.",
+                stacklevel=3)
             return
         logged = set(names)
         if fit_kwargs.get("validation_data") is not None or fit_kwargs.get("validation_split"):
@@ -352,9 +367,26 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
     def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
         timeout = self.local_oracle.heartbeat_timeout
         if not distributed.is_worker() or timeout is None:
-            return super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            return self._try_run_reporting(trial, *fit_args, **fit_kwargs)
         with distributed.Heartbeat(self.oracle, trial.trial_id, interval=timeout / 4):
+            return self._try_run_reporting(trial, *fit_args, **fit_kwargs)
+
+    def _try_run_reporting(self, trial, *fit_args, **fit_kwargs):
+        """keras-tuner's trial run, which prints a failed trial's traceback (with
+        its ``config.DEBUG``, on by default); a model over ``max_model_size`` is
+        a rejection, not an error, and gets one line instead."""
+        debug, kt_config.DEBUG = kt_config.DEBUG, False
+        try:
             return super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        finally:
+            kt_config.DEBUG = debug
+            if debug and trial.status in ("FAILED", "INVALID") and trial.message:
+                if is_oversized(trial):
+                    size = re.search(r"Oversized model: (\d+) parameters", trial.message)[1]
+                    print(f"Trial {trial.trial_id}: a model of {size} parameters, over "
+                          f"max_model_size={self.max_model_size}; not trained.", file=sys.stderr)
+                else:
+                    print(trial.message, end="", file=sys.stderr)  # as keras-tuner does
 
 
 class DiskFullError(keras_tuner.errors.FatalError):

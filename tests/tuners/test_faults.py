@@ -44,7 +44,7 @@ def build_faulty_tuner(tmp_path, **kwargs):
     )
 
 
-def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
+def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, capsys):
     initial = [{"fault": f, "units": 4} for f in ("build", "nan", "fit", "none")]
     tuner = build_faulty_tuner(tmp_path, initial_hps=initial, max_consecutive_failed_trials=20)
     tuner.search(X, Y, epochs=2, verbose=0)
@@ -59,6 +59,10 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
     messages = " ".join(t.message or "" for t in failed)
     assert "injected: the model cannot be built" in messages
     assert "injected: training crashed" in messages
+    err = capsys.readouterr().err  # each failure's traceback, as keras-tuner prints it
+    raised = [t for t in failed if "Traceback" in (t.message or "")]  # not the NaN ones
+    assert raised and err.count("Traceback") == len(raised)
+    assert "injected: training crashed" in err
     best = tuner.oracle.get_best_trials(1)[0]
     assert best.status == "COMPLETED" and best.hyperparameters.values["fault"] == "none"
 
@@ -79,7 +83,8 @@ def test_max_consecutive_failed_trials_ends_with_a_clear_error(tmp_path):
         ((X, Y[:10]), {}, "x has 64 samples but y has 10"),
         ((X, Y), {"validation_data": (X, np.full(64, np.inf))}, r"validation_data\[1\] holds 64"),
         # Keras takes it and scores every trial on a nonsense split.
-        ((X, Y), {"validation_split": 1.5}, r"validation_split must be a number in \[0, 1\), got 1.5"),
+        ((X, Y), {"validation_split": 1.5},
+         r"validation_split must be a number in \[0, 1\), got 1.5"),
         ((X, Y), {"epochs": 0}, "epochs must be an int >= 1, got 0"),
         ((X, Y), {"epochs": "2"}, "epochs must be an int >= 1, got '2'"),
     ],
@@ -90,6 +95,20 @@ def test_bad_arrays_are_rejected_before_the_first_trial(fit_args, fit_kwargs, me
     with pytest.raises(ValueError, match=message):
         tuner.search(*fit_args, verbose=0, **fit_kwargs)
     assert tuner.oracle.trials == {}
+
+
+def test_data_that_fits_no_model_is_a_warning_before_the_first_trial(tmp_path):
+    def four_inputs(hp):
+        return faulty_model.build(hp)  # its own fit (not keras-tuner's) would skip the check
+
+    tuner = RandomSearch(four_inputs, objective="loss", directory=str(tmp_path),
+                         max_consecutive_failed_trials=1, tracking=False)
+    expected = (r"default values fails on the first two rows of the data \(ValueError: Input 0 "
+                r".* incompatible with the layer: expected shape=\(None, 4\), found shape="
+                r"\(None, 5\)\)")
+    with pytest.warns(UserWarning, match=expected):
+        with pytest.raises(RuntimeError, match="consecutive failures"):
+            tuner.search(np.zeros((64, 5), "float32"), Y, epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("overwrite", ["no", "False", 0, None])

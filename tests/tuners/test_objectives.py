@@ -1,6 +1,7 @@
 """Metric objectives, cost measures, constrained objectives and Pareto fronts."""
 
 import itertools
+import re
 
 import keras
 import keras_tuner
@@ -337,9 +338,14 @@ def test_a_constrained_objective_among_several_is_scored(tmp_path):
     assert oracle.get_best_trials(1)[0].status == "COMPLETED"
 
 
-def test_a_search_whose_trials_all_failed_has_no_best(tmp_path):
+def test_a_search_whose_trials_all_failed_has_no_best(tmp_path, capsys):
     tuner = search(RandomSearch, tmp_path, "val_accuracy", max_trials=2, max_model_size=5)
     assert all(t.status == "FAILED" for t in tuner.oracle.trials.values())
+    # A rejection, not an error: a line each, not keras-tuner's traceback.
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len(re.findall(r"Trial \d+: a model of \d+ parameters, over max_model_size=5; "
+                          r"not trained\.", err)) == 2
     for call in (tuner.get_best_models, tuner.get_best_hyperparameters):
         with pytest.raises(RuntimeError, match=r"no trial of 2 completed \(2 exceeded "
                                                r"max_model_size=5\)"):

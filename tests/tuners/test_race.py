@@ -6,8 +6,13 @@ import warnings
 import numpy as np
 import pytest
 
-from metanas.tuners import EvolutionOracle, RandomSearchOracle, RLControllerOracle
-from metanas.tuners.base import ShortNoiseCheckWarning, TrialStatus
+from metanas.tuners import (
+    EvolutionOracle,
+    RandomSearchOracle,
+    RLControllerOracle,
+    ShortNoiseCheckWarning,
+)
+from metanas.tuners.base import TrialStatus
 from tests.tuners.conformance import MAX, finish, json_state, make, nas_score
 
 

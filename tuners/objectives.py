@@ -80,7 +80,13 @@ def create_objective(objective):
     if isinstance(objective, (list, tuple)):
         if not objective:
             raise ValueError("objective must name at least one metric, got an empty list.")
-        return MultiObjective([create_objective(o) for o in objective])
+        created = [create_objective(o) for o in objective]
+        names = [o.name for o in created]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # a Pareto front over one metric twice is that metric's ranking
+            raise ValueError(f"objective must name each metric once, got {twice} twice or more "
+                             f"in {names}.")
+        return MultiObjective(created)
     if objective is None:
         return DefaultObjective()
     if not isinstance(objective, keras_tuner.Objective):

@@ -519,8 +519,9 @@ class MetaLearner:
 
     Raises:
         ValueError: The storage URL cannot be opened (the message shows the
-            URL with its password redacted), holds another program's tables
-            (an MLflow tracking database) and none of Optuna's, or ``create``
+            URL with its password redacted), has another schema's
+            ``alembic_version`` table (an MLflow tracking database) and none of
+            Optuna's tables, or ``create``
             is False and the storage (or its SQLite file) holds no study
             ``study_name`` (the message lists those it holds).
     """

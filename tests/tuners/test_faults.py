@@ -159,6 +159,8 @@ def test_corrupt_saved_state_is_reported_and_left_untouched(tmp_path):
         ({"objective": keras_tuner.Objective("score", "up")}, "direction 'up'; it must be 'min' or 'max'"),
         ({"objective": 3}, "objective must be a metric name, a keras_tuner.Objective, .* got 3"),
         ({"objective": []}, "objective must name at least one metric, got an empty list"),
+        ({"objective": ["val_loss", keras_tuner.Objective("val_loss", "min")]},
+         r"objective must name each metric once, got \['val_loss'\] twice or more"),
         ({"initial_hps": 5}, "initial_hps must be a list of .* got 5"),
         ({"initial_hps": ""}, "initial_hps must be a list of .* got ''"),
         ({"allow_new_entries": "no"}, "allow_new_entries must be True or False, got 'no'"),

@@ -33,7 +33,8 @@ from metanas.tuners.codec import Config, SearchSpaceCodec
 from metanas.tuners.storage import save_json_atomically
 
 __all__ = [
-    "MetanasOracle", "Setting", "check_rate", "check_int", "is_oversized", "release_oracle",
+    "MetanasOracle", "Setting", "check_rate", "check_int", "is_oversized", "oversized_parameters",
+    "release_oracle",
 ]
 
 TrialStatus = trial_module.TrialStatus
@@ -128,12 +129,19 @@ def check_rate(name: str, value: Any) -> float:
 
 
 #: keras-tuner's message for a model over ``max_model_size`` (Tuner._try_build).
-_OVERSIZED = re.compile(r"FailedTrialError: Oversized model: \d+ parameters")
+_OVERSIZED = re.compile(r"FailedTrialError: Oversized model: (\d+) parameters")
+
+
+def oversized_parameters(trial) -> Optional[int]:
+    """The parameters of ``trial``'s model if it failed for exceeding
+    ``max_model_size``, else None."""
+    found = _OVERSIZED.search(trial.message or "") if trial.status == TrialStatus.FAILED else None
+    return None if found is None else int(found[1])
 
 
 def is_oversized(trial) -> bool:
     """Whether ``trial`` failed because its model exceeded ``max_model_size``."""
-    return trial.status == TrialStatus.FAILED and bool(_OVERSIZED.search(trial.message or ""))
+    return oversized_parameters(trial) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,14 +369,6 @@ class MetanasOracle(keras_tuner.Oracle):
                 f"noisy_racing_fraction={self.noisy_racing_fraction} checks the noise over "
                 f"the finalists' scores, which needs finalists >= 3, got {self.finalists}."
             )
-        early = int(self.noisy_racing_fraction * (max_trials or 0))  # as race_trials()
-        if self._checks_noise and max_trials and early < self.finalists:
-            warnings.warn(
-                f"noisy_racing_fraction={self.noisy_racing_fraction} of max_trials="
-                f"{max_trials} is {early} trials, fewer than the {self.finalists} the noise "
-                f"check needs (one per finalist): it will not run, and the last {early} "
-                "trials race. Raise max_trials or lower finalists.",
-                ShortNoiseCheckWarning, stacklevel=2)
         if multi:
             for name, value, off in (
                 ("incumbent_evaluations", self.incumbent_evaluations, 1),
@@ -406,6 +406,14 @@ class MetanasOracle(keras_tuner.Oracle):
         self._race_start: Optional[int] = None
         # The outcome of the noise check (see ``noisy_racing_fraction``).
         self.noise_check: Optional[Dict[str, Any]] = None
+        early = self.race_trials()  # the early race, before any check
+        if self._checks_noise and self.max_trials and early < self.finalists:
+            warnings.warn(
+                f"noisy_racing_fraction={self.noisy_racing_fraction} of max_trials="
+                f"{self.max_trials} is {early} trials, fewer than the {self.finalists} the "
+                f"noise check needs (one per finalist): it will not run, and the last {early} "
+                "trials race. Raise max_trials or lower finalists.",
+                ShortNoiseCheckWarning, stacklevel=2)
         # Trials that evaluate a configuration again (race, repeats): trial id
         # -> that configuration's hash, which they keep (`_record_values`).
         self._repeat_of: Dict[str, str] = {}

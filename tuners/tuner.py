@@ -17,7 +17,9 @@ from keras_tuner.src import config as kt_config
 import numpy as np
 
 from metanas.tuners import distributed, hooks, objectives, reads, storage
-from metanas.tuners.base import MetanasOracle, check_int, is_oversized, release_oracle
+from metanas.tuners.base import (
+    MetanasOracle, check_int, is_oversized, oversized_parameters, release_oracle,
+)
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
 from metanas.tuners.rl import RLControllerOracle
@@ -381,8 +383,8 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         finally:
             kt_config.DEBUG = debug
             if debug and trial.status in ("FAILED", "INVALID") and trial.message:
-                if is_oversized(trial):
-                    size = re.search(r"Oversized model: (\d+) parameters", trial.message)[1]
+                size = oversized_parameters(trial)
+                if size is not None:
                     print(f"Trial {trial.trial_id}: a model of {size} parameters, over "
                           f"max_model_size={self.max_model_size}; not trained.", file=sys.stderr)
                 else:
@@ -400,7 +402,7 @@ def validate_fit_data(fit_args, fit_kwargs) -> None:
 
     Left to training, they would fail every trial with a NaN loss or a shape
     error deep in Keras; here the error names the argument. So do a
-    ``validation_split`` outside (0, 1), which Keras accepts and scores
+    ``validation_split`` outside [0, 1), which Keras accepts and scores
     nonsense with, and ``epochs`` that are not an int >= 1.
     """
     split = fit_kwargs.get("validation_split")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import keras
@@ -38,8 +38,10 @@ import tensorflow as tf
 
 __all__ = ["ControllerPolicy", "Step"]
 
-#: One decision of a sampled sequence: (decision index, token).
-Step = Tuple[int, int]
+#: One decision of a sampled sequence: (decision index, token), or (decision
+#: index, token, credit): a credit of 0 keeps the step in the sequence (the
+#: LSTM still reads its token) but out of the policy gradient.
+Step = Union[Tuple[int, int], Tuple[int, int, float]]
 
 #: ENAS initialises every controller weight uniformly in [-0.1, 0.1].
 INIT_SCALE = 0.1
@@ -139,8 +141,11 @@ class _Template:
             logits = tf.where(valid[:, t], logits, tf.fill(tf.shape(logits), -1e9))
             log_probs = tf.nn.log_softmax(logits)
             probs = tf.exp(log_probs) * tf.cast(valid[:, t], tf.float32)
+            # ``mask``: the step's credit (0 for padding, and for a decision the
+            # trial's model never read); the entropy bonus counts every real step.
             logps.append(tf.gather(log_probs, action[:, t], batch_dims=1) * mask[:, t])
-            entropies.append(-tf.reduce_sum(probs * log_probs, 1) * mask[:, t])
+            real = tf.cast(tf.reduce_any(valid[:, t], 1), tf.float32)
+            entropies.append(-tf.reduce_sum(probs * log_probs, 1) * real)
         return tf.add_n(logps), tf.add_n(entropies)
 
     def _load(self, flat) -> None:
@@ -337,7 +342,7 @@ class ControllerPolicy:
         """(log-probability, summed entropy) of a sequence, by the numpy forward pass."""
         state = self.initial_state()
         logp = entropy = 0.0
-        for j, token in steps:
+        for j, token, *_ in steps:
             probs, lstm = self.probabilities(state, j)
             logp += float(np.log(probs[token]))
             entropy -= float(np.sum(probs * np.log(np.maximum(probs, 1e-300))))
@@ -355,12 +360,13 @@ class ControllerPolicy:
         mask = np.zeros((rows, steps), dtype="float32")
         for b, sequence in enumerate(batch):
             last = 0
-            for t, (j, token) in enumerate(sequence):
+            for t, step in enumerate(sequence):
+                j, token = step[0], step[1]
                 start = self.offset(j)
                 prev[b, t] = last
                 action[b, t] = start + token - 1  # head outputs skip the start id
                 valid[b, t, start - 1 : start - 1 + self.sizes[j]] = True
-                mask[b, t] = 1.0
+                mask[b, t] = step[2] if len(step) > 2 else 1.0
                 last = start + token
         return [tf.constant(a) for a in (prev, action, valid, mask)]
 
@@ -386,7 +392,8 @@ class ControllerPolicy:
         """One REINFORCE step (Adam, Kingma & Ba 2015) on ``batch``.
 
         Minimises ``-mean(A * log pi(a)) - entropy_weight * mean(H)``, with
-        ``A`` the advantages. Returns (loss, mean entropy) before the step.
+        ``A`` the advantages and ``log pi(a)`` summed over the credited steps
+        (see `Step`). Returns (loss, mean entropy) before the step.
         """
         if not self.decisions or not batch:
             return 0.0, 0.0

@@ -67,6 +67,10 @@ class RLControllerOracle(MetanasOracle):
     average of the rewards (``baseline_decay``). The update is asynchronous:
     with several workers, the trials that have finished are used, with the
     actions as they were sampled (stored per trial), while others still run.
+    Only the decisions whose values the trial's model read (`note_unused`;
+    the tuner records it) take part in ``log pi(a)``: a one-layer model's
+    ``units_2`` says nothing about ``units_2``, so that head is not moved by
+    the reward (its token still feeds the LSTM's next step).
 
     Reward normalisation (``reward_normalization``): ``"zscore"`` (default)
     standardises each reward by the mean and standard deviation of every
@@ -179,8 +183,10 @@ class RLControllerOracle(MetanasOracle):
         self._actions: Dict[str, Optional[List[List[Any]]]] = {}
         # Samples not learnt from yet: [actions, advantage].
         self._pending: List[List[Any]] = []
-        # Reward of every finished configuration, by hash, for repeated draws.
+        # Reward of every finished configuration, by hash, for repeated draws,
+        # and the values its model did not read (`note_unused`), if any.
         self._rewards: Dict[str, float] = {}
+        self._unread: Dict[str, List[str]] = {}
         self.baseline: Optional[float] = None
         self._reward_stats = [0, 0.0, 0.0]  # Welford: count, mean, M2
         self._worst_reward: Optional[float] = None
@@ -281,7 +287,8 @@ class RLControllerOracle(MetanasOracle):
                 # the draw, with the reward that configuration got, so drawing
                 # only unseen configurations does not bias what it learns.
                 if key in self._rewards:
-                    self._observe(actions, self._rewards[key])
+                    self._observe(self._credit(actions, self._unread.get(key, ())),
+                                  self._rewards[key])
             self._learn()
             for heat in _TEMPERED_DRAWS:
                 values, _ = self._sample(heat)
@@ -292,7 +299,22 @@ class RLControllerOracle(MetanasOracle):
         return self.random_unique()
 
     def _steps(self, actions: List[List[Any]]) -> List[Step]:
-        return [(self.policy.decisions.index(name), int(token)) for name, token in actions]
+        decisions = self.policy.decisions
+        return [(decisions.index(name), int(token), *rest) for name, token, *rest in actions]
+
+    @staticmethod
+    def _credit(actions: Optional[List[List[Any]]], unread) -> Optional[List[List[Any]]]:
+        """``actions`` with a credit of 0 on each decision whose value the
+        trial's model did not read (``unread``: names), so the reward moves only
+        the decisions that made the model. A head ``name#n`` (see `_head`) is
+        the decision of ``name``."""
+        if actions is None or not unread:
+            return actions
+        return [
+            [head, token, 0] if head.rsplit("#", 1)[0] in unread or head in unread
+            else [head, token]
+            for head, token, *_ in actions
+        ]
 
     # -------------------------------------------------------------- results
     def _normalise(self, reward: float) -> float:
@@ -307,8 +329,12 @@ class RLControllerOracle(MetanasOracle):
         reward = self._reward(trial)
         if reward is None:  # a failure, with no reward yet to compare it with
             return
-        self._rewards[self.codec.hash(self.trial_values(trial.trial_id))] = reward
-        self._observe(actions, reward)
+        key = self.codec.hash(self.trial_values(trial.trial_id))
+        self._rewards[key] = reward
+        unread = self.unused_names(trial.trial_id)
+        if unread:
+            self._unread[key] = sorted(unread)
+        self._observe(self._credit(actions, unread), reward)
         self._learn()
 
     def _reward(self, trial) -> Optional[float]:
@@ -399,6 +425,7 @@ class RLControllerOracle(MetanasOracle):
             "actions": dict(self._actions),
             "pending": [[a, float(adv)] for a, adv in self._pending],
             "rewards": dict(self._rewards),
+            "unread": {k: list(v) for k, v in self._unread.items()},
             "baseline": self.baseline,
             "reward_stats": list(self._reward_stats),
             "worst_reward": self._worst_reward,
@@ -419,6 +446,9 @@ class RLControllerOracle(MetanasOracle):
             self._actions = {str(k): v for k, v in rl["actions"].items()}
             self._pending = [[list(a), float(adv)] for a, adv in rl["pending"]]
             self._rewards = {str(k): float(v) for k, v in rl["rewards"].items()}
+            # Absent from the state of a search saved before credits existed.
+            self._unread = {str(k): [str(n) for n in v]
+                            for k, v in rl.get("unread", {}).items()}
             self.baseline = None if rl["baseline"] is None else float(rl["baseline"])
             count, mean, m2 = rl["reward_stats"]
             self._reward_stats = [int(count), float(mean), float(m2)]

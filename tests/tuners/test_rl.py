@@ -13,7 +13,7 @@ import pytest
 
 from metanas.tuners import RLControllerOracle, RLControllerSearch, SearchSpaceCodec
 from metanas.tuners.policy import ControllerPolicy
-from tests.tuners.conformance import MAX, MIN, drive, finish, make, nas_space
+from tests.tuners.conformance import MAX, MIN, TrialStatus, drive, finish, make, nas_space
 
 OPS = ["none", "skip", "conv1x1", "conv3x3", "avgpool"]
 #: One best operation per edge, a different one on each.
@@ -152,6 +152,62 @@ def test_one_name_with_other_values_in_another_scope_gets_its_own_head(tmp_path)
     assert {v.get("units") for v in seen if v["model"] == "cnn"} & {8, 64}
     assert sorted(oracle.policy.decisions) == ["model", "units", "units#4"]
     assert any(k.startswith("policy/prob/units/") for k in oracle.strategy_diagnostics())
+
+
+def head_params(policy, name):
+    """The kernel and bias of decision ``name``'s softmax head, flattened."""
+    from metanas.tuners.policy import _variable_names, _variable_shapes
+
+    j = policy.decisions.index(name)
+    shapes = _variable_shapes(policy.units, policy.num_layers, policy.sizes)
+    start, out = 0, []
+    for variable in _variable_names(policy.num_layers, len(policy.decisions)):
+        size = int(np.prod(shapes[variable]))
+        if variable in (f"decision_{j}/kernel", f"decision_{j}/bias"):
+            out.append(policy.params[0, start:start + size])
+        start += size
+    return np.concatenate(out)
+
+
+def test_an_update_credits_only_the_steps_given_credit():
+    policy = ControllerPolicy(units=8, seed=0, learning_rate=0.05, entropy_weight=0.0)
+    policy.index("a", 4)
+    policy.index("b", 3)
+    before = {n: head_params(policy, n).copy() for n in ("a", "b")}
+    policy.update([[(0, 1), (1, 2, 0)], [(0, 3), (1, 0, 0)]], [1.0, -1.0])
+    assert not np.allclose(head_params(policy, "a"), before["a"])
+    np.testing.assert_array_equal(head_params(policy, "b"), before["b"])
+    policy.update([[(0, 1), (1, 2)]], [1.0])
+    assert not np.allclose(head_params(policy, "b"), before["b"])
+
+
+@pytest.mark.parametrize("note", [True, False])
+def test_a_decision_the_model_never_read_gets_no_credit(tmp_path, note):
+    # A model that reads units_0 and never units_1 (a layer it did not build):
+    # the reward says nothing about units_1, so its head must not move.
+    space = keras_tuner.HyperParameters()
+    space.Choice("units_0", [8, 16, 32, 64])
+    space.Choice("units_1", [8, 16, 32, 64])
+    oracle = make(lambda **kw: RLControllerOracle(
+        units=16, num_initial_points=0, entropy_weight=0.0, **kw),
+        tmp_path, space=space, max_trials=12, seed=3)
+    trial = oracle.create_trial("tuner0")  # the policy's first draw adds its heads
+    start = head_params(oracle.policy, "units_1").copy()
+    while trial.status != TrialStatus.STOPPED:
+        if note:
+            oracle.note_unused(trial.trial_id, ["units_1"])
+        finish(oracle, trial, trial.hyperparameters.values["units_0"] / 64)
+        trial = oracle.create_trial("tuner0")
+    assert oracle.updates >= 4
+    if note:  # (configurations that differ only in units_1 count as tried)
+        assert len(oracle.end_order) == 4
+        np.testing.assert_array_equal(head_params(oracle.policy, "units_1"), start)
+        resumed = make(lambda **kw: RLControllerOracle(units=16, **kw), tmp_path,
+                       space=space, max_trials=12, seed=3)
+        resumed.reload()
+        assert resumed._unread == oracle._unread != {}
+    else:
+        assert not np.allclose(head_params(oracle.policy, "units_1"), start)
 
 
 def test_resume_restores_weights_optimizer_and_baseline(tmp_path):

@@ -1186,6 +1186,9 @@ class MetanasOracle(keras_tuner.Oracle):
             {
                 "rng": self._rng.bit_generator.state,
                 "initial_cursor": self._initial_cursor,
+                # What the cursor counts through (a meta-tuner's transferred
+                # elite is chosen once, not again on resume).
+                "initial_hps": copy.deepcopy(self.initial_hps),
                 "lost_runs": dict(self._lost_runs),
                 "race": list(self._race),
                 "race_start": self._race_start,
@@ -1266,6 +1269,12 @@ class MetanasOracle(keras_tuner.Oracle):
             rng.bit_generator.state = state["rng"]
             self._rng = rng
             self._initial_cursor = int(state["initial_cursor"])
+            initial = state.get("initial_hps")  # absent from states saved before it
+            if initial is not None:
+                if not isinstance(initial, list) or not all(isinstance(v, dict) for v in initial):
+                    raise ValueError(f"'initial_hps': expected a list of {{name: value}}, "
+                                     f"got {initial!r}")
+                self.initial_hps = copy.deepcopy(initial)
             self._lost_runs = collections.defaultdict(int)
             self._lost_runs.update(
                 {str(k): int(v) for k, v in state.get("lost_runs", {}).items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from typing import Any, Dict, Optional
 
 from metanas.tuners.storage import save_json_atomically
@@ -101,6 +102,15 @@ class HookedTunerMixin:
         # the project directory.
         self.tracker = resolve_tracking(tracking)
         super().__init__(*args, **kwargs)
+        # keras-tuner resumes only from the tuner's file, first written when
+        # trial 0 has ended and the oracle is saved: a kill between the two
+        # files would start the search afresh over trial 0. The oracle's file
+        # is the search's state; resume from it.
+        if (not kwargs.get("overwrite") and not self._is_worker()
+                and not os.path.exists(self._get_tuner_fname())
+                and os.path.exists(self.oracle._get_oracle_fname())):
+            print(f"Reloading Oracle from {self.oracle._get_oracle_fname()}")
+            self.oracle.reload()
 
     def _call_hook(self, event: str, *args) -> None:
         hook = getattr(self, "tracker", None)

@@ -12,6 +12,7 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Type
 
+import keras
 import keras_tuner
 from keras_tuner.src import config as kt_config
 import numpy as np
@@ -188,8 +189,8 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         two rows to learn the logged names. Skipped where the names cannot be
         known from here: a custom `run_trial`, `HyperModel.fit`, or
         `_build_and_fit_model` (AutoKeras), or data that is not arrays. With
-        callbacks (which may log metrics of their own), a missing name is a
-        warning instead. So is a default model that fails on the two rows:
+        callbacks or a model with its own ``train_step`` (either may log
+        metrics that evaluating does not), a missing name is a warning instead. So is a default model that fails on the two rows:
         data that fits no model of the space would fail every trial.
         """
         if (
@@ -229,9 +230,15 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         try:
             objectives.check_objective_is_logged(self.oracle.objective, logged)
         except ValueError as error:
-            if not fit_kwargs.get("callbacks"):
+            # Callbacks, and a train_step of the model's own, may log metrics
+            # that evaluating cannot show.
+            if fit_kwargs.get("callbacks"):
+                warnings.warn(f"{error} (unless one of the callbacks logs it)", stacklevel=3)
+            elif type(model).train_step is not keras.Model.train_step:
+                warnings.warn(f"{error} (unless the model's own train_step logs it)",
+                              stacklevel=3)
+            else:
                 raise
-            warnings.warn(f"{error} (unless one of the callbacks logs it)", stacklevel=3)
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         if self.cost_measures:
@@ -401,7 +408,9 @@ def validate_fit_data(fit_args, fit_kwargs) -> None:
     """Rejects NaN/inf inputs and mismatched lengths before the first trial.
 
     Left to training, they would fail every trial with a NaN loss or a shape
-    error deep in Keras; here the error names the argument. So do a
+    error deep in Keras; here the error names the argument. NaN targets are a
+    warning only: a masked loss takes them (multi-task data with missing
+    labels), as keras-tuner does. So are a
     ``validation_split`` outside [0, 1), which Keras accepts and scores
     nonsense with, and ``epochs`` that are not an int >= 1.
     """
@@ -420,12 +429,16 @@ def validate_fit_data(fit_args, fit_kwargs) -> None:
     for name, value in named.items():
         if not isinstance(value, np.ndarray):
             continue
-        if np.issubdtype(value.dtype, np.number) and not np.all(np.isfinite(value)):
-            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+        bad = _count_non_finite(value)
+        if bad and name in ("x", "validation_data[0]"):
             raise ValueError(
                 f"{name} holds {bad} NaN or infinite value(s); the search needs "
                 "finite numbers (impute or drop them first)."
             )
+        if bad:  # a masked loss takes NaN labels (missing targets of multi-task data)
+            warnings.warn(
+                f"{name} holds {bad} NaN or infinite value(s): unless the loss masks "
+                "them, every trial's loss is NaN and the trial fails.", stacklevel=3)
         lengths[name] = len(value)
     for x_name, y_name in (("x", "y"), ("validation_data[0]", "validation_data[1]")):
         if x_name in lengths and y_name in lengths and lengths[x_name] != lengths[y_name]:
@@ -433,6 +446,17 @@ def validate_fit_data(fit_args, fit_kwargs) -> None:
                 f"{x_name} has {lengths[x_name]} samples but {y_name} has "
                 f"{lengths[y_name]}; they must have the same length."
             )
+
+
+def _count_non_finite(value: np.ndarray, chunk_bytes: int = 1 << 24) -> int:
+    """NaN and infinite entries of ``value``, checked a slice at a time so that a
+    large array costs no full-size temporary; integers hold none."""
+    if not np.issubdtype(value.dtype, np.inexact) or value.size == 0:
+        return 0
+    flat = value.reshape(-1)  # a view of a contiguous array, else one copy
+    step = max(1, chunk_bytes // max(1, value.itemsize))
+    return sum(int(flat[i:i + step].size - np.count_nonzero(np.isfinite(flat[i:i + step])))
+               for i in range(0, flat.size, step))
 
 
 class RandomSearch(StrategyTuner):

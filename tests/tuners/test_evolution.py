@@ -71,6 +71,19 @@ def test_initial_hps_are_tried_first_then_the_population_is_random(tmp_path):
     assert values[1]["bogus"] == 1
 
 
+def test_a_resumed_search_serves_the_initial_hps_it_had_not_served(tmp_path):
+    # A meta-tuner's transferred elite is chosen once: a resumed oracle built
+    # without it must still serve the rest of it (it was dropped).
+    wanted = [{"edge_0": op, "edge_1": "none"} for op in ("conv3x3", "skip", "avgpool")]
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                  initial_hps=wanted)
+    assert drive(oracle, trials=1)[0]["edge_0"] == "conv3x3"
+    resumed = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path)
+    resumed.reload()
+    values = drive(resumed, trials=2)
+    assert [(v["edge_0"], v["edge_1"]) for v in values] == [("skip", "none"), ("avgpool", "none")]
+
+
 def test_initial_hps_reach_settings_the_model_registers_later(tmp_path):
     import keras_tuner
 

@@ -81,7 +81,8 @@ def test_max_consecutive_failed_trials_ends_with_a_clear_error(tmp_path):
     [
         ((np.where(X > 2, np.nan, X), Y), {}, r"x holds \d+ NaN or infinite value"),
         ((X, Y[:10]), {}, "x has 64 samples but y has 10"),
-        ((X, Y), {"validation_data": (X, np.full(64, np.inf))}, r"validation_data\[1\] holds 64"),
+        ((X, Y), {"validation_data": (np.full_like(X, np.inf), Y)},
+         r"validation_data\[0\] holds 256"),
         # Keras takes it and scores every trial on a nonsense split.
         ((X, Y), {"validation_split": 1.5},
          r"validation_split must be a number in \[0, 1\), got 1.5"),
@@ -95,6 +96,25 @@ def test_bad_arrays_are_rejected_before_the_first_trial(fit_args, fit_kwargs, me
     with pytest.raises(ValueError, match=message):
         tuner.search(*fit_args, verbose=0, **fit_kwargs)
     assert tuner.oracle.trials == {}
+
+
+def test_nan_targets_are_a_warning_and_integers_are_not_scanned():
+    from metanas.tuners.tuner import _count_non_finite, validate_fit_data
+
+    # NaN labels are a masked loss's missing targets (multi-task data): keras-tuner
+    # trains on them, so the check warns instead of refusing.
+    y = Y.astype("float32")
+    y[:5] = np.nan
+    with pytest.warns(UserWarning, match=r"y holds 5 NaN or infinite value\(s\): unless the "
+                                         "loss masks them"):
+        validate_fit_data((X, y), {"validation_data": (X, y)})
+    # Counted a slice at a time: the same count as one pass, any slice size.
+    big = np.ones((100, 7), "float64")
+    big[[3, 50, 99], [0, 6, 2]] = [np.nan, np.inf, -np.inf]
+    assert [_count_non_finite(big, chunk_bytes=b) for b in (8, 64, 1000, 1 << 24)] == [3] * 4
+    assert _count_non_finite(big[::2]) == 1  # a strided view: row 50 only
+    # Integer data holds no NaN: not scanned (an image set is often uint8).
+    assert _count_non_finite(np.zeros((4, 8, 8), "uint8")) == 0
 
 
 def test_data_that_fits_no_model_is_a_warning_before_the_first_trial(tmp_path):
@@ -274,6 +294,29 @@ def test_a_trial_whose_end_reached_its_file_but_not_the_oracle_file_is_not_run_a
     ran = drive(resumed)
     assert len(ran) == 2 and len(resumed.trials) == 6  # it was not run again
     assert resumed.trials[trial.trial_id].score == score
+
+
+def test_a_kill_before_the_tuners_first_save_resumes_from_the_oracles_file(tmp_path):
+    # keras-tuner resumes from tuner0.json, first written after trial 0 ended and
+    # the oracle was saved: a kill between the two started afresh over trial 0.
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("fault", "none")
+
+    def tuner(max_trials):
+        return EvolutionSearch(faulty_model, objective="loss", max_trials=max_trials, seed=3,
+                               population_size=2, hyperparameters=hp, racing_fraction=0,
+                               directory=str(tmp_path), project_name="faults", tracking=False)
+
+    tuner(1).search(X, Y, epochs=1, verbose=0)
+    project = tmp_path / "faults"
+    (project / "tuner0.json").unlink()  # the state a kill at that moment leaves
+    kept = (project / "trial_0" / "trial.json").read_text()
+    resumed = tuner(3)
+    assert list(resumed.oracle.trials) == ["0"] and resumed.oracle.end_order == ["0"]
+    resumed.search(X, Y, epochs=1, verbose=0)
+    assert (project / "trial_0" / "trial.json").read_text() == kept  # not run again
+    assert sorted(resumed.oracle.trials) == ["0", "1", "2"]
+    assert (project / "tuner0.json").exists()
 
 
 @pytest.mark.parametrize("strategy", ["evolution", "random"])

@@ -489,3 +489,28 @@ def test_an_objective_a_callback_logs_is_not_refused(tmp_path):
     for trial in tuner.oracle.trials.values():
         assert trial.status == "COMPLETED"
         assert trial.score == pytest.approx(2 * trial.metrics.get_last_value("val_accuracy"))
+
+
+class TwiceLossModel(SubclassedModel):
+    """Logs a metric of its own from `train_step` only (evaluating cannot show it)."""
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        return {**logs, "twice_loss": 2 * logs["loss"]}
+
+
+def test_an_objective_the_models_own_train_step_logs_is_not_refused(tmp_path):
+    def build(hp):
+        model = TwiceLossModel(hp.Choice("units", [3, 5]))
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+
+    tuner = EvolutionSearch(build, objective=keras_tuner.Objective("twice_loss", "min"),
+                            max_trials=2, seed=1, directory=str(tmp_path), racing_fraction=0,
+                            tracking=False)
+    with pytest.warns(UserWarning, match=r"needs \['twice_loss'\].*unless the model's own "
+                                         "train_step logs it"):
+        tuner.search(X, Y, epochs=1, verbose=0)
+    for trial in tuner.oracle.trials.values():
+        assert trial.status == "COMPLETED"
+        assert trial.score == pytest.approx(2 * trial.metrics.get_last_value("loss"), rel=1e-5)

@@ -406,6 +406,9 @@ class MetanasOracle(keras_tuner.Oracle):
         self._race_start: Optional[int] = None
         # The outcome of the noise check (see ``noisy_racing_fraction``).
         self.noise_check: Optional[Dict[str, Any]] = None
+        # The trial count at which the strategy had no untried configuration
+        # left: with racing on, the race then takes the rest of the budget.
+        self._exhausted_at: Optional[int] = None
         early = self.race_trials()  # the early race, before any check
         if self._checks_noise and self.max_trials and early < self.finalists:
             warnings.warn(
@@ -583,13 +586,28 @@ class MetanasOracle(keras_tuner.Oracle):
         """How many trials at the end of the search race the finalists.
 
         ``noisy_racing_fraction`` of ``max_trials`` until the noise check
-        finds scores that repeat, ``racing_fraction`` of it then.
+        finds scores that repeat, ``racing_fraction`` of it then (see
+        `_race_start_trial` for a space used up before the race).
         """
         calm = self.noise_check is not None and not self.noise_check["noisy"]
         fraction = self.racing_fraction if calm else self.noisy_racing_fraction
         if not fraction or not self.max_trials:
             return 0
         return int(fraction * self.max_trials)
+
+    def _race_start_trial(self) -> Optional[int]:
+        """The trial count at which the race begins (None: no race).
+
+        ``max_trials - race_trials()``; or, for a space used up before then
+        (every configuration tried), that moment: the race runs its
+        `race_trials` there, and the search ends with it.
+        """
+        n = self.race_trials()
+        if not n:
+            return None
+        if self._exhausted_at is not None:
+            return min(self._exhausted_at, self.max_trials - n)
+        return self.max_trials - n
 
     @property
     def _checks_noise(self) -> bool:
@@ -638,10 +656,9 @@ class MetanasOracle(keras_tuner.Oracle):
         mean scores so far, the one with the fewest evaluations (running ones
         included) first.
         """
-        n = self.race_trials()
-        start = self.max_trials - n if n else None
+        n, start = self.race_trials(), self._race_start_trial()
         slot = len(self.trials) - start if n else -1
-        if slot < 0:
+        if slot < 0 or slot >= n:  # (a space used up early: its race is over)
             return None
         groups, means = self._config_fitness(), self._config_means()
         if not self._race or self._race_start != start:
@@ -943,6 +960,14 @@ class MetanasOracle(keras_tuner.Oracle):
                 values = self._repeat_values(trial_id, again)
         if values is None:
             values = self.propose(trial_id)
+        if (values is None and self._exhausted_at is None and self.race_trials()
+                and len(self.trials) < self.max_trials):
+            # Every configuration tried before the race: race now (then stop),
+            # rather than return the luckiest single score.
+            self._exhausted_at = len(self.trials)
+            again = self._next_race()
+            if again is not None:
+                values = self._repeat_values(trial_id, again)
         if values is None:
             return {"status": TrialStatus.STOPPED, "values": None}
         return {"status": TrialStatus.RUNNING, "values": values}
@@ -1192,6 +1217,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 "lost_runs": dict(self._lost_runs),
                 "race": list(self._race),
                 "race_start": self._race_start,
+                "exhausted_at": self._exhausted_at,
                 "noise_check": self.noise_check,
                 "repeat_of": dict(self._repeat_of),
                 "learned": self._learned,
@@ -1293,8 +1319,9 @@ class MetanasOracle(keras_tuner.Oracle):
             self.noise_check = None if check is None else dict(check)
             start = state.get("race_start")
             self._race_start = None if start is None else int(start)
-            n = self.race_trials()
-            if self._race_start != (self.max_trials - n if n else None):
+            exhausted = state.get("exhausted_at")
+            self._exhausted_at = None if exhausted is None else int(exhausted)
+            if self._race_start != self._race_start_trial():
                 # A race planned for other settings (racing turned off, or a
                 # larger max_trials on resume) ranks nothing first any more.
                 self._race, self._race_start = [], None

@@ -116,6 +116,45 @@ def test_a_search_without_a_race_is_unchanged(tmp_path):
     assert make(EvolutionOracle, tmp_path, name="open", max_trials=None).race_trials() == 0
 
 
+@pytest.mark.parametrize("racing_fraction", [0.3, 0.0])
+def test_a_space_used_up_before_the_race_races_then_stops(tmp_path, racing_fraction):
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("edge_0", ["none", "skip", "conv1x1"])
+    space.Choice("edge_1", ["none", "skip", "conv1x1", "avgpool"])
+
+    def oracle_():
+        return make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                    space=space, max_trials=30, racing_fraction=racing_fraction, finalists=4)
+
+    oracle = oracle_()
+    score = noisy_score(3)
+    trials = []
+    while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        trials.append(trial)
+        finish(oracle, trial, score(dict(trial.hyperparameters.values)))
+    keys = [key(t.hyperparameters.values) for t in trials]
+    assert len(set(keys[:12])) == 12  # every configuration once
+    if not racing_fraction:  # no race asked for: the search ends there, as before
+        assert len(trials) == 12
+        return
+    # It used to stop there too, returning the luckiest single score: now the
+    # race it planned for its last 9 trials runs at once (4 finalists, 2 rounds),
+    # and the search ends with it rather than spend the rest of max_trials.
+    assert len(trials) == 12 + 9 and oracle.race_trials() == 9
+    assert len(set(keys[12:])) == 4 and set(keys[12:16]) == set(keys[12:])
+    best = oracle.get_best_trials(1)[0]
+    assert len(oracle.evaluations_of(best.trial_id)) >= 3
+    # Kept in the state: a reloaded oracle has the same (finished) race.
+    state = json_state(oracle)
+    assert state["exhausted_at"] == 12
+    again = oracle_()
+    again.reload()
+    assert json_state(again)["race"] == state["race"] != []
+    assert again.create_trial("tuner0").status == TrialStatus.STOPPED
+
+
 def test_defaults_race_for_evolution_on_a_single_objective_only():
     evolution = EvolutionOracle(objective=MAX, max_trials=100)
     assert (evolution.racing_fraction, evolution.finalists) == (

@@ -1263,6 +1263,20 @@ class MetanasOracle(keras_tuner.Oracle):
                 self._retry_queue.remove(trial_id)
                 if trial_id not in self.end_order:
                     self.end_order.append(trial_id)
+        # A restarted chief: keras-tuner hands every running trial out again at
+        # once, while the workers that run it may be alive, still training (they
+        # wait for the chief) — two trainings, and the later one's checkpoint
+        # beside the first one's score. They stay theirs, as if they had just
+        # beaten; a worker that is gone loses its trial after heartbeat_timeout.
+        if dist_utils.is_chief_oracle() and self.heartbeat_timeout is not None:
+            now = time.monotonic()
+            for tuner_id, trial in getattr(self, "_reloaded_ongoing", {}).items():
+                if (trial.trial_id in self._retry_queue
+                        and self.trials[trial.trial_id].status == TrialStatus.RUNNING):
+                    self._retry_queue.remove(trial.trial_id)
+                    self.ongoing_trials[tuner_id] = self.trials[trial.trial_id]
+                    self._heartbeats[trial.trial_id] = now
+        self._reloaded_ongoing = {}
         # Trials that ended for good while the strategy had not yet learnt
         # from them (a kill between keras-tuner's save and `on_trial_result`).
         self._learn_pending()
@@ -1290,6 +1304,8 @@ class MetanasOracle(keras_tuner.Oracle):
         if getattr(self, "_reloading", False):
             self._check_trial_files(state)
         super().set_state(state)
+        # keras-tuner's reload then sends every one of them to run again (`reload`).
+        self._reloaded_ongoing = dict(self.ongoing_trials)
         try:
             rng = np.random.default_rng()
             rng.bit_generator.state = state["rng"]

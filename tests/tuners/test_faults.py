@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from metanas.tuners import EvolutionOracle, EvolutionSearch, RandomSearch
+from metanas.tuners.base import TrialStatus
 
 X = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
 Y = (X[:, 0] > 0).astype("int32")
@@ -317,6 +318,39 @@ def test_a_kill_before_the_tuners_first_save_resumes_from_the_oracles_file(tmp_p
     assert (project / "trial_0" / "trial.json").read_text() == kept  # not run again
     assert sorted(resumed.oracle.trials) == ["0", "1", "2"]
     assert (project / "tuner0.json").exists()
+
+
+@pytest.mark.parametrize("chief", [True, False])
+def test_a_restarted_chief_leaves_running_trials_to_their_workers(tmp_path, monkeypatch, chief):
+    import time
+
+    from tests.tuners.conformance import finish, make
+
+    if chief:  # keras-tuner's distributed mode, this process the chief
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+
+    def oracle_():
+        return make(lambda **kw: EvolutionOracle(heartbeat_timeout=0.5, **kw), tmp_path,
+                    max_trials=6)
+
+    oracle = oracle_()
+    alive, gone = oracle.create_trial("tuner1"), oracle.create_trial("tuner2")
+    oracle.save()
+    resumed = oracle_()  # the chief restarted; its workers may still be training
+    resumed.reload()
+    if not chief:  # one process: its running trials died with it, and run again at once
+        assert sorted(resumed._retry_queue) == [alive.trial_id, gone.trial_id]
+        return
+    # They were handed out again at once: each trained twice.
+    assert resumed._retry_queue == []
+    assert {t.trial_id for t in resumed.ongoing_trials.values()} == {alive.trial_id, gone.trial_id}
+    finish(resumed, resumed.trials[alive.trial_id], 1.0)  # its worker reports
+    assert resumed.trials[alive.trial_id].status == TrialStatus.COMPLETED
+    time.sleep(0.6)  # the other's worker is silent past heartbeat_timeout
+    again = resumed.create_trial("tuner3")
+    assert again.trial_id == gone.trial_id and again.status == TrialStatus.RUNNING
 
 
 @pytest.mark.parametrize("strategy", ["evolution", "random"])

@@ -23,9 +23,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import numbers
 import os
+import socket
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -52,11 +54,21 @@ __all__ = [
 ]
 
 DEFAULT_STORAGE = "sqlite:///metanas-meta.db"
-#: A running meta-trial records a heartbeat this often (seconds); one silent for
-#: `STALE_SECONDS` (its process was killed) is failed when meta-training next
-#: starts, so that its settings (the defaults' check among them) run again.
+#: A running meta-trial records a heartbeat this often (seconds).
 HEARTBEAT_SECONDS = 60
+#: A running meta-trial whose heartbeat is this old (seconds) is not counted on:
+#: `meta_train` queues its settings again (the defaults' among them), as its
+#: process may be dead. It is not failed yet: a process whose heartbeat is only
+#: late (a long wait for a SQLite write lock, `SQLITE_BUSY_SECONDS`) finishes it,
+#: and the settings ran twice, which costs time but loses nothing.
+SILENT_SECONDS = 3 * HEARTBEAT_SECONDS
+#: A running meta-trial whose heartbeat is this old (seconds) is failed (Optuna's
+#: grace period; every process checks before each meta-trial it starts).
 STALE_SECONDS = 600
+#: The trial system attribute naming the process that runs a meta-trial
+#: (`_this_process`): a later process on the same machine sees at once that it
+#: is gone (killed), where a heartbeat tells only after `SILENT_SECONDS`.
+PROCESS_KEY = "metanas:process"
 DEFAULT_STUDY = "metanas-meta"
 #: The meta-objectives: "auc", the normalised area under the best-so-far regret
 #: curve (anytime; production searches are scored so, `search_score`), and
@@ -139,11 +151,13 @@ class Recommendation:
         params: The meta-space values (what `MetaLearner.enqueue` takes).
         settings: The oracle's constructor keywords made from ``params``.
         source: Where it came from: ``"similar tasks: ..."``, ``"all tasks"``,
-            ``"defaults"`` (nothing learnt yet) or ``"defaults (no candidate
-            beats them beyond noise; ...)"``.
+            ``"defaults"`` (nothing learnt yet), ``"defaults (no candidate
+            beats them beyond noise; ...)"`` or ``"defaults (candidates
+            untested: ...)"`` (the defaults have no finished meta-trial on
+            those tasks to test the best candidate against).
         expected: The meta-objective it scored there (with several seeds per
             task: on the half not used to choose it); None for the defaults
-            recommended with nothing learnt.
+            recommended with nothing learnt, or with nothing to test against.
     """
 
     strategy: str
@@ -282,6 +296,66 @@ def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return True
 
 
+def _this_machine() -> Optional[List[str]]:
+    """Where a process id names one process: host, boot, PID namespace and user; None off Linux.
+
+    The boot id and PID namespace tell apart a rebooted machine and two
+    containers that share a host name; the user, a process that ``hidepid``
+    hides from another user (it would look gone).
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            boot = handle.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):  # not Linux, or no /proc
+        return None
+    return [socket.gethostname(), boot, namespace, str(os.getuid())]
+
+
+def _process_start(pid: int) -> Optional[Tuple[str, int]]:
+    """``(state, start time in clock ticks since boot)`` of process ``pid``; None if there is none.
+
+    Raises:
+        OSError: /proc cannot tell (other than: no such process).
+    """
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return fields[0], int(fields[19])
+
+
+def _this_process() -> Optional[Dict[str, Any]]:
+    """This process, as `PROCESS_KEY` records it (None where `_this_machine` is)."""
+    machine = _this_machine()
+    if machine is None:
+        return None
+    try:
+        start = _process_start(os.getpid())
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if start is None else {"machine": machine, "pid": os.getpid(), "start": start[1]}
+
+
+def _process_is_gone(record: Any) -> bool:
+    """Whether the process ``record`` (`_this_process`) names has certainly ended.
+
+    Only a process of this machine (same host, boot, PID namespace and user)
+    can be looked up; one that no longer exists, is a zombie, or whose id now
+    names a later process has ended. Anything else (another machine, no
+    record, /proc unreadable) is not known to have ended: False.
+    """
+    if not isinstance(record, dict) or record.get("machine") != _this_machine():
+        return False
+    try:
+        found = _process_start(record["pid"])
+    except (OSError, ValueError, IndexError, KeyError, TypeError):
+        return False
+    return found is None or found[0] in ("Z", "X") or found[1] != record.get("start")
+
+
 def _upper_bound(differences: Sequence[float], level: float) -> float:
     """One-sided upper confidence bound of the mean of ``differences`` (Student's t)."""
     from scipy import stats
@@ -315,7 +389,8 @@ def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tup
     or the best beats them beyond noise: its per-seed differences from them
     (paired by task and seed; by task where seeds are missing) have a
     one-sided upper confidence bound (Student's t) below 0, at level
-    ``alpha`` / (number of candidates - 1).
+    ``alpha`` / (number of candidates - 1); also None, with a warning, when
+    there is a single paired difference (no test is possible).
     """
     strategy = _default_strategy(allowed)
     found = _defaults_result(scored, chosen, allowed)
@@ -335,6 +410,12 @@ def _beats_defaults(best_params, scored, chosen, allowed, alpha) -> Optional[Tup
         else:
             differences.append(candidate[1][name] - baseline[1][name])
     if len(differences) < 2:
+        warnings.warn(
+            f"the best candidate has one paired score against the {strategy} defaults (one task, "
+            "one seed): too few to test whether it beats them beyond noise; it is recommended "
+            "untested. Meta-train with more seeds (or tasks) to test it.",
+            stacklevel=3,
+        )
         return None
     bound = _upper_bound(differences, alpha / max(len(scored) - 1, 1))
     return None if bound < 0 else (strategy, mean)
@@ -566,6 +647,7 @@ class MetaLearner:
                 storage_ = optuna.storages.RDBStorage(
                     self.storage_url, heartbeat_interval=HEARTBEAT_SECONDS,
                     grace_period=STALE_SECONDS, engine_kwargs=_engine_kwargs(self.storage_url))
+            self._rdb = storage_  # its heartbeats (`_heartbeat_ages`)
             if not create:
                 names = optuna.get_all_study_names(storage_)
                 if study_name not in names:
@@ -681,11 +763,23 @@ class MetaLearner:
             callbacks: Called after each meta-trial, as Optuna's ``optimize`` callbacks.
             include_defaults: First run each strategy's default settings (unless
                 the study has them already), among the ``n_trials``: `recommend`
-                compares its best candidate with them.
+                compares its best candidate with them. Already means
+                meta-trained, queued, or running in a process that may be
+                alive; a meta-trial of them left running by a killed process
+                does not count (see below), and if one stops counting while
+                this call runs, a later meta-trial of this call runs them.
             objective: The meta-objective ``evaluate`` returns (`OBJECTIVES`).
                 Default: ``evaluate.objective`` if it names one (as
                 `BenchEvaluator`'s does), else ``"auc"``; give it for an
                 evaluator that wraps a `BenchEvaluator` with ``"final"``.
+
+        A meta-trial left running by a killed process is failed, and what it
+        was running counts as not run: at once, when that process ran on this
+        machine (each meta-trial records its process, `PROCESS_KEY`; Linux);
+        else, its settings count as not run once its heartbeat is
+        `SILENT_SECONDS` old, and it is failed once it is `STALE_SECONDS` old
+        (a running meta-trial with a more recent heartbeat may be another
+        live process's, and is left to it).
 
         An ``evaluate`` with an int ``budget`` attribute (evaluations per
         search, as `BenchEvaluator`'s) stamps it on each meta-trial, and the
@@ -736,7 +830,11 @@ class MetaLearner:
             seed = None if self.seed is None else [self.seed, len(self.study.trials)]
             sampler = _StrategyAmong(sampler, strategies, np.random.default_rng(seed))
 
+        process = _this_process()
+
         def objective(trial: optuna.Trial) -> float:
+            if process is not None:  # so that a later process sees at once if this one dies
+                self.study._storage.set_trial_system_attr(trial._trial_id, PROCESS_KEY, process)
             strategy, raw = self.suggest(trial, strategies)
             settings = classes[strategy].settings_from_params(raw)
             per_seed = {
@@ -756,17 +854,20 @@ class MetaLearner:
             self._refuse_other(self.study.user_attrs.get(OBJECTIVE_KEY), scored_by)
             return float(np.mean(list(per_task.values())))
 
-        # Meta-trials of a killed process stay RUNNING; fail them, so that what
-        # they were running counts as not run (and the defaults are queued again).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
+        # Meta-trials of a killed process stay RUNNING: fail those known to be
+        # abandoned, and queue the defaults whose meta-trial is not known to be alive.
+        self._fail_abandoned()
+        defaults = [default_recommendation(s).params for s in list(strategies)[:n_trials]]
         if include_defaults:
-            for strategy in list(strategies)[:n_trials]:
-                params = default_recommendation(strategy).params
-                if not self._has_meta_trial(params):
-                    self.study.enqueue_trial(params)
+            self._queue_missing(defaults)
         told = []  # the meta-trials this call finished (a callback runs after each tell)
+
+        def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            told.append(trial.number)
+            if include_defaults and len(told) < n_trials:
+                # A defaults' meta-trial running elsewhere may have died since the
+                # start (its heartbeat fell silent): run them here, within the budget.
+                self._queue_missing(defaults)
 
         own_sampler, self.study.sampler = self.study.sampler, sampler
         try:
@@ -775,7 +876,7 @@ class MetaLearner:
                     self.study.optimize(
                         objective, n_trials=n_trials - len(told),
                         show_progress_bar=show_progress_bar,
-                        callbacks=[lambda study, trial: told.append(trial.number), *callbacks],
+                        callbacks=[after, *callbacks],
                     )
                     break  # the budget ran out, or a callback stopped the study
                 except ValueError as error:
@@ -866,19 +967,112 @@ class MetaLearner:
                 "or another study (study_name)."
             )
 
-    def _has_meta_trial(self, params: Mapping[str, Any]) -> bool:
-        """Whether ``params`` are queued, running or meta-trained (not just recorded)."""
+    def _heartbeat_ages(self) -> Optional[Dict[int, float]]:
+        """Seconds since the last heartbeat of each running trial that has one, by trial id.
+
+        Read as Optuna reads them to fail stale trials (on the database's
+        clock, so that machines' clocks need not agree). None if the storage
+        cannot tell.
+        """
+        try:
+            import sqlalchemy
+            from optuna.storages._rdb import models
+            from optuna.storages._rdb.storage import _create_scoped_session
+
+            with _create_scoped_session(self._rdb.scoped_session) as session:
+                now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+                rows = (
+                    session.query(models.TrialHeartbeatModel.trial_id,
+                                  models.TrialHeartbeatModel.heartbeat)
+                    .join(models.TrialModel)
+                    .filter(models.TrialModel.study_id == self.study._study_id,
+                            models.TrialModel.state == optuna.trial.TrialState.RUNNING)
+                    .all()
+                )
+        except Exception:  # a newer Optuna's schema, a lost connection: cannot tell
+            return None
+        return {trial_id: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows}
+
+    def _may_be_running(self, trial: optuna.trial.FrozenTrial,
+                        ages: Optional[Dict[int, float]]) -> bool:
+        """Whether a RUNNING ``trial`` may still be running in some process.
+
+        Not if its process (`PROCESS_KEY`) is known to be gone
+        (`_process_is_gone`), nor if its heartbeat (or, before the first one,
+        its start) is `SILENT_SECONDS` old. When the storage cannot tell its
+        heartbeat (``ages`` None), it may.
+        """
+        if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)):
+            return False
+        if ages is None:
+            return True
+        age = ages.get(trial._trial_id)
+        if age is None:  # asked, with no heartbeat yet (or outside `optimize`)
+            started = trial.datetime_start
+            age = 0.0 if started is None else (datetime.datetime.now() - started).total_seconds()
+        return age < SILENT_SECONDS
+
+    def _fail_abandoned(self) -> List[int]:
+        """Fails the running meta-trials known to be abandoned; returns their numbers.
+
+        Those of a process of this machine that is gone (`_process_is_gone`),
+        at once, and those whose heartbeat is `STALE_SECONDS` old (Optuna's
+        ``fail_stale_trials``). A trial that may belong to a live process
+        (another machine's, with a recent heartbeat) is left running: two
+        processes may meta-train on one storage.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        failed = []
+        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)):
+                try:
+                    self.study._storage.set_trial_state_values(
+                        trial._trial_id, state=optuna.trial.TrialState.FAIL)
+                except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+                    continue  # finished or failed meanwhile by another process
+                failed.append(trial.number)
+        if failed:
+            warnings.warn(f"meta-trials {failed} were left running by a process of this machine "
+                          "that has ended (killed); they are failed, and the defaults among "
+                          "them run again.", stacklevel=3)
+        return failed
+
+    def _queue_missing(self, defaults: Sequence[Mapping[str, Any]]) -> None:
+        """Queues each of ``defaults`` that the study neither has nor is running (`_has_meta_trial`)."""
+        ages: Dict[str, Optional[Dict[int, float]]] = {}
+        for params in defaults:
+            if not self._has_meta_trial(params, ages):
+                self.study.enqueue_trial(dict(params))
+
+    def _has_meta_trial(self, params: Mapping[str, Any],
+                        cache: Optional[Dict[str, Optional[Dict[int, float]]]] = None) -> bool:
+        """Whether ``params`` are meta-trained, queued, or running in a process that may be alive.
+
+        A production record does not count (the defaults' check needs their
+        multi-seed meta-trial), nor a failed meta-trial, nor a running one
+        whose process is gone or silent (`_may_be_running`): its settings are
+        to run again. ``cache`` keeps the heartbeats read across calls.
+        """
         objective = self.objective
+        cache = {} if cache is None else cache
         for trial in self.study.get_trials(deepcopy=False):
-            finished = trial.state == optuna.trial.TrialState.COMPLETE
-            if finished and (trial.user_attrs.get("source") != "meta-train"
-                             or scored_with(trial) != objective):
-                continue
-            if trial.state == optuna.trial.TrialState.FAIL:
-                continue
+            state = trial.state
+            if state == optuna.trial.TrialState.COMPLETE:
+                if trial.user_attrs.get("source") != "meta-train" or scored_with(trial) != objective:
+                    continue
+            elif state not in (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING):
+                continue  # failed or pruned: not run
             trial_params = trial.system_attrs.get("fixed_params", trial.params)
-            if trial_params and _same_params(trial_params, params):
-                return True
+            if not trial_params or not _same_params(trial_params, params):
+                continue
+            if state == optuna.trial.TrialState.RUNNING:
+                if "ages" not in cache:
+                    cache["ages"] = self._heartbeat_ages()
+                if not self._may_be_running(trial, cache["ages"]):
+                    continue
+            return True
         return False
 
     def record(
@@ -981,7 +1175,16 @@ class MetaLearner:
         at level ``alpha``; `_confirmed_choice`), and ``expected`` is its mean
         on that second half. Otherwise the best of all candidates must beat
         them beyond noise on all seeds (the same test, Bonferroni-corrected
-        for the number of candidates).
+        for the number of candidates). When the defaults have no finished
+        meta-trial on those tasks (their meta-trial is still running, or was
+        killed, or meta-training skipped them), no candidate can be tested:
+        the defaults are recommended, with the source ``"defaults (candidates
+        untested: ...)"``, ``expected`` None and a warning that names the
+        untested best and the defaults' unfinished meta-trials (a single
+        candidate, such as a study's one production record, is no choice
+        among many and is recommended as before). With a single
+        paired score against the defaults (one task, one seed) no test is
+        possible either; the best is recommended, with a warning.
 
         Args:
             features: The new task's meta-features.
@@ -1044,6 +1247,9 @@ class MetaLearner:
             cls = strategy_classes()[strategy]
             return Recommendation(strategy, dict(params), cls.settings_from_params(raw), source, expected)
         if alpha is not None:
+            untested = self._untested(best, len(ranked), scored, chosen, allowed, source)
+            if untested is not None:
+                return untested
             safe = _beats_defaults(best[1], scored, chosen, allowed, alpha)
             if safe is not None:
                 baseline, mean = safe
@@ -1055,6 +1261,40 @@ class MetaLearner:
         strategy, raw = _split_params(best[1])
         cls = strategy_classes()[strategy]
         return Recommendation(strategy, dict(best[1]), cls.settings_from_params(raw), source, best[0])
+
+    def _untested(self, best, candidates: int, scored, chosen, allowed,
+                  source: str) -> Optional[Recommendation]:
+        """The defaults, when ``best`` is another candidate and the defaults have nothing to test it against.
+
+        The best of many noisy candidates is mostly the luckiest, so an
+        untested one is not recommended as if it had been tested. None when
+        ``best`` is the defaults, is the only one of the ``candidates`` (no
+        choice, so no winner's curse: a study's one production record), or
+        the defaults have a finished meta-trial on all ``chosen`` tasks (the
+        caller tests against it).
+        """
+        strategy = _default_strategy(allowed)
+        baseline = default_recommendation(strategy).params
+        if (candidates < 2 or _same_params(best[1], baseline)
+                or _defaults_result(scored, chosen, allowed) is not None):
+            return None
+        pending = [
+            f"{t.number} ({t.state.name})" for t in self.study.get_trials(deepcopy=False)
+            if t.state != optuna.trial.TrialState.COMPLETE
+            and _same_params(t.system_attrs.get("fixed_params", t.params) or {}, baseline)
+        ]
+        warnings.warn(
+            f"the {strategy} defaults have no finished meta-trial on {', '.join(chosen)}"
+            + (f" (their meta-trials {', '.join(pending)} have no result: running elsewhere, "
+               "queued, or killed)" if pending else "")
+            + f", so the best candidate ({best[1]['strategy']}, mean {best[0]:.4g}) cannot be "
+            "tested against them; recommending the defaults. Meta-train again to run them "
+            "first, or pass alpha=None to take the best candidate untested.",
+            stacklevel=3,
+        )
+        return default_recommendation(
+            strategy, source=f"defaults (candidates untested: the defaults have no finished "
+                             f"meta-trial on these tasks; {source})")
 
     def enqueue_around_defaults(
         self, strategy: str = "evolution", *, n: int, spread: float = 0.25, seed: int = 0

@@ -31,7 +31,7 @@ def add_demo(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per trial")
     parser.add_argument("--seed", type=int, default=1, help="seed of the search and of training")
     parser.add_argument("--directory", default="demo_runs",
-                        help="folder of the search's trials (project 'digits')")
+                        help="folder of the search's trials (project 'digits_evolution')")
     parser.add_argument(
         "--overwrite", action=argparse.BooleanOptionalAction, default=True,
         help="start afresh (default) or resume the previous demo search",

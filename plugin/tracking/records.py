@@ -8,7 +8,10 @@ nothing: the run is looked up by key before it is created, params already
 there are skipped, MLflow's SQL store drops a metric equal in key, value,
 step and timestamp to one it holds, tags and artifacts overwrite themselves,
 and a record already applied leaves its id in the run's
-``metanas.records`` tag and is skipped outright.
+``metanas.records`` tag and is skipped outright. A record marked
+``if_unfinished`` (a trial's run rebuilt from the oracle when a resumed
+search finds it missing) is applied only when its run does not exist or was
+never finished (a process killed while writing it left it RUNNING).
 """
 
 from __future__ import annotations
@@ -159,8 +162,15 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     existing = None
     if run_id is None:
         existing = find_run(client, exp_id, key)
-    elif record.get("replay"):
+    elif record.get("replay") or record.get("params") or record.get("if_unfinished"):
+        # A run this process knows already, but one with params: MLflow refuses
+        # a param's new value (a resumed search's max_trials), so the values it
+        # holds are needed to keep them (one call, at a search's start).
         existing = client.get_run(run_id)
+    if (existing is not None and record.get("if_unfinished")
+            and existing.info.status != "RUNNING"):
+        cache.runs[key] = existing.info.run_id
+        return existing.info.run_id  # logged in full meanwhile (its own record came)
     if existing is not None:
         run_id = existing.info.run_id
         done = existing.data.tags.get(RECORDS_TAG, "").split(",")

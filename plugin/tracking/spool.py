@@ -7,6 +7,12 @@ between applying and removing it is harmless. Several processes (the workers
 of a distributed search) may share a spool directory: each writes its own
 file, and a lock file serialises replays. A line that is not a record (a torn
 write) is never dropped: a replay moves it to ``<file>.unreadable``.
+
+Records sent straight to MLflow are written ahead too (`Spool.write_ahead`):
+to the process's ``<name>.inflight.jsonl``, locked while they are sent and
+emptied once MLflow has them, so a process killed mid-send (SIGKILL, Ctrl-C)
+leaves them on disk; `Spool.recover_inflight` (the next search's tracker,
+``metanas tracking sync``) moves them to the pending file, to be replayed.
 """
 
 from __future__ import annotations
@@ -18,13 +24,24 @@ import os
 import pathlib
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["Spool"]
+__all__ = ["Spool", "WriteAhead"]
 
 PENDING_SUFFIX = ".pending.jsonl"
+#: Records being sent right now by a live process (it holds the file's lock).
+INFLIGHT_SUFFIX = ".inflight.jsonl"
 #: Records the server rejected for good (a bad value, not an outage): kept, never dropped.
 REJECTED_NAME = "rejected.jsonl"
 #: Beside a pending file: its lines that are not JSON (a torn write), kept, never dropped.
 UNREADABLE_SUFFIX = ".unreadable"
+
+
+class WriteAhead:
+    """What `Spool.write_ahead` yields: whether the records are on disk, and
+    whether to leave them there (``keep``) when the body returns."""
+
+    def __init__(self, written: bool) -> None:
+        self.written = written
+        self.keep = False
 
 
 class Spool:
@@ -38,6 +55,7 @@ class Spool:
     def __init__(self, directory: os.PathLike, name: str = "tuner0") -> None:
         self.directory = pathlib.Path(directory)
         self.path = self.directory / f"{name}{PENDING_SUFFIX}"
+        self.inflight = self.directory / f"{name}{INFLIGHT_SUFFIX}"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -81,6 +99,140 @@ class Spool:
                         os.fsync(handle.fileno())
                     raise
 
+    @contextlib.contextmanager
+    def write_ahead(self, records: List[Dict[str, Any]]) -> Iterator["WriteAhead"]:
+        """Keeps ``records`` durably on disk while the body sends them to MLflow.
+
+        They are appended (fsync'd) to this process's in-flight file, which is
+        locked for the duration, so no other process replays them meanwhile.
+        When the body returns (sent, or spooled by it) the file is emptied,
+        unless it set ``keep`` (some are only in memory: the spool could not
+        take them); when it raises (above all a KeyboardInterrupt) or the
+        process is killed, the records stay, for `recover_inflight` to move
+        to the pending file: a record is on disk or in MLflow at every moment.
+
+        Yields:
+            A `WriteAhead`: ``written`` is False when the disk could not take
+            them (e.g. a full disk: the body sends them all the same).
+        """
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode("utf-8")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = open(self.inflight, "a+b", buffering=0)
+        except OSError:
+            yield WriteAhead(False)
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if os.fstat(handle.fileno()).st_size:
+                    # Left by a kill of a process of this name before any
+                    # recovery ran: moved out first, as emptying must not drop it.
+                    self._promote(handle, self.inflight)
+                state = WriteAhead(False)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[handle.write(view):]
+                    os.fsync(handle.fileno())
+                    state.written = True
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(handle.fileno(), 0)
+                yield state
+                if not state.keep:
+                    # Sent, or spooled by the body. No fsync: a crash that undoes
+                    # this truncation only makes a replay apply them once more,
+                    # which changes nothing.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(handle.fileno(), 0)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def drop_inflight(self) -> None:
+        """Removes this process's in-flight file if it is empty (the end of a search).
+
+        Only its owner removes it: another process's recovery, which may have
+        it open, only ever empties it.
+        """
+        try:
+            handle = open(self.inflight, "rb")
+        except OSError:
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # being written: not empty for long
+            with contextlib.suppress(OSError):
+                if os.fstat(handle.fileno()).st_size == 0:
+                    self.inflight.unlink()
+
+    def recover_inflight(self) -> int:
+        """Moves what killed processes left in their in-flight files to their
+        pending files; returns how many records it moved.
+
+        A file a live process holds (it is sending them now) is left alone.
+
+        Raises:
+            OSError: The pending file could not be written (the in-flight file
+                keeps them).
+        """
+        moved = 0
+        if not self.directory.is_dir():
+            return 0
+        for path in sorted(self.directory.glob(f"*{INFLIGHT_SUFFIX}")):
+            try:
+                handle = open(path, "r+b", buffering=0)
+            except FileNotFoundError:
+                continue
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live process is sending these
+                try:
+                    if os.fstat(handle.fileno()).st_size:
+                        moved += self._promote(handle, path)
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        return moved
+
+    def _promote(self, handle, path: pathlib.Path) -> int:
+        """Appends the records of the locked in-flight file ``handle`` to its
+        pending file (torn lines to its ``.unreadable`` side file), then empties it."""
+        handle.seek(0)
+        records, unreadable = _parse(handle.read().decode("utf-8", errors="surrogateescape"))
+        pending = Spool(self.directory, path.name[: -len(INFLIGHT_SUFFIX)])
+        for record in records:
+            pending.append(record)
+        if unreadable:
+            Spool.set_aside(pending.path, unreadable)
+        os.ftruncate(handle.fileno(), 0)
+        os.fsync(handle.fileno())
+        return len(records)
+
+    def rejected(self) -> int:
+        """How many refused records the directory's ``rejected.jsonl`` keeps."""
+        path = self.directory / REJECTED_NAME
+        if not path.is_file():
+            return 0
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        return sum(1 for line in text.split("\n") if line.strip())
+
+    @staticmethod
+    def inflight_files(root: os.PathLike) -> List[pathlib.Path]:
+        """The non-empty in-flight files under ``root`` (at any depth)."""
+        root = pathlib.Path(root)
+        if not root.is_dir():
+            return []
+        found = []
+        for path in sorted(root.rglob(f"*{INFLIGHT_SUFFIX}")):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size:
+                    found.append(path)
+        return found
+
     def files(self) -> List[pathlib.Path]:
         """Every pending file in the directory (all processes')."""
         if not self.directory.is_dir():
@@ -116,25 +268,11 @@ class Spool:
         by an older metanas (which did not begin a new line) is recovered. A
         file another process removed meanwhile holds none.
         """
-        records: List[Dict[str, Any]] = []
-        unreadable: List[str] = []
         try:
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
         except FileNotFoundError:
             return [], []
-        for line in text.split("\n"):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-                continue
-            except json.JSONDecodeError:
-                pass
-            torn, record = _split_torn(line)
-            unreadable.append(torn)
-            if record is not None:
-                records.append(record)
-        return records, unreadable
+        return _parse(text)
 
     @staticmethod
     def set_aside(path: pathlib.Path, lines: List[str]) -> pathlib.Path:
@@ -194,6 +332,25 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / REJECTED_NAME, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"reason": reason, "record": record}, sort_keys=True) + "\n")
+
+
+def _parse(text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """The records in a spool file's ``text``, and the lines that hold none (see `Spool.load`)."""
+    records: List[Dict[str, Any]] = []
+    unreadable: List[str] = []
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+            continue
+        except json.JSONDecodeError:
+            pass
+        torn, record = _split_torn(line)
+        unreadable.append(torn)
+        if record is not None:
+            records.append(record)
+    return records, unreadable
 
 
 def _split_torn(line: str) -> Tuple[str, Optional[Dict[str, Any]]]:

@@ -7,7 +7,7 @@ import pathlib
 from typing import Dict, Iterable, Optional
 
 from metanas.security import redact
-from metanas.tracking.spool import PENDING_SUFFIX, UNREADABLE_SUFFIX, Spool
+from metanas.tracking.spool import PENDING_SUFFIX, REJECTED_NAME, UNREADABLE_SUFFIX, Spool
 from metanas.tracking.tracker import (
     SPOOL_DIRNAME,
     MlflowTracker,
@@ -42,10 +42,15 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         tracking_uri: Where to send them. Default: ``MLFLOW_TRACKING_URI``,
             else MLflow's default store in the working directory.
 
+    Records a killed search left being sent (in a ``*.inflight.jsonl`` no
+    live process holds) are sent too.
+
     Returns:
         ``{"sent": n, "waiting": m, "rejected": r, "unreadable": u}``: records
         applied, records still waiting (MLflow unreachable), records MLflow
-        refused for good (kept in the spool's ``rejected.jsonl``), and spooled
+        refused for good and kept in a ``rejected.jsonl`` under ``path`` (by
+        this call or by an earlier search or sync: they wait for a person, so
+        every sync counts them until that file is dealt with), and spooled
         lines that hold no readable record (a write torn by a crash or a full
         disk; kept in ``<pending file>.unreadable``, never sent nor deleted).
 
@@ -55,6 +60,8 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
             ``tracking_uri``, the records were meant for another store than
             the default (nothing is sent, and every record keeps waiting).
     """
+    for leftover in {p.parent for p in _beside(path, Spool.inflight_files)}:
+        Spool(leftover).recover_inflight()  # OSError: they stay in flight, sent next time
     spools = find_spools(path)
     if tracking_uri is None:
         # Checked before a client opens the default store (and creates its file).
@@ -77,7 +84,7 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         if problem is not None:  # before MLflow retries creating it for ~100 s
             raise ValueError(f"the MLflow store {redact(uri)!r} cannot be written: {problem}.")
         make_client(tracking_uri)  # None: MLFLOW_TRACKING_URI, else MLflow's default
-    sent = waiting = rejected = 0
+    sent = waiting = 0
     for directory, count in spools.items():
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
         tracker._spool = Spool(directory)
@@ -85,9 +92,26 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         left = tracker.flush()
         sent += count - left - tracker.rejected
         waiting += left
-        rejected += tracker.rejected
     unreadable = sum(sum(Spool(d).unreadable().values()) for d in _with_unreadable(path, spools))
+    # Counted from the files, not from this call: a record a search had
+    # refused is as much in need of a person as one refused now.
+    rejected_dirs = set(spools) | {p.parent for p in _beside(path, _rejected_files)}
+    rejected = sum(Spool(d).rejected() for d in rejected_dirs)
     return {"sent": sent, "waiting": waiting, "rejected": rejected, "unreadable": unreadable}
+
+
+def _rejected_files(root: pathlib.Path):
+    return sorted(root.rglob(REJECTED_NAME)) if root.is_dir() else []
+
+
+def _beside(path: os.PathLike, finder) -> list:
+    """``finder(directory)`` for ``path`` and for the spool beside it (a project directory's)."""
+    root = pathlib.Path(path)
+    found = list(finder(root))
+    beside = root.resolve().parent / SPOOL_DIRNAME / root.resolve().name
+    if beside.is_dir() and beside.resolve() != root.resolve():
+        found += [p for p in finder(beside) if p not in found]
+    return found
 
 
 def _with_unreadable(path: os.PathLike, spools: Iterable[pathlib.Path]) -> set:

@@ -45,6 +45,8 @@ _RETRY_SECONDS = 30.0
 _MAX_RETRY_SECONDS = 600.0
 #: A failure slower than this (a timeout, not a refused connection) backs off.
 _SLOW_FAILURE_SECONDS = 1.5
+#: keras-tuner statuses of a trial that has ended (its run is due in MLflow).
+_ENDED = ("COMPLETED", "FAILED", "INVALID")
 
 
 def strategy_name(oracle) -> str:
@@ -90,7 +92,11 @@ class MlflowTracker:
     wait in a spool (JSON lines under ``<directory>/.metanas-mlflow-spool/
     <project_name>/``) and are replayed at a later trial, at the end of the
     search, or by ``metanas tracking sync``. Every record is applied
-    idempotently, so nothing is logged twice.
+    idempotently, so nothing is logged twice. No kill loses a trial's run:
+    records are written to disk before they are sent (a kill mid-send leaves
+    them for the next search or ``sync``), and a resumed search logs, from
+    its oracle, every ended trial with no finished run in MLflow (one killed
+    after the oracle ended it, before its record was written).
 
     Args:
         tracking_uri: MLflow tracking URI. Default: ``MLFLOW_TRACKING_URI``,
@@ -226,6 +232,13 @@ class MlflowTracker:
         self.spool_dir = given["spool_dir"] or (
             pathlib.Path(tuner.directory) / SPOOL_DIRNAME / project)
         self._spool = Spool(self.spool_dir, name=str(getattr(tuner, "tuner_id", "tuner0")))
+        try:
+            # What a killed search was sending: replayed with the other spooled records.
+            self._spool.recover_inflight()
+        except OSError as error:
+            logger.warning("could not move the records a killed search left in %s to its "
+                           "spool (%s); they stay there for `metanas tracking sync`",
+                           self.spool_dir, error)
         oracle = getattr(tuner, "local_oracle", tuner.oracle)
         strategy = strategy_name(oracle)
         self._parent = {
@@ -306,6 +319,86 @@ class MlflowTracker:
             },
             "artifacts": {"search_space.json": {"text": _space_json(oracle)}},
         })
+        self._reconcile(tuner)
+
+    def _reconcile(self, tuner) -> None:
+        """Logs the trials a killed search ended in its oracle but not in MLflow.
+
+        A search killed (SIGKILL, Ctrl-C) after the oracle ended a trial and
+        before its record was on disk left no trace of that trial's run; one
+        killed while MLflow wrote the run left it RUNNING and half written.
+        Each such trial gets its run rebuilt from the oracle (hyperparameters,
+        the oracle's metrics, score, status, error), applied only where the
+        run is missing or unfinished (``if_unfinished``). Trials whose record
+        waits in the spool are left to it. Costs one query when the search
+        has ended trials, none for a new search.
+        """
+        if self.search_id is None:
+            return
+        oracle = getattr(tuner, "local_oracle", tuner.oracle)
+        prefix = f"{self.search_id}/trial/"
+        ended = [t for t in oracle.trials.values() if str(t.status) in _ENDED]
+        if not ended:
+            return
+        try:
+            waiting = {r.get("key") for p in self._spool.files() for r in Spool.read(p)}
+        except OSError:
+            waiting = set()
+        ended = [t for t in ended if prefix + str(t.trial_id) not in waiting]
+        if not ended:
+            return
+        logged = self._finished_runs(prefix)
+        missing = [t for t in sorted(ended, key=_trial_number)
+                   if logged is None or prefix + str(t.trial_id) not in logged]
+        if not missing:
+            return
+        records = []
+        for trial in missing:
+            try:
+                record = self._trial_record(tuner, trial, None)
+            except Exception as error:  # noqa: BLE001 - the other trials still get theirs
+                logger.warning("could not rebuild the run of trial %s: %s", trial.trial_id, error)
+                continue
+            record["if_unfinished"] = True
+            records.append(self._stamp(record))
+        if logged is None:
+            # MLflow cannot say which are there: every ended trial waits in the
+            # spool, and is applied only where its run turns out to be missing.
+            self._keep(records)
+            return
+        logger.warning("%d ended trial(s) of this search had no finished run in MLflow (a "
+                       "search killed while tracking them): logging trial(s) %s from the "
+                       "oracle", len(records),
+                       ", ".join(r["tags"]["metanas.trial_id"] for r in records))
+        self._send_or_keep(self._take_held() + records)
+
+    def _finished_runs(self, prefix: str) -> Optional[set]:
+        """Keys of this search's finished (not RUNNING) trial runs; None if MLflow cannot tell."""
+        if time.monotonic() < self._down_until or not self._server_is_up():
+            return None
+        try:
+            with _short_http_retries():
+                client = self.client
+                experiment = client.get_experiment_by_name(self.experiment_name)
+                if experiment is None:
+                    return set()
+                keys, token = set(), None
+                while True:
+                    # '_' is a LIKE wildcard (search ids may hold it): keys are
+                    # matched exactly below.
+                    page = client.search_runs(
+                        [experiment.experiment_id],
+                        filter_string=f"tags.`{rec.KEY_TAG}` LIKE '{prefix}%'",
+                        max_results=1000, page_token=token)
+                    keys.update(r.data.tags.get(rec.KEY_TAG) for r in page
+                                if r.info.status != "RUNNING")
+                    token = page.token
+                    if not token:
+                        return {k for k in keys if k and k.startswith(prefix)}
+        except Exception as error:  # noqa: BLE001 - unreachable: the records wait
+            text = redact(str(error)).strip().splitlines()
+            self.last_error = text[0] if text else type(error).__name__
+            return None
 
     def on_trial_begin(self, tuner, trial) -> None:
         if self._spool is None:
@@ -340,52 +433,14 @@ class MlflowTracker:
             "start_ms": rec.now_ms(), "start": time.monotonic(), "metrics": [], "step": 0,
             "artifacts": {},
         }
-        duration = time.monotonic() - state["start"]
         message = getattr(trial, "message", None)
         try:
             # The oracle's copy holds the score (and on a worker, the only one).
             trial = tuner.oracle.get_trial(trial.trial_id)
         except Exception:  # noqa: BLE001 - a worker's chief may be away a moment
             pass
-        status = str(trial.status)
-        final = {"duration_s": duration}
-        final.update(_cost_metrics(trial))
-        if trial.score is not None:
-            final["objective"] = trial.score
-        tags = {
-            rec.ROLE_TAG: "trial",
-            rec.PROJECT_TAG: self._parent["project"],
-            "metanas.trial_id": trial.trial_id,
-            "metanas.status": status,
-            "metanas.strategy": self._parent["strategy"],
-        }
-        unused = getattr(tuner, "unused_hyperparameters", lambda _: None)(trial.trial_id)
-        if unused:  # logged as params, but the model never read them
-            tags["metanas.unused_hyperparameters"] = ",".join(unused)[:4000]
-        artifacts = dict(state["artifacts"])
-        message = getattr(trial, "message", None) or message
-        if status != "COMPLETED":
-            if message:
-                message = redact(str(message))
-                lines = [line for line in message.strip().splitlines() if line.strip()]
-                tags["error"] = (lines[-1] if lines else message)[:4000]
-                artifacts["traceback.txt"] = {"text": message}
-            else:
-                tags["error"] = f"trial ended {status} with score {trial.score}"
         number = _trial_number(trial)
-        self._submit({
-            "type": "trial",
-            "key": f"{self.search_id or uuid.uuid4().hex[:16]}/trial/{trial.trial_id}",
-            "parent": self._parent_ref(),
-            "name": f"{self._parent['strategy']}-trial-{trial.trial_id}",
-            "start_ms": state["start_ms"],
-            "end_ms": rec.now_ms(),
-            "status": "FINISHED" if status == "COMPLETED" else "FAILED",
-            "params": {k: _jsonable(v) for k, v in trial.hyperparameters.values.items()},
-            "metrics": state["metrics"] + rec.metric_rows(final, step=max(state["step"] - 1, 0)),
-            "tags": tags,
-            "artifacts": artifacts,
-        })
+        self._submit(self._trial_record(tuner, trial, state, message))
         if self._is_worker or self.parent_key is None:
             return
         progress = {"trials_done": float(number + 1)}
@@ -398,6 +453,69 @@ class MlflowTracker:
             "key": self.parent_key,
             "metrics": rec.metric_rows(progress, step=number),
         })
+
+    def _trial_record(self, tuner, trial, state: Optional[Dict[str, Any]],
+                      message: Optional[str] = None) -> Dict[str, Any]:
+        """The record of an ended trial's run.
+
+        Args:
+            tuner: The tuner.
+            trial: The trial, as the oracle holds it (its score and status).
+            state: What this process saw of it (`on_trial_begin`,
+                `on_epoch_end`); None to rebuild the run from the oracle
+                alone (`_reconcile`): its metrics at their steps, no per-epoch
+                history, duration or model files.
+            message: The trial's error, if the oracle's copy lacks it.
+        """
+        status = str(trial.status)
+        final: Dict[str, float] = {}
+        rebuilt = state is None
+        if state is not None:
+            final["duration_s"] = time.monotonic() - state["start"]
+            metrics = list(state["metrics"])
+            step = max(state["step"] - 1, 0)
+            artifacts = dict(state["artifacts"])
+        else:
+            state = {"start_ms": rec.now_ms()}
+            metrics, artifacts = _oracle_metric_rows(trial), {}
+            step = int(getattr(trial, "best_step", 0) or 0)
+        final.update(_cost_metrics(trial))
+        if trial.score is not None:
+            final["objective"] = trial.score
+        tags = {
+            rec.ROLE_TAG: "trial",
+            rec.PROJECT_TAG: self._parent["project"],
+            "metanas.trial_id": trial.trial_id,
+            "metanas.status": status,
+            "metanas.strategy": self._parent["strategy"],
+        }
+        if rebuilt:  # says why the run lacks its epochs, duration and model files
+            tags["metanas.rebuilt"] = "from the oracle, after the search was killed"
+        unused = getattr(tuner, "unused_hyperparameters", lambda _: None)(trial.trial_id)
+        if unused:  # logged as params, but the model never read them
+            tags["metanas.unused_hyperparameters"] = ",".join(unused)[:4000]
+        message = getattr(trial, "message", None) or message
+        if status != "COMPLETED":
+            if message:
+                message = redact(str(message))
+                lines = [line for line in message.strip().splitlines() if line.strip()]
+                tags["error"] = (lines[-1] if lines else message)[:4000]
+                artifacts["traceback.txt"] = {"text": message}
+            else:
+                tags["error"] = f"trial ended {status} with score {trial.score}"
+        return {
+            "type": "trial",
+            "key": f"{self.search_id or uuid.uuid4().hex[:16]}/trial/{trial.trial_id}",
+            "parent": self._parent_ref(),
+            "name": f"{self._parent['strategy']}-trial-{trial.trial_id}",
+            "start_ms": state["start_ms"],
+            "end_ms": rec.now_ms(),
+            "status": "FINISHED" if status == "COMPLETED" else "FAILED",
+            "params": {k: _jsonable(v) for k, v in trial.hyperparameters.values.items()},
+            "metrics": metrics + rec.metric_rows(final, step=step),
+            "tags": tags,
+            "artifacts": artifacts,
+        }
 
     def on_search_end(self, tuner) -> None:
         if self._spool is None:
@@ -462,12 +580,16 @@ class MlflowTracker:
 
     # ------------------------------------------------------------ delivery
     def _submit(self, record: Dict[str, Any]) -> None:
+        # Records that could be neither sent nor spooled before go first.
+        self._send_or_keep(self._take_held() + [self._stamp(record)])
+
+    def _stamp(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        """``record`` with its id, experiment and target store."""
         record.setdefault("id", uuid.uuid4().hex)
         record.setdefault("experiment", self.experiment_name)
         # Where it was meant to go (without credentials): `sync` checks it.
         record.setdefault("target", store_target(self.tracking_uri))
-        # Records that could be neither sent nor spooled before go first.
-        self._send_or_keep(self._take_held() + [record])
+        return record
 
     def _take_held(self) -> List[Dict[str, Any]]:
         held, self._held = self._held, []
@@ -488,7 +610,13 @@ class MlflowTracker:
         if not delivered:
             self._keep(records)
             return
-        self._deliver(records, spool_on_failure=True)
+        # Written ahead: a kill while MLflow takes them (the run created, its
+        # params not yet) leaves them on disk for the next search or `sync`.
+        with self._spool.write_ahead(records) as ahead:
+            self._deliver(records, spool_on_failure=True)
+            # Not sent, and the spool could not take them: the copy written
+            # ahead is their only one on disk.
+            ahead.keep = any(r is held for r in records for held in self._held)
 
     def _keep(self, records: List[Dict[str, Any]]) -> None:
         """Spools ``records``; those the spool cannot take (a full or read-only
@@ -534,6 +662,7 @@ class MlflowTracker:
                                self._spool.directory, error)
         if self._held:
             self._report_lost(self._take_held())
+        self._spool.drop_inflight()
         return sum(len(Spool.read(p)) for p in self._spool.files())
 
     def _report_lost(self, lost: List[Dict[str, Any]]) -> None:
@@ -789,6 +918,21 @@ def _cost_metrics(trial) -> Dict[str, float]:
             if value is not None:
                 out[name] = value
     return out
+
+
+def _oracle_metric_rows(trial) -> List[list]:
+    """``[key, value, timestamp_ms, step]`` rows of what the oracle holds of a
+    trial's metrics (keras-tuner keeps each at its best step, not per epoch)."""
+    metrics = getattr(trial, "metrics", None)
+    rows: List[list] = []
+    timestamp = rec.now_ms()
+    for name, history in (getattr(metrics, "metrics", None) or {}).items():
+        if str(name).startswith("cost/"):
+            continue  # `_cost_metrics` logs them, as for a trial seen live
+        for observation in history.get_history():
+            rows += rec.metric_rows({name: observation.mean()}, step=int(observation.step),
+                                    timestamp=timestamp)
+    return rows
 
 
 def _best_score(tuner) -> Optional[float]:

@@ -386,8 +386,11 @@ class MetanasOracle(keras_tuner.Oracle):
             # keras-tuner's `seed or random.randint(...)` would turn 0 into a
             # random seed, and an unrepeatable search.
             self.seed = self._seed_state = int(seed)
+        # numpy numbers as plain ones (a row of a pandas table): they are saved
+        # in the oracle's JSON state.
         self.initial_hps: List[Dict[str, Any]] = [
-            dict(v) for v in copy.deepcopy(list(initial_hps or []))
+            {k: x.item() if isinstance(x, np.generic) else x for k, x in dict(v).items()}
+            for v in copy.deepcopy(list(initial_hps or []))
         ]
         self._rng = np.random.default_rng(self.seed)
         self._initial_cursor = 0
@@ -961,7 +964,9 @@ class MetanasOracle(keras_tuner.Oracle):
         if values is None:
             values = self.propose(trial_id)
         if (values is None and self._exhausted_at is None and self.race_trials()
-                and len(self.trials) < self.max_trials):
+                and len(self.trials) < self.max_trials and not self.ongoing_trials):
+            # (Not while trials run: as they end, the model may register more
+            # hyperparameters, and the space grow. Another worker waits: IDLE.)
             # Every configuration tried before the race: race now (then stop),
             # rather than return the luckiest single score.
             self._exhausted_at = len(self.trials)

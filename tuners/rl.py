@@ -69,8 +69,9 @@ class RLControllerOracle(MetanasOracle):
     actions as they were sampled (stored per trial), while others still run.
     Only the decisions whose values the trial's model read (`note_unused`;
     the tuner records it) take part in ``log pi(a)``: a one-layer model's
-    ``units_2`` says nothing about ``units_2``, so that head is not moved by
-    the reward (its token still feeds the LSTM's next step).
+    ``units_2`` says nothing about ``units_2``, so that reward adds nothing
+    to that head's gradient (its token still feeds the LSTM's next step; Adam's
+    momentum from earlier rewards still moves it).
 
     Reward normalisation (``reward_normalization``): ``"zscore"`` (default)
     standardises each reward by the mean and standard deviation of every

@@ -408,9 +408,9 @@ def validate_fit_data(fit_args, fit_kwargs) -> None:
     """Rejects NaN/inf inputs and mismatched lengths before the first trial.
 
     Left to training, they would fail every trial with a NaN loss or a shape
-    error deep in Keras; here the error names the argument. NaN targets are a
-    warning only: a masked loss takes them (multi-task data with missing
-    labels), as keras-tuner does. So are a
+    error deep in Keras; here the error names the argument. (NaN targets are a
+    warning only: a masked loss takes them, multi-task data with missing
+    labels, as keras-tuner does.) Errors too: a
     ``validation_split`` outside [0, 1), which Keras accepts and scores
     nonsense with, and ``epochs`` that are not an int >= 1.
     """
@@ -453,10 +453,12 @@ def _count_non_finite(value: np.ndarray, chunk_bytes: int = 1 << 24) -> int:
     large array costs no full-size temporary; integers hold none."""
     if not np.issubdtype(value.dtype, np.inexact) or value.size == 0:
         return 0
-    flat = value.reshape(-1)  # a view of a contiguous array, else one copy
-    step = max(1, chunk_bytes // max(1, value.itemsize))
-    return sum(int(flat[i:i + step].size - np.count_nonzero(np.isfinite(flat[i:i + step])))
-               for i in range(0, flat.size, step))
+    if value.ndim == 0:
+        return int(not np.isfinite(value))
+    # Slices along the first axis: views, whatever the memory layout.
+    step = max(1, chunk_bytes // max(1, value[0].nbytes))
+    return sum(int(value[i:i + step].size - np.count_nonzero(np.isfinite(value[i:i + step])))
+               for i in range(0, len(value), step))
 
 
 class RandomSearch(StrategyTuner):

@@ -862,12 +862,15 @@ class MetaLearner:
             self._queue_missing(defaults)
         told = []  # the meta-trials this call finished (a callback runs after each tell)
 
+        requeued: set = set()  # defaults queued again by `after`: once each per call
+
         def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             told.append(trial.number)
             if include_defaults and len(told) < n_trials:
                 # A defaults' meta-trial running elsewhere may have died since the
-                # start (its heartbeat fell silent): run them here, within the budget.
-                self._queue_missing(defaults)
+                # start (its heartbeat fell silent): run them here, within the budget
+                # (once: defaults whose own meta-trial fails must not take it all).
+                requeued.update(self._queue_missing(defaults, skip=requeued))
 
         own_sampler, self.study.sampler = self.study.sampler, sampler
         try:
@@ -1039,12 +1042,17 @@ class MetaLearner:
                           "them run again.", stacklevel=3)
         return failed
 
-    def _queue_missing(self, defaults: Sequence[Mapping[str, Any]]) -> None:
-        """Queues each of ``defaults`` that the study neither has nor is running (`_has_meta_trial`)."""
+    def _queue_missing(self, defaults: Sequence[Mapping[str, Any]],
+                       skip: Sequence[int] = ()) -> List[int]:
+        """Queues each of ``defaults`` (but those at the indices ``skip``) that the
+        study neither has nor is running (`_has_meta_trial`); returns their indices."""
         ages: Dict[str, Optional[Dict[int, float]]] = {}
-        for params in defaults:
-            if not self._has_meta_trial(params, ages):
+        queued = []
+        for index, params in enumerate(defaults):
+            if index not in skip and not self._has_meta_trial(params, ages):
                 self.study.enqueue_trial(dict(params))
+                queued.append(index)
+        return queued
 
     def _has_meta_trial(self, params: Mapping[str, Any],
                         cache: Optional[Dict[str, Optional[Dict[int, float]]]] = None) -> bool:

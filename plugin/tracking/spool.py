@@ -125,10 +125,14 @@ class Spool:
         with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
+                stuck = False
                 if os.fstat(handle.fileno()).st_size:
                     # Left by a kill of a process of this name before any
                     # recovery ran: moved out first, as emptying must not drop it.
-                    self._promote(handle, self.inflight)
+                    try:
+                        self._promote(handle, self.inflight)
+                    except OSError:  # the pending file cannot take them: they stay here
+                        stuck = True
                 state = WriteAhead(False)
                 try:
                     view = memoryview(data)
@@ -137,10 +141,11 @@ class Spool:
                     os.fsync(handle.fileno())
                     state.written = True
                 except OSError:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(handle.fileno(), 0)
+                    if not stuck:
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(handle.fileno(), 0)
                 yield state
-                if not state.keep:
+                if not state.keep and not stuck:
                     # Sent, or spooled by the body. No fsync: a crash that undoes
                     # this truncation only makes a replay apply them once more,
                     # which changes nothing.

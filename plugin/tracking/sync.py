@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 from typing import Dict, Iterable, Optional
@@ -15,6 +16,8 @@ from metanas.tracking.tracker import (
     store_problem,
     store_target,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["sync", "find_spools"]
 
@@ -61,7 +64,11 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
             the default (nothing is sent, and every record keeps waiting).
     """
     for leftover in {p.parent for p in _beside(path, Spool.inflight_files)}:
-        Spool(leftover).recover_inflight()  # OSError: they stay in flight, sent next time
+        try:
+            Spool(leftover).recover_inflight()
+        except OSError as error:  # they stay in flight, sent next time; the others go now
+            logger.warning("could not move the records a killed search left in %s to its "
+                           "spool (%s); they are sent once it can be written", leftover, error)
     spools = find_spools(path)
     if tracking_uri is None:
         # Checked before a client opens the default store (and creates its file).
@@ -89,7 +96,7 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
         tracker._spool = Spool(directory)
         tracker._any_target = True  # sent where this call says, whatever they were meant for
-        left = tracker.flush()
+        left = tracker.flush(own=False)  # not this process's in-flight file
         sent += count - left - tracker.rejected
         waiting += left
     unreadable = sum(sum(Spool(d).unreadable().values()) for d in _with_unreadable(path, spools))

@@ -94,9 +94,10 @@ class MlflowTracker:
     search, or by ``metanas tracking sync``. Every record is applied
     idempotently, so nothing is logged twice. No kill loses a trial's run:
     records are written to disk before they are sent (a kill mid-send leaves
-    them for the next search or ``sync``), and a resumed search logs, from
-    its oracle, every ended trial with no finished run in MLflow (one killed
-    after the oracle ended it, before its record was written).
+    them for the next search or ``sync``), and a resumed single-process
+    search logs, from its oracle, every ended trial with no finished run in
+    MLflow (one killed after the oracle ended it, before its record was
+    written).
 
     Args:
         tracking_uri: MLflow tracking URI. Default: ``MLFLOW_TRACKING_URI``,
@@ -333,7 +334,10 @@ class MlflowTracker:
         waits in the spool are left to it. Costs one query when the search
         has ended trials, none for a new search.
         """
-        if self.search_id is None:
+        if self.search_id is None or _is_chief():
+            # A chief's trials are logged by its workers, which may still be
+            # sending them as it restarts (or log under their own key, without a
+            # shared folder): rebuilding them here would log them twice.
             return
         oracle = getattr(tuner, "local_oracle", tuner.oracle)
         prefix = f"{self.search_id}/trial/"
@@ -638,12 +642,14 @@ class MlflowTracker:
                 return
             self._spool_failing = False
 
-    def flush(self) -> int:
+    def flush(self, *, own: bool = True) -> int:
         """Replays the spooled records now; returns how many are still waiting.
 
         Records held in memory (the spool could not take them) are sent or
         spooled first; those that still cannot be are lost, with a warning
-        that names them and why.
+        that names them and why. ``own``: the spool's in-flight file is this
+        process's (the end of its search), removed if empty; `sync` passes
+        False, as a live search of that name may be about to write to it.
         """
         if self._spool is None:
             return 0
@@ -662,7 +668,8 @@ class MlflowTracker:
                                self._spool.directory, error)
         if self._held:
             self._report_lost(self._take_held())
-        self._spool.drop_inflight()
+        if own:
+            self._spool.drop_inflight()
         return sum(len(Spool.read(p)) for p in self._spool.files())
 
     def _report_lost(self, lost: List[Dict[str, Any]]) -> None:

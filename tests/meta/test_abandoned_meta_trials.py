@@ -150,3 +150,19 @@ def test_recommend_does_not_pass_an_untested_candidate_off_as_tested(tmp_path):
     learner.meta_train(SMALL, noisy, n_trials=1, seeds=(0, 1, 2), strategies=("evolution",))
     assert learner.recommend(SMALL[0].features).source.startswith(
         "defaults (no candidate beats them beyond noise")
+
+
+def test_defaults_whose_meta_trial_fails_do_not_take_the_whole_budget(tmp_path):
+    defaults = default_recommendation("evolution").settings
+
+    def fails_on_the_defaults(task, strategy, settings, seed):
+        return float("nan") if settings == defaults else evaluate(task, strategy, settings, seed)
+
+    learner = MetaLearner(f"sqlite:///{tmp_path / 'meta.db'}", seed=0)
+    learner.meta_train(SMALL, fails_on_the_defaults, n_trials=5, strategies=("evolution",))
+    trials = learner.study.trials
+    ran_defaults = [t for t in trials if learner_module._same_params(t.params, DEFAULTS)]
+    assert len(trials) == 5
+    # Queued at the start, and once more after their meta-trial failed: not 5 times.
+    assert len(ran_defaults) == 2
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in ran_defaults)

@@ -1,5 +1,6 @@
 """EvolutionOracle and its selection rules, beyond the conformance suite."""
 
+import json
 import math
 
 import numpy as np
@@ -82,6 +83,20 @@ def test_a_resumed_search_serves_the_initial_hps_it_had_not_served(tmp_path):
     resumed.reload()
     values = drive(resumed, trials=2)
     assert [(v["edge_0"], v["edge_1"]) for v in values] == [("skip", "none"), ("avgpool", "none")]
+
+
+def test_numpy_initial_hps_are_saved_as_plain_numbers(tmp_path):
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Int("units", 8, 64, step=8)
+    space.Float("rate", 0.0, 0.5)
+    wanted = [{"units": np.int64(32), "rate": np.float32(0.25)}]  # a pandas row's values
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                  space=space, initial_hps=wanted)
+    assert drive(oracle, trials=1) == [{"units": 32, "rate": 0.25}]  # saved: it raised
+    state = json.loads((tmp_path / "p" / "oracle.json").read_text())
+    assert state["initial_hps"] == [{"units": 32, "rate": 0.25}]
 
 
 def test_initial_hps_reach_settings_the_model_registers_later(tmp_path):

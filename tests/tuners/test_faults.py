@@ -114,6 +114,8 @@ def test_nan_targets_are_a_warning_and_integers_are_not_scanned():
     big[[3, 50, 99], [0, 6, 2]] = [np.nan, np.inf, -np.inf]
     assert [_count_non_finite(big, chunk_bytes=b) for b in (8, 64, 1000, 1 << 24)] == [3] * 4
     assert _count_non_finite(big[::2]) == 1  # a strided view: row 50 only
+    assert _count_non_finite(big.T, chunk_bytes=64) == 3  # not contiguous: no copy needed
+    assert _count_non_finite(np.array(np.nan)) == 1
     # Integer data holds no NaN: not scanned (an image set is often uint8).
     assert _count_non_finite(np.zeros((4, 8, 8), "uint8")) == 0
 

@@ -155,6 +155,29 @@ def test_a_space_used_up_before_the_race_races_then_stops(tmp_path, racing_fract
     assert again.create_trial("tuner0").status == TrialStatus.STOPPED
 
 
+def test_a_space_is_not_used_up_while_a_trial_still_runs(tmp_path):
+    # A running trial's model may register more hyperparameters as it ends:
+    # the race waits for it (the asking worker is told to stop or wait).
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("edge_0", ["none", "skip", "conv1x1"])
+    space.Choice("edge_1", ["none", "skip", "conv1x1", "avgpool"])
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                  space=space, max_trials=30, racing_fraction=0.3, finalists=4)
+    score = noisy_score(4)
+    for _ in range(11):
+        trial = oracle.create_trial("tuner0")
+        finish(oracle, trial, score(dict(trial.hyperparameters.values)))
+    last = oracle.create_trial("tuner1")  # the 12th and last configuration, running
+    assert oracle.create_trial("tuner2").status == TrialStatus.STOPPED
+    assert oracle._exhausted_at is None
+    finish(oracle, last, score(dict(last.hyperparameters.values)))
+    raced = oracle.create_trial("tuner2")
+    assert raced.status == TrialStatus.RUNNING and oracle._exhausted_at == 12
+    assert oracle.evaluations_of(raced.trial_id)  # a finalist, evaluated before
+
+
 def test_defaults_race_for_evolution_on_a_single_objective_only():
     evolution = EvolutionOracle(objective=MAX, max_trials=100)
     assert (evolution.racing_fraction, evolution.finalists) == (

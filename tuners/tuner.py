@@ -190,8 +190,9 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         known from here: a custom `run_trial`, `HyperModel.fit`, or
         `_build_and_fit_model` (AutoKeras), or data that is not arrays. With
         callbacks or a model with its own ``train_step`` (either may log
-        metrics that evaluating does not), a missing name is a warning instead. So is a default model that fails on the two rows:
-        data that fits no model of the space would fail every trial.
+        metrics that evaluating does not), a missing name is a warning
+        instead. So is a default model that fails on the two rows: data that
+        fits no model of the space would fail every trial.
         """
         if (
             self.hypermodel is None

@@ -994,7 +994,8 @@ class MetaLearner:
                 )
         except Exception:  # a newer Optuna's schema, a lost connection: cannot tell
             return None
-        return {trial_id: (now - beat.replace(tzinfo=None)).total_seconds() for trial_id, beat in rows}
+        return {trial_id: (now - beat.replace(tzinfo=None)).total_seconds()
+                for trial_id, beat in rows}
 
     def _may_be_running(self, trial: optuna.trial.FrozenTrial,
                         ages: Optional[Dict[int, float]]) -> bool:
@@ -1028,7 +1029,8 @@ class MetaLearner:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
         failed = []
-        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        running = (optuna.trial.TrialState.RUNNING,)
+        for trial in self.study.get_trials(deepcopy=False, states=running):
             if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)):
                 try:
                     self.study._storage.set_trial_state_values(
@@ -1068,7 +1070,8 @@ class MetaLearner:
         for trial in self.study.get_trials(deepcopy=False):
             state = trial.state
             if state == optuna.trial.TrialState.COMPLETE:
-                if trial.user_attrs.get("source") != "meta-train" or scored_with(trial) != objective:
+                if (trial.user_attrs.get("source") != "meta-train"
+                        or scored_with(trial) != objective):
                     continue
             elif state not in (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING):
                 continue  # failed or pruned: not run
@@ -1272,7 +1275,8 @@ class MetaLearner:
 
     def _untested(self, best, candidates: int, scored, chosen, allowed,
                   source: str) -> Optional[Recommendation]:
-        """The defaults, when ``best`` is another candidate and the defaults have nothing to test it against.
+        """The defaults, when ``best`` is another candidate and the defaults have
+        nothing to test it against.
 
         The best of many noisy candidates is mostly the luckiest, so an
         untested one is not recommended as if it had been tested. None when

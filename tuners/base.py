@@ -410,7 +410,7 @@ class MetanasOracle(keras_tuner.Oracle):
         # The outcome of the noise check (see ``noisy_racing_fraction``).
         self.noise_check: Optional[Dict[str, Any]] = None
         # The trial count at which the strategy had no untried configuration
-        # left: with racing on, the race then takes the rest of the budget.
+        # left: with racing on, its race runs from there (`_race_start_trial`).
         self._exhausted_at: Optional[int] = None
         early = self.race_trials()  # the early race, before any check
         if self._checks_noise and self.max_trials and early < self.finalists:

@@ -7,10 +7,12 @@ parser and sets ``func``; bad input exits with status 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 import threading
+import warnings
 from typing import List, Optional
 
 # TensorFlow reads these once, at import: set them before anything imports it.
@@ -278,9 +280,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _own_files() -> tuple:
+    """The folders of metanas's modules (the package and its `tuners`)."""
+    import metanas
+    import metanas.tuners
+
+    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                 for m in (metanas, metanas.tuners))
+
+
+def _one_line_warnings(command: str):
+    """A `warnings.showwarning` that prints metanas's warnings as one CLI line.
+
+    ``metanas <command>: warning: <message>``, as errors are printed; a
+    warning from another package keeps Python's format (its file and line).
+    """
+    own = _own_files()
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not os.path.abspath(filename).startswith(own):
+            return default(message, category, filename, lineno, file, line)
+        print(f"metanas {command}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(args.command)
+    # MLflow's "Creating initial MLflow database tables..." on a new database.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     # A SIGTERM (a job scheduler's stop, `kill`) ends a command as Ctrl-C does:
     # without it, `bench` left its worker processes running.
     previous = None
@@ -298,6 +330,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return interrupted_status(interrupt)
     finally:
+        warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

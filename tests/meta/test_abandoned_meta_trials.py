@@ -166,3 +166,20 @@ def test_defaults_whose_meta_trial_fails_do_not_take_the_whole_budget(tmp_path):
     # Queued at the start, and once more after their meta-trial failed: not 5 times.
     assert len(ran_defaults) == 2
     assert all(t.state == optuna.trial.TrialState.FAIL for t in ran_defaults)
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="a process is looked up in /proc")
+def test_meta_train_prints_its_warnings_as_one_cli_line(tmp_path, capsys):
+    from metanas import cli
+
+    path = tmp_path / "meta.db"
+    _, record = child(alive=False)
+    number, _ = running_defaults(path, record, heartbeat_age=0)
+    argv = ["meta-train", "--tasks", "hpobench/car", "--strategies", "evolution", "--budget",
+            "4", "--meta-trials", "1", "--storage", f"sqlite:///{path}", "--no-progress"]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    ours = [line for line in lines if f"meta-trials [{number}]" in line]
+    assert len(ours) == 1, lines
+    assert ours[0].startswith("metanas meta-train: warning: meta-trials [")
+    assert not any("UserWarning" in line or "warnings.warn" in line for line in lines), lines

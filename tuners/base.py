@@ -911,25 +911,35 @@ class MetanasOracle(keras_tuner.Oracle):
     def random_unique(self) -> Optional[Config]:
         """A random configuration not tried yet, or None if the space is exhausted.
 
-        Draws from the prior first; after repeated collisions, enumerates a
-        finite space and picks uniformly among the configurations left, so a
-        small space is used up exactly, without duplicates.
+        Draws from the prior first; after repeated collisions, enumerates the
+        space's finite branches and picks uniformly among the configurations
+        left, so a small space is used up exactly, without duplicates. A branch
+        that reaches a continuous decision is never used up: it is one more
+        candidate, completed by a draw of its remaining decisions.
         """
         for _ in range(_MAX_COLLISIONS):
             values = self.codec.sample(self._rng)
             if not self.is_duplicate(values):
                 return values
-        unseen = [
-            v
-            for v in self.codec.enumerate(limit=_ENUMERATE_LIMIT)
-            if self.codec.hash(v) not in self._tried_so_far
-        ]
+        unseen, infinite = [], False
+        for values, complete in self.codec.branches(limit=_ENUMERATE_LIMIT):
+            infinite = infinite or not complete
+            if not complete or self.codec.hash(values) not in self._tried_so_far:
+                unseen.append((values, complete))
+        if not infinite and not unseen:
+            return None
         # Uniform among those that build an untried model: draw, and drop the
         # configurations a completed trial's model read alike (`note_unused`).
         while unseen:
             index = int(self._rng.integers(len(unseen)))
-            if self._read_alike(unseen[index]) is None:
-                return unseen[index]
+            values, complete = unseen[index]
+            if complete and self._read_alike(values) is None:
+                return values
+            if not complete:
+                for _ in range(_MAX_COLLISIONS):
+                    drawn = self.codec.repair(values, self._rng)
+                    if not self.is_duplicate(drawn):
+                        return drawn
             unseen[index] = unseen[-1]
             unseen.pop()
         return None
@@ -1145,12 +1155,36 @@ class MetanasOracle(keras_tuner.Oracle):
         self._learned = max(self._learned, self.end_order.index(trial.trial_id) + 1)
         self.save()
 
+    def _ensure_active(self, hyperparameters) -> None:
+        """keras-tuner's ``ensure_active_values``, by name, from the oracle's random source.
+
+        Fills the active hyperparameters that have no value and drops the
+        inactive ones. keras-tuner drops a name when any hyperparameter of that
+        name is inactive, so of a name declared in two conditional scopes (which
+        it allows) a trial lost the value it was proposed, refilled from the
+        global `random`. Here a name is kept while one of its hyperparameters
+        is active.
+        """
+        values, space = hyperparameters.values, hyperparameters.space
+        for hp in space:
+            if hyperparameters.is_active(hp):
+                if hp.name not in values:
+                    values[hp.name] = self.codec.sample_value(hp, self._rng)
+            elif not any(other is not hp and other.name == hp.name
+                         and hyperparameters.is_active(other) for other in space):
+                values.pop(hp.name, None)
+
     def _record_values(self, trial) -> None:
         key = self._repeat_of.get(trial.trial_id)
-        if key is None:
-            super()._record_values(trial)
+        self._ensure_active(trial.hyperparameters)
+        if key is None:  # keras-tuner's, after `_ensure_active`
+            new = self._compute_values_hash(trial.hyperparameters.values)
+            self._tried_so_far.add(new)
+            old = self._id_to_hash[trial.trial_id]
+            if old != new:  # the space gained hyperparameters since the proposal
+                self._id_to_hash[trial.trial_id] = new
+                self._tried_so_far.discard(old)
         else:  # an evaluation again: the configuration's hash, whatever the space gained
-            trial.hyperparameters.ensure_active_values()
             self._id_to_hash[trial.trial_id] = key
         # With tune_new_entries=False, training adds entries the space does not
         # tune (at their defaults); keras-tuner re-hashes the trial with them,

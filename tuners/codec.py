@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from typing import Any, Collection, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from keras_tuner.engine.hyperparameters import HyperParameters
@@ -135,8 +135,9 @@ class SearchSpaceCodec:
 
     Args:
         hyperparameters: The search space, usually ``oracle.hyperparameters``.
-        num_buckets: How many tokens a continuous ``Float``, or a numeric range
-            with more distinct values than this, is mapped to (see `to_token`).
+        num_buckets: How many tokens a continuous ``Float``, or an ``Int`` or
+            ``Float`` range with more distinct values than this, is mapped to
+            (see `to_token`; a ``Choice`` has one token per value).
         local_move_prob: In `mutate`, the probability that an ordered decision
             moves to a neighbouring value (or, for a continuous one, by a small
             Gaussian step) instead of being redrawn uniformly.
@@ -402,23 +403,37 @@ class SearchSpaceCodec:
     def enumerate(self, limit: Optional[int] = None) -> Iterator[Config]:
         """Yields every configuration of a discrete space (depth-first, in order).
 
-        Stops short, having yielded nothing for that branch, where an active
-        decision is continuous: the space is then infinite.
+        Yields nothing when the space has a continuous decision: it is then
+        infinite (`branches` walks its finite branches).
+        """
+        if any(_num_values(hp) is None for hp in self.space):
+            return
+        for values, _ in self.branches(limit=limit):
+            yield values
+
+    def branches(self, limit: Optional[int] = None) -> Iterator[Tuple[Config, bool]]:
+        """Yields ``(values, True)`` for each configuration of the space's finite
+        branches and ``(prefix, False)`` where a branch reaches an active
+        continuous decision: ``prefix`` holds the decisions before it, and
+        `repair` completes it into a configuration of that (infinite) branch.
+        Depth-first, in space order, as `enumerate`.
         """
         space = list(self.space)
-        if any(_num_values(hp) is None for hp in space):
-            return
 
-        def walk(index: int, partial: Config) -> Iterator[Config]:
+        def walk(index: int, partial: Config) -> Iterator[Tuple[Config, bool]]:
             while index < len(space) and (
                 space[index].name in partial or not self._active(space[index], partial)
             ):
                 index += 1
             if index == len(space):
-                yield dict(partial)
+                yield dict(partial), True
                 return
             hp = space[index]
-            for i in range(_num_values(hp)):
+            n = _num_values(hp)
+            if n is None:
+                yield dict(partial), False
+                return
+            for i in range(n):
                 partial[hp.name] = _value_at(hp, i)
                 yield from walk(index + 1, partial)
                 del partial[hp.name]
@@ -427,14 +442,21 @@ class SearchSpaceCodec:
 
     # ---------------------------------------------------------------- tokens
     def num_tokens(self, hp) -> int:
-        """Number of tokens for ``hp``: its values, or ``num_buckets`` if more."""
+        """Number of tokens for ``hp``: its values, or ``num_buckets`` if more.
+
+        A ``Choice`` always has one token per value: its values are a list, not
+        a range, so a bucket's centre (keras-tuner's unit interval) would name a
+        value that is not in it, or no value at all for strings.
+        """
         n = self.cardinality(hp)
+        if isinstance(hp, hp_types.Choice):
+            return n
         return self.num_buckets if n is None or n > self.num_buckets else n
 
     def to_token(self, hp, value: Any) -> int:
         """The token of ``value``: its index, or its bucket of the unit interval.
 
-        Numeric decisions with more values than ``num_buckets`` are bucketed in
+        Numeric ranges with more values than ``num_buckets`` are bucketed in
         keras-tuner's unit interval, which is log-scaled for ``sampling="log"``,
         so buckets are equal in log space there.
         """

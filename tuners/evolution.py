@@ -125,6 +125,12 @@ class EvolutionOracle(MetanasOracle):
         **kwargs: Any,
     ) -> None:
         self.population_size = check_int("population_size", population_size, low=2)
+        if isinstance(selection, TournamentSelection):  # its size is the tournament's
+            if tournament_size is not None and tournament_size != selection.size:
+                raise ValueError(
+                    f"tournament_size={tournament_size!r} disagrees with the selection's "
+                    f"size {selection.size}; give the size once.")
+            tournament_size = selection.size
         if tournament_size is None:
             tournament_size = min(DEFAULT_TOURNAMENT_SIZE, self.population_size)
         self.tournament_size = check_int(

@@ -195,6 +195,14 @@ class ConstrainedObjective(keras_tuner.Objective):
             if ratio <= 1.0:
                 return value
             return value - sign * INFEASIBLE_OFFSET * ratio
+        if not ratio > 0.0 or value < 0.0:
+            # MnasNet's product is undefined at a cost of 0 (a free model would
+            # score infinitely) and flips its meaning for a negative metric.
+            bad = (f"cost {self.cost!r} is {float(logs[self.cost])!r}; it must be > 0"
+                   if not ratio > 0.0 else f"metric {self.metric!r} is {value!r}; it must be >= 0")
+            raise ValueError(
+                f"{self}: {bad} for a soft trade-off (metric * (cost / target) ** weight). "
+                "Use hard=True for a budget, or a cost that is never 0 (cost/params).")
         weight = self.weights[0] if ratio <= 1.0 else self.weights[1]
         return value * ratio ** (sign * weight)
 

@@ -52,8 +52,9 @@ class RLControllerOracle(MetanasOracle):
     current decision from its own softmax head — so conditional
     hyperparameters are decided only when their parent's value makes them
     active, and a hyperparameter that appears mid-search gets a new head while
-    the old heads keep what they learnt. Numeric decisions with many values
-    are bucketed by the codec (`SearchSpaceCodec.to_token`). Tokens are drawn by
+    the old heads keep what they learnt. ``Int`` and ``Float`` ranges with many
+    values are bucketed by the codec (`SearchSpaceCodec.to_token`); a
+    ``Choice`` has a token per value. Tokens are drawn by
     inverse-CDF from the oracle's own seeded ``Generator``; the initial
     weights come from the oracle's seed, so equal seeds give equal searches.
 

@@ -92,6 +92,15 @@ def small_space() -> keras_tuner.HyperParameters:
     return hp
 
 
+def partly_infinite_space() -> keras_tuner.HyperParameters:
+    """23 configurations, and a branch (a=23) with a continuous decision."""
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("a", list(range(24)))
+    with hp.conditional_scope("a", [23]):
+        hp.Float("lr", 0.1, 0.2)
+    return hp
+
+
 def nas_score(values: Dict) -> float:
     """A deterministic objective with interactions, best at all-conv3x3."""
     ops = {"none": 0.0, "skip": 0.3, "conv1x1": 0.6, "conv3x3": 1.0, "avgpool": 0.2}
@@ -187,6 +196,17 @@ def check_conditional_space(factory: Factory, tmp_path) -> None:
     for config in values:
         assert codec.is_valid(config), f"invalid or inactive values in {config}"
     assert {c["block"] for c in values} == {"dense", "conv"}
+    # One name in two scopes (keras-tuner allows it): each trial keeps its branch's value.
+    space = keras_tuner.HyperParameters()
+    space.Choice("m", ["a", "b"])
+    with space.conditional_scope("m", ["a"]):
+        space.Choice("units", [1, 2])
+    with space.conditional_scope("m", ["b"]):
+        space.Choice("units", [3, 4, 5])
+    oracle = make(factory, tmp_path, name="scopes", space=space, max_trials=40)
+    values = drive(oracle, generic_score)
+    models = {(v["m"], v["units"]) for v in values}
+    assert models == {("a", 1), ("a", 2), ("b", 3), ("b", 4), ("b", 5)}, values
 
 
 def check_growing_space(factory: Factory, tmp_path) -> None:
@@ -235,6 +255,13 @@ def check_exhaustion(factory: Factory, tmp_path) -> None:
     assert len(values) == 9 + race, f"expected the 9 configurations, got {len(values)}"
     assert len({json.dumps(v, sort_keys=True) for v in values[:9]}) == 9
     assert oracle.create_trial("tuner0").status == TrialStatus.STOPPED
+    # A space with a continuous branch is never used up, however rarely drawn.
+    oracle = make(factory, tmp_path, name="infinite", space=partly_infinite_space(),
+                  max_trials=60)
+    values = drive(oracle, generic_score)
+    assert len(values) == 60, f"stopped after {len(values)} of 60 trials"
+    unique = values[:60 - oracle.race_trials()]
+    assert len({json.dumps(v, sort_keys=True) for v in unique}) == len(unique)
 
 
 def check_min_and_max(factory: Factory, tmp_path) -> None:

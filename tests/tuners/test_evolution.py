@@ -28,7 +28,10 @@ from tests.tuners.conformance import MIN, drive, finish, make, nas_score
         ({"crossover_rate": 1.5}, r"crossover_rate must be a number in \[0, 1\], got 1.5"),
         ({"selection": "best"}, "selection must be 'tournament', 'roulette', 'nsga2' or a Selection"),
         ({"aging": "yes"}, "aging must be True or False, got 'yes'"),
-        ({"selection": TournamentSelection(size=30)}, r"at most population_size \(10\)"),
+        ({"selection": TournamentSelection(size=30)}, r"in \[1, 10\], got 30"),
+        # Was silently ignored, and reported as the oracle's tournament_size.
+        ({"selection": TournamentSelection(size=7), "tournament_size": 2},
+         "tournament_size=2 disagrees with the selection's size 7; give the size once"),
         ({"max_trials": 0}, "max_trials must be an int >= 1, got 0"),
         ({"initial_hps": {"a": 1}}, "initial_hps must be a list of"),
     ],
@@ -36,6 +39,11 @@ from tests.tuners.conformance import MIN, drive, finish, make, nas_score
 def test_bad_settings_raise_value_error_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EvolutionOracle(**kwargs)
+
+
+def test_a_tournament_selection_object_sets_the_tournament_size():
+    oracle = EvolutionOracle(population_size=10, selection=TournamentSelection(size=7))
+    assert oracle.tournament_size == 7 and oracle.selection.size == 7
 
 
 def test_tournament_picks_the_fittest_of_the_drawn():

@@ -80,6 +80,16 @@ def test_soft_and_hard_constrained_values():
     infeasible = hard.get_value({"val_accuracy": 0.99, "cost/params": 1001})
     worse = hard.get_value({"val_accuracy": 0.99, "cost/params": 3000})
     assert feasible == 0.1 and infeasible < feasible and worse < infeasible
+    # A soft trade-off is undefined at a cost of 0 (was ZeroDivisionError; with a loss, a
+    # silent score of 0.0, the best possible) and meaningless for a negative metric.
+    for logs, bad in (({"val_accuracy": 0.8, "cost/params": 0}, "cost 'cost/params' is 0.0"),
+                      ({"val_accuracy": 0.8, "cost/params": -1}, "cost 'cost/params' is -1.0"),
+                      ({"val_accuracy": -0.1, "cost/params": 9}, "metric 'val_accuracy' is -0.1")):
+        with pytest.raises(ValueError, match=f"{bad}; it must be "):
+            soft.get_value(logs)
+    with pytest.raises(ValueError, match="cost 'cost/params' is 0.0; it must be > 0"):
+        loss.get_value({"val_loss": 0.8, "cost/params": 0})
+    assert hard.get_value({"val_accuracy": 0.8, "cost/params": 0}) == 0.8  # within budget
     # numpy numbers are numbers (a target read from an array).
     assert ConstrainedObjective("val_accuracy", target=np.int64(20), weight=np.float32(-1)).target == 20
     for target in (0, float("inf")):  # inf: every soft score divided by zero

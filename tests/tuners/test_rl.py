@@ -144,14 +144,36 @@ def test_one_name_with_other_values_in_another_scope_gets_its_own_head(tmp_path)
         space.Choice("units", [8, 16, 32, 64])
     oracle = make(lambda **kw: RLControllerOracle(units=16, num_initial_points=2, **kw),
                   tmp_path, space=space, max_trials=30)
-    # (keras-tuner itself may drop one branch's value of a repeated name: .get)
-    seen = drive(oracle, lambda v: v.get("units", 0) / 64 + (v["model"] == "cnn"))
-    assert len(seen) == 30  # was: "decision 'units' has 4 tokens now but its policy head has 2"
+    seen = drive(oracle, lambda v: v["units"] / 64 + (v["model"] == "cnn"))
+    # Each of the 6 models once, with the values proposed (was: "decision 'units' has 4
+    # tokens now but its policy head has 2"; then keras-tuner's `ensure_active_values`
+    # dropped a branch's `units` and redrew it from the global `random`).
+    assert len(seen) == 6 and len({(v["model"], v["units"]) for v in seen}) == 6
+    assert {v["units"] for v in seen if v["model"] == "mlp"} == {16, 32}
     # The cnn branch draws from its own 4 tokens: values the mlp head does not have.
     # (Any of them: which ones depends on float32 rounding in TensorFlow's threads.)
     assert {v.get("units") for v in seen if v["model"] == "cnn"} & {8, 64}
     assert sorted(oracle.policy.decisions) == ["model", "units", "units#4"]
     assert any(k.startswith("policy/prob/units/") for k in oracle.strategy_diagnostics())
+
+
+def test_a_choice_wider_than_num_buckets_proposes_only_its_values(tmp_path):
+    # A list of values is not a range: a bucket's centre named 0.35 for [0.1 .. 1.1],
+    # 72.0 for ints, and failed on strings ("could not convert string to float").
+    words, tenths = [f"act{i}" for i in range(12)], [0.1 * i for i in range(1, 12)]
+    space = keras_tuner.HyperParameters()
+    space.Choice("word", words)
+    space.Choice("tenth", tenths)
+    oracle = make(lambda **kw: RLControllerOracle(units=8, num_initial_points=2, **kw),
+                  tmp_path, space=space, max_trials=14)
+    seen = drive(oracle, lambda v: words.index(v["word"]) + tenths.index(v["tenth"]))
+    assert len(seen) == 14
+    assert all(type(v["tenth"]) is float and v["tenth"] in tenths for v in seen), seen
+    assert all(v["word"] in words for v in seen)
+    assert len({(v["word"], v["tenth"]) for v in seen}) == 14  # no repeat of a configuration
+    diagnostics = oracle.strategy_diagnostics()
+    assert {k for k in diagnostics if k.startswith("policy/prob/word/")} == {
+        f"policy/prob/word/{w}" for w in words}
 
 
 def head_params(policy, name):

@@ -9,11 +9,13 @@ travel in Optuna's user attributes.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional
+import numbers
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["dataset_features", "label_features", "TASK_TYPES", "space_features", "feature_distance", "nearest_tasks", "FEATURE_SCALES"]
+__all__ = ["dataset_features", "label_features", "TASK_TYPES", "space_features", "feature_distance",
+           "nearest_tasks", "FEATURE_SCALES", "check_features"]
 
 #: Typical spread of each numeric feature; differences are divided by it.
 FEATURE_SCALES: Dict[str, float] = {
@@ -164,6 +166,54 @@ def feature_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
         else:
             total += min(abs(float(a[key]) - float(b[key])) / FEATURE_SCALES.get(key, 1.0), 3.0)
     return total / len(keys)
+
+
+def check_features(features: Any, *, known: Iterable[str] = ()) -> Mapping[str, Any]:
+    """``features`` if it is a mapping of meta-features; else a ValueError naming what is wrong.
+
+    Allowed: a non-empty mapping (as `dataset_features`, `space_features` and
+    `metanas.meta.tasks.bench_features` make, or some of their keys) whose
+    keys are those functions' (`FEATURE_SCALES` and `CATEGORICAL`) or among
+    ``known`` (the features of the tasks it is compared with), whose numeric
+    features are finite numbers and whose `CATEGORICAL` ones strings. A
+    misspelt key or a value that is no number would only add to every
+    distance, and the answer would quietly follow no task at all.
+
+    Args:
+        features: What to check.
+        known: Other feature names allowed (a number or a string each).
+
+    Returns:
+        ``features``, unchanged.
+
+    Raises:
+        ValueError: ``features`` is no mapping, is empty, has an unknown key,
+            or a value of the wrong kind (a string for a number, NaN, ...).
+    """
+    allowed = sorted(set(FEATURE_SCALES) | set(CATEGORICAL) | set(known))
+    if not isinstance(features, Mapping):
+        hint = (" (for a benchmark task, bench_features(name))"
+                if isinstance(features, str) else "")
+        raise ValueError(f"features must be a mapping of meta-features such as "
+                         f"dataset_features(x, y) returns{hint}, got {features!r}.")
+    if not features:
+        raise ValueError(f"features must hold at least one meta-feature, of {allowed}; got {{}}.")
+    unknown = sorted(str(key) for key in features if key not in allowed)
+    if unknown:
+        raise ValueError(f"unknown meta-features {unknown} in features; allowed: {allowed}.")
+    for key, value in features.items():
+        is_number = (isinstance(value, (numbers.Real, np.number))
+                     and not isinstance(value, (bool, np.bool_)))
+        if key in CATEGORICAL:
+            if not isinstance(value, str):
+                raise ValueError(f"meta-feature {key!r} must be a string, got {value!r}.")
+        elif key in FEATURE_SCALES:
+            if not is_number or not math.isfinite(float(value)):
+                raise ValueError(f"meta-feature {key!r} must be a finite number, got {value!r}.")
+        elif not isinstance(value, str) and (not is_number or not math.isfinite(float(value))):
+            raise ValueError(f"meta-feature {key!r} must be a finite number or a string, "
+                             f"got {value!r}.")
+    return features
 
 
 def check_max_distance(max_distance: Any) -> float:

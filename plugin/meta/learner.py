@@ -29,12 +29,13 @@ import numbers
 import os
 import socket
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple,
+                    Union)
 
 import numpy as np
 import optuna
 
-from metanas.meta.features import check_k, check_max_distance, nearest_tasks
+from metanas.meta.features import check_features, check_k, check_max_distance, nearest_tasks
 from metanas.security import redact
 from metanas.tuners.base import check_int
 
@@ -134,12 +135,23 @@ class MetaTask:
     """A task the meta-layer can run searches on.
 
     Args:
-        name: A unique name (``"nb201/cifar10"``, ``"my-dataset"``).
-        features: Its meta-features (`dataset_features`, `space_features`).
+        name: A unique, non-empty name (``"nb201/cifar10"``, ``"my-dataset"``).
+        features: Its meta-features (`dataset_features`, `space_features`): a mapping.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty string, or ``features`` not a mapping.
     """
 
     name: str
     features: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        # The name keys the task's scores and transfer records: "" would be a task too.
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"a MetaTask's name must be a non-empty string, got {self.name!r}.")
+        if not isinstance(self.features, Mapping):
+            raise ValueError(f"a MetaTask's features must be a mapping of meta-features (as "
+                             f"dataset_features returns), got {self.features!r}.")
 
 
 @dataclasses.dataclass
@@ -1178,7 +1190,9 @@ class MetaLearner:
 
         The best of many noisy candidates is partly the luckiest (the winner's
         curse), so it must beat the default strategy's defaults (evolution's,
-        if allowed: what is recommended with nothing learnt) on the same tasks
+        if allowed, else the first of the others by name: what is recommended
+        with nothing learnt; the allowed strategies are the study's
+        `strategy_choices`, or those of ``strategies`` it holds) on the same tasks
         (`meta_train` runs every strategy's defaults first), or the defaults
         are recommended instead. When the meta-trials ran several seeds per
         task, the candidate is selected on the first half of each task's seeds
@@ -1198,22 +1212,31 @@ class MetaLearner:
         possible either; the best is recommended, with a warning.
 
         Args:
-            features: The new task's meta-features.
-            strategies: Only consider these strategies.
+            features: The new task's meta-features: a mapping as
+                `dataset_features`, `space_features` or ``bench_features``
+                make (or some of their keys; `check_features`).
+            strategies: Only consider these strategies (default: the study's).
             k: How many similar tasks to average over.
             max_distance: `feature_distance` beyond which a task is not similar.
             exclude_tasks: Task names whose results are ignored (for
                 leave-one-task-out evaluation).
             alpha: Level of the test against the defaults, in (0, 1); None
                 recommends the best candidate untested.
+
+        Raises:
+            ValueError: ``features`` is no mapping of meta-features (empty, an
+                unknown key, a value that is not a finite number or, for
+                ``modality`` and ``task_type``, a string), or another argument
+                is not allowed.
         """
         if alpha is not None and (
             isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1
         ):
             raise ValueError(f"alpha must be a number in (0, 1) or None, got {alpha!r}.")
         k, max_distance = check_k(k), check_max_distance(max_distance)
-        allowed = set(strategy_classes() if strategies is None else meta_space(strategies))
+        allowed = self._recommendable(strategies)
         results = [r for r in self._results(exclude_tasks) if r[0]["strategy"] in allowed]
+        check_features(features, known={key for r in results for f in r[2].values() for key in f})
         if not results:
             others = [] if self.study.trials else sorted(
                 set(optuna.get_all_study_names(self.storage_url)) - {self.study.study_name})
@@ -1273,6 +1296,22 @@ class MetaLearner:
         cls = strategy_classes()[strategy]
         return Recommendation(strategy, dict(best[1]), cls.settings_from_params(raw), source, best[0])
 
+    def _recommendable(self, strategies: Optional[Sequence[str]]) -> Set[str]:
+        """The strategies `recommend` chooses among, and whose defaults it falls back to.
+
+        Those of the study (`strategy_choices`), or of ``strategies`` only:
+        a study that never ran evolution has no meta-trial of its defaults to
+        test a candidate against, nor can it run one (its strategies are
+        fixed), so its own strategies bound the choice and the fallback.
+        When none of the named ``strategies`` is among the study's, they are
+        kept as they are (the study holds nothing of them: their defaults).
+
+        Raises:
+            ValueError: ``strategies`` is empty, a string, or names an unknown strategy.
+        """
+        named = set(strategy_classes() if strategies is None else meta_space(strategies))
+        return (named & set(self.strategy_choices())) or named
+
     def _untested(self, best, candidates: int, scored, chosen, allowed,
                   source: str) -> Optional[Recommendation]:
         """The defaults, when ``best`` is another candidate and the defaults have
@@ -1300,8 +1339,9 @@ class MetaLearner:
             + (f" (their meta-trials {', '.join(pending)} have no result: running elsewhere, "
                "queued, or killed)" if pending else "")
             + f", so the best candidate ({best[1]['strategy']}, mean {best[0]:.4g}) cannot be "
-            "tested against them; recommending the defaults. Meta-train again to run them "
-            "first, or pass alpha=None to take the best candidate untested.",
+            f"tested against them; recommending the defaults. Meta-train again with {strategy!r} "
+            "among the strategies (its defaults run first), or pass alpha=None to take the best "
+            "candidate untested.",
             stacklevel=3,
         )
         return default_recommendation(

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from metanas.meta.features import check_max_distance, feature_distance
 from metanas.meta.learner import MetaLearner, MetaTask
+from metanas.tuners import MetanasOracle
 from metanas.tuners.base import check_int
 
 __all__ = ["TransferStore", "WarmStart", "elite_of", "policy_of"]
@@ -76,6 +77,13 @@ def policy_of(oracle) -> Optional[Dict[str, Any]]:
         "units": getattr(policy, "units", None),
         "num_layers": getattr(policy, "num_layers", None),
     }
+
+
+def _check_task(task: Any) -> None:
+    """A ValueError unless ``task`` is a `MetaTask` (whose name is non-empty: it checks)."""
+    if not isinstance(task, MetaTask):
+        raise ValueError(f"task must be a MetaTask(name, features) with a non-empty name, "
+                         f"got {task!r}.")
 
 
 @dataclasses.dataclass
@@ -149,9 +157,21 @@ class TransferStore:
 
         A later save for the same task replaces the earlier one.
 
+        Args:
+            task: The task searched (a `MetaTask`).
+            oracle: The search's oracle (a `metanas.tuners.MetanasOracle`).
+            size: How many configurations to keep (`elite_of`).
+
         Returns:
             The stored record.
+
+        Raises:
+            ValueError: ``task`` is not a `MetaTask`, or ``oracle`` not a metanas oracle.
         """
+        _check_task(task)
+        if not isinstance(oracle, MetanasOracle):
+            raise ValueError(f"oracle must be a metanas oracle (a MetanasOracle, such as "
+                             f"EvolutionOracle or RLControllerOracle), got {oracle!r}.")
         return self.put(
             task,
             elite=elite_of(oracle, size),
@@ -169,7 +189,12 @@ class TransferStore:
         strategy: str,
         policy: Optional[Dict[str, Any]] = None,
     ) -> Dict[str, Any]:
-        """Stores a record made elsewhere (e.g. in a worker process); see `save`."""
+        """Stores a record made elsewhere (e.g. in a worker process); see `save`.
+
+        Raises:
+            ValueError: ``task`` is not a `MetaTask`.
+        """
+        _check_task(task)
         record: Dict[str, Any] = {
             "features": dict(task.features),
             "space": sorted(space),

@@ -548,3 +548,59 @@ def test_a_process_waits_for_anothers_write_lock_on_a_sqlite_storage(tmp_path, m
         other.close()
     assert time.monotonic() - started >= 6.0  # it waited for the lock, and then wrote
     assert learner.study.trials[number].value == 0.5
+
+
+@pytest.mark.parametrize("strategies, baseline", [(("rl",), "rl"), (("random", "rl"), "random")])
+def test_a_study_without_evolution_recommends_among_its_own_strategies(tmp_path, strategies,
+                                                                        baseline):
+    # The study can never run evolution (its strategies are fixed): its own bound the choice.
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    learner.meta_train(SMALL, noisy, n_trials=4, strategies=strategies)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "the evolution defaults have no finished meta-trial"
+        choice = learner.recommend(SMALL[0].features)
+    assert choice.strategy in strategies and "untested" not in choice.source
+    # With nothing learnt, the defaults of the strategy the study prefers.
+    with pytest.warns(UserWarning, match="no meta-trial to learn from"):
+        empty = learner.recommend(SMALL[0].features, exclude_tasks=[t.name for t in SMALL])
+    assert empty.params == default_recommendation(baseline).params
+
+
+def test_an_untested_candidate_warns_with_advice_the_study_can_follow(tmp_path):
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    learner.meta_train(SMALL, noisy, n_trials=3, strategies=("random", "rl"),
+                       include_defaults=False)
+    with pytest.warns(UserWarning, match="the random defaults have no finished meta-trial on .*"
+                                         "Meta-train again with 'random' among the strategies"):
+        choice = learner.recommend(SMALL[0].features)
+    assert choice.strategy == "random" and choice.source.startswith("defaults (candidates untested")
+    learner.meta_train(SMALL, noisy, n_trials=1, strategies=("random",))  # the advice
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "untested" not in learner.recommend(SMALL[0].features).source
+
+
+def test_recommend_refuses_what_is_no_mapping_of_meta_features(tmp_path):
+    custom = MetaTask("custom", {"log_samples": 2.0, "domain_score": 0.3})
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    learner.meta_train(SMALL + [custom], evaluate, n_trials=2)
+    for bad, message in (
+        ({"foo": 1}, r"unknown meta-features \['foo'\] in features; allowed: \[.*'log_samples'"),
+        ({"log_samples": "abc"}, "meta-feature 'log_samples' must be a finite number, got 'abc'"),
+        ({"log_samples": float("nan")}, "'log_samples' must be a finite number, got nan"),
+        ({"log_samples": True}, "'log_samples' must be a finite number, got True"),
+        ({"modality": 3}, "meta-feature 'modality' must be a string, got 3"),
+        ({"domain_score": None}, "'domain_score' must be a finite number or a string, got None"),
+        ({}, r"features must hold at least one meta-feature, of \[.*'log_samples'"),
+        ("hpobench/credit_g", r"features must be a mapping .*bench_features\(name\).*credit_g"),
+        (None, "features must be a mapping of meta-features .*got None"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            learner.recommend(bad)
+    # Some of the features (a dataset stream gives only the space's), numpy numbers,
+    # and the features of the study's own tasks are fine.
+    for good in ({"log_samples": np.float32(2.05)}, {"decisions": 6.0, "log_space_size": 4.0},
+                 {"domain_score": 0.3, "modality": "tabular"}):
+        assert learner.recommend(good, alpha=None).strategy == "evolution"
+    with pytest.raises(ValueError, match="unknown meta-features"):  # an empty study too
+        MetaLearner(f"sqlite:///{tmp_path}/empty.db").recommend({"foo": 1})

@@ -94,3 +94,24 @@ def test_the_controller_policy_carries_over_to_a_similar_task(tmp_path):
     assert not start.apply(controller("wide", 5, seed=2, units=64))
     drive(cold, nas_score, trials=1)
     assert not start.apply(cold)
+
+
+def test_save_refuses_a_nameless_task_and_what_is_no_oracle(tmp_path):
+    import collections
+
+    store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
+    for name, features, message in (("", NEAR, "name must be a non-empty string, got ''"),
+                                    (" ", NEAR, "name must be a non-empty string, got ' '"),
+                                    ("t", None, "features must be a mapping .*got None")):
+        with pytest.raises(ValueError, match=message):
+            MetaTask(name, features)
+    with pytest.raises(ValueError, match="oracle must be a metanas oracle .*got 'notanoracle'"):
+        store.save(MetaTask("t", NEAR), "notanoracle")
+    look_alike = collections.namedtuple("Task", "name features")("", NEAR)
+    oracle = make(lambda **kw: RandomSearchOracle(**kw), tmp_path, max_trials=3)
+    drive(oracle, nas_score)
+    with pytest.raises(ValueError, match="task must be a MetaTask.*got Task"):
+        store.save(look_alike, oracle)
+    with pytest.raises(ValueError, match="task must be a MetaTask"):
+        store.put(look_alike, elite=[], space=[], strategy="RandomSearchOracle")
+    assert store.records() == {} and store.warm_start(NEAR).source is None

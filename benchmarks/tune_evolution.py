@@ -11,7 +11,8 @@ Usage (the command recorded in benchmarks/tune_evolution.md):
 
     .venv/bin/python benchmarks/tune_evolution.py --seeds 10 --evals 100 --workers 2 \
         [--population 10 20 --tournament 3 5 --aging on off --mutation 0.1 0.2 --crossover 0.2
-         --incumbent-evaluations 1 3 --racing-fraction 0 0.2 --finalists 4 8]
+         --incumbent-evaluations 1 3 --racing-fraction 0 0.2 --finalists 4 8
+         --surrogate-candidates 1 8]
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def grid(args):
     """The settings raced: population, tournament, aging, mutation, crossover."""
     for (population, tournament, aging, mutation, crossover, evaluations, racing, finalists,
-         noisy) in itertools.product(
+         noisy, candidates) in itertools.product(
             args.population, args.tournament, [a == "on" for a in args.aging], args.mutation,
             args.crossover, args.incumbent_evaluations, args.racing_fraction, args.finalists,
-            args.noisy_racing_fraction,
+            args.noisy_racing_fraction, args.surrogate_candidates,
     ):
         if noisy is not None and noisy < racing:
             continue
@@ -53,6 +54,7 @@ def grid(args):
             "racing_fraction": racing,
             "finalists": finalists,
             "noisy_racing_fraction": noisy,
+            "surrogate_candidates": candidates,
         }
 
 
@@ -63,7 +65,8 @@ def label(settings) -> str:
             f"inc_evals={settings['incumbent_evaluations']} "
             f"race={settings['racing_fraction']}x{settings['finalists']}"
             + (f" noisy={settings['noisy_racing_fraction']}"
-               if settings.get("noisy_racing_fraction") is not None else ""))
+               if settings.get("noisy_racing_fraction") is not None else "")
+            + f" surrogate={settings.get('surrogate_candidates', 1)}")
 
 
 def main(argv=None) -> int:
@@ -80,6 +83,10 @@ def main(argv=None) -> int:
     parser.add_argument("--incumbent-evaluations", type=int, nargs="+", default=[1])
     parser.add_argument("--racing-fraction", type=float, nargs="+", default=[0.0])
     parser.add_argument("--finalists", type=int, nargs="+", default=[4])
+    parser.add_argument("--surrogate-candidates", type=int, nargs="+", default=[1],
+                        help="children the TPE surrogate ranks per trial (default 1: none "
+                             "ranked, as every run before the surrogate; the oracle's "
+                             "default is 8)")
     parser.add_argument("--noisy-racing-fraction", type=float, nargs="+", default=[None],
                         help="the race's share when the scores prove noisy (default: "
                              "--racing-fraction's, no noise check)")
@@ -123,7 +130,8 @@ def main(argv=None) -> int:
         f"--{name.replace('_', '-')} " + " ".join(str(v) for v in getattr(args, name))
         for name in ("population", "tournament", "aging", "mutation", "crossover",
                      "incumbent_evaluations", "racing_fraction", "finalists",
-                     "noisy_racing_fraction") if getattr(args, name) != [None])
+                     "noisy_racing_fraction", "surrogate_candidates")
+        if getattr(args, name) != [None])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     short = [t.split("/")[1][:10] for t in TUNING_TASKS]

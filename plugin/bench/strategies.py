@@ -57,10 +57,14 @@ def _evolution(**settings):
     return make
 
 
-def evolution_strategy(name: str, description: str = "", **settings) -> Strategy:
-    """A metanas `EvolutionOracle` strategy with ``settings`` over its defaults."""
+def evolution_strategy(name: str, description: str = "", *, version: int = 2,
+                       **settings) -> Strategy:
+    """A metanas `EvolutionOracle` strategy with ``settings`` over its defaults.
+
+    Version 2: the defaults rank children by a TPE surrogate (version 1 did not).
+    """
     return Strategy(name, "keras-tuner", _evolution(**settings), True,
-                    description or f"EvolutionOracle({settings})")
+                    description or f"EvolutionOracle({settings})", version=version)
 
 
 def _metanas_random(*, objective, max_trials, seed):
@@ -135,7 +139,11 @@ def _optuna_random(*, seed):
 def _all_strategies() -> Dict[str, Strategy]:
     strategies = [
         evolution_strategy("metanas/evolution",
-                           "EvolutionOracle, default settings (tournament, replace-worst, final race)"),
+                           "EvolutionOracle, default settings (tournament, replace-worst, "
+                           "TPE-ranked children, final race)"),
+        evolution_strategy("metanas/evolution-no-surrogate",
+                           "defaults, surrogate=None (the defaults before TPE-ranked children)",
+                           surrogate=None),
         evolution_strategy("metanas/evolution-tournament-aging",
                            "defaults, selection='tournament', aging=True",
                            selection="tournament", aging=True),
@@ -179,8 +187,9 @@ DEFAULT_STRATEGIES: Tuple[str, ...] = tuple(STRATEGIES)
 MULTI_OBJECTIVE_STRATEGIES: Dict[str, Strategy] = {
     s.name: s
     for s in (
+        # Version 1: with several objectives, no surrogate ranks the children.
         evolution_strategy("metanas/evolution-nsga2", "defaults, selection='nsga2', aging=False",
-                           selection="nsga2", aging=False),
+                           version=1, selection="nsga2", aging=False),
         Strategy("metanas/random", "keras-tuner", _metanas_random, True,
                  "RandomSearchOracle (no repeats)"),
         Strategy("optuna/nsga2", "optuna", _optuna_nsga2, False,

@@ -34,6 +34,9 @@ from tests.tuners.conformance import MIN, drive, finish, make, nas_score
          "tournament_size=2 disagrees with the selection's size 7; give the size once"),
         ({"max_trials": 0}, "max_trials must be an int >= 1, got 0"),
         ({"initial_hps": {"a": 1}}, "initial_hps must be a list of"),
+        ({"surrogate": "gp"}, r"surrogate must be one of \('tpe', None\), got 'gp'"),
+        ({"surrogate_candidates": 0}, r"surrogate_candidates must be an int in \[1, 1024\], got 0"),
+        ({"surrogate_min_trials": 1}, "surrogate_min_trials must be an int >= 2, got 1"),
     ],
 )
 def test_bad_settings_raise_value_error_naming_the_value(kwargs, message):
@@ -183,6 +186,69 @@ def test_evolution_finds_better_architectures_than_random_search(tmp_path):
     assert evolution > random_search + 0.3, (evolution, random_search)
 
 
+def test_the_surrogate_steers_children_to_where_scores_were_good(tmp_path):
+    # One score per configuration, highest at large `a` and `b` = "y": after the random
+    # warm-up, children ranked by the surrogate have better scores than unranked ones.
+    import keras_tuner
+
+    def space():
+        hp = keras_tuner.HyperParameters()
+        hp.Int("a", 0, 39)
+        hp.Choice("b", ["x", "y", "z"])
+        hp.Float("c", 0.0, 1.0)
+        return hp
+
+    def score(v):
+        return v["a"] / 39 + (v["b"] == "y") + 0.1 * v["c"]
+
+    def later_scores(**settings):
+        out = []
+        for seed in range(4):
+            oracle = make(lambda **kw: EvolutionOracle(population_size=8, racing_fraction=0.0,
+                                                       **settings, **kw),
+                          tmp_path, name=f"{settings}{seed}", space=space(), seed=seed,
+                          max_trials=40)
+            values = drive(oracle, score)
+            out += [score(v) for v in values[8:]]
+        return float(np.mean(out))
+
+    ranked, plain = later_scores(surrogate_candidates=16), later_scores(surrogate=None)
+    assert ranked > plain + 0.25, (ranked, plain)
+
+
+def test_the_surrogate_waits_for_min_trials_and_skips_several_objectives(tmp_path):
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, surrogate_min_trials=6, **kw),
+                  tmp_path)
+    drive(oracle, trials=5)
+    assert oracle._surrogate_model() is None
+    drive(oracle, trials=1)
+    assert oracle._surrogate_model() is not None
+    plain = make(lambda **kw: EvolutionOracle(population_size=4, surrogate=None, **kw), tmp_path,
+                 name="plain")
+    drive(plain, trials=6)
+    assert plain._surrogate_model() is None
+    pareto = EvolutionOracle(objective=["val_accuracy", "cost/params"], selection="nsga2")
+    assert pareto._surrogate_model() is None
+
+
+def test_the_surrogate_keeps_one_name_of_two_scopes_apart(tmp_path):
+    # The same name with 3 values in one scope and 12 in another: two columns.
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("m", ["a", "b"])
+    with space.conditional_scope("m", ["a"]):
+        space.Int("units", 1, 3)
+    with space.conditional_scope("m", ["b"]):
+        space.Int("units", 1, 12)
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, racing_fraction=0.0, **kw),
+                  tmp_path, space=space, max_trials=12)
+    values = drive(oracle, lambda v: v["units"] / 12 + (v["m"] == "b"))
+    assert len(values) == 12 == len({(v["m"], v["units"]) for v in values})
+    assert oracle._surrogate_model() is not None
+    assert len(oracle._surrogate_columns()) == 3
+
+
 def test_children_come_from_the_population(tmp_path):
     oracle = make(
         lambda **kw: EvolutionOracle(population_size=5, crossover_rate=0.0, **kw),
@@ -237,7 +303,8 @@ def test_declared_setting_defaults_are_the_constructor_defaults():
         **EvolutionOracle.settings_from_params({k: s.default for k, s in space.items()})
     )
     default = EvolutionOracle()
-    for name in ("population_size", "tournament_size", "mutation_rate", "crossover_rate", "aging"):
+    for name in ("population_size", "tournament_size", "mutation_rate", "crossover_rate", "aging",
+                 "surrogate", "surrogate_candidates", "surrogate_min_trials"):
         assert getattr(declared, name) == getattr(default, name), name
     assert declared.selection.get_config() == default.selection.get_config()
     for name, setting in space.items():

@@ -310,7 +310,7 @@ def add_bench(subparsers) -> None:
         if args.multi_objective and any(not t.startswith("nb201/") for t in tasks):
             raise _usage_error("--multi-objective needs NAS-Bench-201 tasks (nb201/...): "
                                "only they have model size columns")
-        from metanas.bench.runner import WorkerImportError, import_modules
+        from metanas.bench.runner import StrategyMakeError, WorkerImportError, import_modules
 
         try:
             import_modules(args.strategy_module)
@@ -340,6 +340,8 @@ def add_bench(subparsers) -> None:
                              strategy_modules=args.strategy_module)
         except WorkerImportError as error:
             raise _usage_error(f"--strategy-module: {error}") from None
+        except StrategyMakeError as error:
+            raise _usage_error(str(error)) from None
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or a SIGTERM (metanas.cli)
             from metanas.usage import interrupted_status
 

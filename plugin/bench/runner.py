@@ -219,8 +219,8 @@ def skip_checkpoints(oracle, tuner=None) -> None:
 def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
                      use_time: bool, multi_objective: bool):
     on_trial, cap = _budget(task, evals, use_time)
-    oracle = strategy.make(objective=_objective(task, multi_objective), max_trials=cap,
-                           seed=seed)
+    oracle = _check_made(strategy, strategy.make(
+        objective=_objective(task, multi_objective), max_trials=cap, seed=seed))
     skip_checkpoints(oracle)
     timer = _Timer()
     for name in ("create_trial", "update_trial", "end_trial"):
@@ -247,7 +247,7 @@ def _run_optuna(strategy: Strategy, task: Task, *, seed: int, evals: int,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     on_trial, cap = _budget(task, evals, use_time)
     noise = np.random.default_rng(seed)
-    sampler = strategy.make(seed=seed)
+    sampler = _check_made(strategy, strategy.make(seed=seed))
     if multi_objective:
         study = optuna.create_study(directions=["maximize" if task.maximize else "minimize",
                                                 "minimize"], sampler=sampler)
@@ -426,6 +426,32 @@ def _run_job(job: Dict[str, Any]) -> Dict[str, Any]:
 
 class WorkerImportError(ValueError):
     """A strategy module imported in the main process but not in a pool worker."""
+
+
+class StrategyMakeError(ValueError):
+    """A strategy's ``make`` returned what its kind cannot run (a registered
+    strategy's mistake, which `metanas bench` reports in one line)."""
+
+
+def _check_made(strategy: Strategy, made: Any) -> Any:
+    """``made`` if it is what ``strategy.kind`` runs: a keras-tuner Oracle, or an Optuna sampler.
+
+    Raises:
+        StrategyMakeError: It is not.
+    """
+    if strategy.kind == "optuna":
+        import optuna
+
+        wanted, ok = "an optuna sampler", isinstance(made, optuna.samplers.BaseSampler)
+    else:
+        import keras_tuner
+
+        wanted, ok = "a keras_tuner Oracle", isinstance(made, keras_tuner.Oracle)
+    if not ok:
+        raise StrategyMakeError(
+            f"strategy {strategy.name!r} ({strategy.kind}): make returned "
+            f"{type(made).__name__} {made!r:.60}, expected {wanted}")
+    return made
 
 
 #: In a pool worker: why its strategy modules did not import (its jobs raise it).

@@ -12,6 +12,14 @@ and a record already applied leaves its id in the run's
 ``if_unfinished`` (a trial's run rebuilt from the oracle when a resumed
 search finds it missing) is applied only when its run does not exist or was
 never finished (a process killed while writing it left it RUNNING).
+
+A distributed chief, at the end of its search, rebuilds the runs of ended
+trials its workers did not log (``if_unfinished``, tag ``metanas.rebuilt``).
+No run is ever deleted: a late record of that trial under the same key
+(from a worker's spool on a disk of its own) updates the rebuilt run and drops its
+``metanas.rebuilt`` tag; one under a worker's own key (a worker that did not
+share the project directory) adds a second run of the trial: a duplicate,
+never a loss.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from mlflow.tracking import MlflowClient
 
 from metanas.security import sqlite_file
 
-__all__ = ["apply_record", "is_permanent", "KEY_TAG", "ROLE_TAG", "PROJECT_TAG", "SEARCH_TAG"]
+__all__ = ["apply_record", "is_permanent", "KEY_TAG", "ROLE_TAG", "PROJECT_TAG", "SEARCH_TAG",
+           "REBUILT_TAG", "TRIAL_TAG"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +51,9 @@ PROJECT_TAG = "metanas.project"
 SEARCH_TAG = "metanas.search_id"
 RECORDS_TAG = "metanas.records"
 PARENT_TAG = "mlflow.parentRunId"
+TRIAL_TAG = "metanas.trial_id"
+#: On a trial's run rebuilt from the oracle (no epochs, duration or model files).
+REBUILT_TAG = "metanas.rebuilt"
 
 #: MLflow error codes that mean "this record is wrong", not "the server is away".
 _PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE"}
@@ -182,6 +194,9 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     if parent_id:
         tags[PARENT_TAG] = parent_id
     if run_id is None:
+        # No run is ever deleted for another: a trial's run rebuilt by a chief
+        # and its worker's late record under a key of its own make two runs of
+        # the trial, a duplicate, never a loss.
         run = client.create_run(
             exp_id, start_time=record.get("start_ms"), tags=tags, run_name=record.get("name")
         )
@@ -216,6 +231,8 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         client.log_batch(run_id, metrics=metrics[:_BATCH], params=param_list[:_PARAM_BATCH])
         metrics, param_list = metrics[_BATCH:], param_list[_PARAM_BATCH:]
     client.log_batch(run_id, metrics=metrics, params=param_list, tags=tag_list)
+    if existing is not None and REBUILT_TAG in existing.data.tags and REBUILT_TAG not in tags:
+        client.delete_tag(run_id, REBUILT_TAG)  # the trial's own record came late: whole now
     if record.get("status"):
         if (record.get("type") == "search_end" and record["status"] == "FINISHED"
                 and "error" not in tags and "error" in client.get_run(run_id).data.tags):

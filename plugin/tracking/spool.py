@@ -9,10 +9,14 @@ file, and a lock file serialises replays. A line that is not a record (a torn
 write) is never dropped: a replay moves it to ``<file>.unreadable``.
 
 Records sent straight to MLflow are written ahead too (`Spool.write_ahead`):
-to the process's ``<name>.inflight.jsonl``, locked while they are sent and
-emptied once MLflow has them, so a process killed mid-send (SIGKILL, Ctrl-C)
-leaves them on disk; `Spool.recover_inflight` (the next search's tracker,
-``metanas tracking sync``) moves them to the pending file, to be replayed.
+to an in-flight file of their `Spool` object's own, ``<name>@<host>-<pid>-<random>
+.inflight.jsonl``, locked while they are sent and emptied once MLflow has them,
+so a process killed mid-send (SIGKILL, Ctrl-C) leaves them on disk;
+`Spool.recover_inflight` (the next search's tracker, ``metanas tracking sync``)
+moves them to the pending file ``<name>.pending.jsonl``, to be replayed. Each
+search owning its file, searches that share a spool directory never wait on
+each other's sends, nor take each other's records in flight: a file whose lock
+is held belongs to a live search, and is left alone.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import fcntl
 import json
 import os
 import pathlib
+import socket
+import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["Spool", "WriteAhead"]
@@ -29,6 +35,8 @@ __all__ = ["Spool", "WriteAhead"]
 PENDING_SUFFIX = ".pending.jsonl"
 #: Records being sent right now by a live process (it holds the file's lock).
 INFLIGHT_SUFFIX = ".inflight.jsonl"
+#: In an in-flight file's name: between the pending file's stem and its owner.
+OWNER_SEPARATOR = "@"
 #: Records the server rejected for good (a bad value, not an outage): kept, never dropped.
 REJECTED_NAME = "rejected.jsonl"
 #: Beside a pending file: its lines that are not JSON (a torn write), kept, never dropped.
@@ -50,12 +58,24 @@ class Spool:
     Args:
         directory: The spool directory (created on the first write).
         name: This process's file name stem (e.g. the keras-tuner tuner id).
+
+    Raises:
+        ValueError: ``name`` is empty or holds a path separator.
     """
 
     def __init__(self, directory: os.PathLike, name: str = "tuner0") -> None:
+        if not isinstance(name, str) or not name or "/" in name or os.sep in name:
+            raise ValueError(f"name must be a non-empty file name stem without '/', got {name!r}.")
         self.directory = pathlib.Path(directory)
         self.path = self.directory / f"{name}{PENDING_SUFFIX}"
-        self.inflight = self.directory / f"{name}{INFLIGHT_SUFFIX}"
+        # Its own in-flight file: another search given the same directory and
+        # name (an explicit spool_dir) neither waits on its lock nor takes its
+        # records. The host and pid say whose it is to a person looking.
+        owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.inflight = self.directory / f"{name}{OWNER_SEPARATOR}{owner}{INFLIGHT_SUFFIX}"
+        # Its in-flight file, locked, while it keeps records only it holds
+        # (`WriteAhead.keep`): no other process takes them meanwhile.
+        self._kept: Optional[Any] = None
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -103,11 +123,13 @@ class Spool:
     def write_ahead(self, records: List[Dict[str, Any]]) -> Iterator["WriteAhead"]:
         """Keeps ``records`` durably on disk while the body sends them to MLflow.
 
-        They are appended (fsync'd) to this process's in-flight file, which is
-        locked for the duration, so no other process replays them meanwhile.
+        They are appended (fsync'd) to this spool's own in-flight file, which
+        is locked for the duration, so no other process replays them
+        meanwhile; no other search uses that file, so none waits on the lock.
         When the body returns (sent, or spooled by it) the file is emptied,
         unless it set ``keep`` (some are only in memory: the spool could not
-        take them); when it raises (above all a KeyboardInterrupt) or the
+        take them; the file then stays locked until the next call or
+        `drop_inflight`); when it raises (above all a KeyboardInterrupt) or the
         process is killed, the records stay, for `recover_inflight` to move
         to the pending file: a record is on disk or in MLflow at every moment.
 
@@ -116,99 +138,136 @@ class Spool:
             them (e.g. a full disk: the body sends them all the same).
         """
         data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode("utf-8")
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            handle = open(self.inflight, "a+b", buffering=0)
-        except OSError:
-            yield WriteAhead(False)
-            return
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle, self._kept = self._kept, None
+        if handle is None:
             try:
-                stuck = False
-                if os.fstat(handle.fileno()).st_size:
-                    # Left by a kill of a process of this name before any
-                    # recovery ran: moved out first, as emptying must not drop it.
-                    try:
-                        self._promote(handle, self.inflight)
-                    except OSError:  # the pending file cannot take them: they stay here
-                        stuck = True
-                state = WriteAhead(False)
+                handle = self._open_locked()
+            except OSError:
+                yield WriteAhead(False)
+                return
+        hold = False
+        try:
+            stuck = False
+            if os.fstat(handle.fileno()).st_size:
+                # What an earlier call kept (only in memory otherwise): moved
+                # out first, as emptying must not drop it.
                 try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[handle.write(view):]
-                    os.fsync(handle.fileno())
-                    state.written = True
-                except OSError:
-                    if not stuck:
-                        with contextlib.suppress(OSError):
-                            os.ftruncate(handle.fileno(), 0)
-                yield state
-                if not state.keep and not stuck:
-                    # Sent, or spooled by the body. No fsync: a crash that undoes
-                    # this truncation only makes a replay apply them once more,
-                    # which changes nothing.
+                    self._promote(handle, self.inflight)
+                except OSError:  # the pending file cannot take them: they stay here
+                    stuck = True
+            state = WriteAhead(False)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[handle.write(view):]
+                os.fsync(handle.fileno())
+                state.written = True
+            except OSError:
+                if not stuck:
                     with contextlib.suppress(OSError):
                         os.ftruncate(handle.fileno(), 0)
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            yield state
+            if state.keep or stuck:
+                hold = True  # records only this process holds: no one else takes them
+            else:
+                # Sent, or spooled by the body. No fsync: a crash that undoes
+                # this truncation only makes a replay apply them once more,
+                # which changes nothing.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(handle.fileno(), 0)
+        finally:
+            if hold:
+                self._kept = handle
+            else:
+                _release(handle)
+
+    def _open_locked(self):
+        """This spool's in-flight file, open and locked (created if need be).
+
+        Another process's `drop_inflight` removes an empty in-flight file it
+        can lock; one removed between our open and our lock is opened again,
+        so records are never written to a file no longer in the directory.
+
+        Raises:
+            OSError: It could not be created or opened.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = open(self.inflight, "a+b", buffering=0)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                if _same_file(handle, self.inflight):
+                    return handle
+            except BaseException:
+                handle.close()
+                raise
+            _release(handle)
 
     def drop_inflight(self) -> None:
-        """Removes this process's in-flight file if it is empty (the end of a search).
-
-        Only its owner removes it: another process's recovery, which may have
-        it open, only ever empties it.
+        """The end of a search: lets go of this spool's in-flight file (what
+        it kept stays there, for the next search or ``sync`` to recover), and
+        removes the empty in-flight files of the directory no live process
+        holds (this one's, those of searches killed between two sends, and
+        the ``<name>.inflight.jsonl`` files of earlier versions, emptied by a
+        recovery).
         """
-        try:
-            handle = open(self.inflight, "rb")
-        except OSError:
-            return
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return  # being written: not empty for long
-            with contextlib.suppress(OSError):
-                if os.fstat(handle.fileno()).st_size == 0:
-                    self.inflight.unlink()
+        if self._kept is not None:
+            handle, self._kept = self._kept, None
+            _release(handle)
+        with contextlib.suppress(OSError):  # what cannot be looked at is left as it is
+            for path, handle in self._unheld("rb", own=True):
+                # Its owner, were it alive, checks after locking that its file
+                # is still the one in the directory (`_open_locked`). An earlier
+                # version's file was removed so by its owner at its end.
+                if os.fstat(handle.fileno()).st_size == 0 and _same_file(handle, path):
+                    path.unlink()
 
     def recover_inflight(self) -> int:
         """Moves what killed processes left in their in-flight files to their
         pending files; returns how many records it moved.
 
-        A file a live process holds (it is sending them now) is left alone.
+        A file a live process holds (it is sending them now, or keeps them) is
+        left alone, and so is this spool's own.
 
         Raises:
             OSError: The pending file could not be written (the in-flight file
                 keeps them).
         """
         moved = 0
+        for path, handle in self._unheld("r+b"):
+            if os.fstat(handle.fileno()).st_size:
+                moved += self._promote(handle, path)
+        return moved
+
+    def _unheld(self, mode: str, *, own: bool = False) -> Iterator[Tuple[pathlib.Path, Any]]:
+        """The in-flight files of the directory that no live process holds,
+        each open (in ``mode``) and locked while the caller has it; this
+        spool's own only if ``own``."""
         if not self.directory.is_dir():
-            return 0
+            return
         for path in sorted(self.directory.glob(f"*{INFLIGHT_SUFFIX}")):
-            try:
-                handle = open(path, "r+b", buffering=0)
-            except FileNotFoundError:
+            if path == self.inflight and not own:
                 continue
+            try:
+                handle = open(path, mode, buffering=0)
+            except FileNotFoundError:
+                continue  # removed meanwhile
             with handle:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live process is sending these
+                except OSError:
+                    continue  # a live process is sending these, or keeps them
                 try:
-                    if os.fstat(handle.fileno()).st_size:
-                        moved += self._promote(handle, path)
+                    yield path, handle
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
-        return moved
 
     def _promote(self, handle, path: pathlib.Path) -> int:
         """Appends the records of the locked in-flight file ``handle`` to its
         pending file (torn lines to its ``.unreadable`` side file), then empties it."""
         handle.seek(0)
         records, unreadable = _parse(handle.read().decode("utf-8", errors="surrogateescape"))
-        pending = Spool(self.directory, path.name[: -len(INFLIGHT_SUFFIX)])
+        pending = Spool(self.directory, pending_name(path))
         for record in records:
             pending.append(record)
         if unreadable:
@@ -337,6 +396,29 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / REJECTED_NAME, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"reason": reason, "record": record}, sort_keys=True) + "\n")
+
+
+def pending_name(inflight: pathlib.Path) -> str:
+    """The stem of the pending file an in-flight file's records go to:
+    ``tuner0@host-12-ab.inflight.jsonl`` (and an older ``tuner0.inflight.jsonl``) -> ``tuner0``."""
+    stem = inflight.name[: -len(INFLIGHT_SUFFIX)]
+    return stem.rpartition(OWNER_SEPARATOR)[0] or stem
+
+
+def _same_file(handle, path: pathlib.Path) -> bool:
+    """Whether the open ``handle`` is still the file at ``path`` (not removed meanwhile)."""
+    try:
+        here, there = os.fstat(handle.fileno()), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _release(handle) -> None:
+    """Unlocks and closes an in-flight file's handle."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    handle.close()
 
 
 def _parse(text: str) -> Tuple[List[Dict[str, Any]], List[str]]:

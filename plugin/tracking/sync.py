@@ -96,7 +96,7 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
         tracker._spool = Spool(directory)
         tracker._any_target = True  # sent where this call says, whatever they were meant for
-        left = tracker.flush(own=False)  # not this process's in-flight file
+        left = tracker.flush()
         sent += count - left - tracker.rejected
         waiting += left
     unreadable = sum(sum(Spool(d).unreadable().values()) for d in _with_unreadable(path, spools))

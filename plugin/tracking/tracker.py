@@ -97,7 +97,8 @@ class MlflowTracker:
     them for the next search or ``sync``), and a resumed single-process
     search logs, from its oracle, every ended trial with no finished run in
     MLflow (one killed after the oracle ended it, before its record was
-    written).
+    written), and so does the chief of a distributed search at its end (for
+    a worker killed so, or one that could not reach MLflow).
 
     Args:
         tracking_uri: MLflow tracking URI. Default: ``MLFLOW_TRACKING_URI``,
@@ -322,7 +323,7 @@ class MlflowTracker:
         })
         self._reconcile(tuner)
 
-    def _reconcile(self, tuner) -> None:
+    def _reconcile(self, tuner, *, search_done: bool = False) -> None:
         """Logs the trials a killed search ended in its oracle but not in MLflow.
 
         A search killed (SIGKILL, Ctrl-C) after the oracle ended a trial and
@@ -333,25 +334,41 @@ class MlflowTracker:
         run is missing or unfinished (``if_unfinished``). Trials whose record
         waits in the spool are left to it. Costs one query when the search
         has ended trials, none for a new search.
+
+        A distributed chief does so only once its search is done
+        (``search_done``, from `on_search_end`), for the trials of workers
+        killed before their record was on disk: its live workers have sent
+        theirs by then (a worker asks for its next trial only once its record
+        is sent or spooled). Only when MLflow answers: otherwise it cannot
+        tell which are missing, and rebuilds none. No run is ever deleted: a
+        late record (a dead worker's disk recovered by ``sync``, a worker
+        that spooled on a disk of its own) updates the rebuilt run when it has
+        the same key, and adds a second run of the trial when it has a
+        worker's own key: a duplicate, never a loss (see `metanas.tracking.records`).
         """
-        if self.search_id is None or _is_chief():
-            # A chief's trials are logged by its workers, which may still be
-            # sending them as it restarts (or log under their own key, without a
-            # shared folder): rebuilding them here would log them twice.
+        chief = _is_chief()
+        if self.search_id is None or (chief and not search_done):
+            # Before the end, a chief's trials are logged by its workers, which
+            # may still be sending them as it restarts.
             return
         oracle = getattr(tuner, "local_oracle", tuner.oracle)
         prefix = f"{self.search_id}/trial/"
         ended = [t for t in oracle.trials.values() if str(t.status) in _ENDED]
         if not ended:
             return
+        if chief:
+            with contextlib.suppress(OSError):  # what dead workers were sending: replayed
+                self._spool.recover_inflight()
         try:
-            waiting = {r.get("key") for p in self._spool.files() for r in Spool.read(p)}
+            waiting = self._waiting_trials(prefix, in_flight=chief)
         except OSError:
             waiting = set()
         ended = [t for t in ended if prefix + str(t.trial_id) not in waiting]
         if not ended:
             return
-        logged = self._finished_runs(prefix)
+        logged = self._finished_runs(prefix, by_parent=chief)
+        if logged is None and chief:
+            return  # MLflow cannot say which runs are missing: none is rebuilt
         missing = [t for t in sorted(ended, key=_trial_number)
                    if logged is None or prefix + str(t.trial_id) not in logged]
         if not missing:
@@ -370,14 +387,43 @@ class MlflowTracker:
             # spool, and is applied only where its run turns out to be missing.
             self._keep(records)
             return
-        logger.warning("%d ended trial(s) of this search had no finished run in MLflow (a "
-                       "search killed while tracking them): logging trial(s) %s from the "
-                       "oracle", len(records),
+        logger.warning("%d ended trial(s) of this search had no finished run in MLflow (%s): "
+                       "logging trial(s) %s from the oracle", len(records),
+                       "a worker killed or unable to reach MLflow" if chief
+                       else "a search killed while tracking them",
                        ", ".join(r["tags"]["metanas.trial_id"] for r in records))
         self._send_or_keep(self._take_held() + records)
 
-    def _finished_runs(self, prefix: str) -> Optional[set]:
-        """Keys of this search's finished (not RUNNING) trial runs; None if MLflow cannot tell."""
+    def _waiting_trials(self, prefix: str, *, in_flight: bool) -> set:
+        """Keys (``prefix`` + trial id) of this search's trial records in the spool
+        (and, ``in_flight``, being sent by a live process: a slow worker).
+
+        Raises:
+            OSError: The spool could not be read.
+        """
+        paths = list(self._spool.files())
+        if in_flight:
+            paths += Spool.inflight_files(self._spool.directory)
+        keys = set()
+        for path in paths:
+            for record in Spool.read(path):
+                key, parent = str(record.get("key")), record.get("parent") or {}
+                keys.add(key)
+                trial_id = (record.get("tags") or {}).get(rec.TRIAL_TAG)
+                if (record.get("type") == "trial" and trial_id is not None
+                        and not key.startswith(prefix)
+                        and parent.get("project") == self._parent["project"]):
+                    keys.add(prefix + str(trial_id))  # a worker's without the search id
+        return keys
+
+    def _finished_runs(self, prefix: str, *, by_parent: bool = False) -> Optional[set]:
+        """Keys of this search's finished (not RUNNING) trial runs; None if MLflow cannot tell.
+
+        ``by_parent``: also the runs nested under the search's parent run,
+        by trial id (``prefix`` + id), whatever their key: a distributed
+        worker that did not share the project directory logs under one of
+        its own.
+        """
         if time.monotonic() < self._down_until or not self._server_is_up():
             return None
         try:
@@ -386,19 +432,31 @@ class MlflowTracker:
                 experiment = client.get_experiment_by_name(self.experiment_name)
                 if experiment is None:
                     return set()
-                keys, token = set(), None
-                while True:
-                    # '_' is a LIKE wildcard (search ids may hold it): keys are
-                    # matched exactly below.
-                    page = client.search_runs(
-                        [experiment.experiment_id],
-                        filter_string=f"tags.`{rec.KEY_TAG}` LIKE '{prefix}%'",
-                        max_results=1000, page_token=token)
-                    keys.update(r.data.tags.get(rec.KEY_TAG) for r in page
-                                if r.info.status != "RUNNING")
-                    token = page.token
-                    if not token:
-                        return {k for k in keys if k and k.startswith(prefix)}
+                filters = [f"tags.`{rec.KEY_TAG}` LIKE '{prefix}%'"]
+                if by_parent:
+                    parent = rec.find_run(client, experiment.experiment_id, self.parent_key)
+                    if parent is not None:
+                        filters.append(f"tags.`{rec.PARENT_TAG}` = '{parent.info.run_id}'")
+                keys = set()
+                for where in filters:
+                    token = None
+                    while True:
+                        # '_' is a LIKE wildcard (search ids may hold it): keys
+                        # are matched exactly below.
+                        page = client.search_runs([experiment.experiment_id],
+                                                  filter_string=where, max_results=1000,
+                                                  page_token=token)
+                        for run in page:
+                            if run.info.status == "RUNNING":
+                                continue
+                            keys.add(run.data.tags.get(rec.KEY_TAG))
+                            trial_id = run.data.tags.get(rec.TRIAL_TAG)
+                            if by_parent and trial_id is not None:
+                                keys.add(prefix + trial_id)
+                        token = page.token
+                        if not token:
+                            break
+                return {k for k in keys if k and k.startswith(prefix)}
         except Exception as error:  # noqa: BLE001 - unreachable: the records wait
             text = redact(str(error)).strip().splitlines()
             self.last_error = text[0] if text else type(error).__name__
@@ -494,7 +552,10 @@ class MlflowTracker:
             "metanas.strategy": self._parent["strategy"],
         }
         if rebuilt:  # says why the run lacks its epochs, duration and model files
-            tags["metanas.rebuilt"] = "from the oracle, after the search was killed"
+            tags[rec.REBUILT_TAG] = ("from the oracle, its worker killed or unable to reach "
+                                     "MLflow before it logged it"
+                                     if _is_chief() else
+                                     "from the oracle, after the search was killed")
         unused = getattr(tuner, "unused_hyperparameters", lambda _: None)(trial.trial_id)
         if unused:  # logged as params, but the model never read them
             tags["metanas.unused_hyperparameters"] = ",".join(unused)[:4000]
@@ -525,6 +586,12 @@ class MlflowTracker:
         if self._spool is None:
             self._setup(tuner)
         if not self._is_worker and self.parent_key is not None:
+            if _is_chief():
+                # Done: trials of workers killed before their record was on disk.
+                try:
+                    self._reconcile(tuner, search_done=True)
+                except Exception as error:  # noqa: BLE001 - the search's end is logged all the same
+                    logger.warning("could not check the trials' runs in MLflow: %s", error)
             self._submit({
                 "type": "search_end",
                 "key": self.parent_key,
@@ -642,14 +709,13 @@ class MlflowTracker:
                 return
             self._spool_failing = False
 
-    def flush(self, *, own: bool = True) -> int:
+    def flush(self) -> int:
         """Replays the spooled records now; returns how many are still waiting.
 
         Records held in memory (the spool could not take them) are sent or
         spooled first; those that still cannot be are lost, with a warning
-        that names them and why. ``own``: the spool's in-flight file is this
-        process's (the end of its search), removed if empty; `sync` passes
-        False, as a live search of that name may be about to write to it.
+        that names them and why. Then the spool's in-flight file is let go
+        of (`Spool.drop_inflight`).
         """
         if self._spool is None:
             return 0
@@ -668,8 +734,7 @@ class MlflowTracker:
                                self._spool.directory, error)
         if self._held:
             self._report_lost(self._take_held())
-        if own:
-            self._spool.drop_inflight()
+        self._spool.drop_inflight()
         return sum(len(Spool.read(p)) for p in self._spool.files())
 
     def _report_lost(self, lost: List[Dict[str, Any]]) -> None:

@@ -256,6 +256,34 @@ def test_a_users_strategy_module_runs_in_every_worker_and_is_tested_as_metanas(
         sys.modules.pop("mine_strategies", None)
 
 
+def test_a_strategy_whose_make_returns_no_oracle_is_one_line_and_exit_2(tmp_path, capsys):
+    from metanas.bench import STRATEGIES, Strategy, register_strategy
+
+    def make(*, objective, max_trials, seed):
+        return "notanoracle"
+
+    def make_sampler(*, seed):
+        from metanas.tuners import RandomSearchOracle
+
+        return RandomSearchOracle()
+
+    register_strategy(Strategy("mine/bad", "keras-tuner", make, True, "a mistake"))
+    register_strategy(Strategy("mine/bad-optuna", "optuna", make_sampler, True, "another"))
+    try:
+        for name, expected in (("mine/bad", "make returned str 'notanoracle', expected a "
+                                            "keras_tuner Oracle"),
+                               ("mine/bad-optuna", "make returned RandomSearchOracle")):
+            assert main(["bench", "--tasks", "hpobench/car", "--strategies", name, "--seeds",
+                         "1", "--evals", "5", "--workers", "1", "--no-plots",
+                         "--output", str(tmp_path / name.replace("/", "_"))]) == 2
+            (line,) = capsys.readouterr().err.strip().splitlines()
+            assert line.startswith(f"metanas bench: error: strategy '{name}' (")
+            assert expected in line
+    finally:
+        STRATEGIES.pop("mine/bad", None)
+        STRATEGIES.pop("mine/bad-optuna", None)
+
+
 def test_a_strategy_module_that_fails_in_a_worker_is_an_error_not_a_hang(tmp_path):
     import subprocess
     import sys

@@ -1,0 +1,276 @@
+"""Searches side by side: two sharing a spool directory, a chief and its workers."""
+
+import fcntl
+import json
+import os
+import pathlib
+import shutil
+import threading
+
+import keras_tuner
+import pytest
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+
+from metanas.tracking import MlflowTracker
+from metanas.tracking import records as rec
+from metanas.tracking import tracker as tracker_module
+from metanas.tracking.server import free_port
+from metanas.tracking.spool import Spool
+from metanas.tuners import RandomSearch
+from tests.tracking.helpers import runs_of
+
+SCRIPT = pathlib.Path(__file__).with_name("distributed_tracked.py")
+REBUILT, TRIAL = "metanas.rebuilt", "metanas.trial_id"  # tags
+
+
+class Scored(RandomSearch):
+    """A search with no training: a trial's score is its hyperparameter."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        return float(trial.hyperparameters.get("u"))
+
+
+def build(hp):
+    hp.Int("u", 1, 50)
+
+
+def scored(tmp_path, project, tracker, max_trials=2):
+    return Scored(build, objective=keras_tuner.Objective("score", "max"), max_trials=max_trials,
+                  directory=str(tmp_path / "d"), project_name=project, overwrite=True, seed=1,
+                  tracking=tracker)
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory):
+    """An MLflow SQLite store with its tables made (~5 s), copied by each test (instant)."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_searches_given_one_spool_dir_neither_wait_on_nor_take_each_other_s_sends(
+        tmp_path, monkeypatch, store):
+    # Was: one in-flight file, locked across each send, for every search given
+    # the spool directory: search "b" waited for "a"'s send to MLflow to end.
+    spool = tmp_path / "spool"
+    sending, release = threading.Event(), threading.Event()
+    real = MlflowClient.log_batch
+
+    def log_batch(self, *args, **kwargs):
+        if threading.current_thread().name == "search-a" and not release.is_set():
+            sending.set()  # "a" is in the middle of a send (a slow server)
+            release.wait(60)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+    a = scored(tmp_path, "a", MlflowTracker(tracking_uri=store, spool_dir=spool))
+    b = scored(tmp_path, "b", MlflowTracker(tracking_uri=store, spool_dir=spool))
+    thread_a = threading.Thread(target=a.search, name="search-a", daemon=True)
+    thread_a.start()
+    try:
+        assert sending.wait(60)
+        in_flight = Spool.inflight_files(spool)
+        assert len(in_flight) == 1  # "a"'s, being sent
+        thread_b = threading.Thread(target=b.search, name="search-b", daemon=True)
+        thread_b.start()
+        thread_b.join(20)
+        assert not thread_b.is_alive(), "search b waited on search a's send"
+        # "b" left "a"'s records being sent where they were.
+        assert Spool.inflight_files(spool) == in_flight and not Spool(spool).files()
+    finally:
+        release.set()
+        thread_a.join(60)
+    for project, tuner in (("a", a), ("b", b)):
+        (parent,), trials = runs_of(store, project)
+        assert parent.info.status == "FINISHED"
+        assert sorted(r.data.tags["metanas.trial_id"] for r in trials) == sorted(
+            tuner.oracle.trials)
+    assert not list(spool.glob("*.jsonl"))  # both ends removed their in-flight files
+
+
+def test_records_a_live_search_keeps_in_flight_are_recovered_only_once_it_lets_go(tmp_path):
+    records = [{"id": "a", "type": "trial", "experiment": "e", "key": "k"}]
+    mine, other = Spool(tmp_path, "tuner0"), Spool(tmp_path, "tuner0")
+    assert mine.inflight != other.inflight
+    with mine.write_ahead(records) as ahead:
+        ahead.keep = True  # not sent, and only in memory but for this file
+    assert other.recover_inflight() == 0  # its owner is alive and holds them
+    other.drop_inflight()
+    assert mine.inflight.read_bytes()  # not removed: it holds records
+    mine.drop_inflight()  # the end of its search: it lets go of them
+    assert other.recover_inflight() == 1
+    assert Spool.read(other.path) == records
+    other.drop_inflight()  # emptied, no one holds it: removed
+    assert not list(tmp_path.glob("*.inflight.jsonl"))
+
+
+def test_the_end_of_a_search_removes_the_empty_in_flight_files_of_earlier_versions(tmp_path):
+    # Was: an earlier version's <name>.inflight.jsonl, emptied by a recovery,
+    # stayed for good once its search was over.
+    emptied, kept, held = (tmp_path / f"tuner{i}.inflight.jsonl" for i in (1, 2, 3))
+    emptied.touch()
+    kept.write_text(json.dumps({"id": "a", "type": "trial", "key": "k"}) + "\n")
+    held.touch()
+    with open(held, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a live process of that version is sending
+        Spool(tmp_path, "tuner0").drop_inflight()
+        assert held.exists()
+    assert not emptied.exists()
+    assert kept.read_text()  # records: for a recovery, never removed
+
+
+def trial_record(key, trial_id, *, rebuilt=False):
+    tags = {rec.ROLE_TAG: "trial", TRIAL: trial_id}
+    record = {"id": os.urandom(8).hex(), "type": "trial", "experiment": "e", "key": key,
+              "parent": {"key": "s/search", "name": "search", "tags": {}},
+              "name": f"trial-{trial_id}", "status": "FINISHED", "params": {"u": "3"},
+              "metrics": [["objective", 3.0, 1, 0]], "tags": tags}
+    if rebuilt:
+        record["tags"][REBUILT] = "from the oracle"
+        record["if_unfinished"] = True
+    else:
+        record["metrics"].append(["duration_s", 2.0, 2, 0])
+    return record
+
+
+def test_a_late_record_of_a_rebuilt_trial_under_its_key_updates_its_run_and_drops_the_tag(
+        store):
+    # Was: the run stayed tagged rebuilt, though it held the trial's own record.
+    client = MlflowClient(tracking_uri=store)
+    rec.apply_record(client, trial_record("s/trial/1", "1", rebuilt=True), rec.RunCache())
+    rec.apply_record(client, trial_record("s/trial/1", "1"), rec.RunCache())
+    exp_id = client.get_experiment_by_name("e").experiment_id
+    (run,) = client.search_runs([exp_id], filter_string=f"tags.`{TRIAL}` = '1'")
+    assert REBUILT not in run.data.tags and run.info.status == "FINISHED"
+    assert run.data.metrics["duration_s"] == 2.0  # the worker's own record's
+
+
+class Killed(BaseException):
+    """A SIGKILL, at the point it is raised."""
+
+
+def chief_search(tmp_path, monkeypatch, uri, worker_ends_trial=None):
+    """A search as its chief sees it (no trial's record is its own), in this process:
+    ``worker_ends_trial(tracker, tuner, trial)`` is what a worker did of each trial."""
+    monkeypatch.setattr(tracker_module, "_is_chief", lambda: True)
+    monkeypatch.setattr(MlflowTracker, "on_trial_end", worker_ends_trial or (lambda *_: None))
+    tracker = MlflowTracker(tracking_uri=uri, spool_dir=tmp_path / "spool")
+    tuner = scored(tmp_path, "search", tracker)
+    tuner.search(verbose=0)
+    return tracker, tuner
+
+
+def runs_by_trial(client, view=ViewType.ACTIVE_ONLY):
+    exp_id = client.get_experiment_by_name("search").experiment_id
+    runs = {}
+    for run in client.search_runs([exp_id], "tags.`metanas.role` = 'trial'", view):
+        runs.setdefault(run.data.tags[TRIAL], []).append(run)
+    return runs
+
+
+def test_a_chief_rebuilds_the_runs_of_its_lost_workers_next_to_theirs_deleting_none(
+        tmp_path, monkeypatch, store, caplog):
+    # Was: the chief deleted its finished rebuilt run in favour of a dead
+    # worker's RUNNING, empty one (logged under the worker's own key).
+    client, lost = MlflowClient(tracking_uri=store), []
+
+    def killed_while_logging(tracker, tuner, trial):
+        if not lost:
+            exp_id = client.get_experiment_by_name("search").experiment_id
+            parent = rec.find_run(client, exp_id, tracker.parent_key)
+            client.create_run(exp_id, tags={rec.KEY_TAG: f"own/trial/{trial.trial_id}",
+                                            rec.ROLE_TAG: "trial", TRIAL: trial.trial_id,
+                                            "mlflow.parentRunId": parent.info.run_id})
+            lost.append(trial.trial_id)
+
+    _, tuner = chief_search(tmp_path, monkeypatch, store, killed_while_logging)
+    runs = runs_by_trial(client)
+    assert sorted(runs) == sorted(tuner.oracle.trials)
+    for trial_id, trial in tuner.oracle.trials.items():
+        (done,) = [r for r in runs[trial_id] if r.info.status == "FINISHED"]
+        assert done.data.metrics["objective"] == trial.score and REBUILT in done.data.tags
+    assert [r.info.status for r in runs[lost[0]]].count("RUNNING") == 1  # the dead worker's
+    assert not runs_by_trial(client, ViewType.DELETED_ONLY)
+    assert "(a worker killed or unable to reach MLflow)" in caplog.text
+
+
+def test_a_worker_s_late_record_never_deletes_the_rebuilt_run_of_its_trial(
+        tmp_path, monkeypatch, store):
+    # Was: a worker's record, under a key of its own, deleted the finished
+    # rebuilt run right after creating its run: killed then, nothing was left.
+    client = MlflowClient(tracking_uri=store)
+    tracker, tuner = chief_search(tmp_path, monkeypatch, store)
+    trial = tuner.oracle.trials[min(tuner.oracle.trials)]
+    # Its record, as the worker's tracker made it (with no shared project directory).
+    tracker._is_worker, tracker.search_id = True, None
+    record = tracker._stamp(tracker._trial_record(tuner, trial, {
+        "start_ms": rec.now_ms(), "start": 0.0, "metrics": [], "step": 0, "artifacts": {}}))
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MlflowClient, "log_batch", killed)
+        with pytest.raises(Killed):
+            rec.apply_record(client, record, rec.RunCache())
+    (rebuilt,) = [r for r in runs_by_trial(client)[trial.trial_id] if r.info.status == "FINISHED"]
+    assert REBUILT in rebuilt.data.tags and rebuilt.data.metrics["objective"] == trial.score
+    assert not runs_by_trial(client, ViewType.DELETED_ONLY)
+    # Recovered later (`metanas sync`): a second run of the trial, a duplicate, never a loss.
+    rec.apply_record(client, record, rec.RunCache())
+    assert [r.info.status for r in runs_by_trial(client)[trial.trial_id]] == ["FINISHED"] * 2
+
+
+def test_a_chief_that_cannot_query_mlflow_rebuilds_no_run(tmp_path, monkeypatch):
+    # Was: it spooled a rebuilt run of every ended trial, its workers' or not.
+    tracker, tuner = chief_search(tmp_path, monkeypatch, f"http://127.0.0.1:{free_port()}")
+    waiting = [r for p in Spool(tracker.spool_dir).files() for r in Spool.read(p)]
+    assert [r["type"] for r in waiting] == ["search_begin", "search_end"]
+
+
+@pytest.mark.slow
+def test_a_chief_rebuilds_the_run_of_a_worker_killed_before_it_logged_its_trial(
+        tmp_path, monkeypatch, empty_store):
+    # Was: the worker's trial, ended in the chief's oracle, never had a run.
+    # The chief runs here (one process fewer to start) and the workers log to
+    # the same SQLite store: a server would take ~18 s to start on 2 cores.
+    from tests.tuners.synthetic_search import make_tuner
+    from tests.tuners.test_distributed import start, trials_on_disk, wait
+
+    shutil.copy(empty_store, tmp_path / "mlflow.db")  # made before three processes use it
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    port = free_port()
+    # tuner1 ends its first trial only once tuner0 has begun one (which kills it as it ends).
+    env = {"MLFLOW_TRACKING_URI": store, "KILL_BEFORE_RECORD": "tuner0", "HEARTBEAT_TIMEOUT": "1",
+           "WAIT_FOR_WORKERS": "2", "TRIAL_SECONDS": "0.1"}
+    workers = [start("random", tmp_path, 3, tuner_id=f"tuner{i}", port=port, script=SCRIPT,
+                     **env) for i in range(2)]
+    for name, value in {**env, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                        "KERASTUNER_ORACLE_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        make_tuner("random", str(tmp_path), 3, overwrite=True).search(verbose=0)
+    finally:
+        outputs = [wait(worker, timeout=120) for worker in workers]
+    assert outputs[0][0] == -9, outputs[0][1][-3000:]  # killed as its trial ended
+    assert outputs[1][0] == 0, outputs[1][1][-3000:]
+    trials = trials_on_disk(tmp_path)
+    (parent,), runs = runs_of(store, "search")
+    by_trial = {}
+    for run in runs:
+        by_trial.setdefault(run.data.tags["metanas.trial_id"], []).append(run)
+    assert sorted(by_trial) == sorted(trials) and all(len(r) == 1 for r in by_trial.values())
+    lost = (tmp_path / "ran_tuner0.txt").read_text().split()
+    assert len(lost) == 1
+    for trial_id, (run,) in by_trial.items():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.metrics["objective"] == pytest.approx(trials[trial_id]["score"])
+        assert (REBUILT in run.data.tags) == (trial_id in lost)

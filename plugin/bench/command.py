@@ -77,9 +77,11 @@ def parse_limits(items: Sequence[str], strategies: Sequence[str],
         seeds_text, at, tasks_text = rest.partition("@")
         if (not sep or name not in strategies or not re.fullmatch(r"[0-9]+", seeds_text)
                 or int(seeds_text) < 1 or (at and not tasks_text.strip(", "))):
+            which = (f" ({name!r} is not one of the strategies being run: "
+                     f"{', '.join(strategies)})" if sep and name not in strategies else "")
             raise _usage_error(
                 f"--limit {item!r}: expected STRATEGY=SEEDS[@TASK,...] with a strategy being "
-                f"run, SEEDS >= 1 and, after @, at least one task"
+                f"run, SEEDS >= 1 and, after @, at least one task{which}"
             )
         if name in limits:
             raise _usage_error(f"--limit: {name} is limited more than once")

@@ -105,6 +105,8 @@ def test_load_results_rejects_other_files(tmp_path):
     (["--tasks", "hpobench/car", "--limit", "optuna/tpe=2@nb201/cifar10"],
      "nb201/cifar10 not among the tasks being run"),
     (["--limit", "optuna/tpe=2", "--limit", "optuna/tpe=3"], "optuna/tpe is limited more than once"),
+    (["--strategies", "optuna/tpe,kt/random", "--limit", "nope=1"],
+     "('nope' is not one of the strategies being run: optuna/tpe, kt/random)"),
     (["--strategy-module", "no_such_module_xyz"],
      "--strategy-module: cannot import the strategy module 'no_such_module_xyz'"),
 ])

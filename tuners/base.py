@@ -1021,14 +1021,10 @@ class MetanasOracle(keras_tuner.Oracle):
 
     @synchronized
     def update_trial(self, trial_id: str, metrics, step: int = 0):
-        # A computed objective (a list, a ConstrainedObjective) has no value of
-        # its own in a metrics dict returned by `run_trial`: derive it here.
-        # Sub-objectives first (a ConstrainedObjective among a list's): keras-tuner
-        # wants each one's own value too.
-        parts = list(getattr(self.objective, "objectives", None) or [])
-        for objective in parts + [self.objective]:
-            if objective.name not in metrics and objective.has_value(metrics):
-                metrics = {**metrics, objective.name: objective.get_value(metrics)}
+        from metanas.tuners.objectives import with_computed_values
+
+        # A trial's logged metrics hold no value of a computed objective.
+        metrics = with_computed_values(self.objective, metrics)
         if trial_id in self.end_order:  # a late re-run of an ended trial changed it
             self._pareto_cache = None
         return super().update_trial(trial_id, metrics, step=step)

@@ -216,6 +216,20 @@ class ConstrainedObjective(keras_tuner.Objective):
         )
 
 
+def with_computed_values(objective, metrics: Dict) -> Dict:
+    """``metrics`` with the values of a computed ``objective`` added where missing.
+
+    A list of objectives or a `ConstrainedObjective` has no value of its own
+    in the metrics a trial logs or a `run_trial` returns: it is derived from
+    them here, sub-objectives first (keras-tuner wants each one's value too).
+    """
+    parts = list(getattr(objective, "objectives", None) or [])
+    for part in parts + [objective]:
+        if part.name not in metrics and part.has_value(metrics):
+            metrics = {**metrics, part.name: part.get_value(metrics)}
+    return metrics
+
+
 # ------------------------------------------------------------------- costs
 def _flops(model: keras.Model) -> int:
     """Twice the multiply-adds of the Dense and convolution layers (a proxy).

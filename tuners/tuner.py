@@ -357,7 +357,13 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         def recorded_run_trial(trial_, *args, **kwargs):
             # Only run_trial: keras-tuner's update_trial after it saves every value.
             with reads.recording_reads(trial_.hyperparameters, record):
-                return run_trial(trial_, *args, **kwargs)
+                results = run_trial(trial_, *args, **kwargs)
+            # keras-tuner looks for the objective's name in a returned metrics
+            # dict before the oracle sees it: a computed objective's value (a
+            # list's, a ConstrainedObjective's) is derived first.
+            if isinstance(results, dict):
+                results = objectives.with_computed_values(self.oracle.objective, results)
+            return results
 
         self.run_trial = recorded_run_trial  # what keras-tuner's loop calls
         try:

@@ -524,3 +524,28 @@ def test_an_objective_the_models_own_train_step_logs_is_not_refused(tmp_path):
     for trial in tuner.oracle.trials.values():
         assert trial.status == "COMPLETED"
         assert trial.score == pytest.approx(2 * trial.metrics.get_last_value("loss"), rel=1e-5)
+
+
+def test_a_metrics_dict_from_run_trial_serves_a_computed_objective(tmp_path):
+    # keras-tuner's documented custom loop returns a dict; keras-tuner itself refused it
+    # for a computed objective ("Expected the returned dictionary ... to have ...").
+    class Custom(RandomSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            x = trial.hyperparameters.Int("x", 0, 3)
+            return {"val_accuracy": 0.5 + 0.1 * x, "val_cost": 1.0 + x}
+
+    for objective in (ConstrainedObjective("val_accuracy", cost="val_cost", target=2.0,
+                                           weight=-1.0),
+                      [keras_tuner.Objective("val_accuracy", "max"),
+                       keras_tuner.Objective("val_cost", "min")]):
+        tuner = Custom(objective=objective, max_trials=4, seed=0, directory=str(tmp_path),
+                       project_name=f"p{len(str(objective))}", tracking=False,
+                       cost_measures=False)
+        tuner.search(verbose=0)
+        trials = list(tuner.oracle.trials.values())
+        assert [t.status for t in trials] == ["COMPLETED"] * 4
+        if isinstance(objective, ConstrainedObjective):
+            # accuracy * (cost / 2) ** -1 within budget: x = 0 (0.5 * 2) beats x = 3 (0.8 / 2)
+            best = tuner.oracle.get_best_trials(1)[0]
+            assert best.hyperparameters.get("x") == 0
+            assert best.score == pytest.approx(1.0)

@@ -10,11 +10,12 @@ import logging
 import os
 import pathlib
 import re
+import tempfile
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional
 
-from metanas.security import redact
+from metanas.security import redact, sqlite_file
 from metanas.tracking import records as rec
 from metanas.tracking.spool import Spool
 
@@ -872,24 +873,43 @@ def store_problem(tracking_uri: str) -> Optional[str]:
     """Why the local SQLite store of ``tracking_uri`` cannot be written, or None.
 
     MLflow retries creating a SQLite store it cannot open for about 100 s;
-    this check costs nothing. Other stores (servers, databases) are not checked.
+    this check costs a few file operations. It opens, not asks (``os.access``
+    says yes to root even where nothing can be created, e.g. ``/proc``): the
+    database file for writing if it exists (its content untouched), and an
+    unnamed temporary file in the folder SQLite writes its journal to, or
+    in the nearest existing folder of a store MLflow will create; it leaves
+    nothing behind. Other stores (servers, databases) are not checked.
     """
-    if not tracking_uri.startswith("sqlite:///"):
+    path = sqlite_file(tracking_uri)
+    if path is None:
         return None
-    path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    path = os.path.abspath(path)
     if os.path.exists(path):
-        if not os.access(path, os.W_OK):
-            return f"{path} is not writable"
+        try:
+            with open(path, "r+b"):
+                pass
+        except OSError as error:
+            return f"{path} cannot be opened for writing ({error.strerror or error})"
+        folder = os.path.dirname(path)
+        if not _can_create_in(folder):  # SQLite writes its journal beside the file
+            return f"{path} is in a folder, {folder}, where SQLite cannot write its journal"
         return None
     folder = os.path.dirname(path)
-    while not os.path.exists(folder):  # MLflow creates missing folders
+    while not os.path.lexists(folder):  # MLflow creates missing folders
         folder = os.path.dirname(folder)
-    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+    if not os.path.isdir(folder):
+        return f"{path} cannot be created: {folder} is not a folder"
+    if not _can_create_in(folder):
         return f"{path} does not exist and its folder {folder} is not writable"
     return None
+
+
+def _can_create_in(folder: str) -> bool:
+    """Whether a file can be created in ``folder`` (tried: an unnamed temporary one)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".metanas-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _tls_settings() -> Dict[str, Any]:

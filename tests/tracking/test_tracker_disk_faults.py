@@ -12,18 +12,21 @@ import json
 import logging
 import os
 import pathlib
+import shutil
+import subprocess
 import time
 import types
 
 import keras
 import keras_tuner
 import pytest
+from mlflow.tracking import MlflowClient
 
 from metanas import cli
 from metanas.tracking import MlflowTracker
 from metanas.tracking.server import free_port
 from metanas.tracking.spool import Spool
-from metanas.tracking.tracker import SEARCH_FILE, SPOOL_DIRNAME
+from metanas.tracking.tracker import SEARCH_FILE, SPOOL_DIRNAME, StoreUnwritable
 from metanas.tuners import RandomSearch
 from tests.tracking.helpers import X, Y, TinyModel, check_search_logged, fill_disk_once
 
@@ -129,6 +132,68 @@ def test_a_sqlite_store_that_cannot_be_created_sends_records_to_the_spool_at_onc
     good = f"sqlite:///{tmp_path}/mlflow.db"
     assert cli.main(["tracking", "sync", str(spool_dir), "--tracking-uri", good]) == 0
     check_search_logged(good, "p", tuner, epochs=1)
+
+
+def test_a_sqlite_store_root_may_not_create_costs_no_wait(tmp_path, capsys):
+    # os.access says yes to root in /proc, where no file can be created: MLflow
+    # then retried creating the store for ~100 s (9 warnings), in the tracker's
+    # constructor and in `sync`, before failing.
+    if not os.path.isdir("/proc") or os.path.exists("/proc/metanas-x.db"):
+        pytest.skip("no procfs here")
+    bad_file = "/proc/metanas-x.db"
+    bad = f"sqlite:///{bad_file}"
+    started = time.monotonic()
+    tracker = MlflowTracker(tracking_uri=bad)  # no wait, no error: records would wait
+    with pytest.raises(StoreUnwritable, match=bad_file):
+        tracker.client
+    capsys.readouterr()
+    assert cli.main(["tracking", "sync", str(tmp_path), "--tracking-uri", bad]) == 2
+    assert f"{bad_file} does not exist and its folder /proc" in capsys.readouterr().err
+    assert time.monotonic() - started < 10
+
+
+@pytest.fixture
+def store_in_read_only_dir(tmp_path):
+    """An MLflow SQLite store in a real folder where this process may create no file."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    store_file = folder / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{store_file}").search_experiments()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield store_file
+        folder.chmod(0o755)
+        return
+    # root writes anywhere permissions allow, but not in an immutable folder.
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("no folder unwritable to root here (chattr +i)")
+    try:
+        yield store_file
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_an_existing_sqlite_store_in_a_read_only_folder_sends_records_to_the_spool(
+        tmp_path, store_in_read_only_dir, caplog, capsys):
+    # SQLite writes its journal beside the file: each write failed ("unable to
+    # open database file", a warning per record), and `sync` kept them waiting.
+    caplog.set_level(logging.WARNING, logger="metanas")
+    store_file = store_in_read_only_dir
+    store = f"sqlite:///{store_file}"
+    tuner = RandomSearch(TinyModel(), objective="loss", max_trials=1, seed=3,
+                         directory=str(tmp_path / "runs"), project_name="p",
+                         hyperparameters=no_faults(),
+                         tracking=MlflowTracker(tracking_uri=store))
+    tuner.search(X, Y, epochs=1, verbose=0)
+    warned = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(warned) == 1 and str(store_file) in warned[0] and "journal" in warned[0]
+    assert "unavailable" not in caplog.text
+    spool_dir = tmp_path / "runs" / SPOOL_DIRNAME / "p"
+    assert len(Spool.read(spool_dir / "tuner0.pending.jsonl")) == 4
+    capsys.readouterr()
+    assert cli.main(["tracking", "sync", str(spool_dir), "--tracking-uri", store]) == 2
+    assert str(store_file) in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ search id

@@ -303,7 +303,10 @@ class EvolutionOracle(MetanasOracle):
         for hp in self.codec.active_decisions(values):
             k = self.codec.num_tokens(hp)
             if hp.name in values and (hp.name, k) in columns:
-                row[columns[(hp.name, k)][0]] = self.codec.to_token(hp, values[hp.name])
+                try:
+                    row[columns[(hp.name, k)][0]] = self.codec.to_token(hp, values[hp.name])
+                except ValueError:  # a value the space does not hold (`initial_hps` passed
+                    pass  # on for a setting registered later): unknown, as if inactive
         return row
 
     def _surrogate_model(self) -> Optional[ParzenRatio]:

@@ -310,3 +310,19 @@ def test_declared_setting_defaults_are_the_constructor_defaults():
     for name, setting in space.items():
         if setting.kind != "categorical":
             assert setting.low <= setting.default <= setting.high, name
+
+
+def test_the_surrogate_takes_a_trial_value_the_space_does_not_hold(tmp_path):
+    # AutoKeras's first trials pass on values for settings the model registers later,
+    # which the space (restricted by the user) may not hold: 8 filters among [16, 32].
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Int("x", 0, 9)
+    oracle = make(lambda **kw: EvolutionOracle(population_size=3, initial_hps=[{"x": 1, "f": 8}],
+                                               **kw), tmp_path, space=space, max_trials=12)
+    values = drive(oracle, lambda v: v["x"], trials=1)
+    assert values == [{"x": 1, "f": 8}]
+    space.Choice("f", [16, 32])  # registered by the model as it built
+    values += drive(oracle, lambda v: v["x"] + v.get("f", 0) / 32)
+    assert len(values) == 12 and all(v["f"] in (16, 32) for v in values[1:])

@@ -312,7 +312,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     shown = warnings.showwarning
     warnings.showwarning = _one_line_warnings(args.command)
     # MLflow's "Creating initial MLflow database tables..." on a new database.
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    mlflow_db = logging.getLogger("mlflow.store.db.utils")
+    level = mlflow_db.level
+    mlflow_db.setLevel(logging.WARNING)
     # A SIGTERM (a job scheduler's stop, `kill`) ends a command as Ctrl-C does:
     # without it, `bench` left its worker processes running.
     previous = None
@@ -331,6 +333,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return interrupted_status(interrupt)
     finally:
         warnings.showwarning = shown
+        mlflow_db.setLevel(level)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

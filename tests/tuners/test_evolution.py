@@ -232,21 +232,23 @@ def test_the_surrogate_waits_for_min_trials_and_skips_several_objectives(tmp_pat
 
 
 def test_the_surrogate_keeps_one_name_of_two_scopes_apart(tmp_path):
-    # The same name with 3 values in one scope and 12 in another: two columns.
+    # The same name with 3 values in two scopes and 12 in a third: three columns.
     import keras_tuner
 
     space = keras_tuner.HyperParameters()
-    space.Choice("m", ["a", "b"])
+    space.Choice("m", ["a", "b", "c"])
     with space.conditional_scope("m", ["a"]):
         space.Int("units", 1, 3)
     with space.conditional_scope("m", ["b"]):
         space.Int("units", 1, 12)
+    with space.conditional_scope("m", ["c"]):
+        space.Int("units", 10, 12)  # as many values as in "a": other ones
     oracle = make(lambda **kw: EvolutionOracle(population_size=4, racing_fraction=0.0, **kw),
                   tmp_path, space=space, max_trials=12)
     values = drive(oracle, lambda v: v["units"] / 12 + (v["m"] == "b"))
     assert len(values) == 12 == len({(v["m"], v["units"]) for v in values})
     assert oracle._surrogate_model() is not None
-    assert len(oracle._surrogate_columns()) == 3
+    assert len(oracle._surrogate_columns()) == 4
 
 
 def test_children_come_from_the_population(tmp_path):
@@ -317,12 +319,52 @@ def test_the_surrogate_takes_a_trial_value_the_space_does_not_hold(tmp_path):
     # which the space (restricted by the user) may not hold: 8 filters among [16, 32].
     import keras_tuner
 
+    for late, wrong in ((lambda hp: hp.Choice("f", [16, 32]), 8),
+                        (lambda hp: hp.Int("f", 1, 1000), "auto")):  # a bucketed range
+        space = keras_tuner.HyperParameters()
+        space.Int("x", 0, 9)
+        oracle = make(lambda **kw: EvolutionOracle(
+            population_size=3, initial_hps=[{"x": 1, "f": wrong}], **kw),
+            tmp_path, name=f"f{wrong}", space=space, max_trials=12)
+        values = drive(oracle, lambda v: v["x"], trials=1)
+        assert values == [{"x": 1, "f": wrong}]
+        late(space)  # registered by the model as it built
+        values += drive(oracle, lambda v: v["x"] + (v["f"] if v["f"] != "auto" else 0) / 1000)
+        assert len(values) == 12 and all(isinstance(v["f"], int) for v in values[1:])
+
+
+def test_the_surrogate_encodes_each_configuration_once(tmp_path):
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, max_trials=60)
+    drive(oracle, trials=40)
+    calls = []
+    row = oracle._surrogate_row
+    oracle._surrogate_row = lambda values: calls.append(values) or row(values)
+    drive(oracle, trials=1)
+    # The trial that ended last, and the 8 candidate children: not the 40 before.
+    assert 2 <= len(calls) <= 1 + oracle.surrogate_candidates, len(calls)
+
+
+def test_a_wide_choice_is_bucketed_for_the_surrogate(tmp_path):
+    import time
+
+    import keras_tuner
+
     space = keras_tuner.HyperParameters()
+    space.Choice("word", [f"w{i}" for i in range(3000)])
     space.Int("x", 0, 9)
-    oracle = make(lambda **kw: EvolutionOracle(population_size=3, initial_hps=[{"x": 1, "f": 8}],
-                                               **kw), tmp_path, space=space, max_trials=12)
-    values = drive(oracle, lambda v: v["x"], trials=1)
-    assert values == [{"x": 1, "f": 8}]
-    space.Choice("f", [16, 32])  # registered by the model as it built
-    values += drive(oracle, lambda v: v["x"] + v.get("f", 0) / 32)
-    assert len(values) == 12 and all(v["f"] in (16, 32) for v in values[1:])
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, space=space,
+                  max_trials=30)
+    drive(oracle, lambda v: v["x"], trials=10)
+    start = time.perf_counter()
+    model = oracle._surrogate_model()
+    assert model.cardinalities == [64, 10]
+    assert time.perf_counter() - start < 0.5  # was a 3001 x 3001 kernel per fit: 0.5 s, 144 MB
+    assert len(drive(oracle, lambda v: v["x"])) == 20
+
+
+def test_a_meta_trial_from_before_the_surrogate_runs_without_it():
+    old = {"population_size": 10, "selection": "tournament", "tournament_fraction": 0.3,
+           "mutation_rate": 0.1, "crossover_rate": 0.5, "aging": False}
+    assert EvolutionOracle.settings_from_params(old)["surrogate_candidates"] == 1
+    assert EvolutionOracle.settings_from_params(
+        {**old, "surrogate_candidates": 8})["surrogate_candidates"] == 8

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from typing import Any, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Collection, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from keras_tuner.engine.hyperparameters import HyperParameters

@@ -383,7 +383,7 @@ def test_the_tracked_settings_are_the_values_the_oracle_uses(tmp_path):
     oracle = tuner.oracle
     # Defaults given as None in the signature: what the oracle resolved them to.
     assert (settings["racing_fraction"], settings["finalists"], settings["tournament_size"]) == (
-        oracle.racing_fraction, oracle.finalists, oracle.tournament_size) == (0.1, 8, 3)
+        oracle.racing_fraction, oracle.finalists, oracle.tournament_size) == (0.3, 8, 3)
     assert settings["population_size"] == 6 and settings["seed"] == 3
     assert settings["heartbeat_timeout"] == 120.0 and "hyperparameters" in settings
     # Unseeded, the seed the oracle drew; resumed, the saved one (not a new draw).

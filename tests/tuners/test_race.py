@@ -473,11 +473,11 @@ def test_scores_that_do_not_vary_count_as_noise(tmp_path):
 
 def test_the_noise_check_is_off_unless_asked_for():
     evolution = EvolutionOracle(objective=MAX, max_trials=100)
-    assert evolution.noisy_racing_fraction == evolution.racing_fraction == 0.1
-    assert evolution.race_trials() == 10
-    assert EvolutionOracle.settings_space()["noisy_racing_fraction"].default == 0.1
+    assert evolution.noisy_racing_fraction == evolution.racing_fraction == 0.3
+    assert evolution.race_trials() == 30
+    assert EvolutionOracle.settings_space()["noisy_racing_fraction"].default == 0.3
     asked = EvolutionOracle(objective=MAX, max_trials=100, noisy_racing_fraction=0.4)
-    assert (asked.racing_fraction, asked.race_trials()) == (0.1, 40)
+    assert (asked.racing_fraction, asked.race_trials()) == (0.3, 40)
     # A race the user sets is the race they get: no check.
     given = EvolutionOracle(objective=MAX, max_trials=100, racing_fraction=0.2)
     assert given.noisy_racing_fraction == 0.2 and given.race_trials() == 20

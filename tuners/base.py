@@ -649,7 +649,18 @@ class MetanasOracle(keras_tuner.Oracle):
         return self.incumbent_evaluations > 1 or self.race_trials() > 0
 
     def _first_trial_of(self, key: str) -> str:
-        return next(t for t in self.end_order if self._id_to_hash[t] == key)
+        return self._first_trials([key])[key]
+
+    def _first_trials(self, keys: List[str]) -> Dict[str, str]:
+        """The first ended trial of each configuration (hash) in ``keys``, in one pass."""
+        wanted, first = set(keys), {}
+        for trial_id in self.end_order:
+            key = self._id_to_hash[trial_id]
+            if key in wanted and key not in first:
+                first[key] = trial_id
+                if len(first) == len(wanted):
+                    break
+        return first
 
     def _next_race(self) -> Optional[str]:
         """The configuration (hash) the final race evaluates next, or None outside it.

@@ -303,30 +303,35 @@ class EvolutionOracle(MetanasOracle):
         `_SURROGATE_MAX_TOKENS` values shares its tokens out among that many
         (by index): the model's kernels cost the square of a column's tokens.
         """
+        return self._surrogate_layout()[0]
+
+    def _surrogate_layout(self):
+        """(`_surrogate_columns`, each decision's column by ``id(hp)``), cached per space."""
         space = self.hyperparameters.space
         cached = getattr(self, "_surrogate_columns_of", None)
         if cached is not None and cached[0] is space and cached[1] == len(space):
             return cached[2]  # the space grows by appending: its length tells
         columns: Dict[Tuple[str, str, int], Tuple[int, bool, int]] = {}
+        by_hp: Dict[int, Tuple[int, bool, int]] = {}
         for hp in space:
-            key = self._surrogate_key(hp)
-            if self.codec.cardinality(hp) != 1 and key not in columns:
+            if self.codec.cardinality(hp) == 1:
+                continue
+            conditions = json.dumps([c.get_config() for c in hp.conditions], sort_keys=True,
+                                    default=str)
+            key = (hp.name, conditions, self.codec.num_tokens(hp))
+            if key not in columns:
                 columns[key] = (len(columns), bool(getattr(hp, "ordered", True)),
                                 min(key[2], _SURROGATE_MAX_TOKENS))
-        self._surrogate_columns_of = (space, len(space), columns)
-        return columns
-
-    def _surrogate_key(self, hp) -> Tuple[str, str, int]:
-        conditions = json.dumps([c.get_config() for c in hp.conditions], sort_keys=True,
-                                default=str)
-        return hp.name, conditions, self.codec.num_tokens(hp)
+            by_hp[id(hp)] = columns[key]
+        self._surrogate_columns_of = (space, len(space), (columns, by_hp))
+        return columns, by_hp
 
     def _surrogate_row(self, values: Config) -> np.ndarray:
         """The tokens of ``values``; an inactive decision is its column's extra token."""
-        columns = self._surrogate_columns()
+        columns, by_hp = self._surrogate_layout()
         row = np.array([k for _, _, k in columns.values()], dtype=np.intp)
         for hp in self.codec.active_decisions(values):
-            column = columns.get(self._surrogate_key(hp))
+            column = by_hp.get(id(hp))
             if column is None or hp.name not in values:
                 continue
             value = self.codec.canonical_value(hp, values[hp.name])
@@ -369,17 +374,6 @@ class EvolutionOracle(MetanasOracle):
         fitness = np.fromiter((means[k] for k in keys), dtype=float, count=len(keys))
         model = ParzenRatio([c[2] for c in columns.values()], [c[1] for c in columns.values()])
         return model.fit(rows, fitness)
-
-    def _first_trials(self, keys: List[str]) -> Dict[str, str]:
-        """The first ended trial of each configuration (hash) in ``keys``, in one pass."""
-        wanted, first = set(keys), {}
-        for trial_id in self.end_order:
-            key = self._id_to_hash[trial_id]
-            if key in wanted and key not in first:
-                first[key] = trial_id
-                if len(first) == len(wanted):
-                    break
-        return first
 
     # -------------------------------------------------------------- results
     def on_trial_result(self, trial) -> None:

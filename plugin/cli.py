@@ -7,6 +7,7 @@ parser and sets ``func``; bad input exits with status 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
@@ -281,12 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _own_files() -> tuple:
-    """The folders of metanas's modules (the package and its `tuners`)."""
-    import metanas
-    import metanas.tuners
+    """The folders of metanas's modules (the package and its `tuners`).
 
-    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-                 for m in (metanas, metanas.tuners))
+    Found without importing `metanas.tuners` (keras-tuner and TensorFlow: seconds,
+    which a Ctrl-C would interrupt outside the command's own handling).
+    """
+    spec = importlib.util.find_spec("metanas.tuners")
+    return tuple(os.path.dirname(os.path.abspath(path)) + os.sep
+                 for path in (__file__, spec.origin))
 
 
 def _one_line_warnings(command: str):

@@ -185,6 +185,30 @@ def test_an_interrupted_demo_says_how_to_keep_its_completed_trials(monkeypatch, 
         "--no-overwrite goes on from them" in err
 
 
+def test_a_command_is_inside_its_ctrl_c_handling_before_any_heavy_import():
+    # The CLI's set-up imported keras-tuner (TensorFlow: seconds) before the
+    # command's KeyboardInterrupt handling: a Ctrl-C then printed a traceback.
+    code = "\n".join([
+        "import argparse, sys",
+        "from metanas import cli",
+        "parse = argparse.ArgumentParser.parse_args",
+        "def command(args):",
+        "    assert not {'keras_tuner', 'tensorflow'} & set(sys.modules)",
+        "    raise KeyboardInterrupt",
+        "def parse_args(self, *args, **kwargs):",
+        "    namespace = parse(self, *args, **kwargs)",
+        "    namespace.func = command",
+        "    return namespace",
+        "argparse.ArgumentParser.parse_args = parse_args",
+        "sys.exit(cli.main(['demo']))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.startswith("metanas demo: interrupted; its completed trials are kept")
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, no traceback
+
+
 def test_a_sigterm_its_parent_ignores_stays_ignored(monkeypatch):
     import os
     import signal

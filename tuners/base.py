@@ -1173,12 +1173,14 @@ class MetanasOracle(keras_tuner.Oracle):
         is active.
         """
         values, space = hyperparameters.values, hyperparameters.space
+        counts = collections.Counter(hp.name for hp in space)
         for hp in space:
             if hyperparameters.is_active(hp):
                 if hp.name not in values:
                     values[hp.name] = self.codec.sample_value(hp, self._rng)
-            elif not any(other is not hp and other.name == hp.name
-                         and hyperparameters.is_active(other) for other in space):
+            elif counts[hp.name] == 1 or not any(
+                    other is not hp and other.name == hp.name
+                    and hyperparameters.is_active(other) for other in space):
                 values.pop(hp.name, None)
 
     def _record_values(self, trial) -> None:

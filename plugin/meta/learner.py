@@ -1240,9 +1240,13 @@ class MetaLearner:
         if not results:
             others = [] if self.study.trials else sorted(
                 set(optuna.get_all_study_names(self.storage_url)) - {self.study.study_name})
+            held = set(self.strategy_choices())
+            # A study of other strategies holds meta-trials, just none of these.
+            of = (f" of {sorted(allowed)} (it ranges over {sorted(held)})"
+                  if held and not allowed & held else "")
             warnings.warn(
                 f"study {self.study.study_name!r} in the meta storage "
-                f"{redact(self.storage_url)!r} has no meta-trial to learn from"
+                f"{redact(self.storage_url)!r} has no meta-trial{of or ' to learn from'}"
                 + (f" (the storage's other studies: {others})" if others else "")
                 + "; recommending the default settings.",
                 stacklevel=2,
@@ -1329,19 +1333,31 @@ class MetaLearner:
         if (candidates < 2 or _same_params(best[1], baseline)
                 or _defaults_result(scored, chosen, allowed) is not None):
             return None
+        trials = self.study.get_trials(deepcopy=False)
         pending = [
-            f"{t.number} ({t.state.name})" for t in self.study.get_trials(deepcopy=False)
+            f"{t.number} ({t.state.name})" for t in trials
             if t.state != optuna.trial.TrialState.COMPLETE
             and _same_params(t.system_attrs.get("fixed_params", t.params) or {}, baseline)
         ]
+        # Tasks known only from production searches (`record`): meta-train cannot run them.
+        trained = {name for t in trials if t.user_attrs.get("source") == "meta-train"
+                   for name in t.user_attrs.get("per_task", {})}
+        production = [name for name in chosen if name not in trained]
+        if production:
+            advice = (f"{production} {'is' if len(production) == 1 else 'are'} known only from "
+                      f"production searches, which meta-train cannot run: pass "
+                      f"exclude_tasks={production} to choose on the meta-trained tasks")
+        else:
+            advice = (f"Meta-train again with {strategy!r} among the strategies (its defaults "
+                      "run first)")
         warnings.warn(
-            f"the {strategy} defaults have no finished meta-trial on {', '.join(chosen)}"
+            f"the {strategy} defaults have no finished meta-trial on "
+            f"{', '.join(production or chosen)}"
             + (f" (their meta-trials {', '.join(pending)} have no result: running elsewhere, "
                "queued, or killed)" if pending else "")
             + f", so the best candidate ({best[1]['strategy']}, mean {best[0]:.4g}) cannot be "
-            f"tested against them; recommending the defaults. Meta-train again with {strategy!r} "
-            "among the strategies (its defaults run first), or pass alpha=None to take the best "
-            "candidate untested.",
+            f"tested against them; recommending the defaults. {advice}, or pass alpha=None to "
+            "take the best candidate untested.",
             stacklevel=3,
         )
         return default_recommendation(

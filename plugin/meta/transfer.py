@@ -24,7 +24,7 @@ import dataclasses
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from metanas.meta.features import check_max_distance, feature_distance
+from metanas.meta.features import check_features, check_max_distance, feature_distance
 from metanas.meta.learner import MetaLearner, MetaTask
 from metanas.tuners import MetanasOracle
 from metanas.tuners.base import check_int
@@ -237,15 +237,19 @@ class TransferStore:
             exclude_tasks: Names never used (leave-one-task-out).
 
         Raises:
-            ValueError: ``max_distance`` is not a number >= 0.
+            ValueError: ``max_distance`` is not a number >= 0, or ``features``
+                is no mapping of meta-features (`check_features`).
         """
         max_distance = check_max_distance(max_distance)
+        records = self.records(exclude_tasks)
+        check_features(features, known={key for record in records.values()
+                                        for key in record.get("features", {})})
         names = None
         if hyperparameters is not None:
             space = getattr(hyperparameters, "space", hyperparameters)
             names = sorted(getattr(hp, "name", hp) for hp in space)
         best: Optional[tuple] = None
-        for name, record in self.records(exclude_tasks).items():
+        for name, record in records.items():
             if not record.get("elite") and not record.get("policy"):
                 continue
             if names is not None:

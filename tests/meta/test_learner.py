@@ -564,6 +564,11 @@ def test_a_study_without_evolution_recommends_among_its_own_strategies(tmp_path,
     with pytest.warns(UserWarning, match="no meta-trial to learn from"):
         empty = learner.recommend(SMALL[0].features, exclude_tasks=[t.name for t in SMALL])
     assert empty.params == default_recommendation(baseline).params
+    # Asked for a strategy the study never ran: it says so, not that it learnt nothing.
+    with pytest.warns(UserWarning, match=r"has no meta-trial of \['evolution'\] \(it ranges "
+                                         rf"over \[{', '.join(map(repr, sorted(strategies)))}\]\)"):
+        other = learner.recommend(SMALL[0].features, strategies=["evolution"])
+    assert other.params == default_recommendation("evolution").params
 
 
 def test_an_untested_candidate_warns_with_advice_the_study_can_follow(tmp_path):
@@ -578,6 +583,27 @@ def test_an_untested_candidate_warns_with_advice_the_study_can_follow(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "untested" not in learner.recommend(SMALL[0].features).source
+
+
+def test_a_similar_production_task_gets_advice_that_can_be_followed(tmp_path):
+    # MetaTuner records production searches; meta-train can never run their task,
+    # so "meta-train again" cannot help: leaving the task out of the choice can.
+    learner = train(f"sqlite:///{tmp_path}/meta.db", n_trials=6)
+    mine = MetaTask("mine", {"log_samples": 2.05, "modality": "tabular"})
+    for score, rate in ((0.01, 0.2), (0.02, 0.3)):
+        learner.record(task=mine, strategy="evolution", params={"evolution.mutation_rate": rate},
+                       score=score)
+    with pytest.warns(UserWarning) as caught:
+        choice = learner.recommend(mine.features)
+    message = " ".join(str(w.message) for w in caught)
+    assert "no finished meta-trial on mine, so" in message
+    assert "['mine'] is known only from production searches" in message
+    assert "exclude_tasks=['mine']" in message and "Meta-train again" not in message
+    assert choice.source.startswith("defaults (candidates untested")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the advice, followed
+        followed = learner.recommend(mine.features, exclude_tasks=["mine"])
+    assert followed.source == "similar tasks: small-0, small-1, small-2"
 
 
 def test_recommend_refuses_what_is_no_mapping_of_meta_features(tmp_path):

@@ -58,6 +58,12 @@ def test_no_transfer_across_spaces_distant_tasks_or_left_out_tasks(tmp_path):
     assert store.warm_start(NEAR, exclude_tasks=["source"]).source is None
     assert store.warm_start(NEAR, hyperparameters=["edge_%d" % e for e in range(6)]).source == "source"
     assert store.warm_start(NEAR).oracle_kwargs()["initial_hps"][0]["edge_0"] == "conv3x3"
+    # What is no mapping of meta-features would follow no task, quietly: refused.
+    for bad, message in (({"log_sample": 3.0}, r"unknown meta-features \['log_sample'\]"),
+                         ({"log_samples": float("nan")}, "'log_samples' must be a finite number"),
+                         ("source", "features must be a mapping")):
+        with pytest.raises(ValueError, match=message):
+            store.warm_start(bad)
 
 
 def test_any_oracle_leaves_an_elite_and_bad_input_is_rejected(tmp_path):

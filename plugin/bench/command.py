@@ -134,7 +134,7 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     Returns the path of the report.
     """
     from metanas.bench import report
-    from metanas.bench.runner import import_modules, run_many
+    from metanas.bench.runner import NOISE_PROTOCOL, import_modules, run_many
     from metanas.bench.strategies import MULTI_OBJECTIVE_STRATEGIES, STRATEGIES
 
     import_modules(strategy_modules)
@@ -150,8 +150,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
                 jobs.append({"task_name": task, "strategy": strategy, "seed": seed,
                              "evals": evals, "multi_objective": multi_objective})
 
-    def key(job):  # a run of another version of its strategy is not this one
-        return report.job_key(dict(job, strategy_version=known[job["strategy"]].version))
+    def key(job):  # a run of another version of its strategy or of the noise is not this one
+        return report.job_key(dict(job, strategy_version=known[job["strategy"]].version,
+                                   noise_protocol=NOISE_PROTOCOL))
 
     wanted = {key(j) for j in jobs}
     cached = {}
@@ -186,7 +187,8 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     stale = {name for name in stale if any(j["strategy"] == name for j in todo)}
     if stale:
         print(f"metanas bench: runs of {', '.join(sorted(stale))} in --reuse were made by an "
-              f"earlier version of the strategy; they run again", flush=True)
+              f"earlier version of the strategy or of the harness's noise; they run again",
+              flush=True)
     print(f"metanas bench: {len(jobs)} runs ({len(jobs) - len(todo)} reused"
           + (f", {len(kept)} kept from an interrupted run in {partial}" if kept else "")
           + f") on {workers} worker(s)", flush=True)
@@ -251,7 +253,10 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         lines += ["### Mann–Whitney U: each metanas strategy vs the best peer", "",
                   f"Two-sided test of final regret over seeds against the peer with the lowest "
                   f"mean regret on the task (among peers with >= {report.MIN_SEEDS_FOR_TEST} "
-                  f"seeds); * p < 0.05.", ""]
+                  f"seeds); * p < 0.05. The best peer is chosen on the same seeds, so its "
+                  f"mean is the luckiest of several (a slightly easy bar for \"worse\", a "
+                  f"slightly hard one for \"better\"), and the tests are not corrected for "
+                  f"their number.", ""]
         lines += report.significance_table(results, metanas, peers) + [""]
         lines += ["### Oracle overhead per evaluation", "",
                   "keras-tuner strategies: wall time in the oracle's `create_trial`, "

@@ -49,6 +49,7 @@ def job_key(job: Mapping[str, Any]) -> Tuple:
         bool(job.get("multi_objective", False)),
         bool(job.get("use_time", True)),
         int(job.get("strategy_version", 1)),
+        int(job.get("noise_protocol", 1)),
     )
 
 
@@ -246,6 +247,16 @@ def best_peer(results, task: str, peers: Sequence[str], field: str = "regret",
     return min(candidates)[1] if candidates else None
 
 
+def _p_value(p: float, alpha: float = 0.05) -> str:
+    """``p`` to 2 significant digits, or more where 2 would round it across ``alpha``
+    (0.0498 is "0.0498", not a starred "0.05")."""
+    for digits in range(2, 17):
+        text = f"{p:.{digits}g}"
+        if (float(text) < alpha) == (p < alpha):
+            return text
+    return repr(p)
+
+
 def significance_table(results, metanas: Sequence[str], peers: Sequence[str],
                        field: str = "regret", lower_is_better: bool = True) -> List[str]:
     """Two-sided Mann-Whitney U of each metanas strategy's final ``field`` vs the best peer's.
@@ -275,7 +286,7 @@ def significance_table(results, metanas: Sequence[str], peers: Sequence[str],
             sign = 1.0 if lower_is_better else -1.0
             word = "better" if sign * np.mean(a) < sign * np.mean(b) else (
                 "worse" if np.mean(a) != np.mean(b) else "tie")
-            cells.append(f"{word} p={p:.2g}{'*' if p < 0.05 else ''}")
+            cells.append(f"{word} p={_p_value(p)}{'*' if p < 0.05 else ''}")
         lines.append(f"| {task} | `{peer}` | " + " | ".join(cells) + " |")
     return lines
 

@@ -4,8 +4,8 @@ Keras-tuner strategies run through keras-tuner's own search loop
 (`keras_tuner.Tuner.search`) with `TableTuner`, whose ``run_trial`` reads the
 table instead of training; Optuna strategies run through ``study.ask`` /
 ``study.tell``. Either way every evaluation draws the score of one training
-seed of the table (the noise a real search sees) from a random source seeded
-by the run's seed, independent of the strategy's own.
+seed of the table (the noise a real search sees) from a random source of its
+own (`noise_rng`), seeded by the run's seed and independent of the strategy's.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ __all__ = [
     "summarise_history",
     "skip_checkpoints",
     "OBJECTIVE_NAME",
+    "noise_rng",
+    "NOISE_PROTOCOL",
 ]
 
 #: Name of the score a `TableTuner` trial reports.
@@ -59,6 +61,22 @@ def time_budget(task: Task) -> Optional[float]:
     return float(TIME_BUDGET_MEDIANS * np.median(task.columns["train_time"]))
 
 
+#: How a run draws its table noise; `--reuse` takes only runs of the current one.
+#: 2: from `noise_rng`. 1 (before 2026-12-07): ``default_rng(seed)``, the very
+#: stream that a metanas oracle or the reference evolution seeded with the run's
+#: seed draws its own decisions from, so that the k-th training seed drawn was
+#: a function of the strategy's k-th random number (keras-tuner's and Optuna's
+#: oracles draw from other generators).
+NOISE_PROTOCOL = 2
+_NOISE_STREAM = 0x6E6F6973  # "nois": spawns the noise's own stream from a run's seed
+
+
+def noise_rng(seed) -> np.random.Generator:
+    """The random source of a run's table noise: ``SeedSequence([seed, tag])``,
+    a stream independent of any generator seeded with ``seed`` itself."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), _NOISE_STREAM]))
+
+
 def _scratch_root() -> str:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
@@ -77,7 +95,7 @@ def _make_tuner_class():
         Args:
             task: The `Task`.
             oracle: The keras-tuner oracle under test.
-            noise_seed: Seed of the draws of training seeds.
+            noise_seed: Seed of the draws of training seeds (`noise_rng`).
             on_trial: Called with each evaluation's record; returns True to
                 end the search after it (budget reached).
             multi_objective: Report the multi-objective metrics too.
@@ -89,7 +107,7 @@ def _make_tuner_class():
                      multi_objective: bool = False, **kwargs) -> None:
             super().__init__(oracle=oracle, hypermodel=task.hypermodel(), **kwargs)
             self.task = task
-            self.noise = np.random.default_rng(noise_seed)
+            self.noise = noise_rng(noise_seed)
             self.on_trial = on_trial
             self.multi_objective = multi_objective
             self.history: List[Dict[str, Any]] = []
@@ -246,7 +264,7 @@ def _run_optuna(strategy: Strategy, task: Task, *, seed: int, evals: int,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     on_trial, cap = _budget(task, evals, use_time)
-    noise = np.random.default_rng(seed)
+    noise = noise_rng(seed)
     sampler = _check_made(strategy, strategy.make(seed=seed))
     if multi_objective:
         study = optuna.create_study(directions=["maximize" if task.maximize else "minimize",
@@ -407,6 +425,7 @@ def run_one(task_name: str, strategy: str, seed: int, *, evals: int = 100,
         "task": task_name,
         "strategy": strategy,
         "strategy_version": spec.version,
+        "noise_protocol": NOISE_PROTOCOL,
         "seed": seed,
         "settings": settings,
         "budget": evals,

@@ -68,6 +68,15 @@ def test_significance_and_bar_tables_read_the_numbers():
     table = "\n".join(report.significance_table(runs, ["metanas/evolution"],
                                                 ["ref/regularized-evolution"]))
     assert "better p=0.0022*" in table
+    # A p just under 0.05 is not printed as a starred "0.05".
+    close = [{"task": "nb201/cifar10", "strategy": strategy, "seed": seed, "regret": regret}
+             for strategy, regrets in (("metanas/evolution", (3, 5, 14, 16, 17, 25, 28, 35)),
+                                       ("ref/regularized-evolution",
+                                        (13, 22, 27, 31, 34, 39, 40, 41)))
+             for seed, regret in enumerate(regrets)]
+    table = "\n".join(report.significance_table(close, ["metanas/evolution"],
+                                                ["ref/regularized-evolution"]))
+    assert "better p=0.0499*" in table
     bar = "\n".join(report.bar_table(runs))
     assert "| yes | yes |" in bar
     worse = [dict(r, regret=5.0) if r["strategy"] == "metanas/evolution" else r for r in runs]

@@ -110,6 +110,29 @@ def test_table_tuner_is_a_keras_tuner_tuner_reading_the_table(tmp_path):
         assert trial.score in task.scores[code, : task.seed_counts[code]]
 
 
+def test_the_table_noise_is_not_the_strategys_own_random_stream(tmp_path):
+    # A run's noise once came from default_rng(seed): the very stream a metanas
+    # oracle (and the reference evolution) seeded with the run's seed draws its
+    # decisions from, so the k-th training seed drawn followed its k-th number.
+    import keras_tuner
+
+    from metanas.tuners import RandomSearchOracle
+
+    task = load_task(TASK)
+    same = 0
+    for seed in range(40):
+        oracle = RandomSearchOracle(objective=keras_tuner.Objective("score", "max"),
+                                    max_trials=1, seed=seed)
+        tuner = TableTuner(task, oracle=oracle, noise_seed=seed,
+                           directory=str(tmp_path / str(seed)))
+        reference = RegularizedEvolutionOracle(objective=keras_tuner.Objective("score", "max"),
+                                               max_trials=1, seed=seed)
+        noise = tuner.noise.integers(3, size=10)
+        same += np.array_equal(noise, oracle._rng.integers(3, size=10))
+        same += np.array_equal(noise, reference._rng.integers(3, size=10))
+    assert same == 0
+
+
 def test_reference_evolution_mutates_one_decision_of_a_population_member():
     import keras_tuner
 

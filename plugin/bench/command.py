@@ -94,6 +94,41 @@ def parse_limits(items: Sequence[str], strategies: Sequence[str],
     return limits
 
 
+def _kept(output: str) -> str:
+    """What an interrupted or failed ``metanas bench`` kept, and how to go on."""
+    from metanas.bench.report import load_partial
+
+    partial = os.path.join(output, PARTIAL_FILE)
+    done = len(load_partial(partial))
+    return f"{done} finished run(s) kept in {partial}: the same command goes on from them"
+
+
+def _keep_other_results(raw: str, results) -> None:
+    """Moves aside an earlier ``raw`` holding runs that ``results`` does not.
+
+    An ``--output`` reused for other settings (other tasks, strategies,
+    seeds, a newer version of a strategy) would lose the earlier results;
+    they are kept as ``raw.<UTC time>.json.gz`` beside it, and said so.
+    """
+    from metanas.bench import report
+
+    if not os.path.exists(raw):
+        return
+    try:
+        earlier = report.load_results(raw)
+    except ValueError:
+        earlier = None  # not a results file: kept all the same
+    if earlier is not None:
+        new = {report.job_key(r) for r in results}
+        if all(report.job_key(r) in new for r in earlier):
+            return  # every earlier run is among the new results
+    stamp = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}"
+    kept = os.path.join(os.path.dirname(raw), f"raw.{stamp}.json.gz")
+    os.replace(raw, kept)
+    print(f"metanas bench: the earlier {raw} holds runs these results do not; kept as {kept}",
+          flush=True)
+
+
 def _commit() -> str:
     """metanas's version and, when it runs from a metanas checkout, the commit."""
     from metanas import __version__
@@ -196,7 +231,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     fresh_by_key = {key(j): r for j, r in zip(todo, fresh)}
     results = [fresh_by_key.get(key(j)) or cached[key(j)] for j in jobs]
     elapsed = time.time() - start
-    report.save_results(results, os.path.join(output, "raw.json.gz"))
+    raw = os.path.join(output, "raw.json.gz")
+    _keep_other_results(raw, results)
+    report.save_results(results, raw)
     if others:  # everything else it held is in raw.json.gz now
         report.save_partial(partial, others)
         print(f"metanas bench: {len(others)} finished run(s) of other settings (an "
@@ -352,13 +389,13 @@ def add_bench(subparsers) -> None:
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or a SIGTERM (metanas.cli)
             from metanas.usage import interrupted_status
 
-            partial = os.path.join(args.output, PARTIAL_FILE)
-            from metanas.bench.report import load_partial
-
-            done = len(load_partial(partial))
-            print(f"metanas bench: interrupted; {done} finished run(s) kept in {partial}: "
-                  "the same command goes on from them", file=sys.stderr)
+            print(f"metanas bench: interrupted; {_kept(args.output)}", file=sys.stderr)
             return interrupted_status(interrupt)
+        except OSError as error:  # a full disk, a folder made read-only meanwhile
+            where = f" {error.filename!r}" if error.filename else ""
+            print(f"metanas bench: error: cannot write{where}: {error.strerror or error}; "
+                  f"{_kept(args.output)}", file=sys.stderr)
+            return 1
         print(f"metanas bench: wrote {path}")
         return 0
 

@@ -79,9 +79,18 @@ def save_partial(path: str, results: Sequence[Mapping[str, Any]]) -> None:
 
 
 def append_partial(path: str, result: Mapping[str, Any]) -> None:
-    """Appends one finished run to ``path`` (JSON lines) and syncs it to disk."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(result, separators=(",", ":")) + "\n")
+    """Appends one finished run to ``path`` (JSON lines) and syncs it to disk.
+
+    After a torn last line (a process killed mid-write, a full disk) the run
+    starts a line of its own: joined to the torn one, neither would read.
+    """
+    with open(path, "a+b") as f:
+        torn = False
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        line = json.dumps(result, separators=(",", ":")) + "\n"
+        f.write((("\n" if torn else "") + line).encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
@@ -115,6 +124,12 @@ def load_results(path: str) -> List[Dict[str, Any]]:
         isinstance(r, dict) and {"task", "strategy", "seed"} <= set(r) for r in data
     ):
         raise ValueError(f"{path} is not a benchmark results file: expected a list of runs.")
+    for i, run in enumerate(data):
+        try:
+            job_key(run)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a benchmark results file: run {i} has a bad "
+                             f"value ({error}).") from None
     return data
 
 

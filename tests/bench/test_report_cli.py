@@ -315,11 +315,13 @@ def test_a_strategy_module_that_fails_in_a_worker_is_an_error_not_a_hang(tmp_pat
             "'parent_only': ImportError: needs the parent process") in line
 
 
-def test_reuse_runs_again_what_an_earlier_version_of_a_strategy_made(tmp_path, capsys):
+@pytest.mark.parametrize("field", ["strategy_version", "noise_protocol"])
+def test_reuse_runs_again_what_an_earlier_version_of_a_strategy_made(tmp_path, capsys, field):
     from metanas.bench import run_one
 
     old = dict(run_one("hpobench/car", "kt/random", seed=1, evals=5), regret=123.0)
-    del old["strategy_version"]  # as version 1 wrote it
+    # As version 1 of the strategy wrote it, or the harness before the noise's own stream.
+    del old[field]
     raw = tmp_path / "old.json.gz"
     report.save_results([old], str(raw))
     assert main(["bench", "--tasks", "hpobench/car", "--strategies", "kt/random", "--seeds", "1",
@@ -329,7 +331,71 @@ def test_reuse_runs_again_what_an_earlier_version_of_a_strategy_made(tmp_path, c
     assert "runs of kt/random in --reuse were made by an earlier version" in printed
     assert "1 runs (0 reused)" in printed
     (run,) = report.load_results(str(tmp_path / "out" / "raw.json.gz"))
-    assert run["regret"] != 123.0 and run["strategy_version"] == 2
+    assert run["regret"] != 123.0 and run["strategy_version"] == 2 and run["noise_protocol"] == 2
+
+
+def test_a_torn_last_line_does_not_take_the_next_run_with_it(tmp_path):
+    partial = tmp_path / "raw.partial.jsonl"
+    first, second, third = ({"task": "t", "strategy": "s", "seed": i} for i in range(3))
+    report.append_partial(str(partial), first)
+    report.append_partial(str(partial), second)
+    partial.write_bytes(partial.read_bytes()[:-9])  # killed while writing the second
+    report.append_partial(str(partial), third)
+    assert report.load_partial(str(partial)) == [first, third]
+
+
+def test_a_reuse_file_with_a_bad_value_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json.gz"
+    report.save_results([{"task": "hpobench/car", "strategy": "optuna/tpe", "seed": "x"}],
+                        str(bad))
+    assert main(["bench", "--tasks", "hpobench/car", "--strategies", "optuna/tpe", "--seeds",
+                 "1", "--reuse", str(bad), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("metanas bench: error: --reuse: ") and err.count("\n") == 1
+    assert "run 0 has a bad value" in err
+
+
+def test_an_output_holding_other_results_keeps_them_beside_the_new_ones(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--tasks", "hpobench/car", "--seeds", "2", "--evals", "5", "--workers", "1",
+            "--no-plots", "--output", str(out)]
+    assert main(["bench", "--strategies", "optuna/tpe", *argv]) == 0
+    first = report.load_results(str(out / "raw.json.gz"))
+    capsys.readouterr()
+    assert main(["bench", "--strategies", "optuna/tpe", *argv]) == 0  # the same runs again
+    assert "kept as" not in capsys.readouterr().out
+    assert main(["bench", "--strategies", "optuna/random", *argv]) == 0  # other runs
+    assert "holds runs these results do not; kept as" in capsys.readouterr().out
+    (kept,) = [p for p in out.iterdir() if p.name.startswith("raw.2")]
+    assert [(r["strategy"], r["seed"], r["curve"]) for r in report.load_results(str(kept))] == [
+        (r["strategy"], r["seed"], r["curve"]) for r in first]
+    assert {r["strategy"] for r in report.load_results(str(out / "raw.json.gz"))} == {
+        "optuna/random"}
+
+
+def test_a_full_disk_is_one_line_and_the_finished_runs_stay(tmp_path, capsys, monkeypatch):
+    import errno
+
+    written = []
+    append = report.append_partial
+
+    def full(path, result):  # room for two runs
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        append(path, result)
+        written.append(result)
+
+    monkeypatch.setattr(report, "append_partial", full)
+    out = tmp_path / "out"
+    argv = ["bench", "--tasks", "hpobench/car", "--strategies", "optuna/tpe", "--seeds", "4",
+            "--evals", "5", "--workers", "1", "--no-plots", "--output", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("metanas bench: error: cannot write ") and err.count("\n") == 1
+    assert "No space left on device; 2 finished run(s) kept in " in err
+    monkeypatch.setattr(report, "append_partial", append)  # room again: it goes on
+    assert main(argv) == 0
+    assert "2 kept from an interrupted run" in capsys.readouterr().out
 
 
 def test_the_report_names_a_commit_only_when_run_from_a_metanas_checkout(tmp_path, monkeypatch):

@@ -51,14 +51,19 @@ def add_demo(subparsers) -> None:
         check_seed("--seed", args.seed)
         check_output_directory("--directory", args.directory)
         from metanas.demo import run_demo
+        from metanas.tuners import DiskFullError
 
-        run_demo(
-            max_trials=args.max_trials,
-            epochs=args.epochs,
-            seed=args.seed,
-            directory=args.directory,
-            overwrite=args.overwrite,
-        )
+        try:
+            run_demo(
+                max_trials=args.max_trials,
+                epochs=args.epochs,
+                seed=args.seed,
+                directory=args.directory,
+                overwrite=args.overwrite,
+            )
+        except DiskFullError as error:  # its message says what was kept and how to go on
+            print(f"metanas demo: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 1
         return 0
 
     parser.set_defaults(func=run)
@@ -154,6 +159,9 @@ def add_ui(subparsers) -> None:
         if path is not None and not os.path.exists(path):  # a typo, or nothing tracked yet
             raise UsageError(f"{source}: no tracking store at {path!r} (run a search first, "
                              "or check the path)")
+        if path is not None and os.path.isdir(path):  # MLflow retried opening it for ~100 s
+            raise UsageError(f"{source}: {path!r} is a directory, not a SQLite tracking store "
+                             "(give its file, such as sqlite:///mlflow.db)")
         from metanas.tracking.tracker import make_client
 
         try:
@@ -171,13 +179,12 @@ def add_ui(subparsers) -> None:
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-                previous[number] = signal.signal(number, _raise_interrupt)
+                previous[number] = signal.signal(
+                    number, _raise_terminated if number == signal.SIGTERM else _raise_interrupt)
         process = None
-        try:
+        try:  # Ctrl-C: `main` says so and exits 130 (143 for a SIGTERM), as every command does
             process = subprocess.Popen(command, start_new_session=True)
             return process.wait()
-        except KeyboardInterrupt:
-            return 0
         finally:
             for number, handler in previous.items():
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
@@ -220,7 +227,8 @@ def add_tracking(subparsers) -> None:
         if result.get("unreadable"):
             print(f"{result['unreadable']} spooled line(s) hold no readable record (a write torn "
                   "by a crash or a full disk): they are kept, not sent, in the "
-                  "*.pending.jsonl.unreadable files of their spool directory", file=sys.stderr)
+                  "*.pending.jsonl.unreadable files of their spool directory (in its "
+                  "*.pending.jsonl files if those could not be written)", file=sys.stderr)
         if result["waiting"]:
             print("MLflow is still unreachable: run `metanas tracking sync` again later",
                   file=sys.stderr)
@@ -309,11 +317,39 @@ def _one_line_warnings(command: str):
     return show
 
 
+class _OneLineHandler(logging.Handler):
+    """Prints metanas's logged warnings and errors as one CLI line each.
+
+    ``metanas <command>: warning: <message>``, as `_one_line_warnings` prints
+    those of `warnings.warn`.
+    """
+
+    def __init__(self, command: str) -> None:
+        super().__init__(logging.WARNING)
+        self.command = command
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            kind = "warning" if record.levelno < logging.ERROR else "error"
+            print(f"metanas {self.command}: {kind}: {record.getMessage()}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - as logging's handlers: never fail the command
+            self.handleError(record)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # "tracking sync": a command with actions is named with its action.
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     shown = warnings.showwarning
-    warnings.showwarning = _one_line_warnings(args.command)
+    warnings.showwarning = _one_line_warnings(command)
+    # metanas's logged warnings in the same format, where Python would print their
+    # bare message (no logging configured); an application's own logging is left alone.
+    own_log = logging.getLogger("metanas")
+    one_line = None
+    if not logging.getLogger().handlers and not own_log.handlers:
+        one_line = _OneLineHandler(command)
+        own_log.addHandler(one_line)
     # MLflow's "Creating initial MLflow database tables..." on a new database.
     mlflow_db = logging.getLogger("mlflow.store.db.utils")
     level = mlflow_db.level
@@ -327,14 +363,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UsageError as error:
-        print(f"metanas {args.command}: error: {error}", file=sys.stderr)
+        print(f"metanas {command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # what each command keeps, it has kept by now
         hint = getattr(args, "on_interrupt", None)
-        print(f"metanas {args.command}: interrupted" + (f"; {hint}" if hint else ""),
+        print(f"metanas {command}: interrupted" + (f"; {hint}" if hint else ""),
               file=sys.stderr)
         return interrupted_status(interrupt)
     finally:
+        if one_line is not None:
+            own_log.removeHandler(one_line)
         warnings.showwarning = shown
         mlflow_db.setLevel(level)
         if previous is not None:

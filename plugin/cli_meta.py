@@ -13,25 +13,32 @@ import os
 import sys
 import warnings
 
-from metanas.security import sqlite_file
+from metanas.security import can_create_in, redact, sqlite_file
 from metanas.usage import UsageError, check_output_directory, check_seed
 
 __all__ = ["add_meta_train", "add_recommend"]
 
+#: `meta-train`'s --budget and --strategies for a new study (an existing one keeps its own).
+DEFAULT_BUDGET = 50
+DEFAULT_STRATEGIES = "evolution,random"
 
-def _task_names(values, flag: str = "--tasks"):
+
+def _task_names(values, flag: str = "--tasks", groups: bool = True):
+    """The benchmark task names in ``values`` (``flag``'s), unique; with ``groups``,
+    ``tuning`` stands for the tuning tasks (a flag of one task takes none)."""
     from metanas.bench import TASK_NAMES, TUNING_TASKS
 
     names = []
     for value in values:
         for name in value.split(","):
             name = name.strip()
-            if name == "tuning":
+            if name == "tuning" and groups:
                 names.extend(TUNING_TASKS)
             elif name:
                 if name not in TASK_NAMES:
                     raise UsageError(
-                        f"unknown task {name!r}; known tasks: 'tuning' or {', '.join(TASK_NAMES)}"
+                        f"{flag}: unknown task {name!r}; known tasks: "
+                        + ("'tuning' or " if groups else "") + ", ".join(TASK_NAMES)
                     )
                 names.append(name)
     if not names:
@@ -50,6 +57,43 @@ def _usage(error: Exception) -> UsageError:
     return UsageError("--" + text if text.startswith("storage must be") else text)
 
 
+def _check_storage(url: str, journal: bool = True) -> None:
+    """Refuses, before it is opened, a meta storage the command cannot keep or write.
+
+    An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``) is gone
+    when the command ends; a SQLite file that is not writable fails Optuna's
+    opening of it with a misleading message ("exceeding max length"), and so
+    does a read-only folder a command that writes (``journal``: meta-train)
+    needs for SQLite's journal.
+
+    Raises:
+        UsageError: ``url`` is an in-memory database, or its SQLite file (or,
+            with ``journal``, the folder that holds or would hold it) is
+            read-only.
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme.split("+", 1)[0] == "sqlite" and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
+        raise UsageError(f"--storage: {redact(url)!r} is an in-memory database, which keeps "
+                         "nothing after the command; give a file (sqlite:///path.db) or a "
+                         "server URL")
+    path = sqlite_file(url)
+    if path is None:
+        return
+    folder = os.path.dirname(path)
+    if os.path.isfile(path):
+        try:  # opened, not asked (os.access): root may be refused too (a read-only mount)
+            with open(path, "r+b"):
+                pass
+        except OSError as error:
+            raise UsageError(f"--storage: the meta storage {path!r} is read-only "
+                             f"({error.strerror or error}); SQLite must write to it (copy it "
+                             "somewhere writable)") from None
+    if journal and os.path.isdir(folder) and not can_create_in(folder):
+        raise UsageError(f"--storage: the folder {folder!r} of the meta storage is read-only; "
+                         "SQLite must write its journal there (copy the store somewhere "
+                         "writable)")
+
+
 def _learner(storage, study_name, **kwargs):
     from metanas.meta import MetaLearner
 
@@ -64,9 +108,12 @@ def _strategies(value):
 
     names = [s.strip() for s in value.split(",") if s.strip()]
     known = strategy_classes()
+    if not names:
+        raise UsageError(f"--strategies needs at least one strategy, got {value!r}; allowed: "
+                         f"{', '.join(sorted(known))}")
     unknown = [s for s in names if s not in known]
-    if unknown or not names:
-        raise UsageError(f"unknown strategies {unknown or names}; allowed: {', '.join(sorted(known))}")
+    if unknown:
+        raise UsageError(f"unknown strategies {unknown}; allowed: {', '.join(sorted(known))}")
     return names
 
 
@@ -128,9 +175,10 @@ def add_meta_train(subparsers) -> None:
                         help="meta-train only on the --tasks nearest to TASK by meta-features (as"
                              " `recommend` finds similar tasks; TASK itself excluded)")
     parser.add_argument("--k", type=int, default=None, help="with --similar-to: how many tasks (3)")
-    parser.add_argument("--budget", type=int, default=50,
+    parser.add_argument("--budget", type=int, default=None,
                         help="evaluations per search; a study keeps that of its first "
-                             "meta-training")
+                             f"meta-training (default: the study's; {DEFAULT_BUDGET} for a new "
+                             "study)")
     parser.add_argument("--meta-trials", type=int, default=20, help="meta-trials to add")
     parser.add_argument("--objective", default="auc",
                         help="meta-objective: auc (normalised regret area under the best-so-far"
@@ -141,9 +189,10 @@ def add_meta_train(subparsers) -> None:
     parser.add_argument("--study-name", default="metanas-meta",
                         help="the meta-study's name in the storage")
     parser.add_argument("--seeds", type=int, default=1, help="searches per task and meta-trial")
-    parser.add_argument("--strategies", default="evolution,random",
+    parser.add_argument("--strategies", default=None,
                         help="comma-separated, of evolution, random, rl; a study keeps those "
-                             "of its first meta-training")
+                             f"of its first meta-training (default: the study's; "
+                             f"{DEFAULT_STRATEGIES} for a new study)")
     parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
                         help="the meta-sampler (Optuna)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the meta-sampler")
@@ -157,11 +206,11 @@ def add_meta_train(subparsers) -> None:
     )
 
     def run(args) -> int:
-        if args.budget < 2 or args.meta_trials < 1 or args.seeds < 1:
-            raise UsageError(
-                f"--budget must be >= 2, --meta-trials and --seeds >= 1, got "
-                f"{args.budget}, {args.meta_trials} and {args.seeds}"
-            )
+        if args.budget is not None and args.budget < 2:
+            raise UsageError(f"--budget must be >= 2, got {args.budget}")
+        if args.meta_trials < 1 or args.seeds < 1:
+            raise UsageError(f"--meta-trials and --seeds must be >= 1, got "
+                             f"{args.meta_trials} and {args.seeds}")
         if args.objective not in ("auc", "final"):  # metanas.meta.OBJECTIVES, not imported yet
             raise UsageError(f"--objective must be auc or final, got {args.objective!r}")
         check_seed("--seed", args.seed)
@@ -170,7 +219,8 @@ def add_meta_train(subparsers) -> None:
             raise UsageError("--k needs --similar-to")
         if args.similar_to is not None:
             names = _similar_tasks(args.similar_to, names, 3 if args.k is None else args.k)
-        strategies = _strategies(args.strategies)
+        strategies = None if args.strategies is None else _strategies(args.strategies)
+        _check_storage(args.storage)
         if args.plots:  # made now, before the storage is opened and the searches run
             check_output_directory("--plots", args.plots)
         import optuna
@@ -179,12 +229,18 @@ def add_meta_train(subparsers) -> None:
         # Ctrl-C fails the running meta-trial; Optuna would log it with a traceback.
         logging.getLogger("optuna.study._optimize").addFilter(_not_an_interrupt)
         learner = _learner(args.storage, args.study_name, sampler=args.sampler, seed=args.seed)
-        from metanas.meta.learner import ObjectiveError, StrategyError, scored_with
+        from metanas.meta.learner import BUDGET_KEY, ObjectiveError, StrategyError, scored_with
 
+        # Omitted, --strategies and --budget are the study's (the defaults for a new one).
+        if strategies is None:
+            strategies = list(learner.strategy_choices() or DEFAULT_STRATEGIES.split(","))
+        budget = args.budget
+        if budget is None:
+            budget = learner.study.user_attrs.get(BUDGET_KEY) or DEFAULT_BUDGET
         try:
             learner.check_strategies(strategies)
             learner.ensure_objective(args.objective)
-            learner.ensure_budget(args.budget)
+            learner.ensure_budget(budget)
         except (ObjectiveError, StrategyError) as error:
             raise _usage(error) from None
         from metanas.bench import load_task
@@ -195,7 +251,7 @@ def add_meta_train(subparsers) -> None:
         progress = None if args.no_progress else _Progress(args.meta_trials)
         try:
             learner.meta_train(
-                tasks, BenchEvaluator(budget=args.budget, objective=args.objective),
+                tasks, BenchEvaluator(budget=budget, objective=args.objective),
                 n_trials=args.meta_trials,
                 seeds=tuple(range(args.seeds)), strategies=strategies,
                 callbacks=[progress] if progress else (),
@@ -220,7 +276,8 @@ def add_meta_train(subparsers) -> None:
                 log_meta_study(learner.study, paths, storage=args.storage)
         return 0
 
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, on_interrupt="its completed meta-trials are kept in --storage: "
+                                                "meta-train again to go on from them")
 
 
 def add_recommend(subparsers) -> None:
@@ -237,7 +294,7 @@ def add_recommend(subparsers) -> None:
                         help="ignore the task's own meta-trials (leave-one-task-out)")
 
     def run(args) -> int:
-        names = _task_names([args.task], "--task")
+        names = _task_names([args.task], "--task", groups=False)
         if len(names) != 1:
             raise UsageError(f"--task takes one task, got {args.task!r}")
         name = names[0]
@@ -245,6 +302,7 @@ def add_recommend(subparsers) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study..."
+        _check_storage(args.storage, journal=False)  # reads: a read-only folder will do
         path = sqlite_file(args.storage)
         if path is not None and not os.path.exists(path):  # a typo: make no empty database
             raise UsageError(f"--storage: no meta storage at {path!r} (meta-train into it "

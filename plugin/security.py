@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from typing import Optional
 
-__all__ = ["redact", "sqlite_file"]
+__all__ = ["can_create_in", "redact", "sqlite_file"]
 
 _USERINFO = re.compile(r"(//[^/:@\s]+):[^/@\s]*@")
 #: ``https://TOKEN@host``: a web URL's user alone is a token (a database URL's
@@ -51,3 +52,15 @@ def sqlite_file(url: str) -> Optional[str]:
         return None
     path = url[len(prefix):].split("?", 1)[0]
     return os.path.abspath(path) if path and path != ":memory:" else None
+
+
+def can_create_in(folder: str) -> bool:
+    """Whether a file can be created in ``folder`` (tried: an unnamed temporary one).
+
+    Tried, not asked (`os.access`): root passes that test on a read-only mount.
+    """
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".metanas-probe-"):
+            return True
+    except OSError:
+        return False

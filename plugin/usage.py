@@ -3,6 +3,7 @@ without importing `metanas.cli` (which imports them: a cycle under ``python -m``
 and the checks the subcommands share."""
 
 import os
+import tempfile
 
 __all__ = ["UsageError", "check_output_directory", "check_seed"]
 
@@ -32,8 +33,11 @@ def check_seed(flag: str, seed) -> None:
 def check_output_directory(flag: str, path: str) -> None:
     """Creates the output directory ``path`` now, before any work, or says why it cannot.
 
+    Checks that a file can be written there (one is created and removed): a
+    read-only directory otherwise failed with a traceback once work started.
+
     Raises:
-        UsageError: ``path`` is an existing file, or cannot be created.
+        UsageError: ``path`` is an existing file, cannot be created, or is not writable.
     """
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"{flag}: {path!r} is a file, not a directory")
@@ -42,3 +46,10 @@ def check_output_directory(flag: str, path: str) -> None:
     except OSError as error:
         raise UsageError(f"{flag}: cannot create the directory {path!r} "
                          f"({error.strerror or error})") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".metanas-write-check-", dir=path)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise UsageError(f"{flag}: cannot write in the directory {path!r} "
+                         f"({error.strerror or error}); give a writable one") from None

@@ -1,5 +1,6 @@
 """The installed package: layout, lazy neighbours, the command line."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pytest
 
 import metanas
 from metanas import cli
+from tests.paths import read_only
 
 
 def run_python(code):
@@ -152,6 +154,9 @@ def test_demo_command_prints_the_best_configuration(tmp_path):
     (["ui", "--host", "", "--port", "1"], "--host must name an address"),
     (["ui", "--port", "1", "env:./mlruns"],  # the store named by MLFLOW_TRACKING_URI
      "MLFLOW_TRACKING_URI must be a URI such as sqlite:///mlflow.db"),
+    # Checked up front: MLflow retried opening a folder for ~100 s before failing.
+    (["ui", "--backend-store-uri", "sqlite:///.", "--port", "1"],
+     "is a directory, not a SQLite tracking store (give its file, such as sqlite:///mlflow.db)"),
 ])
 def test_bad_paths_seeds_and_uris_are_one_line_and_exit_2(argv, message, tmp_path, monkeypatch,
                                                           capsys):
@@ -225,3 +230,91 @@ def test_a_sigterm_its_parent_ignores_stays_ignored(monkeypatch):
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--directory", "ro"],
+    ["meta-train", "--tasks", "hpobench/car", "--budget", "6", "--meta-trials", "1",
+     "--no-progress", "--plots", "ro"],
+    ["bench", "--tasks", "hpobench/car", "--output", "ro"],
+])
+def test_a_read_only_output_directory_is_one_line_and_exit_2_before_any_work(
+        argv, tmp_path, monkeypatch, capsys):
+    # Was: a traceback, after the meta-training's searches for --plots.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ro").mkdir()
+    flag = argv[argv.index("ro") - 1]
+    with read_only(tmp_path / "ro"):
+        assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"metanas {argv[0]}: error: {flag}: cannot write in the directory 'ro' "
+                   f"({err.split('(', 1)[1].split(')')[0]}); give a writable one")
+    assert "Traceback" not in err and "\n" not in err
+    assert [p.name for p in tmp_path.iterdir()] == ["ro"]  # no meta storage, nothing trained
+    assert list((tmp_path / "ro").iterdir()) == []
+
+
+def test_a_ctrl_c_stops_the_ui_and_exits_130(tmp_path, monkeypatch, capsys):
+    # Was: exit status 0, where every other command exits 130.
+    import socket
+
+    from metanas.tracking import server
+
+    class Server:
+        pid = 0
+
+        def wait(self):
+            raise KeyboardInterrupt
+
+    stopped = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: Server())
+    monkeypatch.setattr(server, "stop_server", stopped.append)
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    monkeypatch.setattr("metanas.tracking.tracker.make_client", lambda uri: None)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["ui", "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db", "--port", str(port)]
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err == "metanas ui: interrupted\n"
+    assert len(stopped) == 1  # the server it started is stopped
+
+
+def test_errors_and_logged_warnings_name_the_subcommand_in_one_line(tmp_path, capsys):
+    # Was "metanas tracking: error: ...", and a logged warning printed bare.
+    assert cli.main(["tracking", "sync", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("metanas tracking sync: error: no such directory")
+    code = "\n".join([
+        "import argparse, logging, sys",
+        "from metanas import cli",
+        "parse = argparse.ArgumentParser.parse_args",
+        "def command(args):",
+        "    logging.getLogger('metanas.tracking.tracker').warning('MLflow at %s is down', 'x')",
+        "    logging.getLogger('other').warning('not ours')",
+        "    return 0",
+        "def parse_args(self, *args, **kwargs):",
+        "    namespace = parse(self, *args, **kwargs)",
+        "    namespace.func = command",
+        "    return namespace",
+        "argparse.ArgumentParser.parse_args = parse_args",
+        "sys.exit(cli.main(['tracking', 'sync']))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("metanas tracking sync: warning: MLflow at x is down\n"
+                             "not ours\n")
+
+
+def test_a_demo_on_a_full_disk_is_one_line_and_exit_1(monkeypatch, capsys):
+    # Was: the DiskFullError's traceback (then a crash at exit).
+    from metanas import demo
+    from metanas.tuners import DiskFullError
+
+    def full(**settings):
+        raise DiskFullError("trial 3 could not write to disk (No space left on device); ...")
+
+    monkeypatch.setattr(demo, "run_demo", full)
+    assert cli.main(["demo", "--max-trials", "2"]) == 1
+    assert capsys.readouterr().err == ("metanas demo: error: trial 3 could not write to disk "
+                                       "(No space left on device); ...\n")

@@ -1244,6 +1244,10 @@ class MetaLearner:
             # A study of other strategies holds meta-trials, just none of these.
             of = (f" of {sorted(allowed)} (it ranges over {sorted(held)})"
                   if held and not allowed & held else "")
+            if not of and exclude_tasks and any(
+                    r[0]["strategy"] in allowed for r in self._results(())):
+                # It holds some, all on the excluded tasks (leave-one-task-out).
+                of = f" on tasks other than the excluded {sorted(set(exclude_tasks))}"
             warnings.warn(
                 f"study {self.study.study_name!r} in the meta storage "
                 f"{redact(self.storage_url)!r} has no meta-trial{of or ' to learn from'}"

@@ -93,6 +93,7 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         make_client(tracking_uri)  # None: MLFLOW_TRACKING_URI, else MLflow's default
     sent = waiting = 0
     for directory, count in spools.items():
+        _set_aside_unreadable(directory)
         tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
         tracker._spool = Spool(directory)
         tracker._any_target = True  # sent where this call says, whatever they were meant for
@@ -105,6 +106,27 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
     rejected_dirs = set(spools) | {p.parent for p in _beside(path, _rejected_files)}
     rejected = sum(Spool(d).rejected() for d in rejected_dirs)
     return {"sent": sent, "waiting": waiting, "rejected": rejected, "unreadable": unreadable}
+
+
+def _set_aside_unreadable(directory: pathlib.Path) -> None:
+    """Moves the lines of ``directory``'s pending files that hold no record to
+    their ``.unreadable`` side files, as a replay does.
+
+    A replay only runs when a record waits: a pending file of torn lines alone
+    kept them where they were, though `sync` said they were in a side file.
+    Lines a side file cannot take (an OSError) stay in their pending file.
+    """
+    spool = Spool(directory)
+    try:
+        with spool.locked():
+            for path in spool.files():
+                waiting, unreadable = Spool.load(path)
+                if unreadable:
+                    Spool.set_aside(path, unreadable)
+                    Spool.rewrite(path, waiting)
+    except OSError as error:
+        logger.warning("could not move the unreadable lines of the spool %s to their "
+                       ".unreadable files (%s); they stay in its pending files", directory, error)
 
 
 def _rejected_files(root: pathlib.Path):

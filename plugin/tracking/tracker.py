@@ -10,12 +10,11 @@ import logging
 import os
 import pathlib
 import re
-import tempfile
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional
 
-from metanas.security import redact, sqlite_file
+from metanas.security import can_create_in, redact, sqlite_file
 from metanas.tracking import records as rec
 from metanas.tracking.spool import Spool
 
@@ -890,7 +889,7 @@ def store_problem(tracking_uri: str) -> Optional[str]:
         except OSError as error:
             return f"{path} cannot be opened for writing ({error.strerror or error})"
         folder = os.path.dirname(path)
-        if not _can_create_in(folder):  # SQLite writes its journal beside the file
+        if not can_create_in(folder):  # SQLite writes its journal beside the file
             return f"{path} is in a folder, {folder}, where SQLite cannot write its journal"
         return None
     folder = os.path.dirname(path)
@@ -898,18 +897,9 @@ def store_problem(tracking_uri: str) -> Optional[str]:
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
         return f"{path} cannot be created: {folder} is not a folder"
-    if not _can_create_in(folder):
+    if not can_create_in(folder):
         return f"{path} does not exist and its folder {folder} is not writable"
     return None
-
-
-def _can_create_in(folder: str) -> bool:
-    """Whether a file can be created in ``folder`` (tried: an unnamed temporary one)."""
-    try:
-        with tempfile.TemporaryFile(dir=folder, prefix=".metanas-probe-"):
-            return True
-    except OSError:
-        return False
 
 
 def _tls_settings() -> Dict[str, Any]:

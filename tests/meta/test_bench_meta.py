@@ -12,6 +12,7 @@ from metanas.bench import TUNING_TASKS, load_task
 from metanas.meta import MetaLearner, ObjectiveError, normalized_regret_auc
 from metanas.meta.evaluate import BenchEvaluator, curve_score, final_regret_score, random_regret
 from metanas.meta.tasks import BENCH_DATASETS, bench_features, meta_tasks
+from tests.paths import read_only
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -151,6 +152,29 @@ def test_recommend_on_an_empty_storage_prints_the_defaults_and_a_warning(tmp_pat
          "unknown strategies ['annealing']"),
         (["meta-train", "--tasks", "nb201/cifar10", "--storage", "postgresql://u:secret@127.0.0.1:1/m"],
          "cannot open the meta storage 'postgresql://u:***@"),
+        # An in-memory storage keeps nothing: refused before any meta-trial runs.
+        (["meta-train", "--tasks", "hpobench/car", "--budget", "6", "--meta-trials", "1",
+          "--no-progress", "--no-mlflow", "--storage", "sqlite://"],
+         "--storage: 'sqlite://' is an in-memory database, which keeps nothing after the "
+         "command; give a file (sqlite:///path.db) or a server URL"),
+        (["meta-train", "--tasks", "hpobench/car", "--budget", "6", "--meta-trials", "1",
+          "--no-progress", "--no-mlflow", "--storage", "sqlite:///:memory:"],
+         "'sqlite:///:memory:' is an in-memory database"),
+        (["recommend", "--task", "hpobench/car", "--storage", "sqlite://"],
+         "'sqlite://' is an in-memory database"),
+        (["recommend", "--task", "hpobench/car", "--storage", "sqlite:///:memory:"],
+         "'sqlite:///:memory:' is an in-memory database"),
+        (["meta-train", "--tasks", "nb201/cifar10", "--strategies", ","],
+         "--strategies needs at least one strategy, got ','; allowed: evolution, random, rl"),
+        (["recommend", "--task", "nb201/cifar10", "--strategies", " , "],
+         "--strategies needs at least one strategy, got ' , '"),
+        # recommend takes one task: 'tuning' (a group) is not among those it lists.
+        (["recommend", "--task", "nope"],
+         "--task: unknown task 'nope'; known tasks: nb201/cifar10, "),
+        (["recommend", "--task", "tuning"],
+         "--task: unknown task 'tuning'; known tasks: nb201/cifar10, "),
+        (["meta-train", "--tasks", "tuning", "--similar-to", "nope"],
+         "--similar-to: unknown task 'nope'; known tasks: 'tuning' or "),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
@@ -330,7 +354,65 @@ def test_ctrl_c_in_meta_train_is_one_line_without_optunas_traceback(tmp_path, mo
     code = cli.main(["meta-train", "--tasks", "hpobench/car", "--storage", storage,
                      "--no-progress"])
     err = capfd.readouterr().err
-    assert code == 130 and err.strip() == "metanas meta-train: interrupted", err
+    # Says what was kept, as demo does (was: "interrupted" alone).
+    assert code == 130 and err.strip() == (
+        "metanas meta-train: interrupted; its completed meta-trials are kept in --storage: "
+        "meta-train again to go on from them"), err
     # The interrupted meta-trial is recorded as failed, as before.
     study = optuna.load_study(study_name="metanas-meta", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
+
+
+def test_meta_train_without_budget_or_strategies_goes_on_with_the_studys(tmp_path, capsys):
+    # The help promised that a study keeps the budget and strategies of its first
+    # meta-training; omitting --budget applied 50 instead, and was refused.
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    argv = ["meta-train", "--tasks", "hpobench/car", "--meta-trials", "1", "--storage", storage,
+            "--seed", "0", "--no-progress", "--no-mlflow"]
+    assert cli.main(argv + ["--budget", "6", "--strategies", "random"]) == 0
+    capsys.readouterr()
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["meta_trials"] == 2
+    study = MetaLearner(storage).study
+    assert study.user_attrs["meta/budget"] == 6
+    assert [(t.params["strategy"], t.user_attrs["budget"]) for t in study.trials] == [
+        ("random", 6), ("random", 6)]
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["meta-train"].format_help()
+    assert "the study's; 50 for a new study" in " ".join(help_text.split())
+    assert "the study's; evolution,random for a new study" in " ".join(help_text.split())
+
+    # Leave-one-task-out on a study of that one task: the warning says why nothing is left.
+    assert cli.main(["recommend", "--task", "hpobench/car", "--storage", storage,
+                     "--exclude-task"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["source"] == "defaults"
+    assert ("has no meta-trial on tasks other than the excluded ['hpobench/car']; "
+            "recommending the default settings.") in err
+    assert "to learn from" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_read_only_meta_storage_is_named_as_the_cause(tmp_path, capsys):
+    # Optuna's own message blamed "invalid data ... exceeding max length".
+    folder = tmp_path / "store"
+    folder.mkdir()
+    storage = f"sqlite:///{folder}/meta.db"
+    train = ["meta-train", "--tasks", "hpobench/car", "--budget", "6", "--meta-trials", "1",
+             "--storage", storage, "--seed", "0", "--no-progress", "--no-mlflow"]
+    recommend = ["recommend", "--task", "hpobench/car", "--storage", storage]
+    assert cli.main(train) == 0
+    capsys.readouterr()
+    with read_only(folder):
+        assert cli.main(train) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"error: --storage: the folder {str(folder)!r} of the meta storage "
+                            "is read-only; SQLite must write its journal there (copy the "
+                            "store somewhere writable)") and "\n" not in err, err
+        assert cli.main(recommend) == 0  # reading needs no journal
+        assert json.loads(capsys.readouterr().out)["task"] == "hpobench/car"
+    with read_only(folder / "meta.db"):
+        for argv in (recommend, train):
+            assert cli.main(argv) == 2
+            err = capsys.readouterr().err.strip()
+            assert f"--storage: the meta storage {str(folder / 'meta.db')!r} is read-only" in err
+            assert "\n" not in err
+    assert len(MetaLearner(storage).study.trials) == 1  # nothing lost, nothing added

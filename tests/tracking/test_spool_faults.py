@@ -84,3 +84,24 @@ def test_sync_keeps_unreadable_lines_and_says_so(tmp_path, capsys):
     # Said again at the next sync: the line is still there for a person to look at.
     assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", store]) == 1
     assert "0 still waiting; 0 rejected; 1 unreadable line(s) kept" in capsys.readouterr().out
+
+
+def test_sync_sets_aside_a_pending_file_of_torn_lines_only(tmp_path, capsys):
+    # Was: "kept ... in the *.pending.jsonl.unreadable files", but no such file was
+    # made: with no record to send, the replay never ran and the line stayed put.
+    directory = tmp_path / "runs" / SPOOL_DIRNAME / "p"
+    directory.mkdir(parents=True)
+    pending = directory / "tuner0.pending.jsonl"
+    pending.write_text('{"broken')
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", store]) == 1
+    out, err = capsys.readouterr()
+    assert "sent 0 record(s); 0 still waiting; 0 rejected; 1 unreadable line(s) kept" in out
+    assert "*.pending.jsonl.unreadable files of their spool directory" in err
+    side = directory / f"tuner0.pending.jsonl{UNREADABLE_SUFFIX}"
+    assert side.read_text() == '{"broken\n'  # kept, not dropped
+    assert not pending.exists() or Spool.load(pending) == ([], [])
+    # Counted once at the next sync: moved, not copied.
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", store]) == 1
+    assert "1 unreadable line(s) kept" in capsys.readouterr().out
+    assert side.read_text() == '{"broken\n'

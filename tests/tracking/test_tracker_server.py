@@ -352,7 +352,7 @@ def test_a_tracking_uri_mlflow_cannot_use_is_refused_and_sync_keeps_every_record
     argv = ["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", "bogus://x"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("metanas tracking: error: MLflow cannot use the "
+    assert err.startswith("metanas tracking sync: error: MLflow cannot use the "
                           "tracking URI 'bogus://x'") and "\n" not in err
     assert tuner.tracker.flush() == waiting and not list(tmp_path.rglob(REJECTED_NAME))
     # The right URI then sends them all.

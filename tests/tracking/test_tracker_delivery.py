@@ -115,16 +115,15 @@ def test_a_server_that_hangs_costs_one_timeout_not_one_per_record(tmp_path, monk
     HangingServer.calls = []
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        started = time.monotonic()
         tuner = search(tmp_path, "hung", MlflowTracker(tracking_uri=url), trials=4)
-        took = time.monotonic() - started
     finally:
         server.shutdown()
     assert len(tuner.oracle.trials) == 4
     # About 10 records: the first times out; the search's end does not try a
-    # server that failed seconds before (was: a second timeout in a row).
+    # server that failed seconds before (was: a second timeout in a row). Each
+    # try is a call the server sees, so the count is the time spent waiting
+    # (a bound on the wall time failed under a loaded CPU, at 31 s).
     assert len(HangingServer.calls) == 1, HangingServer.calls
-    assert took < 30
     waiting = sum(len(Spool.read(p)) for p in
                   (tmp_path / "runs" / SPOOL_DIRNAME / "hung").glob("*.pending.jsonl"))
     assert waiting >= 9  # nothing lost

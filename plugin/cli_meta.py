@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-from metanas.security import can_create_in, redact, sqlite_file
+from metanas.security import redact, sqlite_file, sqlite_in_memory, sqlite_problem
 from metanas.usage import UsageError, check_output_directory, check_seed
 
 __all__ = ["add_meta_train", "add_recommend"]
@@ -71,27 +71,13 @@ def _check_storage(url: str, journal: bool = True) -> None:
             with ``journal``, the folder that holds or would hold it) is
             read-only.
     """
-    scheme, _, rest = url.partition("://")
-    if scheme.split("+", 1)[0] == "sqlite" and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
+    if sqlite_in_memory(url):
         raise UsageError(f"--storage: {redact(url)!r} is an in-memory database, which keeps "
                          "nothing after the command; give a file (sqlite:///path.db) or a "
                          "server URL")
-    path = sqlite_file(url)
-    if path is None:
-        return
-    folder = os.path.dirname(path)
-    if os.path.isfile(path):
-        try:  # opened, not asked (os.access): root may be refused too (a read-only mount)
-            with open(path, "r+b"):
-                pass
-        except OSError as error:
-            raise UsageError(f"--storage: the meta storage {path!r} is read-only "
-                             f"({error.strerror or error}); SQLite must write to it (copy it "
-                             "somewhere writable)") from None
-    if journal and os.path.isdir(folder) and not can_create_in(folder):
-        raise UsageError(f"--storage: the folder {folder!r} of the meta storage is read-only; "
-                         "SQLite must write its journal there (copy the store somewhere "
-                         "writable)")
+    problem = sqlite_problem(url, journal=journal)
+    if problem is not None:
+        raise UsageError(f"--storage: the meta storage {problem} (copy it somewhere writable)")
 
 
 def _learner(storage, study_name, **kwargs):

@@ -3,7 +3,8 @@ without importing `metanas.cli` (which imports them: a cycle under ``python -m``
 and the checks the subcommands share."""
 
 import os
-import tempfile
+
+from metanas.security import creation_error
 
 __all__ = ["UsageError", "check_output_directory", "check_seed"]
 
@@ -46,10 +47,7 @@ def check_output_directory(flag: str, path: str) -> None:
     except OSError as error:
         raise UsageError(f"{flag}: cannot create the directory {path!r} "
                          f"({error.strerror or error})") from None
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".metanas-write-check-", dir=path)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
+    error = creation_error(path)
+    if error is not None:
         raise UsageError(f"{flag}: cannot write in the directory {path!r} "
-                         f"({error.strerror or error}); give a writable one") from None
+                         f"({error.strerror or error}); give a writable one")

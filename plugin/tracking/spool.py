@@ -353,6 +353,25 @@ class Spool:
             os.fsync(handle.fileno())
         return side
 
+    @staticmethod
+    def load_setting_aside(
+            path: pathlib.Path) -> Tuple[List[Dict[str, Any]], List[str], Optional[pathlib.Path]]:
+        """`load`, with the unreadable lines moved to their side file (`set_aside`)
+        and the pending file rewritten with the records alone.
+
+        Returns the records, the unreadable lines, and the side file (None when
+        there were none).
+
+        Raises:
+            OSError: The side file or the rewrite could not be written.
+        """
+        waiting, unreadable = Spool.load(path)
+        side = None
+        if unreadable:
+            side = Spool.set_aside(path, unreadable)  # OSError: they stay in place
+            Spool.rewrite(path, waiting)
+        return waiting, unreadable, side
+
     def unreadable(self) -> Dict[pathlib.Path, int]:
         """Unreadable lines kept in the directory: in side files and still in pending files."""
         found: Dict[pathlib.Path, int] = {}

@@ -120,10 +120,7 @@ def _set_aside_unreadable(directory: pathlib.Path) -> None:
     try:
         with spool.locked():
             for path in spool.files():
-                waiting, unreadable = Spool.load(path)
-                if unreadable:
-                    Spool.set_aside(path, unreadable)
-                    Spool.rewrite(path, waiting)
+                Spool.load_setting_aside(path)
     except OSError as error:
         logger.warning("could not move the unreadable lines of the spool %s to their "
                        ".unreadable files (%s); they stay in its pending files", directory, error)

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional
 
-from metanas.security import can_create_in, redact, sqlite_file
+from metanas.security import redact, sqlite_problem
 from metanas.tracking import records as rec
 from metanas.tracking.spool import Spool
 
@@ -799,10 +799,8 @@ class MlflowTracker:
             return False
         with self._spool.locked():
             for path in self._spool.files():
-                waiting, unreadable = Spool.load(path)
+                waiting, unreadable, side = Spool.load_setting_aside(path)
                 if unreadable:
-                    side = Spool.set_aside(path, unreadable)  # OSError: they stay in place
-                    Spool.rewrite(path, waiting)
                     self.unreadable += len(unreadable)
                     logger.warning("%d line(s) of %s hold no readable record (a torn write); "
                                    "kept in %s", len(unreadable), path, side)
@@ -868,38 +866,9 @@ class StoreUnwritable(OSError):
     """A local MLflow store (a SQLite file) that cannot be created or written."""
 
 
-def store_problem(tracking_uri: str) -> Optional[str]:
-    """Why the local SQLite store of ``tracking_uri`` cannot be written, or None.
-
-    MLflow retries creating a SQLite store it cannot open for about 100 s;
-    this check costs a few file operations. It opens, not asks (``os.access``
-    says yes to root even where nothing can be created, e.g. ``/proc``): the
-    database file for writing if it exists (its content untouched), and an
-    unnamed temporary file in the folder SQLite writes its journal to, or
-    in the nearest existing folder of a store MLflow will create; it leaves
-    nothing behind. Other stores (servers, databases) are not checked.
-    """
-    path = sqlite_file(tracking_uri)
-    if path is None:
-        return None
-    if os.path.exists(path):
-        try:
-            with open(path, "r+b"):
-                pass
-        except OSError as error:
-            return f"{path} cannot be opened for writing ({error.strerror or error})"
-        folder = os.path.dirname(path)
-        if not can_create_in(folder):  # SQLite writes its journal beside the file
-            return f"{path} is in a folder, {folder}, where SQLite cannot write its journal"
-        return None
-    folder = os.path.dirname(path)
-    while not os.path.lexists(folder):  # MLflow creates missing folders
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        return f"{path} cannot be created: {folder} is not a folder"
-    if not can_create_in(folder):
-        return f"{path} does not exist and its folder {folder} is not writable"
-    return None
+#: Why the local SQLite store of a tracking URI cannot be written, or None
+#: (`metanas.security.sqlite_problem`; servers and other stores are not checked).
+store_problem = sqlite_problem
 
 
 def _tls_settings() -> Dict[str, Any]:

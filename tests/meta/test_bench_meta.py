@@ -404,15 +404,16 @@ def test_a_read_only_meta_storage_is_named_as_the_cause(tmp_path, capsys):
     with read_only(folder):
         assert cli.main(train) == 2
         err = capsys.readouterr().err.strip()
-        assert err.endswith(f"error: --storage: the folder {str(folder)!r} of the meta storage "
-                            "is read-only; SQLite must write its journal there (copy the "
-                            "store somewhere writable)") and "\n" not in err, err
+        assert err.endswith(f"error: --storage: the meta storage {folder / 'meta.db'} is in a "
+                            f"folder, {folder}, where SQLite cannot write its journal (copy it "
+                            "somewhere writable)") and "\n" not in err, err
         assert cli.main(recommend) == 0  # reading needs no journal
         assert json.loads(capsys.readouterr().out)["task"] == "hpobench/car"
     with read_only(folder / "meta.db"):
         for argv in (recommend, train):
             assert cli.main(argv) == 2
             err = capsys.readouterr().err.strip()
-            assert f"--storage: the meta storage {str(folder / 'meta.db')!r} is read-only" in err
+            assert (f"--storage: the meta storage {folder / 'meta.db'} cannot be opened for "
+                    "writing") in err, err
             assert "\n" not in err
     assert len(MetaLearner(storage).study.trials) == 1  # nothing lost, nothing added

@@ -1,11 +1,12 @@
-"""Atomic JSON writes for a search's state files, and one search per directory.
+"""Atomic writes for a search's state files and checkpoints, and one search per directory.
 
 keras-tuner writes ``oracle.json``, ``trial.json`` and ``tuner0.json`` by
 opening the file for writing and writing into it, so a process killed in the
 middle leaves an empty or truncated file and the search cannot be resumed.
 metanas writes a sibling temporary file and renames it over the old one: a
 rename within one directory is atomic on POSIX and Windows, so a reader (or a
-restarted search) sees the old state or the new one, never half of it.
+restarted search) sees the old state or the new one, never half of it. A
+trial's best-epoch checkpoint is written the same way (`save_weights_atomically`).
 
 Two processes searching in one project directory would number their trials
 alike and overwrite each other's files; `searching_in` holds an advisory lock
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import threading
@@ -29,8 +31,8 @@ try:
 except ImportError:  # Windows: no advisory locks; searches are not guarded
     fcntl = None
 
-__all__ = ["save_json_atomically", "searching_in", "check_no_search_in", "disk_failure",
-           "is_remote"]
+__all__ = ["save_json_atomically", "save_weights_atomically", "searching_in",
+           "check_no_search_in", "disk_failure", "is_remote"]
 
 # Errors of the disk, not of the model: a trial that meets one did not fail.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
@@ -175,25 +177,65 @@ def save_json_atomically(
     path = str(path)
     text = json.dumps(obj, default=default)
     if is_remote(path):
-        from keras_tuner.src.backend import io  # imports TensorFlow
+        from keras_tuner.src.backend import io as kt_io  # imports TensorFlow
 
-        with io.File(path, "w") as handle:
+        with kt_io.File(path, "w") as handle:
             handle.write(text)
         return text
+    _replace_with(path, text.encode("utf-8"))
+    return text
+
+
+def save_weights_atomically(model: Any, path: str) -> None:
+    """Saves a Keras model's weights to ``path`` (``.weights.h5``), as
+    ``model.save_weights`` does, so that a failed write keeps the previous file.
+
+    Keras writes the HDF5 file in place. When the disk fills up in the middle,
+    the file is left half written and HDF5 keeps its objects open, unable to
+    flush them; at exit HDF5 closes them and the process crashes (a
+    segmentation fault after the error was reported; keras 3.12, h5py 3.14).
+    Here Keras's own writer builds the file in memory, and it is written as a
+    sibling file renamed over the old one: a full disk is one `OSError` from
+    that write, HDF5 is left clean, and the checkpoint on disk is the previous
+    one. Remote paths are left to Keras.
+
+    Raises:
+        ValueError: The model is not built (as Keras raises).
+        OSError: The file could not be written; the message names it.
+    """
+    path = str(path)
+    if is_remote(path):
+        model.save_weights(path)
+        return
+    if not model.built:
+        model.save_weights(path)  # Keras's own error for an unbuilt model
+    from keras.src.saving import saving_lib  # Keras's writer; keras is pinned <3.13
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        saving_lib._save_state(model, weights_store=store, assets_store=None,
+                               inner_path="", visited_saveables=set())
+    finally:
+        store.close()
+    _replace_with(path, buffer.getvalue())
+
+
+def _replace_with(path: str, data: bytes) -> None:
+    """Writes ``data`` to a sibling temporary file and renames it over ``path``."""
     # Unique per process and thread: the chief saves from gRPC threads too.
     temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
         os.replace(temporary, path)
     except OSError as error:  # a full disk, a read-only directory: say which file
         if error.errno is None:
             raise
         raise type(error)(
-            error.errno, f"could not save {path} ({error.strerror or error}); an earlier "
+            error.errno, f"could not save {path} ({error.strerror or error}); any earlier "
             "version of it is intact, and the trials ended so far are kept: fix the cause "
             "and resume with overwrite=False", path) from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    return text

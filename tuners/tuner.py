@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional, Type
 import keras
 import keras_tuner
 from keras_tuner.src import config as kt_config
+from keras_tuner.src.backend import io as kt_io
+from keras_tuner.src.engine import tuner_utils
 import numpy as np
 
 from metanas.tuners import distributed, hooks, objectives, reads, storage
@@ -242,6 +244,11 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 raise
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
+        for callback in kwargs.get("callbacks") or ():
+            # keras-tuner's best-epoch checkpoint (one instance for all of a
+            # trial's executions), written so that a full disk keeps the last one.
+            if type(callback) is tuner_utils.SaveBestEpoch:
+                callback.__class__ = _AtomicSaveBestEpoch
         if self.cost_measures:
             kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [objectives.CostLogger()]
         return super()._build_and_fit_model(trial, *args, **kwargs)
@@ -403,6 +410,21 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                           f"max_model_size={self.max_model_size}; not trained.", file=sys.stderr)
                 else:
                     print(trial.message, end="", file=sys.stderr)  # as keras-tuner does
+
+
+class _AtomicSaveBestEpoch(tuner_utils.SaveBestEpoch):
+    """keras-tuner's `SaveBestEpoch`, writing with `storage.save_weights_atomically`:
+    a full disk fails the trial's write, not HDF5 in the middle of the file."""
+
+    def _save_model(self):
+        if keras.config.backend() != "tensorflow":
+            storage.save_weights_atomically(self.model, self.filepath)
+            return
+        # As keras-tuner does: non-chief replicas of a tf.distribute strategy
+        # write to a temporary path.
+        write_filepath = kt_io.write_filepath(self.filepath, self.model.distribute_strategy)
+        storage.save_weights_atomically(self.model, write_filepath)
+        kt_io.remove_temp_dir_with_filepath(write_filepath, self.model.distribute_strategy)
 
 
 class DiskFullError(keras_tuner.errors.FatalError):

@@ -22,7 +22,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 from metanas.usage import (  # noqa: E402
-    Terminated, UsageError, check_output_directory, check_seed, interrupted_status,
+    Terminated, UsageError, check_output_directory, check_seed, forget_interrupts,
+    interrupted_status, note_interrupt,
 )
 
 
@@ -70,10 +71,24 @@ def add_demo(subparsers) -> None:
 
 
 def _raise_interrupt(signum, frame):
+    note_interrupt(KeyboardInterrupt)  # raised again if Python drops it
     raise KeyboardInterrupt
 
 
+def _ignoring_interrupts(hook):
+    """``sys.unraisablehook`` that leaves out the interrupts `_raise_interrupt`
+    and `_raise_terminated` raised where Python cannot raise (they are noted
+    and raised again), and passes the rest to ``hook``."""
+
+    def unraisable(raised):
+        if not (raised.exc_type and issubclass(raised.exc_type, KeyboardInterrupt)):
+            hook(raised)
+
+    return unraisable
+
+
 def _raise_terminated(signum, frame):
+    note_interrupt(Terminated)
     raise Terminated
 
 
@@ -356,10 +371,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     mlflow_db.setLevel(logging.WARNING)
     # A SIGTERM (a job scheduler's stop, `kill`) ends a command as Ctrl-C does:
     # without it, `bench` left its worker processes running.
-    previous = None
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):  # not if ignored
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # Ctrl-C as Python's own handler does, but noted: a tuner raises it again if
+    # Python drops it (`metanas.usage.raise_noted_interrupt`).
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not if ignored
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_terminated)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupt)
+    # ... and the "Exception ignored in ..." traceback Python prints for it, not shown.
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _ignoring_interrupts(unraisable)
     try:
         return int(args.func(args) or 0)
     except UsageError as error:
@@ -375,8 +397,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             own_log.removeHandler(one_line)
         warnings.showwarning = shown
         mlflow_db.setLevel(level)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        sys.unraisablehook = unraisable
+        forget_interrupts()
 
 
 if __name__ == "__main__":

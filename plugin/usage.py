@@ -6,7 +6,8 @@ import os
 
 from metanas.security import creation_error
 
-__all__ = ["UsageError", "check_output_directory", "check_seed"]
+__all__ = ["UsageError", "check_output_directory", "check_seed", "note_interrupt",
+           "raise_noted_interrupt"]
 
 #: Seeds NumPy, Keras and Optuna all take.
 MAX_SEED = 2**32 - 1
@@ -23,6 +24,40 @@ class Terminated(KeyboardInterrupt):
 def interrupted_status(interrupt: KeyboardInterrupt) -> int:
     """The shell's exit status for a command ended by ``interrupt``: 143 for SIGTERM, else 130."""
     return 143 if isinstance(interrupt, Terminated) else 130
+
+
+# The Ctrl-C or SIGTERM the command line's handler raised last, until a tuner
+# raises it again or the command ends.
+_noted = None
+
+
+def note_interrupt(kind: type) -> None:
+    """Notes that the command line's signal handler is raising ``kind``
+    (`KeyboardInterrupt` or `Terminated`), for `raise_noted_interrupt`."""
+    global _noted
+    _noted = kind
+
+
+def raise_noted_interrupt() -> None:
+    """Raises again the interrupt `note_interrupt` noted, if any (once).
+
+    Python cannot raise out of a weakref callback or a ``__del__``: a Ctrl-C
+    that lands in one (TensorFlow and Keras run many while training) is
+    printed as "Exception ignored in ..." and lost, and `metanas demo` went on
+    to the end of its search (1 of 12 Ctrl-Cs during training). metanas's
+    tuners call this at the end of each training epoch and before each trial.
+    Outside the command line nothing is noted, and it does nothing.
+    """
+    global _noted
+    kind, _noted = _noted, None
+    if kind is not None:
+        raise kind()
+
+
+def forget_interrupts() -> None:
+    """Forgets a noted interrupt (a command has ended)."""
+    global _noted
+    _noted = None
 
 
 def check_seed(flag: str, seed) -> None:

@@ -19,6 +19,7 @@ from keras_tuner.src.backend import io as kt_io
 from keras_tuner.src.engine import tuner_utils
 import numpy as np
 
+from metanas import usage
 from metanas.tuners import distributed, hooks, objectives, reads, storage
 from metanas.tuners.base import (
     MetanasOracle, check_int, is_oversized, oversized_parameters, release_oracle,
@@ -244,13 +245,14 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 raise
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
-        for callback in kwargs.get("callbacks") or ():
+        kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [_RaiseNotedInterrupt()]
+        for callback in kwargs["callbacks"]:
             # keras-tuner's best-epoch checkpoint (one instance for all of a
             # trial's executions), written so that a full disk keeps the last one.
             if type(callback) is tuner_utils.SaveBestEpoch:
                 callback.__class__ = _AtomicSaveBestEpoch
         if self.cost_measures:
-            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [objectives.CostLogger()]
+            kwargs["callbacks"].append(objectives.CostLogger())
         return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def get_best_models(self, num_models: int = 1):
@@ -335,6 +337,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
 
     def on_trial_begin(self, trial):
         self._asked_without_trial = False
+        usage.raise_noted_interrupt()  # a Ctrl-C that Python dropped, before training again
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -410,6 +413,15 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                           f"max_model_size={self.max_model_size}; not trained.", file=sys.stderr)
                 else:
                     print(trial.message, end="", file=sys.stderr)  # as keras-tuner does
+
+
+class _RaiseNotedInterrupt(keras.callbacks.Callback):
+    """Ends training at the end of an epoch when the command line's Ctrl-C
+    was dropped by Python (`metanas.usage.raise_noted_interrupt`). Epoch ends
+    only: a batch-end hook would take Keras's asynchronous dispatch away."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        usage.raise_noted_interrupt()
 
 
 class _AtomicSaveBestEpoch(tuner_utils.SaveBestEpoch):

@@ -272,37 +272,65 @@ def _p_value(p: float, alpha: float = 0.05) -> str:
     return repr(p)
 
 
+def holm(p_values: Sequence[float]) -> List[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the order given: each
+    is below ``alpha`` exactly where Holm's procedure rejects at ``alpha``,
+    keeping the chance of any false "significant" among them at most ``alpha``."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def significance_table(results, metanas: Sequence[str], peers: Sequence[str],
                        field: str = "regret", lower_is_better: bool = True) -> List[str]:
     """Two-sided Mann-Whitney U of each metanas strategy's final ``field`` vs the best peer's.
 
-    Cells: ``better``/``worse`` (by mean) and the p-value; ``*`` marks p < 0.05.
+    Cells: ``better``/``worse`` (by mean) and the p-value; ``*`` marks p < 0.05,
+    and ``†`` a test still below 0.05 after Holm's correction (`holm`) for the
+    strategy's tests on all the table's tasks (its column).
     """
     from scipy.stats import mannwhitneyu
 
     data = group(results, field)
     metanas = [m for m in metanas if any(k[1] == m for k in data)]
-    lines = ["| task | best peer | " + " | ".join(f"`{m}`" for m in metanas) + " |",
-             "|---|---|" + "---|" * len(metanas)]
+    sign = 1.0 if lower_is_better else -1.0
+    rows: List[Tuple[str, str, List[Any]]] = []  # cells: text, or (word, p) tested
     for task in _tasks(results):
         peer = best_peer(results, task, peers, field, lower_is_better)
         if peer is None:
             continue
-        cells = []
+        cells: List[Any] = []
         for m in metanas:
             a, b = data.get((task, m), []), data[(task, peer)]
             if len(a) < 2:
                 cells.append("–")
-                continue
-            if np.allclose(a, a[0]) and np.allclose(b, a[0]):
+            elif np.allclose(a, a[0]) and np.allclose(b, a[0]):
                 cells.append("tie p=1")
-                continue
-            p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-            sign = 1.0 if lower_is_better else -1.0
-            word = "better" if sign * np.mean(a) < sign * np.mean(b) else (
-                "worse" if np.mean(a) != np.mean(b) else "tie")
-            cells.append(f"{word} p={_p_value(p)}{'*' if p < 0.05 else ''}")
-        lines.append(f"| {task} | `{peer}` | " + " | ".join(cells) + " |")
+            else:
+                p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+                word = "better" if sign * np.mean(a) < sign * np.mean(b) else (
+                    "worse" if np.mean(a) != np.mean(b) else "tie")
+                cells.append((word, p))
+        rows.append((task, peer, cells))
+    # Holm within each column: one strategy's tests over the tasks.
+    adjusted = [iter(holm([cells[column][1] for _, _, cells in rows
+                           if isinstance(cells[column], tuple)]))
+                for column in range(len(metanas))]
+    lines = ["| task | best peer | " + " | ".join(f"`{m}`" for m in metanas) + " |",
+             "|---|---|" + "---|" * len(metanas)]
+    for task, peer, cells in rows:
+        texts = []
+        for column, cell in enumerate(cells):
+            if isinstance(cell, tuple):
+                word, p = cell
+                cell = (f"{word} p={_p_value(p)}{'*' if p < 0.05 else ''}"
+                        f"{'†' if next(adjusted[column]) < 0.05 else ''}")
+            texts.append(cell)
+        lines.append(f"| {task} | `{peer}` | " + " | ".join(texts) + " |")
     return lines
 
 

@@ -58,6 +58,12 @@ def test_results_round_trip_and_reuse_gives_identical_results(bench_run, tmp_pat
                      if r["task"] == "nb201/cifar10" and r["strategy"] == "metanas/random"]
 
 
+def test_holm_adjusts_as_the_step_down_procedure_does():
+    # Sorted 0.005, 0.01, 0.03, 0.04: x4, x3, x2, x1, each at least the one before.
+    assert report.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert report.holm([0.5, 0.9]) == [1.0, 1.0] and report.holm([]) == []
+
+
 def test_significance_and_bar_tables_read_the_numbers():
     runs = []
     for seed in range(6):
@@ -77,6 +83,12 @@ def test_significance_and_bar_tables_read_the_numbers():
     table = "\n".join(report.significance_table(close, ["metanas/evolution"],
                                                 ["ref/regularized-evolution"]))
     assert "better p=0.0499*" in table
+    # Holm's correction over the table's tests: 0.0022 (x 3) survives, 0.0499 (x 2) does not.
+    three = [r for r in runs if r["strategy"] != "metanas/random"] + [
+        dict(r, task=task) for task in ("nb201/cifar100", "nb201/imagenet") for r in close]
+    rows = report.significance_table(three, ["metanas/evolution"], ["ref/regularized-evolution"])
+    assert [row.split(" | ")[2].rstrip(" |") for row in rows[2:]] == [
+        "better p=0.0022*†", "better p=0.0499*", "better p=0.0499*"]
     bar = "\n".join(report.bar_table(runs))
     assert "| yes | yes |" in bar
     worse = [dict(r, regret=5.0) if r["strategy"] == "metanas/evolution" else r for r in runs]

@@ -269,6 +269,10 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
                   "(seed-averaged) score (HPOLib: its true MSE − the optimum). ± is the "
                   "standard error over seeds; bold is the best per task.", ""]
         lines += report.main_table(results, order) + [""]
+        lines += ["### Median regret of the returned configuration", "",
+                  "The same runs' medians over seeds: a few seeds move a mean (on HPOLib, a "
+                  "returned configuration one of whose training seeds diverged), not a "
+                  "median.", ""] + report.median_table(results, order) + [""]
         if any("found_regret" in r for r in results):
             lines += ["### Regret of the best configuration evaluated", "",
                       "What each search found, judged by true score, before the noise of "

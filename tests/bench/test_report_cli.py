@@ -64,6 +64,18 @@ def test_holm_adjusts_as_the_step_down_procedure_does():
     assert report.holm([0.5, 0.9]) == [1.0, 1.0] and report.holm([]) == []
 
 
+def test_the_median_table_is_not_moved_by_one_diverged_seed():
+    runs = [{"task": "hpolib/naval_propulsion", "strategy": strategy, "seed": seed,
+             "regret": regret}
+            for strategy, regrets in (("metanas/evolution", (1e-5, 2e-5, 3e-5, 0.25)),
+                                      ("optuna/tpe", (4e-5, 5e-5, 6e-5, 7e-5)))
+            for seed, regret in enumerate(regrets)]
+    order = ["metanas/evolution", "optuna/tpe"]
+    assert report.main_table(runs, order)[2].endswith("| **5.5e-05 ± 6.45e-06** |")
+    assert report.median_table(runs, order)[2] == (
+        "| hpolib/naval_propulsion | **2.5e-05** | 5.5e-05 |")
+
+
 def test_significance_and_bar_tables_read_the_numbers():
     runs = []
     for seed in range(6):

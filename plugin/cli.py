@@ -23,7 +23,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from metanas.usage import (  # noqa: E402
     Terminated, UsageError, check_output_directory, check_seed, forget_interrupts,
-    interrupted_status, note_interrupt,
+    interrupt_noted, interrupted_status, note_interrupt, raise_noted_interrupt,
 )
 
 
@@ -81,7 +81,8 @@ def _ignoring_interrupts(hook):
     and raised again), and passes the rest to ``hook``."""
 
     def unraisable(raised):
-        if not (raised.exc_type and issubclass(raised.exc_type, KeyboardInterrupt)):
+        if not (interrupt_noted() and raised.exc_type
+                and issubclass(raised.exc_type, KeyboardInterrupt)):
             hook(raised)
 
     return unraisable
@@ -381,9 +382,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupt)
     # ... and the "Exception ignored in ..." traceback Python prints for it, not shown.
     unraisable = sys.unraisablehook
-    sys.unraisablehook = _ignoring_interrupts(unraisable)
+    if previous:
+        sys.unraisablehook = _ignoring_interrupts(unraisable)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        raise_noted_interrupt()  # dropped after the tuners' last look (a command reports its own)
+        return status
     except UsageError as error:
         print(f"metanas {command}: error: {error}", file=sys.stderr)
         return 2
@@ -399,7 +403,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         mlflow_db.setLevel(level)
         for number, handler in previous.items():
             signal.signal(number, handler)
-        sys.unraisablehook = unraisable
+        if previous:
+            sys.unraisablehook = unraisable
         forget_interrupts()
 
 

@@ -45,8 +45,9 @@ def raise_noted_interrupt() -> None:
     that lands in one (TensorFlow and Keras run many while training) is
     printed as "Exception ignored in ..." and lost, and `metanas demo` went on
     to the end of its search (1 of 12 Ctrl-Cs during training). metanas's
-    tuners call this at the end of each training epoch and before each trial.
-    Outside the command line nothing is noted, and it does nothing.
+    tuners call this at the end of each training epoch and before each trial,
+    and the command line when a command returns. Outside the command line
+    nothing is noted, and it does nothing.
     """
     global _noted
     kind, _noted = _noted, None
@@ -54,8 +55,13 @@ def raise_noted_interrupt() -> None:
         raise kind()
 
 
+def interrupt_noted() -> bool:
+    """Whether an interrupt is noted and not yet raised again or forgotten."""
+    return _noted is not None
+
+
 def forget_interrupts() -> None:
-    """Forgets a noted interrupt (a command has ended)."""
+    """Forgets a noted interrupt (a command has ended, or has handled it)."""
     global _noted
     _noted = None
 

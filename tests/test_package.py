@@ -320,7 +320,9 @@ def test_a_demo_on_a_full_disk_is_one_line_and_exit_1(monkeypatch, capsys):
                                        "(No space left on device); ...\n")
 
 
-def test_a_ctrl_c_python_drops_in_training_still_stops_the_demo(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("when", ["in an epoch", "after the last epoch"])
+def test_a_ctrl_c_python_drops_in_training_still_stops_the_demo(when, tmp_path, monkeypatch,
+                                                                capsys):
     import json
     import signal
     import weakref
@@ -331,22 +333,32 @@ def test_a_ctrl_c_python_drops_in_training_still_stops_the_demo(tmp_path, monkey
 
     pressed = []
 
+    class Garbage:
+        pass
+
     class DropCtrlC(keras.callbacks.Callback):
         """Presses Ctrl-C in a weakref callback, where Python prints "Exception
         ignored in ..." and drops the KeyboardInterrupt (as it dropped one in
         TensorFlow's training, and the demo went on to its end)."""
 
+        def press(self):
+            handler = signal.getsignal(signal.SIGINT)  # the one the command installed
+            garbage = Garbage()
+            self.ref = weakref.ref(garbage, lambda _: (pressed.append(when),
+                                                       handler(signal.SIGINT, None)))
+            del garbage  # the handler runs, raises, and Python drops it
+
         def on_train_batch_end(self, batch, logs=None):
-            if batch == 0:
-                handler = signal.getsignal(signal.SIGINT)  # the one the command installed
-                garbage = keras.layers.Dense(1)
-                self.ref = weakref.ref(garbage, lambda _: (pressed.append(batch),
-                                                           handler(signal.SIGINT, None)))
-                del garbage  # the handler runs, raises, and Python drops it
+            if batch == 0 and when == "in an epoch":
+                self.press()
+
+        def on_train_end(self, logs=None):
+            if when == "after the last epoch":  # of the last trial: the tuners' checks are past
+                self.press()
 
     class PressedDuringTrial1(demo.EvolutionSearch):
         def _build_and_fit_model(self, trial, *args, **kwargs):
-            if trial.trial_id == "1":
+            if trial.trial_id == ("1" if when == "in an epoch" else "0"):
                 kwargs["callbacks"] = [*kwargs["callbacks"], DropCtrlC()]
             return super()._build_and_fit_model(trial, *args, **kwargs)
 
@@ -354,15 +366,17 @@ def test_a_ctrl_c_python_drops_in_training_still_stops_the_demo(tmp_path, monkey
     printed = []  # what Python would print as "Exception ignored in ..."
     monkeypatch.setattr(sys, "unraisablehook", lambda raised: printed.append(raised.exc_type))
     unraisable = sys.unraisablehook
-    status = cli.main(["demo", "--max-trials", "4", "--epochs", "3", "--directory",
+    trials = "4" if when == "in an epoch" else "1"
+    status = cli.main(["demo", "--max-trials", trials, "--epochs", "3", "--directory",
                        str(tmp_path)])
-    assert pressed == [0] and printed == []  # the search stopped at that epoch's end
+    assert pressed == [when] and printed == []  # once: the search stopped there
     # One line: not the "Exception ignored in ..." traceback of the dropped interrupt.
     assert status == 130 and capsys.readouterr().err == (
         "metanas demo: interrupted; its completed trials are kept: --no-overwrite goes on "
         "from them (the default, --overwrite, starts afresh)\n")
     statuses = {path.parent.name: json.loads(path.read_text())["status"]
                 for path in (tmp_path / "digits_evolution").glob("trial_*/trial.json")}
-    assert statuses == {"trial_0": "COMPLETED", "trial_1": "RUNNING"}
+    assert statuses == ({"trial_0": "COMPLETED", "trial_1": "RUNNING"} if when == "in an epoch"
+                        else {"trial_0": "COMPLETED"})
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     assert sys.unraisablehook is unraisable

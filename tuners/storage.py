@@ -24,7 +24,7 @@ import json
 import os
 import threading
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 try:
     import fcntl
@@ -197,20 +197,21 @@ def save_weights_atomically(model: Any, path: str) -> None:
     Here Keras's own writer builds the file in memory, and it is written as a
     sibling file renamed over the old one: a full disk is one `OSError` from
     that write, HDF5 is left clean, and the checkpoint on disk is the previous
-    one. Remote paths are left to Keras.
+    one. Remote paths, and weights that memory could not hold twice (Keras's
+    own test for its ``.keras`` files), are left to Keras.
 
     Raises:
         ValueError: The model is not built (as Keras raises).
         OSError: The file could not be written; the message names it.
     """
-    path = str(path)
-    if is_remote(path):
-        model.save_weights(path)
-        return
-    if not model.built:
-        model.save_weights(path)  # Keras's own error for an unbuilt model
     from keras.src.saving import saving_lib  # Keras's writer; keras is pinned <3.13
 
+    path = str(path)
+    if is_remote(path) or not model.built or not saving_lib.is_memory_sufficient(model):
+        # Keras's own: remote, its error for an unbuilt model, or weights too
+        # large to hold twice in memory (Keras's own test for its .keras files).
+        model.save_weights(path)
+        return
     buffer = io.BytesIO()
     store = saving_lib.H5IOStore(buffer, mode="w")
     try:
@@ -218,10 +219,10 @@ def save_weights_atomically(model: Any, path: str) -> None:
                                inner_path="", visited_saveables=set())
     finally:
         store.close()
-    _replace_with(path, buffer.getvalue())
+    _replace_with(path, buffer.getbuffer())
 
 
-def _replace_with(path: str, data: bytes) -> None:
+def _replace_with(path: str, data: Union[bytes, memoryview]) -> None:
     """Writes ``data`` to a sibling temporary file and renames it over ``path``."""
     # Unique per process and thread: the chief saves from gRPC threads too.
     temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"

@@ -284,9 +284,10 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
             lines += ["### NAS-Bench-201 at the simulated training-time budget", "",
                       "Mean regret when the summed table `train_time` of the evaluated "
                       "architectures reaches 50 median training times. That run caps "
-                      "`max_trials` at 4x the evaluations, so a strategy with a final race "
-                      "(planned for the last part of `max_trials`, 30% by default) ends "
-                      "before its race begins: its row is its search without the race.",
+                      "`max_trials` at 4x the evaluations, so with 100 evaluations a "
+                      "strategy with a final race (planned for the last part of "
+                      "`max_trials`, 30% by default) ends before its race begins: its row "
+                      "is its search without the race.",
                       ""] + timed + [""]
         nb = [r for r in results if r["task"].startswith("nb201/")]
         if nb:
@@ -397,8 +398,9 @@ def add_bench(subparsers) -> None:
         except StrategyMakeError as error:
             raise _usage_error(str(error)) from None
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or a SIGTERM (metanas.cli)
-            from metanas.usage import interrupted_status
+            from metanas.usage import forget_interrupts, interrupted_status
 
+            forget_interrupts()  # reported here
             print(f"metanas bench: interrupted; {_kept(args.output)}", file=sys.stderr)
             return interrupted_status(interrupt)
         except OSError as error:  # a full disk, a folder made read-only meanwhile

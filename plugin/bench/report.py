@@ -285,7 +285,9 @@ def _p_value(p: float, alpha: float = 0.05) -> str:
 def holm(p_values: Sequence[float]) -> List[float]:
     """Holm's step-down adjusted p-values (Holm 1979), in the order given: each
     is below ``alpha`` exactly where Holm's procedure rejects at ``alpha``,
-    keeping the chance of any false "significant" among them at most ``alpha``."""
+    keeping the chance of any false "significant" among them at most ``alpha``.
+    A NaN (a test of NaN scores) counts as 1."""
+    p_values = [1.0 if math.isnan(p) else p for p in p_values]  # a NaN score's test
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     adjusted = [1.0] * len(p_values)
     running = 0.0
@@ -369,7 +371,7 @@ def hypervolume_table(results, order: Sequence[str] = ()) -> List[str]:
     lines = ["| task | front of the whole table | " + " | ".join(f"`{s}`" for s in strategies)
              + " |", "|---|---|" + "---|" * len(strategies)]
     for task in _tasks(results):
-        means = {s: float(center(data[(task, s)])) for s in strategies if (task, s) in data}
+        means = {s: float(np.mean(data[(task, s)])) for s in strategies if (task, s) in data}
         top = max(means.values()) if means else None
         cells = []
         for s in strategies:

@@ -62,6 +62,22 @@ def test_holm_adjusts_as_the_step_down_procedure_does():
     # Sorted 0.005, 0.01, 0.03, 0.04: x4, x3, x2, x1, each at least the one before.
     assert report.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert report.holm([0.5, 0.9]) == [1.0, 1.0] and report.holm([]) == []
+    # A NaN (a test of NaN scores) counts as 1, wherever it stands.
+    for p in ([0.001, float("nan"), 0.002], [float("nan"), 0.001, 0.002]):
+        adjusted = report.holm(p)
+        assert sorted(adjusted) == pytest.approx([0.003, 0.004, 1.0])
+
+
+def test_the_hypervolume_table_reads_the_means(monkeypatch):
+    from metanas.bench import hypervolume
+
+    monkeypatch.setattr(hypervolume, "best_hypervolume", lambda task: 0.99)
+    runs = [{"task": "nb201/cifar10", "strategy": strategy, "seed": seed, "hypervolume": value}
+            for strategy, values in (("metanas/evolution-nsga2", (0.98, 0.99)),
+                                     ("optuna/nsga2", (0.96, 0.97)))
+            for seed, value in enumerate(values)]
+    assert report.hypervolume_table(runs, ["metanas/evolution-nsga2", "optuna/nsga2"])[2] == (
+        "| nb201/cifar10 | 0.9900 | **0.9850 ± 0.0050** | 0.9650 ± 0.0050 |")
 
 
 def test_the_median_table_is_not_moved_by_one_diverged_seed():

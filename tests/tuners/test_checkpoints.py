@@ -94,3 +94,18 @@ def test_a_full_disk_at_a_checkpoint_stops_the_search_and_the_search_resumed_end
     keras_loaded.load_weights(os.path.join(tuner.get_trial_dir(best.trial_id),
                                            "checkpoint.weights.h5"))
     assert same_weights(model, keras_loaded) and np.isfinite(model.predict(X, verbose=0)).all()
+
+
+def test_weights_too_large_to_hold_twice_in_memory_are_left_to_keras(tmp_path, monkeypatch):
+    from keras.src.saving import saving_lib
+
+    path = str(tmp_path / "checkpoint.weights.h5")
+    model = dense(8, seed=1)
+    written = []
+    monkeypatch.setattr(model, "save_weights", lambda to: written.append(to))
+    storage.save_weights_atomically(model, path)
+    assert written == [] and os.path.exists(path)  # built in memory
+    os.remove(path)
+    monkeypatch.setattr(saving_lib, "is_memory_sufficient", lambda model: False)
+    storage.save_weights_atomically(model, path)
+    assert written == [path] and not os.path.exists(path)  # Keras's own, in place

@@ -300,8 +300,10 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         lines += ["### Mann–Whitney U: each metanas strategy vs the best peer", "",
                   f"Two-sided test of final regret over seeds against the peer with the lowest "
                   f"mean regret on the task (among peers with >= {report.MIN_SEEDS_FOR_TEST} "
-                  f"seeds); * p < 0.05. The best peer is chosen on the same seeds, so its "
-                  f"mean is the luckiest of several (a slightly easy bar for \"worse\", a "
+                  f"seeds); better or worse: which of the two has the lower regret in more "
+                  f"pairs of seeds (the side the test finds); * p < 0.05. The best peer is "
+                  f"chosen on the same seeds, so its mean is the luckiest of several (a "
+                  f"slightly easy bar for \"worse\", a "
                   f"slightly hard one for \"better\"). † marks a test still below 0.05 "
                   f"after Holm's correction for the strategy's tests on all the tasks (its "
                   f"column: the chance of any false † in a column is at most 0.05).", ""]

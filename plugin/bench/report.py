@@ -301,7 +301,8 @@ def significance_table(results, metanas: Sequence[str], peers: Sequence[str],
                        field: str = "regret", lower_is_better: bool = True) -> List[str]:
     """Two-sided Mann-Whitney U of each metanas strategy's final ``field`` vs the best peer's.
 
-    Cells: ``better``/``worse`` (by mean) and the p-value; ``*`` marks p < 0.05,
+    Cells: ``better``/``worse`` (the side the test finds: which of the two
+    beats the other in more pairs of seeds) and the p-value; ``*`` marks p < 0.05,
     and ``†`` a test still below 0.05 after Holm's correction (`holm`) for the
     strategy's tests on all the table's tasks (its column).
     """
@@ -323,10 +324,13 @@ def significance_table(results, metanas: Sequence[str], peers: Sequence[str],
             elif np.allclose(a, a[0]) and np.allclose(b, a[0]):
                 cells.append("tie p=1")
             else:
-                p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-                word = "better" if sign * np.mean(a) < sign * np.mean(b) else (
-                    "worse" if np.mean(a) != np.mean(b) else "tie")
-                cells.append((word, p))
+                test = mannwhitneyu(a, b, alternative="two-sided")
+                # The test's own direction: the share of seed pairs where ``a`` is the
+                # larger (ties count half), not the means, which one seed can turn.
+                larger = float(test.statistic) / (len(a) * len(b)) - 0.5
+                word = "tie" if larger == 0 else (
+                    "better" if sign * larger < 0 else "worse")
+                cells.append((word, float(test.pvalue)))
         rows.append((task, peer, cells))
     # Holm within each column: one strategy's tests over the tasks.
     adjusted = [iter(holm([cells[column][1] for _, _, cells in rows

@@ -4,6 +4,7 @@ import gzip
 import json
 import os
 
+import numpy as np
 import pytest
 
 from metanas.bench import report
@@ -111,6 +112,19 @@ def test_significance_and_bar_tables_read_the_numbers():
     table = "\n".join(report.significance_table(close, ["metanas/evolution"],
                                                 ["ref/regularized-evolution"]))
     assert "better p=0.0499*" in table
+    # Better or worse is the side the test finds, not the means: one diverged seed of
+    # ten moves evolution's mean behind the reference's, not its ranks.
+    diverged = [{"task": "nb201/cifar10", "strategy": strategy, "seed": seed,
+                 "regret": regret(seed)}
+                for strategy, regret in (
+                    ("metanas/evolution", lambda seed: 30.0 if seed == 9 else 0.1 + 0.01 * seed),
+                    ("ref/regularized-evolution", lambda seed: 1.0 + 0.01 * seed))
+                for seed in range(10)]
+    means = report.group(diverged, "regret")
+    assert np.mean(means[("nb201/cifar10", "metanas/evolution")]) > 1.1  # behind in mean
+    rows = report.significance_table(diverged, ["metanas/evolution"],
+                                     ["ref/regularized-evolution"])
+    assert rows[2].startswith("| nb201/cifar10 | `ref/regularized-evolution` | better p=")
     # Holm's correction over the table's tests: 0.0022 (x 3) survives, 0.0499 (x 2) does not.
     three = [r for r in runs if r["strategy"] != "metanas/random"] + [
         dict(r, task=task) for task in ("nb201/cifar100", "nb201/imagenet") for r in close]

@@ -21,3 +21,22 @@ if "MLFLOW_TRACKING_URI" not in os.environ or (
         prefix=f"metanas-test-mlflow-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
     os.environ["MLFLOW_TRACKING_URI"] = os.environ[_OURS] = f"sqlite:///{_MLFLOW_DIR}/mlflow.db"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network at test time
+
+# keras-tuner runs a full `gc.collect()` before every model build (and keras's
+# `clear_session` another), and each one walks every object TensorFlow, keras,
+# MLflow and AutoKeras created at import: ~0.25 s a call, half a second a
+# trial. Objects alive when a test module starts are moved out of the
+# collector's sight (`gc.freeze`); what the tests themselves create is
+# collected as before. Unfreezing first, at each module, lets the previous
+# module's leftovers be collected then: nothing frozen leaks for good.
+import gc  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _freeze_what_is_already_alive():
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    yield

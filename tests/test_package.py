@@ -367,8 +367,15 @@ def test_a_ctrl_c_python_drops_in_training_still_stops_the_demo(when, tmp_path, 
     monkeypatch.setattr(sys, "unraisablehook", lambda raised: printed.append(raised.exc_type))
     unraisable = sys.unraisablehook
     trials = "4" if when == "in an epoch" else "1"
-    status = cli.main(["demo", "--max-trials", trials, "--epochs", "3", "--directory",
-                       str(tmp_path)])
+    # Python's own Ctrl-C handler, which the command replaces (pytest-xdist's workers
+    # ignore SIGINT, and a command leaves an ignored SIGINT ignored).
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        status = cli.main(["demo", "--max-trials", trials, "--epochs", "3", "--directory",
+                           str(tmp_path)])
+    finally:
+        after = signal.signal(signal.SIGINT, ignored)
+    assert after is signal.default_int_handler  # restored
     assert pressed == [when] and printed == []  # once: the search stopped there
     # One line: not the "Exception ignored in ..." traceback of the dropped interrupt.
     assert status == 130 and capsys.readouterr().err == (
@@ -378,5 +385,4 @@ def test_a_ctrl_c_python_drops_in_training_still_stops_the_demo(when, tmp_path, 
                 for path in (tmp_path / "digits_evolution").glob("trial_*/trial.json")}
     assert statuses == ({"trial_0": "COMPLETED", "trial_1": "RUNNING"} if when == "in an epoch"
                         else {"trial_0": "COMPLETED"})
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     assert sys.unraisablehook is unraisable

@@ -37,12 +37,21 @@ class Server:
         stop_server(self.process)
 
 
-@pytest.fixture
-def server(tmp_path):
-    server = Server(tmp_path)
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    # One server for the module (each start costs seconds): every test logs to
+    # an experiment of its own, and the tests that stop it start it again.
+    server = Server(tmp_path_factory.mktemp("server"))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server(shared_server):
+    if shared_server.process.poll() is not None:  # a test failed while it was down
+        shared_server.start()
+    return shared_server
 
 
 class OutageModel(TinyModel):

@@ -16,6 +16,7 @@ import keras
 import keras_tuner
 from keras_tuner.src import config as kt_config
 from keras_tuner.src.backend import io as kt_io
+from keras_tuner.src.engine import tuner as kt_tuner
 from keras_tuner.src.engine import tuner_utils
 import numpy as np
 
@@ -243,6 +244,24 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                               stacklevel=3)
             else:
                 raise
+
+    def _try_build(self, hp):
+        """keras-tuner's build of a trial's model, with one garbage collection
+        before it instead of two: Keras 3's ``clear_session()`` collects, and
+        keras-tuner's ``gc.collect()`` right after walks every live object
+        again (TensorFlow's, MLflow's, the data's) for nothing left to free
+        (`benchmarks/build_overhead.md`)."""
+        keras.backend.clear_session()  # free_memory=True: a gc.collect() of its own
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, keras.Model):
+            raise keras_tuner.errors.FatalTypeError(
+                "Expected the model-building function, or HyperModel.build() to return a "
+                f"valid Keras Model instance. Received: {model} of type {type(model)}.")
+        size = kt_tuner.maybe_compute_model_size(model)
+        if self.max_model_size and size > self.max_model_size:
+            raise keras_tuner.errors.FailedTrialError(
+                f"Oversized model: {size} parameters. Skip model.")  # keras-tuner's words
+        return model
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [_RaiseNotedInterrupt()]

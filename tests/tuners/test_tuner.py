@@ -120,3 +120,29 @@ def test_untuned_entries_do_not_let_a_configuration_repeat(tuner_class, tmp_path
     assert sorted(v["b"] for v in first) == ["x", "y", "z"]
     assert len(tried) == 3 + tuner.oracle.race_trials()
     assert all(v["a"] == 0 for v in tried)
+
+
+def test_a_build_collects_garbage_once_and_keeps_keras_tuners_checks(tmp_path, monkeypatch):
+    import gc
+
+    import keras_tuner
+
+    tuner = RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, seed=0,
+                         directory=str(tmp_path), tracking=False, max_model_size=5_000)
+    collections = []
+    collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: (collections.append(1), collect(*a))[1])
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("layers", 1)
+    hp.Fixed("units_0", 16)
+    assert isinstance(tuner._try_build(hp), keras.Model)
+    assert len(collections) == 1  # Keras's clear_session; keras-tuner's own adds a second
+    collections.clear()
+    keras_tuner.Tuner._try_build(tuner, hp)
+    assert len(collections) == 2
+    hp.values["units_0"] = 128  # 64 * 128 + 128 + 128 * 10 + 10 > 5,000 parameters
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match=r"Oversized model: \d+ para"):
+        tuner._try_build(hp)
+    tuner.hypermodel.build = lambda hp: "not a model"
+    with pytest.raises(keras_tuner.errors.FatalTypeError, match="not a model"):
+        tuner._try_build(hp)

@@ -29,6 +29,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network at test 
 # collector's sight (`gc.freeze`); what the tests themselves create is
 # collected as before. Unfreezing first, at each module, lets the previous
 # module's leftovers be collected then: nothing frozen leaks for good.
+# Frozen objects are invisible to gc.get_objects() and gc.get_referrers(): a
+# test that looks for what keeps an object alive must unfreeze first.
 import gc  # noqa: E402
 
 import pytest  # noqa: E402

@@ -41,7 +41,8 @@ model = ak.StructuredDataClassifier(
     tuner=EvolutionTuner, max_trials=max_trials, seed=3, directory=directory,
     project_name="search", overwrite=True, population_size=2, tracking=False,
 )
-# keras-tuner's gc.collect() before each build need not walk the imports' objects.
+# The collection before each build need not walk what exists before fit (the
+# imports' objects, the data, the classifier).
 gc.freeze()
 history = model.fit(x[:120], y[:120], validation_split=0.25, epochs=1, verbose=0)
 print(f"FIT_RETURNED {tuner_id} {history is not None}", flush=True)

@@ -6,8 +6,8 @@ import os
 
 from metanas.security import creation_error
 
-__all__ = ["UsageError", "check_output_directory", "check_seed", "note_interrupt",
-           "raise_noted_interrupt"]
+__all__ = ["UsageError", "check_output_directory", "check_seed", "forget_interrupts",
+           "interrupt_noted", "note_interrupt", "raise_noted_interrupt"]
 
 #: Seeds NumPy, Keras and Optuna all take.
 MAX_SEED = 2**32 - 1

@@ -24,9 +24,8 @@ Y = (X[:, 0] > 0).astype("int32")
 
 def dense(units, seed):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units),
-                              keras.layers.Dense(2)])
-    return model
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units),
+                             keras.layers.Dense(2)])
 
 
 def same_weights(model, other):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import math
 import os
 import signal
 import sys
@@ -136,6 +137,12 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _probe_url(host: str, port: int) -> str:
+    """Where this machine reaches a server listening on ``host`` (a wildcard: loopback)."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{_url_host(local)}:{port}"
+
+
 def add_ui(subparsers) -> None:
     parser = subparsers.add_parser(
         "ui", help="open the MLflow UI on the default tracking store (127.0.0.1)"
@@ -184,8 +191,8 @@ def add_ui(subparsers) -> None:
             make_client(uri)  # an unknown scheme: one line here, not the server's traceback
         except ValueError as error:
             raise UsageError(f"{source}: {error}") from None
-        print(f"MLflow UI for {redact(uri)} on http://{_url_host(args.host)}:{args.port} (Ctrl-C stops it)",
-              flush=True)
+        url = f"http://{_url_host(args.host)}:{args.port}"
+        print(f"Starting the MLflow UI for {redact(uri)} ...", flush=True)
         command = server.server_command(uri, host=args.host, port=args.port, ui_only=True)
         # The server runs in its own process group, stopped as a whole (mlflow starts
         # uvicorn workers) however this process ends: Ctrl-C, or a SIGTERM, SIGHUP (the
@@ -194,12 +201,20 @@ def add_ui(subparsers) -> None:
         # stopped when the wait ends.
         previous = {}
         if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            numbers = (getattr(signal, name, None) for name in ("SIGTERM", "SIGHUP", "SIGQUIT"))
+            for number in (n for n in numbers if n is not None):  # Windows: SIGTERM alone
                 previous[number] = signal.signal(
                     number, _raise_terminated if number == signal.SIGTERM else _raise_interrupt)
         process = None
         try:  # Ctrl-C: `main` says so and exits 130 (143 for a SIGTERM), as every command does
             process = subprocess.Popen(command, start_new_session=True)
+            # The address once it answers (MLflow takes seconds to start), not before.
+            try:
+                server.wait_until_up(_probe_url(args.host, args.port), timeout=math.inf,
+                                     process=process)
+                print(f"MLflow UI for {redact(uri)} on {url} (Ctrl-C stops it)", flush=True)
+            except RuntimeError:
+                pass  # it ended: its status is the command's
             return process.wait()
         finally:
             for number, handler in previous.items():

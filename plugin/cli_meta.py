@@ -159,8 +159,11 @@ def add_meta_train(subparsers) -> None:
                         help="benchmark task names (comma or space separated), or 'tuning'")
     parser.add_argument("--similar-to", default=None, metavar="TASK",
                         help="meta-train only on the --tasks nearest to TASK by meta-features (as"
-                             " `recommend` finds similar tasks; TASK itself excluded)")
-    parser.add_argument("--k", type=int, default=None, help="with --similar-to: how many tasks (3)")
+                             " `recommend` finds similar tasks: within its distance limit, 0.5;"
+                             " all of --tasks if none is; TASK itself excluded)")
+    parser.add_argument("--k", type=int, default=None,
+                        help="with --similar-to: at most how many tasks (3; fewer when fewer are "
+                             "within the distance limit)")
     parser.add_argument("--budget", type=int, default=None,
                         help="evaluations per search; a study keeps that of its first "
                              f"meta-training (default: the study's; {DEFAULT_BUDGET} for a new "

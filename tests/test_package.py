@@ -263,8 +263,11 @@ def test_a_ctrl_c_stops_the_ui_and_exits_130(tmp_path, monkeypatch, capsys):
     class Server:
         pid = 0
 
-        def wait(self):
+        def poll(self):  # Ctrl-C while it starts
             raise KeyboardInterrupt
+
+        def wait(self):
+            raise AssertionError("waited on a server it was told to stop")
 
     stopped = []
     monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: Server())

@@ -383,7 +383,11 @@ class RLControllerOracle(MetanasOracle):
 
         The probabilities are those of the most likely configuration's path
         (each decision takes its most likely choice, in order); ``policy/entropy``
-        is the summed entropy of the decisions along that path.
+        is the summed entropy of the decisions along that path, and
+        ``policy/mode_prob`` that path's probability. A decision the controller
+        has not sampled yet has no head and no probabilities (it takes its first
+        value on the path); before its first sample (during the random initial
+        points) there are none, and neither entropy nor ``mode_prob``.
         """
         out = {**super().strategy_diagnostics(), "policy/updates": float(self.updates)}
         if self.baseline is not None:
@@ -394,13 +398,15 @@ class RLControllerOracle(MetanasOracle):
         values: Config = {}
         state = policy.initial_state()
         entropy = logp = 0.0
+        decided = 0
         for hp in codec.space:
             if hp.name in values or not all(c.is_active(values) for c in hp.conditions):
                 continue
             head = self._head(hp, codec.num_tokens(hp))
             if codec.cardinality(hp) == 1 or head not in policy.decisions:
-                values[hp.name] = codec.from_token(hp, 0)
+                values[hp.name] = codec.from_token(hp, 0)  # (not sampled yet: no head)
                 continue
+            decided += 1
             j = policy.decisions.index(head)
             probs, lstm = policy.probabilities(state, j)
             for token, p in enumerate(probs):
@@ -410,8 +416,9 @@ class RLControllerOracle(MetanasOracle):
             logp += float(np.log(probs[token]))
             values[hp.name] = codec.from_token(hp, token)
             state = policy.advance(lstm, j, token)
-        out["policy/entropy"] = entropy
-        out["policy/mode_prob"] = math.exp(logp)
+        if decided:
+            out["policy/entropy"] = entropy
+            out["policy/mode_prob"] = math.exp(logp)
         return out
 
     # ---------------------------------------------------------------- state

@@ -9,10 +9,11 @@ restarted search) sees the old state or the new one, never half of it. A
 trial's best-epoch checkpoint is written the same way (`save_weights_atomically`).
 
 Two processes searching in one project directory would number their trials
-alike and overwrite each other's files; `searching_in` holds an advisory lock
+alike and overwrite each other's files; `searching_in` holds a lock
 on `LOCK_FILE` in the directory while a search runs, and `check_no_search_in`
-refuses to wipe a directory another process searches in (POSIX ``flock``; on
-Windows, remote paths and file systems without locks, nothing is locked).
+refuses to wipe a directory another process searches in (`metanas.locks`:
+``flock`` on POSIX, ``msvcrt.locking`` on Windows; on remote paths and file
+systems without locks, nothing is locked).
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ import threading
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; searches are not guarded
-    fcntl = None
+from metanas import locks
+
 
 __all__ = ["save_json_atomically", "save_weights_atomically", "searching_in",
            "check_no_search_in", "disk_failure", "is_remote"]
@@ -55,7 +54,11 @@ def is_remote(path: Any) -> bool:
 
 def _local_dir(project_dir: str) -> Optional[str]:
     """The real path of a local project directory; None where nothing is locked."""
-    if fcntl is None or is_remote(project_dir):
+    if is_remote(project_dir):
+        return None
+    if not locks.AVAILABLE:
+        locks.unguarded("two searches in one project directory would overwrite each other's "
+                        "trials")
         return None
     path = os.path.realpath(str(project_dir))
     return path if os.path.isdir(path) else None
@@ -69,7 +72,7 @@ def _try_lock(path: str, doing: str) -> Optional[int]:
     """
     fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locks.lock(fd, wait=False)
     except BlockingIOError:
         os.close(fd)
         raise RuntimeError(
@@ -106,7 +109,7 @@ def searching_in(project_dir: str) -> Iterator[None]:
             if held[1] == 0:
                 del _HELD[path]
                 if held[0] is not None:
-                    os.close(held[0])  # closing the descriptor releases the lock
+                    _release(held[0])
 
 
 def check_project_path(directory: str, project_name: str) -> None:
@@ -138,7 +141,14 @@ def check_no_search_in(project_dir: str) -> None:
         return
     fd = _try_lock(path, "overwrite=True would delete its trials")
     if fd is not None:
-        os.close(fd)
+        _release(fd)
+
+
+def _release(fd: int) -> None:
+    """Unlocks and closes a lock's descriptor (Windows asks to unlock before closing)."""
+    with contextlib.suppress(OSError):
+        locks.unlock(fd)
+    os.close(fd)
 
 
 def disk_failure(error: BaseException) -> Optional[BaseException]:

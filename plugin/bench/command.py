@@ -234,13 +234,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     raw = os.path.join(output, "raw.json.gz")
     _keep_other_results(raw, results)
     report.save_results(results, raw)
-    if others:  # everything else it held is in raw.json.gz now
-        report.save_partial(partial, others)
-        print(f"metanas bench: {len(others)} finished run(s) of other settings (an "
-              f"interrupted command's) stay in {partial}", flush=True)
-    elif os.path.exists(partial):
-        os.remove(partial)
     order = [s for s in known if s in strategies]
+    untested = (f"it needs runs of a metanas strategy and of a peer with >= "
+                f"{report.MIN_SEEDS_FOR_TEST} seeds on one task")
     descriptions = {name: s.description for name, s in known.items()}
     stamp = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
     lines = [f"Generated {stamp} at commit {_commit()}, {len(results)} runs "
@@ -258,8 +254,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         lines += ["Mann–Whitney U (two-sided) of each metanas strategy's hypervolume vs the "
                   "peer with the highest mean; * p < 0.05; † still below 0.05 after Holm's "
                   "correction for the strategy's tests on all the tasks (its column).", ""]
-        lines += report.significance_table(results, metanas, peers, "hypervolume",
-                                           lower_is_better=False) + [""]
+        tested = metanas and report.significance_table(results, metanas, peers, "hypervolume",
+                                                       lower_is_better=False)
+        lines += _or_why(tested, untested) + [""]
     else:
         lines += ["### Mean regret of the returned configuration (lower is better)", "",
                   "The configuration a search returns is its best by observed score (one "
@@ -294,7 +291,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
             lines += ["### NAS-Bench-201: true validation accuracy (%) of the returned "
                       "architecture", ""] + report.true_score_table(nb, order) + [""]
         lines += ["### The bar: default metanas evolution vs reference evolution and "
-                  "random search (tuning tasks)", ""] + report.bar_table(results) + [""]
+                  "random search (tuning tasks)", ""] + _or_why(
+            report.bar_table(results), "it needs runs of metanas/evolution, "
+            "ref/regularized-evolution and metanas/random on a tuning task") + [""]
         metanas = [s for s in order if known[s].metanas]
         peers = [s for s in order if not known[s].metanas]
         lines += ["### Mann–Whitney U: each metanas strategy vs the best peer", "",
@@ -307,7 +306,8 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
                   f"slightly hard one for \"better\"). † marks a test still below 0.05 "
                   f"after Holm's correction for the strategy's tests on all the tasks (its "
                   f"column: the chance of any false † in a column is at most 0.05).", ""]
-        lines += report.significance_table(results, metanas, peers) + [""]
+        tested = metanas and report.significance_table(results, metanas, peers)
+        lines += _or_why(tested, untested) + [""]
         lines += ["### Oracle overhead per evaluation", "",
                   "keras-tuner strategies: wall time in the oracle's `create_trial`, "
                   "`update_trial` and `end_trial` (keras-tuner's own bookkeeping included; "
@@ -320,9 +320,21 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         lines += ["Plots (mean regret vs evaluations, 95% bands): " + ", ".join(
             f"[{os.path.basename(p)}](plots/{os.path.basename(p)})" for p in paths), ""]
     path = os.path.join(output, "report.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    report.write_atomically(path, lambda f: f.write("\n".join(lines) + "\n"))
+    # Only now: a command stopped while it wrote the report and plots goes on
+    # from the finished runs the partial file still holds.
+    if others:  # everything else it held is in raw.json.gz now
+        report.save_partial(partial, others)
+        print(f"metanas bench: {len(others)} finished run(s) of other settings (an "
+              f"interrupted command's) stay in {partial}", flush=True)
+    elif os.path.exists(partial):
+        os.remove(partial)
     return path
+
+
+def _or_why(table: List[str], why: str) -> List[str]:
+    """A Markdown ``table``, or, when it has no row, a line that says ``why``."""
+    return table if len(table) > 2 else [f"No rows: {why}."]
 
 
 def add_bench(subparsers) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from metanas.bench.tasks import TASK_NAMES, TUNING_TASKS
 
 __all__ = [
+    "write_atomically",
     "save_results",
     "load_results",
     "job_key",
@@ -53,7 +54,7 @@ def job_key(job: Mapping[str, Any]) -> Tuple:
     )
 
 
-def _write_atomically(path: str, write, opener=open) -> None:
+def write_atomically(path: str, write, opener=open) -> None:
     """Writes ``path`` through ``write(file)`` so that a kill mid-write leaves the old file whole."""
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
@@ -68,13 +69,13 @@ def _write_atomically(path: str, write, opener=open) -> None:
 def save_results(results: Sequence[Mapping[str, Any]], path: str) -> None:
     """Writes results as gzipped JSON (``.json.gz``) or plain JSON."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    _write_atomically(path, lambda f: json.dump(list(results), f, separators=(",", ":")),
+    write_atomically(path, lambda f: json.dump(list(results), f, separators=(",", ":")),
                       gzip.open if path.endswith(".gz") else open)
 
 
 def save_partial(path: str, results: Sequence[Mapping[str, Any]]) -> None:
     """Replaces ``path`` (JSON lines, as `append_partial` writes) with ``results``."""
-    _write_atomically(path, lambda f: f.writelines(
+    write_atomically(path, lambda f: f.writelines(
         json.dumps(r, separators=(",", ":")) + "\n" for r in results))
 
 

@@ -36,7 +36,9 @@ def server_command(
     artifacts_destination: Optional[str] = None, workers: int = 1, ui_only: bool = False,
 ) -> List[str]:
     """The ``mlflow server`` (or ``mlflow ui``) command line."""
-    mlflow_bin = pathlib.Path(sys.executable).with_name("mlflow")
+    # Beside this Python (a virtualenv's bin/, or Scripts\ on Windows), else on PATH.
+    mlflow_bin = pathlib.Path(sys.executable).with_name("mlflow.exe" if os.name == "nt"
+                                                        else "mlflow")
     command = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow"]
     command += ["ui" if ui_only else "server", "--backend-store-uri", backend_store_uri,
                 "--host", host, "--port", str(port), "--workers", str(workers)]
@@ -95,13 +97,14 @@ def stop_server(process, timeout: float = 20.0) -> None:
 
     SIGTERM first; SIGKILL if the group has not ended after ``timeout`` seconds,
     or at once on a KeyboardInterrupt during that wait (a second Ctrl-C), which
-    is raised again once the group is killed.
+    is raised again once the group is killed. On Windows the process and its
+    children are ended at once (``taskkill /T /F``; there is no SIGTERM to ask).
     """
     if process.poll() is not None:
         return
     interrupted = False
     try:
-        os.killpg(process.pid, signal.SIGTERM)
+        _signal_group(process, signal.SIGTERM)
         try:
             process.wait(timeout=timeout)
             return
@@ -109,9 +112,20 @@ def stop_server(process, timeout: float = 20.0) -> None:
             pass
         except KeyboardInterrupt:
             interrupted = True
-        os.killpg(process.pid, signal.SIGKILL)
+        _signal_group(process, getattr(signal, "SIGKILL", signal.SIGTERM))
         process.wait(timeout=timeout)
     except ProcessLookupError:
         pass
     if interrupted:
         raise KeyboardInterrupt
+
+
+def _signal_group(process, number: int) -> None:
+    """Sends signal ``number`` to ``process``'s group (`start_server` starts it in
+    its own session). Windows has neither process groups to signal nor SIGKILL:
+    there the process and its children are ended (``taskkill /T /F``)."""
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)],
+                       capture_output=True, check=False)
+    else:
+        os.killpg(process.pid, number)

@@ -22,13 +22,14 @@ is held belongs to a live search, and is left alone.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import pathlib
 import socket
 import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from metanas import locks
 
 __all__ = ["Spool", "WriteAhead"]
 
@@ -41,6 +42,8 @@ OWNER_SEPARATOR = "@"
 REJECTED_NAME = "rejected.jsonl"
 #: Beside a pending file: its lines that are not JSON (a torn write), kept, never dropped.
 UNREADABLE_SUFFIX = ".unreadable"
+# How many times `Spool._open_locked` opens an in-flight file removed as it locked it.
+_OPEN_ATTEMPTS = 100
 
 
 class WriteAhead:
@@ -66,6 +69,8 @@ class Spool:
     def __init__(self, directory: os.PathLike, name: str = "tuner0") -> None:
         if not isinstance(name, str) or not name or "/" in name or os.sep in name:
             raise ValueError(f"name must be a non-empty file name stem without '/', got {name!r}.")
+        locks.unguarded("searches must not share a tracking spool directory (one "
+                        "replaying it could drop the records another adds meanwhile)")
         self.directory = pathlib.Path(directory)
         self.path = self.directory / f"{name}{PENDING_SUFFIX}"
         # Its own in-flight file: another search given the same directory and
@@ -82,11 +87,11 @@ class Spool:
         """Holds the spool directory's lock (one replayer at a time)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            locks.lock(handle)
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                locks.unlock(handle)
 
     def append(self, record: Dict[str, Any]) -> None:
         """Adds ``record`` to this process's pending file, durably.
@@ -189,19 +194,23 @@ class Spool:
         so records are never written to a file no longer in the directory.
 
         Raises:
-            OSError: It could not be created or opened.
+            OSError: It could not be created or opened (or `_OPEN_ATTEMPTS`
+                times, it was removed meanwhile).
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        while True:
+        for _ in range(_OPEN_ATTEMPTS):
             handle = open(self.inflight, "a+b", buffering=0)
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX)
+                locks.lock(handle)
                 if _same_file(handle, self.inflight):
                     return handle
             except BaseException:
                 handle.close()
                 raise
             _release(handle)
+        # A file system whose stat never names the file we opened (a Windows
+        # network drive): its records are sent without being written ahead.
+        raise OSError(f"{self.inflight} is never the file opened as it")
 
     def drop_inflight(self) -> None:
         """The end of a search: lets go of this spool's in-flight file (what
@@ -214,12 +223,23 @@ class Spool:
         if self._kept is not None:
             handle, self._kept = self._kept, None
             _release(handle)
+        in_use = []
         with contextlib.suppress(OSError):  # what cannot be looked at is left as it is
             for path, handle in self._unheld("rb", own=True):
                 # Its owner, were it alive, checks after locking that its file
                 # is still the one in the directory (`_open_locked`). An earlier
                 # version's file was removed so by its owner at its end.
                 if os.fstat(handle.fileno()).st_size == 0 and _same_file(handle, path):
+                    try:
+                        path.unlink()
+                    except PermissionError:  # Windows: not while we hold it open
+                        in_use.append(path)
+        # Windows, once they are closed. No live search can lose records to it
+        # there: a file any process holds open cannot be removed, and a search
+        # that opens it after creates it anew (`_open_locked`).
+        for path in in_use:
+            with contextlib.suppress(OSError):
+                if path.stat().st_size == 0:
                     path.unlink()
 
     def recover_inflight(self) -> int:
@@ -254,13 +274,13 @@ class Spool:
                 continue  # removed meanwhile
             with handle:
                 try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    locks.lock(handle, wait=False)
                 except OSError:
                     continue  # a live process is sending these, or keeps them
                 try:
                     yield path, handle
                 finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    locks.unlock(handle)
 
     def _promote(self, handle, path: pathlib.Path) -> int:
         """Appends the records of the locked in-flight file ``handle`` to its
@@ -436,7 +456,7 @@ def _same_file(handle, path: pathlib.Path) -> bool:
 def _release(handle) -> None:
     """Unlocks and closes an in-flight file's handle."""
     with contextlib.suppress(OSError):
-        fcntl.flock(handle, fcntl.LOCK_UN)
+        locks.unlock(handle)
     handle.close()
 
 

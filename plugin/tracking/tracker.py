@@ -83,7 +83,7 @@ class MlflowTracker:
     hyperparameters as params, per-epoch metrics (step = epoch), the final
     ``objective``, ``duration_s``, the keras-tuner status as the
     ``metanas.status`` tag (a failed trial is a FAILED run with its error in
-    the ``error`` tag and ``traceback.txt``), the model summary and
+    the ``error`` tag and, when it raised, ``traceback.txt``), the model summary and
     architecture as artifacts.
 
     A resumed search (``overwrite=False``) continues its parent run; workers

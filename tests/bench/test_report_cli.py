@@ -283,6 +283,38 @@ def test_a_killed_bench_keeps_its_finished_runs_and_the_same_command_resumes(tmp
             again["regret"], again["curve"], again["incumbent"])
 
 
+def test_a_bench_stopped_while_it_writes_its_report_goes_on_from_its_runs(
+        tmp_path, capsys, monkeypatch):
+    # Was: the finished runs left the partial file once raw.json.gz held them,
+    # before the report was made; a Ctrl-C then said "0 finished run(s) kept"
+    # and the same command ran them all again.
+    from metanas.bench.command import PARTIAL_FILE
+
+    out = tmp_path / "out"
+    (out / "report.md").parent.mkdir()
+    (out / "report.md").write_text("an earlier report\n")
+    argv = ["bench", "--tasks", "hpobench/car", "--strategies", "optuna/tpe", "--seeds", "3",
+            "--evals", "5", "--workers", "1", "--no-plots", "--output", str(out)]
+    main_table = report.main_table
+
+    def stopped(*args, **kwargs):  # Ctrl-C while the report is made
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "main_table", stopped)
+    assert main(argv) == 130
+    partial = out / PARTIAL_FILE
+    assert f"interrupted; 3 finished run(s) kept in {partial}" in capsys.readouterr().err
+    assert (out / "report.md").read_text() == "an earlier report\n"
+    monkeypatch.setattr(report, "main_table", main_table)
+    assert main(argv) == 0
+    assert "3 runs (3 reused, 3 kept from an interrupted run" in capsys.readouterr().out
+    written = (out / "report.md").read_text()
+    assert not partial.exists() and "optuna/tpe" in written
+    # Tables with nothing to show say why (were a header and no row).
+    assert "No rows: it needs runs of metanas/evolution, ref/regularized-evolution" in written
+    assert "No rows: it needs runs of a metanas strategy and of a peer with >= 5 seeds" in written
+
+
 STRATEGY_MODULE = '''
 import optuna
 

@@ -243,7 +243,9 @@ def test_metanas_ui_serves_the_store_on_localhost(tmp_path, stop):
             pass
         if ui.poll() is None:
             ui.communicate(timeout=30)
-    assert f"on http://127.0.0.1:{port}" in output
+    # Its address once it answers, not before (it takes seconds to start).
+    assert output.startswith(f"Starting the MLflow UI for {store} ...\n")
+    assert f"MLflow UI for {store} on http://127.0.0.1:{port} (Ctrl-C stops it)" in output
 
 
 def test_metanas_ui_refuses_a_port_in_use(tmp_path, capsys):

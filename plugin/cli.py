@@ -53,7 +53,7 @@ def add_demo(subparsers) -> None:
         check_seed("--seed", args.seed)
         check_output_directory("--directory", args.directory)
         from metanas.demo import run_demo
-        from metanas.tuners import DiskFullError
+        from metanas.tuners import DiskFullError, SavedStateError
 
         try:
             run_demo(
@@ -66,6 +66,10 @@ def add_demo(subparsers) -> None:
         except DiskFullError as error:  # its message says what was kept and how to go on
             print(f"metanas demo: error: {' '.join(str(error).split())}", file=sys.stderr)
             return 1
+        except SavedStateError as error:  # --no-overwrite on a search it cannot resume
+            text = " ".join(str(error).split())
+            raise UsageError(text.replace("overwrite=True or another project_name",
+                                          "--overwrite or another --directory")) from None
         return 0
 
     parser.set_defaults(func=run)
@@ -165,6 +169,9 @@ def add_ui(subparsers) -> None:
         if not args.host.strip():  # "" would listen on every interface, with no login
             raise UsageError(f"--host must name an address (127.0.0.1 is this machine only), "
                              f"got {args.host!r}")
+        if args.backend_store_uri is not None and not args.backend_store_uri.strip():
+            raise UsageError("--backend-store-uri must name a store (such as "
+                             f"sqlite:///mlflow.db), got {args.backend_store_uri!r}")
         uri = args.backend_store_uri or server.default_store_uri()
         source = "--backend-store-uri" if args.backend_store_uri else (
             "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "the default store")
@@ -247,6 +254,9 @@ def add_tracking(subparsers) -> None:
 
         if not os.path.isdir(args.directory):
             raise UsageError(f"no such directory: {args.directory!r}")
+        if args.tracking_uri is not None and not args.tracking_uri.strip():
+            raise UsageError("--tracking-uri must name a store (such as "
+                             f"sqlite:///mlflow.db), got {args.tracking_uri!r}")
         try:
             result = sync(args.directory, tracking_uri=args.tracking_uri)
         except ValueError as error:  # a URI MLflow cannot use, records for another store
@@ -257,7 +267,7 @@ def add_tracking(subparsers) -> None:
               f"{result['rejected']} rejected{unreadable}")
         if result.get("unreadable"):
             print(f"{result['unreadable']} spooled line(s) hold no readable record (a write torn "
-                  "by a crash or a full disk): they are kept, not sent, in the "
+                  "by a crash or a full disk, or an edit): they are kept, not sent, in the "
                   "*.pending.jsonl.unreadable files of their spool directory (in its "
                   "*.pending.jsonl files if those could not be written)", file=sys.stderr)
         if result["waiting"]:
@@ -265,8 +275,9 @@ def add_tracking(subparsers) -> None:
                   file=sys.stderr)
             return 1
         if result["rejected"]:
-            print("MLflow refused some records for good: they are kept, with the reason, in "
-                  "rejected.jsonl in their spool directory", file=sys.stderr)
+            print("MLflow refused some records for good (or they are no tracking record): "
+                  "they are kept, with the reason, in rejected.jsonl in their spool directory",
+                  file=sys.stderr)
             return 1
         return 1 if result.get("unreadable") else 0
 
@@ -294,12 +305,30 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-class _Parser(argparse.ArgumentParser):
+class _OneLineErrors(argparse.ArgumentParser):
+    """A parser whose usage errors are one line (and exit status 2), as every other
+    command-line error of metanas is, instead of the usage block and the line."""
+
+    def error(self, message: str, prog: Optional[str] = None):
+        prog = prog or self.prog
+        print(f"{prog}: error: {message} (see {prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # named by the (deepest) subcommand they were given to
+            self.error(f"unrecognized arguments: {' '.join(extras)}",
+                       getattr(parsed, "parser_prog", None))
+        return parsed
+
+
+class _Parser(_OneLineErrors):
     """A subcommand's parser (and its own subcommands'), with `_HelpFormatter`."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.set_defaults(parser_prog=self.prog)  # the deepest one parsed sets it last
 
 
 SUBCOMMANDS = [add_demo, add_bench, add_meta_train, add_recommend, add_ui, add_tracking]
@@ -308,7 +337,7 @@ SUBCOMMANDS = [add_demo, add_bench, add_meta_train, add_recommend, add_ui, add_t
 def build_parser() -> argparse.ArgumentParser:
     from metanas import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="metanas",
         description="Neural architecture search strategies for KerasTuner and AutoKeras.",
     )

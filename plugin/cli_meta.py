@@ -77,7 +77,9 @@ def _check_storage(url: str, journal: bool = True) -> None:
                          "server URL")
     problem = sqlite_problem(url, journal=journal)
     if problem is not None:
-        raise UsageError(f"--storage: the meta storage {problem} (copy it somewhere writable)")
+        advice = ("give the database file" if problem.endswith("not a SQLite database file")
+                  else "copy it somewhere writable")
+        raise UsageError(f"--storage: the meta storage {problem} ({advice})")
 
 
 def _learner(storage, study_name, **kwargs):

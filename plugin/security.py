@@ -77,6 +77,8 @@ def sqlite_problem(url: str, *, journal: bool = True) -> Optional[str]:
     path = sqlite_file(url)
     if path is None:
         return None
+    if os.path.isdir(path):
+        return f"{path} is a folder, not a SQLite database file"
     if os.path.exists(path):
         try:
             with open(path, "r+b"):

@@ -196,7 +196,7 @@ def test_a_command_is_inside_its_ctrl_c_handling_before_any_heavy_import():
     code = "\n".join([
         "import argparse, sys",
         "from metanas import cli",
-        "parse = argparse.ArgumentParser.parse_args",
+        "parse = cli._OneLineErrors.parse_args",
         "def command(args):",
         "    assert not {'keras_tuner', 'tensorflow'} & set(sys.modules)",
         "    raise KeyboardInterrupt",
@@ -204,7 +204,7 @@ def test_a_command_is_inside_its_ctrl_c_handling_before_any_heavy_import():
         "    namespace = parse(self, *args, **kwargs)",
         "    namespace.func = command",
         "    return namespace",
-        "argparse.ArgumentParser.parse_args = parse_args",
+        "cli._OneLineErrors.parse_args = parse_args",
         "sys.exit(cli.main(['demo']))",
     ])
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -283,6 +283,36 @@ def test_a_ctrl_c_stops_the_ui_and_exits_130(tmp_path, monkeypatch, capsys):
     assert len(stopped) == 1  # the server it started is stopped
 
 
+def test_an_empty_store_is_refused_not_taken_for_the_default(tmp_path, capsys):
+    # Was: the default store (./mlflow.db) served or synced.
+    for argv, flag in ((["ui", "--backend-store-uri", ""], "--backend-store-uri"),
+                       (["tracking", "sync", str(tmp_path), "--tracking-uri", " "],
+                        "--tracking-uri")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.endswith(f"error: {flag} must name a store (such as sqlite:///mlflow.db), "
+                            f"got {argv[-1]!r}\n") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["demo", "--max-trials", "abc"],
+     "metanas demo: error: argument --max-trials: invalid int value: 'abc'"),
+    (["meta-train", "--tasks", "tuning", "--sampler", "cmaes"],
+     "metanas meta-train: error: argument --sampler: invalid choice: 'cmaes' (choose from "
+     "'tpe', 'random')"),
+    (["tracking"], "metanas tracking: error: the following arguments are required: action"),
+    (["demo", "--bogus"], "metanas demo: error: unrecognized arguments: --bogus"),
+    ([], "metanas: error: the following arguments are required: command"),
+])
+def test_a_bad_argument_is_one_line_and_exit_2(argv, line, capsys):
+    # Was argparse's usage block before the line (up to 9 lines).
+    with pytest.raises(SystemExit) as caught:
+        cli.main(argv)
+    assert caught.value.code == 2
+    prog = line.split(": error:")[0]
+    assert capsys.readouterr().err == f"{line} (see {prog} --help)\n"
+
+
 def test_errors_and_logged_warnings_name_the_subcommand_in_one_line(tmp_path, capsys):
     # Was "metanas tracking: error: ...", and a logged warning printed bare.
     assert cli.main(["tracking", "sync", str(tmp_path / "nowhere")]) == 2
@@ -290,7 +320,7 @@ def test_errors_and_logged_warnings_name_the_subcommand_in_one_line(tmp_path, ca
     code = "\n".join([
         "import argparse, logging, sys",
         "from metanas import cli",
-        "parse = argparse.ArgumentParser.parse_args",
+        "parse = cli._OneLineErrors.parse_args",
         "def command(args):",
         "    logging.getLogger('metanas.tracking.tracker').warning('MLflow at %s is down', 'x')",
         "    logging.getLogger('other').warning('not ours')",
@@ -299,7 +329,7 @@ def test_errors_and_logged_warnings_name_the_subcommand_in_one_line(tmp_path, ca
         "    namespace = parse(self, *args, **kwargs)",
         "    namespace.func = command",
         "    return namespace",
-        "argparse.ArgumentParser.parse_args = parse_args",
+        "cli._OneLineErrors.parse_args = parse_args",
         "sys.exit(cli.main(['tracking', 'sync']))",
     ])
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -321,6 +351,21 @@ def test_a_demo_on_a_full_disk_is_one_line_and_exit_1(monkeypatch, capsys):
     assert cli.main(["demo", "--max-trials", "2"]) == 1
     assert capsys.readouterr().err == ("metanas demo: error: trial 3 could not write to disk "
                                        "(No space left on device); ...\n")
+
+
+def test_a_demo_resumed_from_a_corrupt_search_is_one_line_and_exit_2(tmp_path, capsys):
+    # Was a traceback (exit 1) from keras-tuner's reload.
+    project = tmp_path / "runs" / "digits_evolution"
+    project.mkdir(parents=True)
+    (project / "oracle.json").write_text("garbage")
+    argv = ["demo", "--no-overwrite", "--max-trials", "2", "--directory", str(tmp_path / "runs")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"metanas demo: error: The saved oracle state {project}/oracle.json is corrupt "
+                   "(Expecting value: line 1 column 1 (char 0)). It was left as it is, with every "
+                   "other file of the search: restore it, or start a new search with --overwrite "
+                   "or another --directory.\n")
+    assert (project / "oracle.json").read_text() == "garbage"
 
 
 @pytest.mark.parametrize("when", ["in an epoch", "after the last epoch"])

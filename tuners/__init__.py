@@ -4,7 +4,7 @@ Importing this package imports keras-tuner (and so Keras), never MLflow,
 Optuna or AutoKeras.
 """
 
-from metanas.tuners.base import MetanasOracle, ShortNoiseCheckWarning
+from metanas.tuners.base import MetanasOracle, SavedStateError, ShortNoiseCheckWarning
 from metanas.tuners.codec import SearchSpaceCodec, values_hash
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -34,6 +34,7 @@ __all__ = [
     "RLControllerOracle",
     "RLControllerSearch",
     "RouletteSelection",
+    "SavedStateError",
     "SearchSpaceCodec",
     "Selection",
     "ShortNoiseCheckWarning",

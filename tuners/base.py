@@ -20,11 +20,12 @@ import re
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
+from keras_tuner.src.backend import io as kt_io
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine.objective import MultiObjective
 
@@ -33,8 +34,8 @@ from metanas.tuners.codec import Config, SearchSpaceCodec
 from metanas.tuners.storage import save_json_atomically
 
 __all__ = [
-    "MetanasOracle", "Setting", "check_rate", "check_int", "is_oversized", "oversized_parameters",
-    "release_oracle",
+    "MetanasOracle", "SavedStateError", "Setting", "check_rate", "check_int", "is_oversized",
+    "oversized_parameters", "release_oracle",
 ]
 
 TrialStatus = trial_module.TrialStatus
@@ -105,6 +106,12 @@ def release_oracle(oracle) -> None:
         table.pop(oracle, None)
 
 
+class SavedStateError(ValueError):
+    """A saved search that cannot be resumed as it is: a file of it is corrupt or
+    gone, or the tuner resuming it has another objective. Nothing of it was
+    changed; the message names the file and how to go on."""
+
+
 class ShortNoiseCheckWarning(UserWarning):
     """``noisy_racing_fraction`` leaves too few trials for the noise check to run."""
 
@@ -142,6 +149,53 @@ def oversized_parameters(trial) -> Optional[int]:
 def is_oversized(trial) -> bool:
     """Whether ``trial`` failed because its model exceeded ``max_model_size``."""
     return oversized_parameters(trial) is not None
+
+
+def _unreadable_files(trial_files: Sequence[str],
+                      oracle_file: str) -> Tuple[Optional[str], Optional[str]]:
+    """The first of a saved search's files that keras-tuner cannot load, and why:
+    a trial file (`Trial.load`) or the oracle's (not a JSON object); (None, None)
+    if none. Called after a reload failed, to name the file."""
+    for path in [*trial_files, oracle_file]:
+        try:  # (keras-tuner's reader: local paths, and gs:// through TensorFlow)
+            if path != oracle_file:
+                trial_module.Trial.load(path)
+                continue
+            with kt_io.File(path, "r") as handle:
+                state = json.loads(handle.read())
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # (not I/O's)
+            return path, (f"it has no {error.args[0]!r}" if isinstance(error, KeyError)
+                          else str(error))
+        if not isinstance(state, dict):
+            return path, f"a JSON {type(state).__name__}, where an object was expected"
+    return None, None
+
+
+def _objective_state(objective) -> Any:
+    """``objective`` as the saved state records it (JSON): what it scores and how."""
+    parts = getattr(objective, "objectives", None)
+    if parts:  # several objectives
+        return [_objective_state(part) for part in parts]
+    from metanas.tuners.objectives import ConstrainedObjective
+
+    described = {"name": str(objective.name), "direction": str(objective.direction)}
+    if isinstance(objective, ConstrainedObjective):  # its settings decide its scores too
+        described.update(metric=objective.metric, cost=objective.cost,
+                         target=objective.target, hard=objective.hard,
+                         weights=list(objective.weights))
+    # (Another class's own attributes need be neither JSON nor comparable.)
+    return described
+
+
+def _describe_objective(state: Any) -> str:
+    """A saved objective (`_objective_state`) as a person reads it."""
+    if isinstance(state, list):
+        return "[" + ", ".join(_describe_objective(part) for part in state) + "]"
+    if not isinstance(state, dict):
+        return repr(state)
+    extra = {k: v for k, v in state.items() if k not in ("name", "direction")}
+    return (f"{state.get('name')!r} ({state.get('direction')}"
+            + "".join(f", {k}={v!r}" for k, v in extra.items()) + ")")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1270,6 +1324,8 @@ class MetanasOracle(keras_tuner.Oracle):
                 "repeat_of": dict(self._repeat_of),
                 "learned": self._learned,
                 "unused": {k: list(v) for k, v in self._unused.items()},
+                "objective": _objective_state(self.objective),
+                "oracle_class": type(self).__name__,
             }
         )
         return state
@@ -1289,10 +1345,23 @@ class MetanasOracle(keras_tuner.Oracle):
         self._reloading = True
         try:
             super().reload()
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(
-                f"The saved oracle state {fname} is corrupt ({error}). It was left "
-                "as it is, with every trial file: restore it, or start a new search "
+        except SavedStateError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
+            # (A JSONDecodeError and a UnicodeDecodeError are ValueErrors; keras-tuner
+            # raises a RuntimeError from a KeyError for a state that lacks a key.)
+            if isinstance(error, RuntimeError) and not isinstance(error.__cause__, KeyError):
+                raise
+            bad, reason = _unreadable_files(sorted(kt_io.glob(os.path.join(
+                self._project_dir, "trial_*", "trial.json"))), fname)
+            if bad is None:  # readable all: the oracle's state says what it lacks
+                cause = error.__cause__ if isinstance(error, RuntimeError) else error
+                bad, reason = fname, (f"it has no {cause.args[0]!r}"
+                                      if isinstance(cause, KeyError) else cause)
+            what = "oracle state" if bad == fname else "trial"
+            raise SavedStateError(
+                f"The saved {what} {bad} is corrupt ({reason}). It was left as it is, "
+                "with every other file of the search: restore it, or start a new search "
                 "with overwrite=True or another project_name."
             ) from error
         finally:
@@ -1329,6 +1398,35 @@ class MetanasOracle(keras_tuner.Oracle):
         # from them (a kill between keras-tuner's save and `on_trial_result`).
         self._learn_pending()
 
+    def _check_objective(self, state: Dict[str, Any]) -> None:
+        """Fails a reload by a tuner with another strategy or objective than the saved
+        search's.
+
+        Its trials keep the scores of the objective they were run for: ranked by
+        another one, the best trial would be chosen on the wrong metric. Another
+        strategy's state is no corrupt file, and is not called one.
+        """
+        if not isinstance(state, dict):
+            return  # (`set_state` says what is wrong with it)
+        saved_class = state.get("oracle_class")  # (None: saved before it was recorded)
+        if saved_class is not None and saved_class != type(self).__name__:
+            raise SavedStateError(
+                f"The saved search {self._get_oracle_fname()} was run by {saved_class}; this "
+                f"tuner's oracle is {type(self).__name__}. Resume it with the same strategy, "
+                "or start a new search with overwrite=True or another project_name."
+            )
+        saved = state.get("objective")
+        if saved is None:  # a state saved before metanas recorded it
+            return
+        now = _objective_state(self.objective)
+        if saved != now:
+            raise SavedStateError(
+                f"The saved search {self._get_oracle_fname()} was scored by objective "
+                f"{_describe_objective(saved)}; this tuner's is {_describe_objective(now)}. "
+                "Its trials keep their scores: resume it with the same objective, or start "
+                "a new search with overwrite=True or another project_name."
+            )
+
     def _check_trial_files(self, state: Dict[str, Any]) -> None:
         """Fails a reload whose saved state names trials with no file (loaded by now)."""
         try:
@@ -1340,7 +1438,7 @@ class MetanasOracle(keras_tuner.Oracle):
         if missing:
             paths = [os.path.join(self._project_dir, f"trial_{t}", "trial.json")
                      for t in missing[:3]]
-            raise ValueError(
+            raise SavedStateError(
                 f"The saved search {self._get_oracle_fname()} names {len(missing)} "
                 f"trial(s) whose file is gone ({', '.join(paths)}"
                 f"{', ...' if len(missing) > 3 else ''}): the project directory was "
@@ -1351,6 +1449,7 @@ class MetanasOracle(keras_tuner.Oracle):
     def set_state(self, state: Dict[str, Any]) -> None:
         if getattr(self, "_reloading", False):
             self._check_trial_files(state)
+            self._check_objective(state)
         super().set_state(state)
         # keras-tuner's reload then sends every one of them to run again (`reload`).
         self._reloaded_ongoing = dict(self.ongoing_trials)

@@ -16,6 +16,7 @@ import keras
 import keras_tuner
 from keras_tuner.src import config as kt_config
 from keras_tuner.src.backend import io as kt_io
+from keras_tuner.src.engine.stateful import Stateful
 from keras_tuner.src.engine import tuner as kt_tuner
 from keras_tuner.src.engine import tuner_utils
 import numpy as np
@@ -23,7 +24,8 @@ import numpy as np
 from metanas import usage
 from metanas.tuners import distributed, hooks, objectives, reads, storage
 from metanas.tuners.base import (
-    MetanasOracle, check_int, is_oversized, oversized_parameters, release_oracle,
+    MetanasOracle, SavedStateError, check_int, is_oversized, oversized_parameters,
+    release_oracle,
 )
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -139,6 +141,20 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 self.oracle, project_dir=self.project_dir)
         elif distributed.is_chief():  # an earlier search's marker is not this one's
             distributed.mark_chief_started(self.project_dir)
+
+    def reload(self) -> None:
+        """Reloads a saved search (keras-tuner's `BaseTuner.reload`); a corrupt file
+        of it is a `SavedStateError` that names it, and is left as it is."""
+        if not self._is_worker():
+            self.oracle.reload()  # (its own files: `MetanasOracle.reload`)
+        try:  # this tuner's file alone
+            Stateful.reload(self, self._get_tuner_fname())  # (what BaseTuner's calls next)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise SavedStateError(
+                f"The saved tuner state {self._get_tuner_fname()} is corrupt ({error}). It was "
+                "left as it is, with every other file of the search: restore it, or start a "
+                "new search with overwrite=True or another project_name."
+            ) from error
 
     @property
     def local_oracle(self) -> MetanasOracle:

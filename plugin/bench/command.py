@@ -17,6 +17,10 @@ __all__ = ["add_bench", "parse_limits", "resolve_tasks", "resolve_strategies", "
 #: after an interruption picks them up, and a finished run deletes the file.
 PARTIAL_FILE = "raw.partial.jsonl"
 
+#: Lines of `PARTIAL_FILE` that are not finished runs (torn by a kill, edited)
+#: are kept here, as they were, when that file is rewritten or removed.
+UNREADABLE_FILE = "raw.partial.unreadable"
+
 
 def _usage_error(message: str):
     from metanas.usage import UsageError
@@ -99,8 +103,11 @@ def _kept(output: str) -> str:
     from metanas.bench.report import load_partial
 
     partial = os.path.join(output, PARTIAL_FILE)
-    done = len(load_partial(partial))
-    return f"{done} finished run(s) kept in {partial}: the same command goes on from them"
+    try:
+        done = f"{len(load_partial(partial))} finished run(s)"
+    except (OSError, ValueError):  # not readable: say where the runs are all the same
+        done = "the finished runs are"
+    return f"{done} kept in {partial}: the same command goes on from them"
 
 
 def _keep_other_results(raw: str, results) -> None:
@@ -201,7 +208,7 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     # Runs of an interrupted invocation with the same output, kept as they ended.
     os.makedirs(output, exist_ok=True)
     partial = os.path.join(output, PARTIAL_FILE)
-    earlier = report.load_partial(partial)
+    earlier, unreadable = report.read_partial(partial)
     kept = [r for r in earlier if report.job_key(r) in wanted]
     # Finished runs this command does not ask for (an interrupted command with
     # other settings) stay in the file, for that command to go on from.
@@ -323,6 +330,11 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     report.write_atomically(path, lambda f: f.write("\n".join(lines) + "\n"))
     # Only now: a command stopped while it wrote the report and plots goes on
     # from the finished runs the partial file still holds.
+    if unreadable:  # not lost with the file
+        aside = os.path.join(output, UNREADABLE_FILE)
+        report.set_aside(aside, unreadable)
+        print(f"metanas bench: {len(unreadable)} line(s) of {partial} that are not finished "
+              f"runs (torn by a kill, or edited) kept in {aside}", flush=True)
     if others:  # everything else it held is in raw.json.gz now
         report.save_partial(partial, others)
         print(f"metanas bench: {len(others)} finished run(s) of other settings (an "
@@ -399,6 +411,10 @@ def add_bench(subparsers) -> None:
         from metanas.usage import check_output_directory
 
         check_output_directory("--output", args.output)
+        partial = os.path.join(args.output, PARTIAL_FILE)
+        if os.path.isdir(partial):
+            raise _usage_error(f"--output: {partial!r} is a directory; it must be the file of "
+                               f"an interrupted run's finished runs, or absent")
         command = "metanas bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
         try:
             path = run_bench(tasks=tasks, strategies=strategies, seeds=args.seeds,

@@ -21,6 +21,7 @@ __all__ = [
     "write_atomically",
     "save_results",
     "load_results",
+    "check_run",
     "job_key",
     "group",
     "main_table",
@@ -96,20 +97,87 @@ def append_partial(path: str, result: Mapping[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def load_partial(path: str) -> List[Dict[str, Any]]:
-    """The runs `append_partial` kept in ``path`` ([] if none); a torn last line is skipped."""
+def read_partial(path: str) -> Tuple[List[Dict[str, Any]], List[bytes]]:
+    """The runs `append_partial` kept in ``path`` and its lines that are not one.
+
+    A line that is not a finished run (torn: the process died while writing
+    it; not UTF-8 or JSON; a run with a bad value, see `check_run`) is
+    returned as read, for the caller to keep aside rather than lose.
+
+    Raises:
+        ValueError: ``path`` is a directory.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a file of finished runs")
     if not os.path.exists(path):
-        return []
-    runs = []
-    with open(path, encoding="utf-8") as f:
+        return [], []
+    runs, unreadable = [], []
+    with open(path, "rb") as f:
         for line in f:
+            if not line.strip():
+                continue
             try:
-                run = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the process died while writing this line
-            if isinstance(run, dict) and {"task", "strategy", "seed"} <= set(run):
-                runs.append(run)
-    return runs
+                run = json.loads(line.decode("utf-8"))
+                check_run(run)
+            except ValueError:  # UnicodeDecodeError and JSONDecodeError among them
+                unreadable.append(line if line.endswith(b"\n") else line + b"\n")
+                continue
+            runs.append(run)
+    return runs, unreadable
+
+
+def load_partial(path: str) -> List[Dict[str, Any]]:
+    """The runs `append_partial` kept in ``path`` ([] if none); lines that are not
+    one (a torn last line) are skipped: see `read_partial`."""
+    return read_partial(path)[0]
+
+
+def set_aside(path: str, lines: Sequence[bytes]) -> None:
+    """Appends ``lines`` (as `read_partial` returned them) to ``path`` and syncs it."""
+    with open(path, "ab") as f:
+        f.writelines(lines)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+#: Fields of a run `job_key` and the report read as ints.
+INT_FIELDS = ("seed", "budget", "evals", "strategy_version", "noise_protocol", "unique")
+
+#: Fields of a run the report reads as numbers (None or absent: not measured).
+NUMBER_FIELDS = ("regret", "found_regret", "true_score", "time_regret", "hypervolume",
+                 "overhead_ms", "propose_ms")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_run(run: Any) -> None:
+    """Checks that ``run`` is a finished run the report can read.
+
+    Args:
+        run: A dict as `metanas.bench.run_one` returns it, read back from JSON.
+
+    Raises:
+        ValueError: ``run`` is not a dict with ``task``, ``strategy`` and
+            ``seed``, or one of its fields has a bad value (named).
+    """
+    if not isinstance(run, dict) or not {"task", "strategy", "seed"} <= set(run):
+        raise ValueError("not a run: expected a dict with task, strategy and seed")
+    for field in ("task", "strategy"):
+        if not isinstance(run[field], str):
+            raise ValueError(f"{field} must be a string, got {run[field]!r:.60}")
+    for field in INT_FIELDS:
+        value = run.get(field, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{field} must be an int, got {value!r:.60}")
+    for field in NUMBER_FIELDS:
+        value = run.get(field)
+        if value is not None and not _is_number(value):
+            raise ValueError(f"{field} must be a number or null, got {value!r:.60}")
+    curve = run.get("curve")
+    if curve is not None and not (isinstance(curve, list) and all(map(_is_number, curve))):
+        raise ValueError(f"curve must be a list of numbers, got {curve!r:.60}")
 
 
 def load_results(path: str) -> List[Dict[str, Any]]:
@@ -127,9 +195,11 @@ def load_results(path: str) -> List[Dict[str, Any]]:
         raise ValueError(f"{path} is not a benchmark results file: expected a list of runs.")
     for i, run in enumerate(data):
         try:
-            job_key(run)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path} is not a benchmark results file: run {i} has a bad "
+            check_run(run)
+        except ValueError as error:
+            where = (f"run {i} ({run['task']!r:.60}, {run['strategy']!r:.60}, "
+                     f"seed {run['seed']!r:.20})")
+            raise ValueError(f"{path} is not a benchmark results file: {where} has a bad "
                              f"value ({error}).") from None
     return data
 

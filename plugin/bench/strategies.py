@@ -227,7 +227,8 @@ def register_strategy(strategy: Strategy, *, multi_objective: bool = False) -> S
 
     Raises:
         ValueError: ``strategy`` is not a `Strategy`, its kind is unknown, its
-            name is empty or has a comma, or another strategy has that name.
+            name is empty or has a comma, its version is no int, or another
+            strategy has that name.
     """
     if not isinstance(strategy, Strategy):
         raise ValueError(f"expected a metanas.bench.Strategy, got {strategy!r}.")
@@ -236,6 +237,8 @@ def register_strategy(strategy: Strategy, *, multi_objective: bool = False) -> S
     if not isinstance(strategy.name, str) or not strategy.name.strip() or "," in strategy.name:
         raise ValueError(f"a strategy name must be a non-empty string without commas, "
                          f"got {strategy.name!r}.")
+    if isinstance(strategy.version, bool) or not isinstance(strategy.version, int):
+        raise ValueError(f"Strategy.version must be an int, got {strategy.version!r}.")
     registry = MULTI_OBJECTIVE_STRATEGIES if multi_objective else STRATEGIES
     if registry.get(strategy.name, strategy) != strategy:
         raise ValueError(f"a strategy named {strategy.name!r} is already registered.")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 __all__ = ["dataset_features", "label_features", "TASK_TYPES", "space_features", "feature_distance",
-           "nearest_tasks", "FEATURE_SCALES", "check_features"]
+           "nearest_tasks", "FEATURE_SCALES", "check_features", "MODALITIES",
+           "CATEGORICAL_VALUES", "seen_in"]
 
 #: Typical spread of each numeric feature; differences are divided by it.
 FEATURE_SCALES: Dict[str, float] = {
@@ -42,6 +43,10 @@ def _first_array(x) -> np.ndarray:
 
 #: Task types `dataset_features` tells apart.
 TASK_TYPES = ("classification", "regression")
+#: Modalities `dataset_features` tells apart.
+MODALITIES = ("image", "text", "tabular")
+#: The values of each `CATEGORICAL` feature that `dataset_features` makes.
+CATEGORICAL_VALUES: Dict[str, Tuple[str, ...]] = {"modality": MODALITIES, "task_type": TASK_TYPES}
 #: Integer targets with at most this many distinct values are taken as class labels.
 MAX_INFERRED_CLASSES = 50
 
@@ -153,6 +158,10 @@ def feature_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 
     A feature only one side has counts 1; the sum is divided by the number of
     features compared, so sets of different sizes stay comparable.
+
+    Raises:
+        ValueError: A feature both sides have is a number on one side and
+            not a finite number on the other (NaN, None, ...).
     """
     keys = set(a) | set(b)
     if not keys:
@@ -164,24 +173,50 @@ def feature_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
         elif key in CATEGORICAL or isinstance(a[key], str) or isinstance(b[key], str):
             total += float(a[key] != b[key])
         else:
-            total += min(abs(float(a[key]) - float(b[key])) / FEATURE_SCALES.get(key, 1.0), 3.0)
+            difference = abs(_finite(key, a[key]) - _finite(key, b[key]))
+            total += min(difference / FEATURE_SCALES.get(key, 1.0), 3.0)
     return total / len(keys)
 
 
-def check_features(features: Any, *, known: Iterable[str] = ()) -> Mapping[str, Any]:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def _finite(key: str, value: Any) -> float:
+    """A numeric meta-feature as a float; ValueError naming it unless it is a finite number."""
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise ValueError(f"meta-feature {key!r} must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def seen_in(features: Iterable[Mapping[str, Any]]) -> Dict[str, Any]:
+    """What `check_features` also allows, from the features of the tasks compared
+    with: ``{"known": their names, "known_values": their categorical values}``."""
+    features = list(features)
+    return {"known": {key for f in features for key in f},
+            "known_values": {key: {f[key] for f in features if isinstance(f.get(key), str)}
+                             for key in CATEGORICAL}}
+
+
+def check_features(features: Any, *, known: Iterable[str] = (),
+                   known_values: Optional[Mapping[str, Iterable[str]]] = None
+                   ) -> Mapping[str, Any]:
     """``features`` if it is a mapping of meta-features; else a ValueError naming what is wrong.
 
     Allowed: a non-empty mapping (as `dataset_features`, `space_features` and
     `metanas.meta.tasks.bench_features` make, or some of their keys) whose
     keys are those functions' (`FEATURE_SCALES` and `CATEGORICAL`) or among
     ``known`` (the features of the tasks it is compared with), whose numeric
-    features are finite numbers and whose `CATEGORICAL` ones strings. A
-    misspelt key or a value that is no number would only add to every
-    distance, and the answer would quietly follow no task at all.
+    features are finite numbers and whose `CATEGORICAL` ones among
+    `CATEGORICAL_VALUES` or ``known_values``. A misspelt key or value, or a
+    value that is no number, would only add to every distance, and the answer
+    would quietly follow no task at all.
 
     Args:
         features: What to check.
         known: Other feature names allowed (a number or a string each).
+        known_values: Other values allowed for each `CATEGORICAL` feature
+            (those of the tasks it is compared with).
 
     Returns:
         ``features``, unchanged.
@@ -202,15 +237,14 @@ def check_features(features: Any, *, known: Iterable[str] = ()) -> Mapping[str, 
     if unknown:
         raise ValueError(f"unknown meta-features {unknown} in features; allowed: {allowed}.")
     for key, value in features.items():
-        is_number = (isinstance(value, (numbers.Real, np.number))
-                     and not isinstance(value, (bool, np.bool_)))
         if key in CATEGORICAL:
-            if not isinstance(value, str):
-                raise ValueError(f"meta-feature {key!r} must be a string, got {value!r}.")
+            values = sorted(set(CATEGORICAL_VALUES[key]) | set((known_values or {}).get(key, ())))
+            if not isinstance(value, str) or value not in values:
+                raise ValueError(f"meta-feature {key!r} must be one of {values}, got {value!r}.")
         elif key in FEATURE_SCALES:
-            if not is_number or not math.isfinite(float(value)):
-                raise ValueError(f"meta-feature {key!r} must be a finite number, got {value!r}.")
-        elif not isinstance(value, str) and (not is_number or not math.isfinite(float(value))):
+            _finite(key, value)
+        elif not isinstance(value, str) and (
+                not _is_number(value) or not math.isfinite(float(value))):
             raise ValueError(f"meta-feature {key!r} must be a finite number or a string, "
                              f"got {value!r}.")
     return features

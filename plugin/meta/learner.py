@@ -35,7 +35,8 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence, Set,
 import numpy as np
 import optuna
 
-from metanas.meta.features import check_features, check_k, check_max_distance, nearest_tasks
+from metanas.meta.features import (check_features, check_k, check_max_distance, nearest_tasks,
+                                   seen_in)
 from metanas.security import redact
 from metanas.tuners.base import check_int
 
@@ -123,11 +124,18 @@ def normalized_regret_auc(regrets: Sequence[float], scale: float) -> float:
     makes tasks of any metric and range comparable: 1 means no better than a
     single random guess throughout, 0 the optimum from the first evaluation.
     """
-    if len(regrets) == 0:
+    try:
+        values = np.asarray(regrets, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"regrets must be numbers, got {regrets!r}.") from None
+    if len(values) == 0:
         raise ValueError("regrets must hold at least one value.")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale!r}.")
-    return float(np.mean(np.asarray(regrets, dtype=float)) / scale)
+    if not np.isfinite(values).all():
+        raise ValueError(f"regrets must be finite numbers, got {values.tolist()!r}.")
+    if (isinstance(scale, bool) or not isinstance(scale, numbers.Real)
+            or not 0 < scale < math.inf):
+        raise ValueError(f"scale must be > 0 and finite, got {scale!r}.")
+    return float(np.mean(values) / scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,6 +218,16 @@ def meta_space(strategies: Sequence[str]) -> Dict[str, Dict[str, optuna.distribu
     }
 
 
+def _score_of(evaluate: Callable, score: Any, task: MetaTask, strategy: str, seed: int) -> float:
+    """The meta-objective ``evaluate`` returned, as a float; ValueError unless it is a number."""
+    if isinstance(score, (bool, np.bool_)) or not isinstance(score, (numbers.Real, np.number)):
+        name = getattr(evaluate, "__qualname__", type(evaluate).__qualname__)
+        raise ValueError(f"the evaluate function {name} must return a number (the "
+                         f"meta-objective), got {score!r:.80} for task {task.name!r}, "
+                         f"strategy {strategy!r}, seed {seed}.")
+    return float(score)
+
+
 def _split_params(params: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
     strategy = params["strategy"]
     prefix = f"{strategy}."
@@ -249,7 +267,7 @@ def around_defaults(
         defaults holds fewer distinct points.
 
     Raises:
-        ValueError: ``strategy``, ``n`` or ``spread`` is not allowed.
+        ValueError: ``strategy``, ``n``, ``spread`` or ``seed`` is not allowed.
     """
     classes = strategy_classes()
     if strategy not in classes:
@@ -258,6 +276,7 @@ def around_defaults(
         raise ValueError(f"n must be an int >= 1, got {n!r}.")
     if isinstance(spread, bool) or not isinstance(spread, numbers.Real) or not 0 < spread <= 1:
         raise ValueError(f"spread must be a number in (0, 1], got {spread!r}.")
+    check_int("seed", seed, low=0)
     space = classes[strategy].settings_space()
     rng = np.random.default_rng(seed)
     defaults = {k: s.default for k, s in space.items()}
@@ -811,6 +830,10 @@ class MetaLearner:
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
         check_int("n_trials", n_trials, low=1)
+        if objective is not None:
+            check_objective(objective)
+        if not isinstance(include_defaults, (bool, np.bool_)):
+            raise ValueError(f"include_defaults must be True or False, got {include_defaults!r}.")
         if isinstance(seeds, (str, bytes, Mapping)) or not isinstance(
                 seeds, (Sequence, np.ndarray)) or len(seeds) == 0 or any(
                 isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0
@@ -850,7 +873,8 @@ class MetaLearner:
             strategy, raw = self.suggest(trial, strategies)
             settings = classes[strategy].settings_from_params(raw)
             per_seed = {
-                task.name: [float(evaluate(task, strategy, settings, s)) for s in seeds]
+                task.name: [_score_of(evaluate, evaluate(task, strategy, settings, s),
+                                      task, strategy, s) for s in seeds]
                 for task in tasks
             }
             per_task = {name: float(np.mean(scores)) for name, scores in per_seed.items()}
@@ -1234,9 +1258,15 @@ class MetaLearner:
         ):
             raise ValueError(f"alpha must be a number in (0, 1) or None, got {alpha!r}.")
         k, max_distance = check_k(k), check_max_distance(max_distance)
+        if isinstance(exclude_tasks, (str, bytes, Mapping)) or not isinstance(
+                exclude_tasks, (Sequence, set, frozenset, np.ndarray)) or not all(
+                isinstance(name, str) for name in exclude_tasks):
+            raise ValueError(f"exclude_tasks must be a list of task names such as "
+                             f"['nb201/cifar10'], got {exclude_tasks!r}.")
         allowed = self._recommendable(strategies)
         results = [r for r in self._results(exclude_tasks) if r[0]["strategy"] in allowed]
-        check_features(features, known={key for r in results for f in r[2].values() for key in f})
+        seen = [f for r in results for f in r[2].values() if isinstance(f, Mapping)]
+        check_features(features, **seen_in(seen))
         if not results:
             others = [] if self.study.trials else sorted(
                 set(optuna.get_all_study_names(self.storage_url)) - {self.study.study_name})

@@ -71,7 +71,8 @@ def plot_meta_study(study: optuna.Study, directory: str) -> List[str]:
         save(
             "importance-strategy.png",
             lambda: ovm.plot_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=["strategy"]
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+                params=["strategy"],
             ),
         )
     return paths
@@ -96,39 +97,67 @@ def log_meta_study(
             else MLflow's default store in the working directory.
 
     Returns:
-        The MLflow run id, or None when MLflow could not be reached.
+        The MLflow run id, or None when MLflow could not be reached. A
+        tracking server that does not answer its ``/health`` page within two
+        seconds, or a local store that cannot be written, is given up on at
+        once (was: minutes of MLflow's HTTP retries, or of its SQLite ones).
     """
     from metanas.security import redact
+    from metanas.tracking.tracker import server_problem, short_http_retries, store_problem
 
     try:
         import mlflow
-        from mlflow.tracking import MlflowClient
 
-        from metanas.tracking import records
-
-        client = MlflowClient(tracking_uri=tracking_uri)
-        experiment_id = records.experiment_id(client, "metanas-meta", records.RunCache())
-        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        run = client.create_run(experiment_id, run_name=f"meta-study-{study.study_name}")
-        run_id = run.info.run_id
-        client.log_batch(
-            run_id,
-            metrics=[mlflow.entities.Metric("best_meta_objective", float(study.best_value),
-                                            int(time.time() * 1000), 0)],
-            params=[
-                mlflow.entities.Param("storage", redact(storage)),
-                mlflow.entities.Param("study_name", study.study_name),
-                mlflow.entities.Param("meta_trials", str(len(done))),
-            ],
-        )
-        for path in paths:
-            client.log_artifact(run_id, path, artifact_path="meta-study")
-        client.set_terminated(run_id)
-        return run_id
+        uri = tracking_uri if tracking_uri is not None else mlflow.get_tracking_uri()
+        problem = store_problem(uri) or server_problem(uri)
+        if problem is None:
+            with short_http_retries():
+                return _log_run(study, paths, storage=storage, tracking_uri=tracking_uri)
+        reason = f"the tracking store {redact(uri)} is not usable: {problem}"
     except Exception as error:  # noqa: BLE001 - tracking never fails meta-training
-        warnings.warn(
-            f"the meta-study plots were not logged to MLflow ({redact(str(error))[:200]}); "
-            f"they are on disk: {paths}",
-            stacklevel=2,
-        )
-        return None
+        reason = _brief(redact(str(error))) or type(error).__name__
+    warnings.warn(
+        f"the meta-study plots were not logged to MLflow ({reason}); they are on disk: {paths}",
+        stacklevel=2,
+    )
+    return None
+
+
+def _log_run(study: optuna.Study, paths: List[str], *, storage: str,
+             tracking_uri: Optional[str]) -> str:
+    """`log_meta_study`'s run; raises what MLflow raises."""
+    import mlflow
+
+    from metanas.security import redact
+    from metanas.tracking import records
+    from metanas.tracking.tracker import make_client
+
+    client = make_client(tracking_uri)  # an unknown scheme: a ValueError that names it
+    experiment_id = records.experiment_id(client, "metanas-meta", records.RunCache())
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    run = client.create_run(experiment_id, run_name=f"meta-study-{study.study_name}")
+    run_id = run.info.run_id
+    client.log_batch(
+        run_id,
+        metrics=[mlflow.entities.Metric("best_meta_objective", float(study.best_value),
+                                        int(time.time() * 1000), 0)],
+        params=[
+            mlflow.entities.Param("storage", redact(storage)),
+            mlflow.entities.Param("study_name", study.study_name),
+            mlflow.entities.Param("meta_trials", str(len(done))),
+        ],
+    )
+    for path in paths:
+        client.log_artifact(run_id, path, artifact_path="meta-study")
+    client.set_terminated(run_id)
+    return run_id
+
+
+def _brief(text: str, limit: int = 500) -> str:
+    """The first line of an error's ``text``, cut (at a space) only when longer than ``limit``."""
+    lines = text.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if len(first) <= limit:
+        return first
+    cut = first.rfind(" ", 0, limit)
+    return first[: cut if cut > 0 else limit].rstrip(" ,;:") + " ..."

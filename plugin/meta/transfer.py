@@ -24,7 +24,7 @@ import dataclasses
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from metanas.meta.features import check_features, check_max_distance, feature_distance
+from metanas.meta.features import check_features, check_max_distance, feature_distance, seen_in
 from metanas.meta.learner import MetaLearner, MetaTask
 from metanas.tuners import MetanasOracle
 from metanas.tuners.base import check_int
@@ -242,8 +242,7 @@ class TransferStore:
         """
         max_distance = check_max_distance(max_distance)
         records = self.records(exclude_tasks)
-        check_features(features, known={key for record in records.values()
-                                        for key in record.get("features", {})})
+        check_features(features, **seen_in(r.get("features", {}) for r in records.values()))
         names = None
         if hyperparameters is not None:
             space = getattr(hyperparameters, "space", hyperparameters)

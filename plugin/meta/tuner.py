@@ -10,20 +10,25 @@ import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
+import optuna
 
 from metanas.meta.features import TASK_TYPES, dataset_features, space_features
 from metanas.meta.learner import (
     DEFAULT_STUDY,
+    OBJECTIVE_KEY,
     MetaLearner,
     MetaTask,
     ObjectiveError,
     Recommendation,
     StrategyError,
     meta_space,
+    scored_with,
     strategy_classes,
 )
 from metanas.meta.transfer import TransferStore, WarmStart
-from metanas.tuners import EvolutionOracle, MetanasOracle, StrategyTuner, distributed
+from metanas.tuners import (
+    EvolutionOracle, MetanasOracle, SavedStateError, StrategyTuner, distributed,
+)
 from metanas.tuners.storage import save_json_atomically, searching_in
 from metanas.tuners.tuner import split_oracle_kwargs, strategy_settings
 
@@ -69,6 +74,34 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     return float(np.mean(best - best_so_far) / scale)
 
 
+def _corrupt(path: str, error: BaseException) -> SavedStateError:
+    reason = f"it has no {error.args[0]!r}" if isinstance(error, KeyError) else error
+    return SavedStateError(
+        f"The saved meta-search file {path} is corrupt ({reason}). It was left as it is, "
+        "with every other file of the search: restore it, or start a new search with "
+        "overwrite=True or another project_name.")
+
+
+def _load_choice(path: str) -> Recommendation:
+    """The recommendation a search saved in ``path`` (`CHOICE_FILE`).
+
+    Raises:
+        SavedStateError: The file is not one (corrupt, or another strategy's).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON {type(saved).__name__}, where an object was expected")
+        choice = Recommendation(**saved)
+        if choice.strategy not in strategy_classes():
+            raise ValueError(f"strategy {choice.strategy!r} is not one of "
+                             f"{sorted(strategy_classes())}")
+        return choice
+    except (ValueError, TypeError, KeyError) as error:
+        raise _corrupt(path, error) from error
+
+
 def _is_stream(data) -> bool:
     """A tf.data dataset, generator or iterator: no rows to describe up front."""
     return hasattr(data, "element_spec") or not hasattr(data, "__len__")
@@ -99,8 +132,9 @@ class MetaTuner(StrategyTuner):
             ``"rl"``).
         record: Report the finished search to the meta storage, scored with
             the ``"auc"`` objective (`search_score`). A meta-study scored with
-            ``"final"`` (which needs the task's optimum) refuses it with a
-            warning: pass ``record=False`` there.
+            ``"final"`` (which needs the task's optimum) cannot take it: the
+            constructor raises `ObjectiveError` there (pass ``record=False``),
+            as it raises `StrategyError` for ``strategies`` the study lacks.
         transfer: Start from the elite (evolution) or policy (RL controller)
             that a search on the most similar task with the same space left in
             the meta storage (`TransferStore`), and leave this search's there.
@@ -161,6 +195,8 @@ class MetaTuner(StrategyTuner):
         if task_name is not None and (not isinstance(task_name, str) or not task_name.strip()):
             raise ValueError(f"task_name must be a non-empty string or None, got {task_name!r}.")
         self.record = record
+        if record:  # refused now, not after the search it would not record
+            self._check_recordable()
         project_dir = os.path.join(
             str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project"
         )
@@ -171,8 +207,7 @@ class MetaTuner(StrategyTuner):
         self.recommendation: Optional[Recommendation] = None
         choice_path = os.path.join(project_dir, CHOICE_FILE)
         if not kwargs.get("overwrite", False) and os.path.exists(choice_path):
-            with open(choice_path) as handle:
-                self.recommendation = Recommendation(**json.load(handle))
+            self.recommendation = _load_choice(choice_path)
         # Until the data is seen, the oracle is evolution with its defaults;
         # `search` replaces it by the recommended one before the first trial.
         self.oracle_class = (
@@ -186,6 +221,27 @@ class MetaTuner(StrategyTuner):
             kwargs.update(self.recommendation.settings)
         self._objective_arg, self._max_trials_arg = objective, max_trials
         super().__init__(hypermodel, objective, max_trials, **kwargs)
+
+    def _check_recordable(self) -> None:
+        """Raises what `MetaLearner.record` would at the end of the search, read only.
+
+        Raises:
+            StrategyError: A strategy it may choose is outside the study's.
+            ObjectiveError: The study's scores are of another meta-objective
+                (``"final"``): a production search is scored by the area.
+        """
+        learner = self.learner
+        if self.strategies is not None:  # (without them, it chooses among the study's)
+            learner.check_strategies(self.strategies, new=tuple(strategy_classes()))
+        recorded = learner.study.user_attrs.get(OBJECTIVE_KEY)
+        if recorded not in (None, "auc") and recorded in (
+                scored_with(t) for t in learner.study.get_trials(
+                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))):
+            raise ObjectiveError(
+                f"study {learner.study.study_name!r} holds scores of the meta-objective "
+                f"{recorded!r}; a MetaTuner records its search scored by 'auc' (the task's "
+                "optimum is unknown). Pass record=False, or use another study (study_name)."
+            )
 
     # ------------------------------------------------------------- choosing
     def features(self, fit_args, fit_kwargs) -> Dict[str, Any]:
@@ -254,18 +310,19 @@ class MetaTuner(StrategyTuner):
         # The choice is written before the search: hold the directory from here.
         with searching_in(self.project_dir):
             self._flush_pending()
+            self._search_id()  # a corrupt id file fails here, not after the search
             if self.recommendation is None:
                 self._choose(fit_args, fit_kwargs)
             elif not hasattr(self, "_features"):
                 self._features = self.features(fit_args, fit_kwargs)
                 self._name_task(self._features)
             result = super().search(*fit_args, **fit_kwargs)
-            if self.record:
-                self._report()
+            self._report()
             return result
 
     # ------------------------------------------------------------ reporting
     def _report(self) -> None:
+        """Leaves the search's elite (``transfer``) and records its score (``record``)."""
         score = search_score(
             [self.oracle.trials[t] for t in self.oracle.end_order],
             self.oracle.objective.direction == "max",
@@ -276,7 +333,7 @@ class MetaTuner(StrategyTuner):
             except Exception as error:  # the storage is down: the elite is not essential
                 warnings.warn(f"could not keep the search's elite in the meta storage ({error}).",
                               stacklevel=2)
-        if score is None:
+        if score is None or not self.record:
             return
         entry = {
             "task": {"name": self.task_name, "features": self._features},
@@ -320,8 +377,14 @@ class MetaTuner(StrategyTuner):
         """This search's id, kept in its project directory (which overwrite=True deletes)."""
         path = os.path.join(self.project_dir, SEARCH_ID_FILE)
         if os.path.exists(path):
-            with open(path) as handle:
-                return json.load(handle)["id"]
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    search_id = json.load(handle)["id"]
+                if not isinstance(search_id, str) or not search_id:
+                    raise ValueError(f"'id' is {search_id!r}, not a non-empty string")
+            except (ValueError, KeyError, TypeError) as error:
+                raise _corrupt(path, error) from error
+            return search_id
         search_id = uuid.uuid4().hex
         save_json_atomically(path, {"id": search_id})
         return search_id

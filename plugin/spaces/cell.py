@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import keras_tuner
+import numpy as np
 
 from metanas.tuners.base import check_int
 
@@ -67,10 +68,20 @@ def _is_activation(name: str) -> bool:
 def check_choices(name: str, values: Sequence, allowed: Optional[Sequence] = None,
                   kind: Optional[str] = None) -> tuple:
     """Validates a non-empty list of choices: each among ``allowed`` if given,
-    and of ``kind`` (a key of `_KINDS`) if given."""
+    and of ``kind`` (a key of `_KINDS`) if given.
+
+    A 1-D numpy array is a list, and numpy numbers are Python's: the choices
+    are returned as a tuple of plain Python values.
+    """
     given = values
-    values = tuple(values) if isinstance(values, (list, tuple)) else ()
-    if not values or len(set(values)) != len(values):
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    values = tuple(_plain(v) for v in values) if isinstance(values, (list, tuple)) else ()
+    try:
+        repeats = len(set(values)) != len(values)
+    except TypeError:  # an unhashable choice (a list): not a choice of any kind
+        repeats = True
+    if not values or repeats:
         raise ValueError(f"{name} must be a non-empty list without repeats, got {given!r}.")
     if allowed is not None and not set(values) <= set(allowed):
         raise ValueError(f"{name} must hold only {list(allowed)}, got {list(values)!r}.")
@@ -80,6 +91,28 @@ def check_choices(name: str, values: Sequence, allowed: Optional[Sequence] = Non
         if bad:
             raise ValueError(f"{name} must hold {label}, got {bad!r} in {list(values)!r}.")
     return values
+
+
+def _plain(value):
+    """``value``, or the Python number or string a numpy scalar holds."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_name_and_tunable(name: Any, tunable: Any) -> Tuple[str, bool]:
+    """Validates a `keras_tuner.HyperModel`'s ``name`` and ``tunable``.
+
+    Returns:
+        ``(name, tunable)``: a str or None (keras-tuner allows it), and a bool.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty string or None, or ``tunable``
+            not True or False.
+    """
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"name must be a non-empty string or None, got {name!r}.")
+    if not isinstance(tunable, (bool, np.bool_)):
+        raise ValueError(f"tunable must be True or False, got {tunable!r}.")
+    return name, bool(tunable)
 
 
 def _operation(name: str, x, filters: int, label: str):
@@ -152,7 +185,8 @@ class CellSpace(keras_tuner.HyperModel):
     """NAS-Bench-201-style cell space as a KerasTuner `HyperModel` (a classifier).
 
     Args:
-        input_shape: Image shape ``(height, width, channels)``.
+        input_shape: Image shape ``(height, width, channels)`` (a list, a tuple
+            or a numpy array).
         num_classes: Classes of the softmax head.
         num_nodes: Nodes of the cell DAG (NAS-Bench-201 uses 4: 6 edges).
         num_stages: Stages of stacked cells; each after the first starts with
@@ -183,7 +217,9 @@ class CellSpace(keras_tuner.HyperModel):
         name: str = "cell_space",
         tunable: bool = True,
     ) -> None:
-        super().__init__(name=name, tunable=tunable)
+        super().__init__(*check_name_and_tunable(name, tunable))
+        if isinstance(input_shape, np.ndarray) and input_shape.ndim == 1:
+            input_shape = input_shape.tolist()
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3 or not all(
                 isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
                 for d in input_shape):

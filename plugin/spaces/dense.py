@@ -14,7 +14,7 @@ from typing import Sequence
 import keras
 import keras_tuner
 
-from metanas.spaces.cell import check_choices
+from metanas.spaces.cell import check_choices, check_name_and_tunable
 from metanas.tuners.base import check_int
 
 __all__ = ["ACTIVATIONS", "DenseSpace", "build_dense_network"]
@@ -87,7 +87,7 @@ class DenseSpace(keras_tuner.HyperModel):
         name: str = "dense_space",
         tunable: bool = True,
     ) -> None:
-        super().__init__(name=name, tunable=tunable)
+        super().__init__(*check_name_and_tunable(name, tunable))
         if task not in ("classification", "regression"):
             raise ValueError(
                 f"task must be 'classification' or 'regression', got {task!r}."

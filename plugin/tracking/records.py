@@ -40,8 +40,8 @@ from mlflow.tracking import MlflowClient
 
 from metanas.security import sqlite_file
 
-__all__ = ["apply_record", "is_permanent", "KEY_TAG", "ROLE_TAG", "PROJECT_TAG", "SEARCH_TAG",
-           "REBUILT_TAG", "TRIAL_TAG"]
+__all__ = ["apply_record", "is_permanent", "record_problem", "RECORD_TYPES", "KEY_TAG",
+           "ROLE_TAG", "PROJECT_TAG", "SEARCH_TAG", "REBUILT_TAG", "TRIAL_TAG"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,12 @@ TRIAL_TAG = "metanas.trial_id"
 #: On a trial's run rebuilt from the oracle (no epochs, duration or model files).
 REBUILT_TAG = "metanas.rebuilt"
 
+#: The kinds of record (``type``) a tracker writes.
+RECORD_TYPES = ("search_begin", "search_progress", "search_end", "trial")
+
+#: The statuses MLflow gives a run (``mlflow.entities.RunStatus``).
+_RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+
 #: MLflow error codes that mean "this record is wrong", not "the server is away".
 _PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE"}
 _BATCH = 800  # MLflow takes at most 1000 entities (100 params, 100 tags) a log_batch
@@ -64,6 +70,65 @@ _PARAM_BATCH = 100
 def is_permanent(error: BaseException) -> bool:
     """Whether retrying ``error`` later cannot help (the record itself is bad)."""
     return isinstance(error, MlflowException) and error.error_code in _PERMANENT_CODES
+
+
+def record_problem(record: Any) -> Optional[str]:
+    """Why ``record`` is not a record `apply_record` can apply, or None.
+
+    A spooled line may be JSON and no record (edited by hand, written by
+    something else): applying it would fail the same way every time, which is
+    no outage to wait out; the caller keeps it aside with this reason (the
+    spool's ``rejected.jsonl``). Checks the fields `apply_record` reads, and
+    their types, before anything is sent, so such a record creates no run.
+    """
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    for field in ("id", "key"):
+        value = record.get(field)
+        if not isinstance(value, str) or not value.strip():
+            return f"its {field!r} is {_shown(value)}, not a non-empty string"
+    if record.get("type") not in RECORD_TYPES:
+        return f"its 'type' is {_shown(record.get('type'))}, not one of {list(RECORD_TYPES)}"
+    if not isinstance(record.get("experiment"), str):  # MLflow judges the name itself
+        return f"its 'experiment' is {_shown(record.get('experiment'))}, not a string"
+    for field in ("target", "name"):
+        if record.get(field) is not None and not isinstance(record[field], str):
+            return f"its {field!r} is {_shown(record[field])}, not a string"
+    if record.get("status") is not None and record["status"] not in _RUN_STATUSES:
+        # MLflow fails on another with a plain Exception: it would wait for ever.
+        return f"its 'status' is {_shown(record['status'])}, not one of {list(_RUN_STATUSES)}"
+    for field in ("start_ms", "end_ms"):
+        value = record.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"its {field!r} is {_shown(value)}, not a time in milliseconds"
+    for field in ("params", "tags", "artifacts"):
+        if not isinstance(record.get(field, {}), dict):
+            return f"its {field!r} is {_shown(record[field])}, not an object"
+    for name, content in record.get("artifacts", {}).items():
+        if not (isinstance(content, dict) and (isinstance(content.get("text"), str)
+                                               or isinstance(content.get("b64"), str))):
+            return f"its artifact {_shown(name)} holds no 'text' or 'b64' string"
+    metrics = record.get("metrics", [])
+    if not isinstance(metrics, list):
+        return f"its 'metrics' is {_shown(metrics)}, not a list"
+    for row in metrics:
+        if not (isinstance(row, list) and len(row) == 4 and isinstance(row[0], str)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                        for v in row[1:])
+                and all(float(v).is_integer() for v in row[2:])):
+            return f"its metric row {_shown(row)} is not [name, value, timestamp_ms, step]"
+    parent = record.get("parent")
+    if parent is not None and not (
+            isinstance(parent, dict) and (isinstance(parent.get("key"), str) and parent["key"]
+                                          or isinstance(parent.get("project"), str))):
+        return f"its 'parent' is {_shown(parent)}, not an object with a 'key' or 'project'"
+    return None
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a message names the value, not all of it)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def now_ms() -> int:

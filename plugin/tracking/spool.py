@@ -6,7 +6,9 @@ changes nothing (see `metanas.tracking.records.apply_record`), so a crash
 between applying and removing it is harmless. Several processes (the workers
 of a distributed search) may share a spool directory: each writes its own
 file, and a lock file serialises replays. A line that is not a record (a torn
-write) is never dropped: a replay moves it to ``<file>.unreadable``.
+write, or JSON that is no object) is never dropped: a replay moves it to
+``<file>.unreadable``; an object that is no record metanas can apply goes,
+with the reason, to ``rejected.jsonl`` (`Spool.reject`).
 
 Records sent straight to MLflow are written ahead too (`Spool.write_ahead`):
 to an in-flight file of their `Spool` object's own, ``<name>@<host>-<pid>-<random>
@@ -347,8 +349,9 @@ class Spool:
     def load(path: pathlib.Path) -> Tuple[List[Dict[str, Any]], List[str]]:
         """The records of one pending file, and the lines that hold none.
 
-        A line that is not JSON (a torn write: a crash or a full disk mid-write)
-        is returned as text, for `set_aside`. A record appended to such a line
+        A line that is not JSON (a torn write: a crash or a full disk mid-write),
+        or is JSON but no object (no record is a list or a number), is returned
+        as text, for `set_aside`. A record appended to such a line
         by an older metanas (which did not begin a new line) is recovered. A
         file another process removed meanwhile holds none.
         """
@@ -468,10 +471,15 @@ def _parse(text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-            continue
+            value = json.loads(line)
         except json.JSONDecodeError:
             pass
+        else:
+            if isinstance(value, dict):
+                records.append(value)
+            else:  # JSON, but no record could be a list or a number: kept as such
+                unreadable.append(line)
+            continue
         torn, record = _split_torn(line)
         unreadable.append(torn)
         if record is not None:

@@ -23,7 +23,8 @@ __all__ = ["sync", "find_spools"]
 
 
 def find_spools(path: os.PathLike) -> Dict[pathlib.Path, int]:
-    """Spool directories under ``path`` (a tuner ``directory``, a project or a spool), with their waiting record counts."""
+    """Spool directories under ``path`` (a tuner ``directory``, a project or a spool),
+    with their waiting record counts."""
     root = pathlib.Path(path)
     found: Dict[pathlib.Path, int] = {}
     for pending in sorted(root.rglob(f"*{PENDING_SUFFIX}")):
@@ -51,15 +52,19 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
     Returns:
         ``{"sent": n, "waiting": m, "rejected": r, "unreadable": u}``: records
         applied, records still waiting (MLflow unreachable), records MLflow
-        refused for good and kept in a ``rejected.jsonl`` under ``path`` (by
-        this call or by an earlier search or sync: they wait for a person, so
-        every sync counts them until that file is dealt with), and spooled
+        refused for good, or that are no record metanas can apply (a JSON
+        object without the fields of one), kept with the reason in a
+        ``rejected.jsonl`` under ``path`` (by this call or by an earlier
+        search or sync: they wait for a person, so every sync counts them
+        until that file is dealt with), and spooled
         lines that hold no readable record (a write torn by a crash or a full
-        disk; kept in ``<pending file>.unreadable``, never sent nor deleted).
+        disk, or JSON that is no object; kept in ``<pending file>.unreadable``,
+        never sent nor deleted).
 
     Raises:
         ValueError: MLflow cannot use ``tracking_uri`` (or it names a SQLite
-            store that cannot be written), or, with no
+            store that cannot be written; without it, ``MLFLOW_TRACKING_URI``
+            is of a scheme MLflow does not know), or, with no
             ``tracking_uri``, the records were meant for another store than
             the default (nothing is sent, and every record keeps waiting).
     """
@@ -74,11 +79,12 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
         # Checked before a client opens the default store (and creates its file).
         default = store_target(MlflowTracker().tracking_uri)
         targets = {
-            record.get("target")
+            record["target"]
             for directory in spools
             for pending in Spool(directory).files()
             for record in Spool.read(pending)
-        } - {None, default}
+            if isinstance(record.get("target"), str)  # one that is not: rejected when sent
+        } - {default}
         if targets:
             raise ValueError(
                 f"the records under {str(path)!r} were meant for {sorted(targets)}, not the "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -14,12 +15,13 @@ import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional
 
-from metanas.security import redact, sqlite_problem
+from metanas.security import creation_error, redact, sqlite_problem
 from metanas.tracking import records as rec
-from metanas.tracking.spool import Spool
+from metanas.tracking.spool import REJECTED_NAME, Spool
 
-__all__ = ["MlflowTracker", "SEARCH_FILE", "SPOOL_DIRNAME", "StoreUnwritable", "store_problem",
-           "strategy_name"]
+__all__ = ["MlflowTracker", "SEARCH_FILE", "SPOOL_DIRNAME", "StoreUnwritable", "server_problem",
+           "short_http_retries", "spool_dir_problem", "store_problem", "strategy_name",
+           "uri_scheme_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ _RETRY_SECONDS = 30.0
 _MAX_RETRY_SECONDS = 600.0
 #: A failure slower than this (a timeout, not a refused connection) backs off.
 _SLOW_FAILURE_SECONDS = 1.5
+#: The schemes in MLflow's error for a URI of an unknown scheme.
+_SCHEMES = re.compile(r"[Ss]upported URI schemes are: (\[[^\]]*\])")
 #: keras-tuner statuses of a trial that has ended (its run is due in MLflow).
 _ENDED = ("COMPLETED", "FAILED", "INVALID")
 
@@ -107,16 +111,22 @@ class MlflowTracker:
         experiment_name: Default: the tuner's ``project_name``.
         run_name: The parent run's name. Default: ``<strategy>-<project_name>``.
         log_models: Log each trial's model summary and architecture.
-        spool_dir: Where records wait when MLflow is unreachable. Default:
+        spool_dir: Where records wait when MLflow is unreachable (created
+            on the first record it keeps; it, or its nearest existing folder,
+            must be a folder this process can write in). Default:
             ``<directory>/.metanas-mlflow-spool/<project_name>``.
         search_id: Identifies the search (tag ``metanas.search_id``).
             Default: a new id kept in the project directory, so a resumed
             search keeps it and ``overwrite=True`` starts a new one.
 
     Raises:
-        ValueError: A bad setting, or a ``tracking_uri`` MLflow cannot use (an
-            unknown scheme); it is not contacted here, so a server that is
-            down is no error: records wait.
+        ValueError: A bad setting, a ``spool_dir`` where no spool can be
+            kept, or a ``tracking_uri`` (or, without one, an
+            ``MLFLOW_TRACKING_URI``) MLflow cannot use (an unknown scheme).
+            MLflow is not contacted here, so a server that is down is no
+            error, nor is a local SQLite store that cannot be written (nor a
+            full disk under the spool): records wait, for a later trial or
+            ``metanas tracking sync``.
 
     Example:
 
@@ -141,7 +151,8 @@ class MlflowTracker:
             ("run_name", run_name), ("search_id", search_id),
         ):
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"{label} must be a non-empty string or None, got {redact(repr(value))}.")
+                raise ValueError(f"{label} must be a non-empty string or None, "
+                                 f"got {redact(repr(value))}.")
         if search_id is not None and not all(c.isalnum() or c in "-_." for c in search_id):
             raise ValueError(
                 f"search_id may hold letters, digits, '-', '_' and '.', got {search_id!r}."
@@ -151,6 +162,13 @@ class MlflowTracker:
         if spool_dir is not None and (
                 not isinstance(spool_dir, (str, os.PathLike)) or not str(spool_dir).strip()):
             raise ValueError(f"spool_dir must be a non-empty path or None, got {spool_dir!r}.")
+        if spool_dir is not None:
+            problem = spool_dir_problem(spool_dir)
+            if problem is not None:  # was: every record lost at the end of the search
+                raise ValueError(f"spool_dir {str(spool_dir)!r} cannot hold the tracking spool: "
+                                 f"{problem}; give a folder this process can write in.")
+        if tracking_uri is None:
+            _check_environment_uri()
         self._tracking_uri = tracking_uri
         self.run_name = run_name
         self.log_models = log_models
@@ -407,6 +425,8 @@ class MlflowTracker:
         keys = set()
         for path in paths:
             for record in Spool.read(path):
+                if rec.record_problem(record) is not None:
+                    continue  # no trial's: rejected when it is replayed
                 key, parent = str(record.get("key")), record.get("parent") or {}
                 keys.add(key)
                 trial_id = (record.get("tags") or {}).get(rec.TRIAL_TAG)
@@ -427,7 +447,7 @@ class MlflowTracker:
         if time.monotonic() < self._down_until or not self._server_is_up():
             return None
         try:
-            with _short_http_retries():
+            with short_http_retries():
                 client = self.client
                 experiment = client.get_experiment_by_name(self.experiment_name)
                 if experiment is None:
@@ -759,15 +779,7 @@ class MlflowTracker:
         uri = self.tracking_uri
         if self._warn_store(uri) is not None:
             return False
-        if not uri.startswith(("http://", "https://")):
-            return True
-        import requests
-
-        try:
-            response = requests.get(uri.rstrip("/") + "/health", timeout=2, **_tls_settings())
-        except requests.RequestException:
-            return False
-        return response.ok
+        return server_problem(uri) is None
 
     def _warn_store(self, uri: str) -> Optional[str]:
         """Warns once that a local store cannot be written; returns the problem, if any."""
@@ -780,8 +792,14 @@ class MlflowTracker:
         return problem
 
     def _ours(self, record: Dict[str, Any]) -> bool:
-        """Whether a spooled record is this tracker's to send (meant for its store)."""
-        return self._any_target or record.get("target") in (None, store_target(self.tracking_uri))
+        """Whether a spooled record is this tracker's to send (meant for its store).
+
+        A record that names no store as a string is its to send too: it is no
+        record any store can take, and is rejected (`_deliver`), not left waiting.
+        """
+        target = record.get("target")
+        return (self._any_target or not isinstance(target, str)
+                or target == store_target(self.tracking_uri))
 
     def _deliver_pending(self) -> bool:
         """Replays the spooled records meant for this store; True when none is left waiting.
@@ -802,13 +820,14 @@ class MlflowTracker:
                 waiting, unreadable, side = Spool.load_setting_aside(path)
                 if unreadable:
                     self.unreadable += len(unreadable)
-                    logger.warning("%d line(s) of %s hold no readable record (a torn write); "
-                                   "kept in %s", len(unreadable), path, side)
+                    logger.warning("%d line(s) of %s hold no readable record (a torn write, or "
+                                   "JSON that is no object); kept in %s", len(unreadable), path,
+                                   side)
                 others = [r for r in waiting if not self._ours(r)]
                 mine = [r for r in waiting if self._ours(r)]
                 for i, record in enumerate(mine):
-                    record["replay"] = True
-                    if not self._deliver([record], spool_on_failure=False):
+                    # Marked on a copy: what waits on stays as it was spooled.
+                    if not self._deliver([{**record, "replay": True}], spool_on_failure=False):
                         Spool.rewrite(path, others + mine[i:])
                         return False
                 Spool.rewrite(path, others)
@@ -826,31 +845,56 @@ class MlflowTracker:
 
     def _deliver(self, batch: List[Dict[str, Any]], *, spool_on_failure: bool) -> bool:
         for i, record in enumerate(batch):
+            problem = rec.record_problem(record)
+            if problem is not None:
+                # Not an outage: it would fail so at every replay, and wait for ever.
+                reason = f"not a tracking record metanas can apply: {problem}"
+                if self._reject(record, reason, f"a spooled line is {reason}"):
+                    continue
+                if spool_on_failure:
+                    self._keep(batch[i:])
+                return False
             started = time.monotonic()
             try:
-                with _short_http_retries():
+                with short_http_retries():
                     rec.apply_record(self.client, record, self._cache)
             except Exception as error:  # noqa: BLE001 - any failure: keep the record
                 text = redact(str(error)).strip().splitlines()
                 self.last_error = text[0] if text else type(error).__name__
                 if rec.is_permanent(error):
-                    logger.warning("MLflow refused a %s record (%s); kept in %s",
-                                   record.get("type"), self.last_error, self._spool.directory)
-                    try:
-                        self._spool.reject(record, self.last_error)
-                    except OSError as reject_error:
-                        logger.warning("could not keep the refused %s record in %s (%s)",
-                                       record.get("type"), self._spool.directory, reject_error)
-                    self.rejected += 1
-                    continue
-                self._back_off(time.monotonic() - started)
-                if spool_on_failure and not isinstance(error, StoreUnwritable):
-                    logger.warning("MLflow at %s unavailable (%s); spooling to %s",
-                                   redact(self.tracking_uri), self.last_error, self._spool.directory)
+                    if self._reject(record, self.last_error, f"MLflow refused a "
+                                    f"{record.get('type')} record ({self.last_error})"):
+                        continue
+                else:
+                    self._back_off(time.monotonic() - started)
+                    if spool_on_failure and not isinstance(error, StoreUnwritable):
+                        logger.warning("MLflow at %s unavailable (%s); spooling to %s",
+                                       redact(self.tracking_uri), self.last_error,
+                                       self._spool.directory)
                 if spool_on_failure:
                     self._keep(batch[i:])
                 return False
         self._backoff = _RETRY_SECONDS  # delivered: the next failure waits briefly again
+        return True
+
+    def _reject(self, record: Dict[str, Any], reason: str, what: str) -> bool:
+        """Keeps a record no retry can deliver in the spool's rejected.jsonl, with
+        ``reason``, and warns (``what``: what happened and why, for the warning).
+
+        Returns False when that file could not take it: the record then waits
+        where it is (in the spool, else in memory), as if MLflow were away.
+        """
+        where = self._spool.directory / REJECTED_NAME
+        # As it was spooled: without the mark a replay adds (`_deliver_pending`).
+        kept = {k: v for k, v in record.items() if k != "replay"}
+        try:
+            self._spool.reject(kept, reason)
+        except OSError as error:
+            logger.warning("%s, and %s could not keep it (%s); it waits in the spool",
+                           what, where, error)
+            return False
+        logger.warning("%s; kept in %s", what, where)
+        self.rejected += 1
         return True
 
 
@@ -869,6 +913,92 @@ class StoreUnwritable(OSError):
 #: Why the local SQLite store of a tracking URI cannot be written, or None
 #: (`metanas.security.sqlite_problem`; servers and other stores are not checked).
 store_problem = sqlite_problem
+
+
+def server_problem(tracking_uri: str, timeout: float = 2.0) -> Optional[str]:
+    """Why the tracking server of ``tracking_uri`` does not answer, or None.
+
+    One GET of its ``/health`` page (MLflow's TLS settings apply), at most
+    ``timeout`` seconds: a server that is down costs that, not the minutes
+    of MLflow's own HTTP retries. Other URIs (local stores, databases) are
+    not checked: None.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    import requests
+
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        response = requests.get(url, timeout=timeout, **_tls_settings())
+    except requests.RequestException as error:
+        # The socket's own words ("[Errno 111] Connection refused"), not urllib3's paragraph.
+        cause = re.search(r"\[Errno -?\d+\][^)'\"]*", str(error))
+        return (f"{redact(url)} did not answer "
+                f"({cause.group(0).strip() if cause else type(error).__name__})")
+    if not response.ok:
+        return f"{redact(url)} answered HTTP {response.status_code}"
+    return None
+
+
+def uri_scheme_problem(tracking_uri: str) -> Optional[str]:
+    """Why MLflow cannot store runs at ``tracking_uri`` (an unknown scheme), or None.
+
+    Asks MLflow's store registry for the scheme alone: nothing is opened,
+    created or contacted. Whatever the registry cannot say is left to MLflow
+    (None).
+    """
+    try:
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        tracking_utils._tracking_store_registry.get_store_builder(tracking_uri)
+    except Exception as error:  # noqa: BLE001 - MLflow's private API: no answer is no problem
+        schemes = _SCHEMES.search(str(error))
+        if schemes:
+            return f"MLflow stores runs only at URIs of the schemes {schemes.group(1)}"
+    return None
+
+
+def _check_environment_uri() -> None:
+    """A ValueError (one line and exit status 2 on the command line) when
+    ``MLFLOW_TRACKING_URI`` is set to a URI MLflow cannot use.
+
+    Was: a search tracked by default spooled every record as if MLflow were
+    merely down, and ended without a word.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return
+    problem = uri_scheme_problem(uri)
+    if problem is not None:
+        from metanas.usage import UsageError  # a ValueError the command line reports in one line
+
+        raise UsageError(f"MLFLOW_TRACKING_URI={redact(uri)!r} is not a tracking URI MLflow "
+                         f"can use: {problem}; set it to one (e.g. sqlite:///mlflow.db or "
+                         "http://host:5000) or unset it.")
+
+
+def spool_dir_problem(spool_dir: os.PathLike) -> Optional[str]:
+    """Why no spool can be kept in ``spool_dir``, or None.
+
+    It must be a folder a file can be created in, or a path whose nearest
+    existing folder is one (the spool creates the rest on its first record).
+    Nothing is created and nothing is left behind (the probe is an unnamed
+    temporary file, `metanas.security.creation_error`). A full disk is no
+    problem here: the tracker keeps records in memory until the spool takes
+    them again.
+    """
+    path = pathlib.Path(os.path.abspath(os.fspath(spool_dir)))
+    folder = path
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        where = "it" if folder == path else f"its parent {str(folder)!r}"
+        return f"{where} is not a folder"
+    error = creation_error(str(folder))
+    if error is None or error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    where = "it" if folder == path else f"its nearest existing folder {str(folder)!r}"
+    return f"no file can be created in {where} ({error.strerror or error})"
 
 
 def _tls_settings() -> Dict[str, Any]:
@@ -894,7 +1024,7 @@ def make_client(tracking_uri: Optional[str]):
         text = redact(str(error)).strip().splitlines()
         shown = repr(redact(tracking_uri)) if tracking_uri is not None else (
             f"{redact(mlflow.get_tracking_uri())!r} (MLFLOW_TRACKING_URI)")
-        schemes = re.search(r"[Ss]upported URI schemes are: (\[[^\]]*\])", str(error))
+        schemes = _SCHEMES.search(str(error))
         if schemes:  # MLflow's own words are of its model registry, which is not asked for
             reason = f"MLflow stores runs only at URIs of the schemes {schemes.group(1)}"
         else:
@@ -903,7 +1033,9 @@ def make_client(tracking_uri: Optional[str]):
 
 
 @contextlib.contextmanager
-def _short_http_retries() -> Iterator[None]:
+def short_http_retries() -> Iterator[None]:
+    """MLflow's HTTP calls in the body fail in seconds, not minutes of retries
+    (`_HTTP_ENV`, where the user has not set those variables)."""
     saved = {k: os.environ.get(k) for k in _HTTP_ENV}
     for key, value in _HTTP_ENV.items():
         if saved[key] is None:

@@ -438,7 +438,8 @@ def test_a_reuse_file_with_a_bad_value_is_one_line_and_exit_2(tmp_path, capsys):
                  "1", "--reuse", str(bad), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("metanas bench: error: --reuse: ") and err.count("\n") == 1
-    assert "run 0 has a bad value" in err
+    assert "run 0 ('hpobench/car', 'optuna/tpe', seed 'x') has a bad value (seed must be an int, " \
+        "got 'x')" in err
 
 
 def test_an_output_holding_other_results_keeps_them_beside_the_new_ones(tmp_path, capsys):
@@ -543,3 +544,85 @@ def test_an_interrupted_bench_says_so_in_one_line_keeps_its_runs_and_stops_its_w
     for pid in alive:  # do not leave them running, then fail
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"worker processes {alive} outlived the bench"
+
+
+BASE = ["bench", "--tasks", "hpobench/car", "--strategies", "optuna/random", "--seeds", "1",
+        "--evals", "3", "--workers", "1", "--no-plots"]
+
+
+@pytest.mark.parametrize("line", [
+    b"\xff\xfe\x00 not text\n",
+    b'{"task":"hpobench/car","strategy":"optuna/random","seed":"x"}\n',
+    b'{"task":"hpobench/car","strategy":"optuna/random","seed":0,"regret":"abc"}\n',
+])
+def test_lines_of_the_partial_file_that_are_not_runs_are_skipped_and_kept_aside(
+        tmp_path, capsys, line):
+    # Were: a UnicodeDecodeError or a ValueError traceback; skipped, a line
+    # would be lost when the file is removed at the end.
+    from metanas.bench.command import PARTIAL_FILE, UNREADABLE_FILE
+
+    out = tmp_path / "out"
+    out.mkdir()
+    run = {"task": "hpobench/car", "strategy": "optuna/random", "seed": 5, "regret": 0.5}
+    (out / PARTIAL_FILE).write_bytes(line + json.dumps(run).encode() + b"\n")
+    assert report.load_partial(str(out / PARTIAL_FILE)) == [run]
+    assert main([*BASE, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"1 line(s) of {out / PARTIAL_FILE} that are not finished runs" in printed
+    assert (out / UNREADABLE_FILE).read_bytes() == line
+    assert report.load_partial(str(out / PARTIAL_FILE)) == [run]  # another command's: stays
+
+
+def test_a_directory_in_place_of_the_partial_file_is_one_line_and_exit_2(tmp_path, capsys):
+    from metanas.bench.command import PARTIAL_FILE, _kept
+
+    out = tmp_path / "out"
+    (out / PARTIAL_FILE).mkdir(parents=True)
+    assert main([*BASE, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("metanas bench: error: --output: ") and err.count("\n") == 1
+    assert f"{str(out / PARTIAL_FILE)!r} is a directory" in err
+    with pytest.raises(ValueError, match="is a directory"):
+        report.load_partial(str(out / PARTIAL_FILE))
+    # What an error handler says where the runs are does not fail in turn.
+    assert _kept(str(out)) == (f"the finished runs are kept in {out / PARTIAL_FILE}: the same "
+                               f"command goes on from them")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("regret", "abc", "regret must be a number or null, got 'abc'"),
+    ("found_regret", [1], "found_regret must be a number or null, got [1]"),
+    ("curve", [0.1, "x"], "curve must be a list of numbers, got [0.1, 'x']"),
+    ("unique", True, "unique must be an int, got True"),
+    ("evals", 2.5, "evals must be an int, got 2.5"),
+])
+def test_a_reuse_file_with_a_bad_number_is_one_line_and_exit_2(tmp_path, capsys, field, value,
+                                                                message):
+    # Was: reused, written to raw.json.gz, then a traceback from the report's tables.
+    from metanas.bench import run_one
+
+    bad = tmp_path / "bad.json.gz"
+    run = dict(run_one("hpobench/car", "optuna/random", seed=0, evals=3), **{field: value})
+    report.save_results([run], str(bad))
+    assert main([*BASE, "--reuse", str(bad), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("metanas bench: error: --reuse: ") and err.count("\n") == 1
+    assert f"run 0 ('hpobench/car', 'optuna/random', seed 0) has a bad value ({message})" in err
+    assert not (tmp_path / "out" / "raw.json.gz").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(kind="sklearn"), "Strategy.kind must be 'keras-tuner' or 'optuna', got 'sklearn'"),
+    (dict(name="a,b"), "a strategy name must be a non-empty string without commas"),
+    (dict(version="2"), "Strategy.version must be an int, got '2'"),
+])
+def test_a_strategy_registered_with_a_bad_field_is_refused(change, message):
+    # A version that is no int made every run of the strategy unreadable to --reuse.
+    import dataclasses
+
+    from metanas.bench import STRATEGIES, Strategy, register_strategy
+
+    strategy = Strategy("mine/checked", "optuna", lambda *, seed: None, True, "checked")
+    with pytest.raises(ValueError, match=message):
+        register_strategy(dataclasses.replace(strategy, **change))
+    assert "mine/checked" not in STRATEGIES

@@ -391,6 +391,17 @@ def test_meta_train_without_budget_or_strategies_goes_on_with_the_studys(tmp_pat
     assert "to learn from" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_folder_given_as_the_meta_storage_is_named_so(tmp_path, capsys):
+    # Was "cannot be opened for writing (Is a directory) (copy it somewhere writable)".
+    for command in ("recommend", "meta-train"):
+        argv = [command, "--storage", f"sqlite:///{tmp_path}",
+                "--task" if command == "recommend" else "--tasks", "hpobench/car"]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.endswith(f"error: --storage: the meta storage {tmp_path} is a folder, not a "
+                            "SQLite database file (give the database file)\n"), err
+
+
 def test_a_read_only_meta_storage_is_named_as_the_cause(tmp_path, capsys):
     # Optuna's own message blamed "invalid data ... exceeding max length".
     folder = tmp_path / "store"

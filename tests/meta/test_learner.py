@@ -618,7 +618,12 @@ def test_recommend_refuses_what_is_no_mapping_of_meta_features(tmp_path):
         ({"log_samples": "abc"}, "meta-feature 'log_samples' must be a finite number, got 'abc'"),
         ({"log_samples": float("nan")}, "'log_samples' must be a finite number, got nan"),
         ({"log_samples": True}, "'log_samples' must be a finite number, got True"),
-        ({"modality": 3}, "meta-feature 'modality' must be a string, got 3"),
+        ({"modality": 3}, r"meta-feature 'modality' must be one of \['image', 'tabular', "
+                          r"'text'\], got 3"),
+        ({"modality": "bogus"}, r"'modality' must be one of \['image', 'tabular', 'text'\], "
+                                r"got 'bogus'"),
+        ({"task_type": "bogus"}, r"'task_type' must be one of \['classification', "
+                                 r"'regression'\], got 'bogus'"),
         ({"domain_score": None}, "'domain_score' must be a finite number or a string, got None"),
         ({}, r"features must hold at least one meta-feature, of \[.*'log_samples'"),
         ("hpobench/credit_g", r"features must be a mapping .*bench_features\(name\).*credit_g"),
@@ -633,3 +638,76 @@ def test_recommend_refuses_what_is_no_mapping_of_meta_features(tmp_path):
         assert learner.recommend(good, alpha=None).strategy == "evolution"
     with pytest.raises(ValueError, match="unknown meta-features"):  # an empty study too
         MetaLearner(f"sqlite:///{tmp_path}/empty.db").recommend({"foo": 1})
+
+
+def test_recommend_takes_the_modalities_of_the_studys_own_tasks(tmp_path):
+    audio = MetaTask("audio", {"log_samples": 2.0, "modality": "audio"})
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    learner.meta_train(SMALL + [audio], evaluate, n_trials=2)
+    assert learner.recommend({"modality": "audio"}, alpha=None).strategy == "evolution"
+    with pytest.raises(ValueError, match=r"must be one of \['audio', 'image', 'tabular'"):
+        learner.recommend({"modality": "video"})
+
+
+@pytest.mark.parametrize("exclude, shown", [(3, "3"), ("abc", "'abc'"), ([1], r"\[1\]"),
+                                            (None, "None")])
+def test_recommend_refuses_exclude_tasks_that_are_no_list_of_names(tmp_path, exclude, shown):
+    # Were: "argument of type 'int' is not iterable"; a string was taken as its letters.
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    with pytest.raises(ValueError, match=rf"exclude_tasks must be a list of task names such as "
+                                         rf"\['nb201/cifar10'\], got {shown}"):
+        learner.recommend({"log_samples": 2.0}, exclude_tasks=exclude)
+    with pytest.warns(UserWarning, match="recommending the default settings"):
+        for fine in (("small-0",), {"small-0"}, np.array(["small-0"])):
+            learner.recommend({"log_samples": 2.0}, exclude_tasks=fine)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(objective=""), r"objective must be one of \['auc', 'final'\], got ''"),
+    (dict(objective="area"), r"objective must be one of \['auc', 'final'\], got 'area'"),
+    (dict(include_defaults="yes"), "include_defaults must be True or False, got 'yes'"),
+    (dict(include_defaults=None), "include_defaults must be True or False, got None"),
+])
+def test_meta_train_refuses_bad_arguments_before_any_meta_trial(tmp_path, kwargs, message):
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    with pytest.raises(ValueError, match=message):
+        learner.meta_train(SMALL, evaluate, n_trials=1, **kwargs)
+    assert not learner.study.trials
+
+
+@pytest.mark.parametrize("returned", ["x", None, [0.5]])
+def test_meta_train_names_an_evaluate_function_that_returns_no_number(tmp_path, returned):
+    # Was: a bare "could not convert string to float: 'x'".
+    def bad_evaluate(task, strategy, settings, seed):
+        return returned
+
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    with pytest.raises(ValueError, match=r"the evaluate function .*bad_evaluate must return a "
+                                         r"number \(the meta-objective\), got .* for task "
+                                         r"'small-0', strategy '(evolution|random)', seed 1"):
+        learner.meta_train(SMALL, bad_evaluate, n_trials=1)
+    learner.meta_train(SMALL, lambda *args: np.float32(0.25), n_trials=1)  # numpy numbers
+
+
+def test_feature_distance_refuses_a_feature_that_is_no_finite_number():
+    # Was: nan, which sorts anywhere among the distances.
+    for bad in (float("nan"), float("inf"), None):
+        with pytest.raises(ValueError, match=f"meta-feature 'n_samples' must be a finite "
+                                             f"number, got {bad!r}"):
+            feature_distance({"n_samples": bad}, {"n_samples": 3.0})
+    assert feature_distance({"n_samples": np.int64(3)}, {"n_samples": 3.0}) == 0.0
+    assert feature_distance({"n_samples": float("nan")}, {"other": 1.0}) == 1.0  # not compared
+
+
+def test_around_defaults_and_the_area_name_their_bad_values():
+    from metanas.meta.learner import around_defaults, normalized_regret_auc
+
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        around_defaults(n=2, seed=-1)
+    with pytest.raises(ValueError, match="regrets must be numbers, got 'ab'"):
+        normalized_regret_auc("ab", 1.0)
+    with pytest.raises(ValueError, match=r"regrets must be finite numbers, got \[0.1, nan\]"):
+        normalized_regret_auc([0.1, float("nan")], 1.0)
+    with pytest.raises(ValueError, match="scale must be > 0 and finite, got inf"):
+        normalized_regret_auc([0.1], float("inf"))
+    assert normalized_regret_auc(np.array([0.2, 0.1]), np.float64(0.5)) == pytest.approx(0.3)

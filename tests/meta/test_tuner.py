@@ -12,6 +12,7 @@ import pytest
 
 from metanas.demo import build_mlp, load_digits_split
 from metanas.meta import MetaLearner, MetaTuner, TransferStore, search_score
+from metanas.meta.learner import ObjectiveError, StrategyError
 from metanas.tuners import EvolutionOracle, RandomSearchOracle
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -86,8 +87,15 @@ def test_a_study_scored_by_the_final_regret_gets_no_production_record(tmp_path, 
     storage = f"sqlite:///{tmp_path}/meta.db"
     MetaLearner(storage).meta_train(meta_tasks(["hpobench/car"]), BenchEvaluator(
         budget=6, objective="final"), n_trials=1, strategies=("random",))
-    with pytest.warns(UserWarning, match="not recorded .*objective 'final'.* record=False"):
-        tuner = run(tmp_path, digits, storage, "digits-final", max_trials=2)
+    # Refused before the search (was: searched, then a warning that it was not recorded).
+    with pytest.raises(ObjectiveError, match="holds scores of the meta-objective 'final'.*"
+                                             "record=False"):
+        run(tmp_path, digits, storage, "digits-final", max_trials=2)
+    assert not (tmp_path / "digits-final").exists()
+    with pytest.raises(StrategyError, match=r"ranges over the strategies \['random'\].*got "
+                                            r"\['rl'\]"):
+        run(tmp_path, digits, storage, "digits-final", max_trials=2, strategies=["rl"])
+    tuner = run(tmp_path, digits, storage, "digits-final", max_trials=2, record=False)
     assert len(tuner.oracle.trials) == 2
     assert len(MetaLearner(storage).study.trials) == 1  # the meta-trial only
     assert "digits-final" in TransferStore(MetaLearner(storage)).records()  # its elite is kept
@@ -304,3 +312,32 @@ def test_a_directory_another_process_searches_in_is_refused_before_any_choice(tm
         assert not (project / CHOICE_FILE).exists()
     finally:
         os.close(other)
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("meta_choice.json", "garbage", "Expecting value"),
+    ("meta_choice.json", '{"strategy": "bogus"}', "Recommendation.__init__.. missing"),
+    ("meta_choice.json", '{"strategy": "bogus", "params": {}, "settings": {}, "source": "x"}',
+     "strategy 'bogus' is not one of"),
+    ("meta_search_id.json", "zz", "Expecting value"),
+    ("meta_search_id.json", "{}", "it has no 'id'"),
+])
+def test_a_corrupt_meta_search_file_is_named_before_any_training(
+        tmp_path, digits, name, content, reason):
+    # Were a bare JSONDecodeError or TypeError; the search id's only after the
+    # search, whose result was then neither recorded nor kept.
+    from metanas.tuners import SavedStateError
+
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(tmp_path, digits, storage, "p", max_trials=1)
+    path = tmp_path / "p" / name
+    path.write_text(content)
+    trials = sorted(p.name for p in (tmp_path / "p").glob("trial_*"))
+    with pytest.raises(SavedStateError, match=rf"meta-search file {path} is corrupt \({reason}"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run(tmp_path, digits, storage, "p", max_trials=2, overwrite=False)
+    assert path.read_text() == content
+    assert sorted(p.name for p in (tmp_path / "p").glob("trial_*")) == trials  # none trained

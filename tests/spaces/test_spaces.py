@@ -143,6 +143,44 @@ def test_space_choices_are_checked_before_any_model_is_built(space, kwargs, mess
             DenseSpace(input_dim=4, num_outputs=2, **kwargs)
 
 
+def test_spaces_take_numpy_numbers_and_arrays_as_python_values():
+    # Were: "widths must hold ints >= 1" for np.int64(16), "not a list" for arrays.
+    dense = DenseSpace(input_dim=np.int64(64), num_outputs=10, widths=[np.int64(16)],
+                       dropouts=np.array([0.0, 0.25]), learning_rates=[np.float32(0.5)])
+    assert dense.widths == (16,) and dense.dropouts == (0.0, 0.25)
+    assert dense.learning_rates == (0.5,)
+    assert {type(v) for v in dense.widths + dense.dropouts + dense.learning_rates} == {int, float}
+    cell = CellSpace(input_shape=np.array([8, 8, 1]), num_classes=10,
+                     filters=[np.int64(8), np.int32(16)], operations=np.array(["skip", "none"]))
+    assert cell.input_shape == (8, 8, 1) and cell.filters == (8, 16)
+    assert cell.operations == ("skip", "none") and type(cell.operations[0]) is str
+    model = sampled_model(cell, seed=0)[1]
+    assert model.output_shape == (None, 10)
+    with pytest.raises(ValueError, match=r"filters must hold ints >= 1, got \[0\]"):
+        CellSpace(input_shape=(8, 8, 1), num_classes=10, filters=np.array([8, 0]))
+    with pytest.raises(ValueError, match=r"widths must be a non-empty list without repeats"):
+        DenseSpace(input_dim=4, num_outputs=2, widths=np.array([[8, 16]]))
+    with pytest.raises(ValueError, match=r"widths must be a non-empty list without repeats"):
+        DenseSpace(input_dim=4, num_outputs=2, widths=[[8], [16]])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(tunable="yes"), "tunable must be True or False, got 'yes'"),
+    (dict(tunable=None), "tunable must be True or False, got None"),
+    (dict(name=3), "name must be a non-empty string or None, got 3"),
+    (dict(name=""), "name must be a non-empty string or None, got ''"),
+])
+@pytest.mark.parametrize("space", ["cell", "dense"])
+def test_spaces_check_their_name_and_tunable(space, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        if space == "cell":
+            CellSpace(input_shape=(8, 8, 1), num_classes=10, **kwargs)
+        else:
+            DenseSpace(input_dim=4, num_outputs=2, **kwargs)
+    assert DenseSpace(input_dim=4, num_outputs=2, tunable=np.bool_(False)).tunable is False
+    assert CellSpace(input_shape=(8, 8, 1), num_classes=10, name=None).name is None  # as keras-tuner
+
+
 def test_evolution_searches_the_dense_space(tmp_path):
     x, y = load_wine(return_X_y=True)
     x = ((x - x.mean(0)) / x.std(0)).astype("float32")

@@ -56,12 +56,15 @@ class Unblock(keras.callbacks.Callback):
 
 def blocked_search(tmp_path, trials, callbacks=()):
     blocker = tmp_path / "blocker"
-    blocker.write_text("a file where the spool's folder should be")
     server_down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    # A spool folder that can be created when the tracker is made (one that
+    # cannot is refused then), and that a file blocks from the search's start.
+    tracker = MlflowTracker(tracking_uri=server_down, spool_dir=blocker / "spool")
+    blocker.write_text("a file where the spool's folder should be")
     tuner = RandomSearch(
         TinyModel(), objective="loss", max_trials=trials, seed=3,
         directory=str(tmp_path / "runs"), project_name="p", hyperparameters=no_faults(),
-        tracking=MlflowTracker(tracking_uri=server_down, spool_dir=blocker / "spool"),
+        tracking=tracker,
     )
     tuner.search(X, Y, epochs=1, verbose=0, callbacks=list(callbacks))
     return tuner, blocker / "spool"

@@ -446,3 +446,86 @@ def test_only_disk_errors_count_as_a_full_disk():
     assert disk_failure(RuntimeError("/x/build_config.json; No space left on device"))
     assert disk_failure(RuntimeError("OOM when allocating tensor with shape[1000000]")) is None
     assert disk_failure(OSError(2, "No such file or directory")) is None
+
+
+def test_a_search_resumed_with_another_objective_is_refused(tmp_path):
+    # Was accepted: trials scored by val_accuracy were ranked as val_loss, and
+    # the best trial was the one with the lowest accuracy.
+    from metanas.tuners.objectives import ConstrainedObjective
+    from tests.tuners.conformance import drive, make
+
+    oracle = make(_factory("evolution"), tmp_path, max_trials=8)
+    drive(oracle, trials=3)
+    saved = (tmp_path / "p" / "oracle.json").read_text()
+    for other in (keras_tuner.Objective("score", "min"), keras_tuner.Objective("loss", "max")):
+        resumed = make(_factory("evolution"), tmp_path, max_trials=8, objective=other)
+        with pytest.raises(ValueError, match=r"oracle\.json was scored by objective 'score' "
+                                             r"\(max\); this tuner's is .*overwrite=True"):
+            resumed.reload()
+    assert (tmp_path / "p" / "oracle.json").read_text() == saved  # left as it was
+    same = make(_factory("evolution"), tmp_path, max_trials=8)
+    same.reload()
+    assert len(same.trials) == 3
+    # A budget's target decides its scores too.
+    budget = ConstrainedObjective("score", cost="cost/params", target=100, hard=True,
+                                  direction="max")
+    oracle = make(_factory("random"), tmp_path, name="q", objective=budget)
+    oracle.save()
+    wider = ConstrainedObjective("score", cost="cost/params", target=200, hard=True,
+                                 direction="max")
+    with pytest.raises(ValueError, match=r"target=100\.0.*target=200\.0"):
+        make(_factory("random"), tmp_path, name="q", objective=wider).reload()
+    make(_factory("random"), tmp_path, name="q", objective=budget).reload()
+
+
+@pytest.mark.parametrize("name, content, what, reason", [
+    ("oracle.json", "[]", "oracle state", "a JSON list, where an object was expected"),
+    ("oracle.json", "{}", "oracle state", "it has no 'ongoing_trials'"),
+    ("trial_*/trial.json", "xx", "trial", "Expecting value"),
+    ("trial_*/trial.json", '{"hyperparameters": {}}', "trial", "it has no 'trial_id'"),
+    ("tuner0.json", "xx", "tuner state", "Expecting value"),
+])
+def test_a_corrupt_file_of_a_saved_search_is_named_and_left_as_it_is(
+        tmp_path, name, content, what, reason):
+    # Were a TypeError, keras-tuner's RuntimeError, a bare JSONDecodeError, and
+    # a message that blamed oracle.json for a corrupt trial file.
+    from metanas.tuners import SavedStateError
+
+    tuner = build_faulty_tuner(tmp_path, max_consecutive_failed_trials=20,
+                               initial_hps=[{"fault": "none", "units": 2}])
+    tuner.search(X, Y, epochs=1, verbose=0)
+    path = sorted((tmp_path / "faults").glob(name))[0]
+    path.write_text(content)
+    files = {p: p.read_bytes() for p in (tmp_path / "faults").rglob("*") if p.is_file()}
+    with pytest.raises(SavedStateError) as caught:
+        build_faulty_tuner(tmp_path, overwrite=False)
+    assert str(caught.value).startswith(f"The saved {what} {path} is corrupt ({reason}")
+    assert {p: p.read_bytes() for p in (tmp_path / "faults").rglob("*") if p.is_file()} == files
+
+
+def test_a_search_resumed_with_another_strategy_is_refused_as_such(tmp_path):
+    # Was "oracle.json is corrupt (it has no 'rl')": the file is fine.
+    from tests.tuners.conformance import drive, make
+
+    oracle = make(_factory("evolution"), tmp_path, max_trials=8)
+    drive(oracle, trials=2)
+    with pytest.raises(ValueError, match=r"oracle\.json was run by EvolutionOracle; this "
+                                         r"tuner's oracle is RLControllerOracle\..*overwrite=True"):
+        make(_factory("rl"), tmp_path, max_trials=8).reload()
+
+
+def test_an_objective_of_a_users_class_is_saved_and_resumed(tmp_path):
+    # Its own attributes (numpy numbers, NaN, objects) are not part of the saved state.
+    from tests.tuners.conformance import drive, make
+
+    class Weighted(keras_tuner.Objective):
+        def __init__(self):
+            super().__init__("score", "max")
+            self.weights = (np.float32(0.5), float("nan"))
+            self.parts = [object()]
+
+    oracle = make(_factory("random"), tmp_path, max_trials=8, objective=Weighted())
+    drive(oracle, trials=2)  # saves after each trial
+    resumed = make(_factory("random"), tmp_path, max_trials=8, objective=Weighted())
+    resumed.reload()
+    assert len(resumed.trials) == 2

@@ -116,6 +116,14 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if not isinstance(overwrite, (bool, np.bool_)):  # "no" would delete every trial
             raise ValueError(f"overwrite must be True or False, got {overwrite!r}.")
         kwargs["overwrite"] = bool(overwrite)
+        directory, project_name = kwargs.get("directory"), kwargs.get("project_name")
+        if directory is not None and not isinstance(directory, (str, os.PathLike)):
+            raise ValueError(f"directory must be a path (a str or os.PathLike) or None, "
+                             f"got {directory!r}.")
+        if project_name is not None and (not isinstance(project_name, str)
+                                         or not project_name.strip()):
+            raise ValueError(f"project_name must be a non-empty string or None, "
+                             f"got {project_name!r}.")
         storage.check_project_path(str(kwargs.get("directory") or "."),
                                    str(kwargs.get("project_name") or "untitled_project"))
         self.cost_measures = cost_measures

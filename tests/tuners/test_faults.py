@@ -529,3 +529,16 @@ def test_an_objective_of_a_users_class_is_saved_and_resumed(tmp_path):
     resumed = make(_factory("random"), tmp_path, max_trials=8, objective=Weighted())
     resumed.reload()
     assert len(resumed.trials) == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"directory": 3}, r"directory must be a path \(a str or os.PathLike\) or None, got 3"),
+    ({"project_name": 3}, "project_name must be a non-empty string or None, got 3"),
+    ({"project_name": " "}, "project_name must be a non-empty string or None, got ' '"),
+])
+def test_a_search_folder_that_is_no_path_is_refused(tmp_path, monkeypatch, kwargs, message):
+    # Were a folder named "3" and a TypeError from os.path.join.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        EvolutionSearch(faulty_model, objective="loss", max_trials=2, tracking=False, **kwargs)
+    assert list(tmp_path.iterdir()) == []

@@ -81,6 +81,13 @@ def record_problem(record: Any) -> Optional[str]:
     spool's ``rejected.jsonl``). Checks the fields `apply_record` reads, and
     their types, before anything is sent, so such a record creates no run.
     """
+    try:
+        return _record_problem(record)
+    except Exception as error:  # noqa: BLE001 - a value no check foresaw: not applicable either
+        return f"it holds a value that cannot be read ({type(error).__name__}: {error})"
+
+
+def _record_problem(record: Any) -> Optional[str]:
     if not isinstance(record, dict):
         return f"a JSON {type(record).__name__}, not an object"
     for field in ("id", "key"):
@@ -105,23 +112,43 @@ def record_problem(record: Any) -> Optional[str]:
         if not isinstance(record.get(field, {}), dict):
             return f"its {field!r} is {_shown(record[field])}, not an object"
     for name, content in record.get("artifacts", {}).items():
-        if not (isinstance(content, dict) and (isinstance(content.get("text"), str)
-                                               or isinstance(content.get("b64"), str))):
+        # Written under a temporary folder (`_log_artifacts`): a relative path in it.
+        parts = name.replace("\\", "/").split("/")
+        if (not name or os.path.isabs(name) or os.path.splitdrive(name)[0]
+                or any(part in ("", ".", "..") for part in parts)):
+            return f"its artifact name {_shown(name)} is not a relative path without '..'"
+        if not isinstance(content, dict):
             return f"its artifact {_shown(name)} holds no 'text' or 'b64' string"
+        if "b64" in content:  # `_log_artifacts` reads it first
+            if not isinstance(content["b64"], str):
+                return f"its artifact {_shown(name)} holds no 'text' or 'b64' string"
+            base64.b64decode(content["b64"], validate=True)  # binascii.Error: a ValueError
+        elif not isinstance(content.get("text"), str):
+            return f"its artifact {_shown(name)} holds no 'text' or 'b64' string"
+    names = sorted(record.get("artifacts", {}))
+    for first, second in zip(names, names[1:]):
+        if second.startswith(first + "/"):
+            return f"its artifact {_shown(first)} is also the folder of {_shown(second)}"
     metrics = record.get("metrics", [])
     if not isinstance(metrics, list):
         return f"its 'metrics' is {_shown(metrics)}, not a list"
     for row in metrics:
         if not (isinstance(row, list) and len(row) == 4 and isinstance(row[0], str)
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                        for v in row[1:])
-                and all(float(v).is_integer() for v in row[2:])):
+                and isinstance(row[1], (int, float)) and not isinstance(row[1], bool)
+                and all(isinstance(v, int) and not isinstance(v, bool)
+                        or isinstance(v, float) and v.is_integer() for v in row[2:])
+                and all(abs(v) < 2 ** 63 for v in row[2:])):
             return f"its metric row {_shown(row)} is not [name, value, timestamp_ms, step]"
     parent = record.get("parent")
     if parent is not None and not (
             isinstance(parent, dict) and (isinstance(parent.get("key"), str) and parent["key"]
                                           or isinstance(parent.get("project"), str))):
         return f"its 'parent' is {_shown(parent)}, not an object with a 'key' or 'project'"
+    if parent is not None and not isinstance(parent.get("tags", {}), dict):
+        return f"its parent's 'tags' is {_shown(parent['tags'])}, not an object"
+    before = None if parent is None else parent.get("before_ms")
+    if before is not None and (isinstance(before, bool) or not isinstance(before, int)):
+        return f"its parent's 'before_ms' is {_shown(before)}, not a time in milliseconds"
     return None
 
 

@@ -105,26 +105,8 @@ class Spool:
         Raises:
             OSError: The record could not be written (the file is unchanged).
         """
-        data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
         with self.locked():
-            # Unbuffered: a failed write leaves nothing behind in a buffer that
-            # closing the file would try to write again.
-            with open(self.path, "a+b", buffering=0) as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size:
-                    handle.seek(size - 1)
-                    if handle.read(1) != b"\n":  # a torn line: begin a new one
-                        data = b"\n" + data
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[handle.write(view):]
-                    os.fsync(handle.fileno())
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(handle.fileno(), size)
-                        os.fsync(handle.fileno())
-                    raise
+            _append_line(self.path, json.dumps(record, sort_keys=True))
 
     @contextlib.contextmanager
     def write_ahead(self, records: List[Dict[str, Any]]) -> Iterator["WriteAhead"]:
@@ -434,10 +416,45 @@ class Spool:
             raise
 
     def reject(self, record: Dict[str, Any], reason: str) -> None:
-        """Keeps a record the server refused for good, with the reason."""
+        """Keeps a record the server refused for good, with the reason, durably
+        (as `append`: on a line of its own, fsync'd, or not at all).
+
+        Raises:
+            OSError: It could not be written (``rejected.jsonl`` is unchanged).
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / REJECTED_NAME, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"reason": reason, "record": record}, sort_keys=True) + "\n")
+        # Without the directory's lock: a replay that holds it calls this.
+        _append_line(self.directory / REJECTED_NAME,
+                     json.dumps({"reason": reason, "record": record}, sort_keys=True))
+
+
+def _append_line(path: pathlib.Path, line: str) -> None:
+    """Appends ``line`` to ``path`` and syncs it to disk: on a line of its own
+    (after a torn line, a newline first), and a write that fails (a full disk)
+    is cut back off, so the file is as it was or holds the whole line.
+
+    Raises:
+        OSError: The line could not be written (the file is unchanged).
+    """
+    data = (line + "\n").encode("utf-8")
+    # Unbuffered: a failed write leaves nothing behind in a buffer that
+    # closing the file would try to write again.
+    with open(path, "a+b", buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":  # a torn line: begin a new one
+                data = b"\n" + data
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[handle.write(view):]
+            os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(handle.fileno(), size)
+                os.fsync(handle.fileno())
+            raise
 
 
 def pending_name(inflight: pathlib.Path) -> str:

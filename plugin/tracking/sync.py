@@ -100,7 +100,9 @@ def sync(path: os.PathLike = ".", *, tracking_uri: Optional[str] = None) -> Dict
     sent = waiting = 0
     for directory, count in spools.items():
         _set_aside_unreadable(directory)
-        tracker = MlflowTracker(tracking_uri=tracking_uri, spool_dir=directory)
+        # Its spool is set here, not checked as a spool_dir setting is: a spool
+        # that cannot be written (another user's) waits, and the others are sent.
+        tracker = MlflowTracker(tracking_uri=tracking_uri)
         tracker._spool = Spool(directory)
         tracker._any_target = True  # sent where this call says, whatever they were meant for
         left = tracker.flush()

@@ -923,7 +923,7 @@ def server_problem(tracking_uri: str, timeout: float = 2.0) -> Optional[str]:
     of MLflow's own HTTP retries. Other URIs (local stores, databases) are
     not checked: None.
     """
-    if not tracking_uri.startswith(("http://", "https://")):
+    if not tracking_uri.lower().startswith(("http://", "https://")):
         return None
     import requests
 
@@ -935,7 +935,9 @@ def server_problem(tracking_uri: str, timeout: float = 2.0) -> Optional[str]:
         cause = re.search(r"\[Errno -?\d+\][^)'\"]*", str(error))
         return (f"{redact(url)} did not answer "
                 f"({cause.group(0).strip() if cause else type(error).__name__})")
-    if not response.ok:
+    # Any answer but a server error is a server that is up: a proxy that asks for
+    # credentials on /health (401, 403) may take MLflow's own (its calls say so).
+    if response.status_code >= 500:
         return f"{redact(url)} answered HTTP {response.status_code}"
     return None
 

@@ -299,3 +299,79 @@ def test_a_refused_record_that_rejected_jsonl_cannot_keep_waits_in_the_spool(tmp
     assert result == {"sent": 0, "waiting": 0, "rejected": 1, "unreadable": 0}
     kept = json.loads((directory / REJECTED_NAME).read_text())
     assert kept["record"] == refused and "experiment" in kept["reason"].lower()
+
+
+def test_record_problem_catches_what_would_fail_every_replay():
+    # Each passed the check, then failed in apply_record as if MLflow were down,
+    # holding back every later record of its file (or wrote outside the run).
+    record = a_record(1)
+    for artifacts, reason in [
+        ({"/tmp/evil.txt": {"text": "x"}}, "its artifact name '/tmp/evil.txt' is not a relative"),
+        ({"../evil.txt": {"text": "x"}}, "its artifact name '../evil.txt' is not a relative"),
+        ({"": {"text": "x"}}, "its artifact name '' is not a relative"),
+        ({"a": {"text": "x"}, "a/b": {"text": "y"}}, "its artifact 'a' is also the folder of"),
+        ({"a.bin": {"b64": "abc"}}, "it holds a value that cannot be read (Error: "),
+        ({"a.txt": {"b64": None, "text": "x"}}, "its artifact 'a.txt' holds no 'text' or 'b64'"),
+    ]:
+        assert rec.record_problem({**record, "artifacts": artifacts}).startswith(reason)
+    assert rec.record_problem({**record, "metrics": [["m", 0.5, 10 ** 400, 0]]}).endswith(
+        "... is not [name, value, timestamp_ms, step]")  # (was an OverflowError)
+    parent = {"key": "s/search", "name": "s"}
+    assert rec.record_problem({**record, "parent": {**parent, "tags": [1]}}) == (
+        "its parent's 'tags' is [1], not an object")
+    assert rec.record_problem({**record, "parent": {**parent, "before_ms": "x"}}) == (
+        "its parent's 'before_ms' is 'x', not a time in milliseconds")
+    ok = {"model/summary.txt": {"text": "x"}, "model/w.bin": {"b64": "AAEC"}}
+    assert rec.record_problem({**record, "artifacts": ok, "parent": parent}) is None
+
+
+def test_sync_sends_the_spools_it_can_beside_one_it_cannot_write(tmp_path, monkeypatch, capsys):
+    # Was: sync built each spool's tracker with spool_dir=, which now refuses a
+    # folder it cannot write in: the first such spool stopped the whole sync.
+    from metanas.tracking import tracker as tracker_module
+
+    for n in (1, 2):
+        Spool(tmp_path / "runs" / SPOOL_DIRNAME / f"p{n}").append(a_record(n))
+    monkeypatch.setattr(tracker_module, "spool_dir_problem", lambda path: "read-only")
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    assert cli.main(["tracking", "sync", str(tmp_path / "runs"), "--tracking-uri", store]) == 0
+    assert "sent 2 record(s); 0 still waiting" in capsys.readouterr().out
+
+
+def test_a_server_that_asks_for_credentials_on_health_is_up(tmp_path):
+    # A proxy in front of MLflow (basic auth, OAuth) answers 401 there: it was taken
+    # for a server that is down, and records waited in the spool for ever.
+    import http.server
+    import threading
+
+    from metanas.tracking.tracker import server_problem
+
+    class Asks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401 if self.path == "/health" else 500)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Asks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert server_problem(url) is None
+        assert server_problem("HTTP" + url[4:]) is None  # (MLflow takes the scheme so too)
+        Asks.do_GET = lambda self: (self.send_response(503), self.end_headers())
+        assert server_problem(url) == f"{url}/health answered HTTP 503"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_rejected_record_begins_a_line_of_its_own_and_is_synced(tmp_path):
+    spool = Spool(tmp_path)
+    spool.reject(a_record(1), "bad")
+    path = tmp_path / REJECTED_NAME
+    path.write_bytes(path.read_bytes()[:-7])  # torn by a crash
+    spool.reject(a_record(2), "worse")
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1]) == {"reason": "worse", "record": a_record(2)}

@@ -111,6 +111,16 @@ class SavedStateError(ValueError):
     gone, or the tuner resuming it has another objective. Nothing of it was
     changed; the message names the file and how to go on."""
 
+    @classmethod
+    def corrupt(cls, what: str, path: str, reason: Any) -> "SavedStateError":
+        """The error for the saved ``what`` (``"trial"``, ``"tuner state"``, ...)
+        at ``path`` that cannot be loaded, for ``reason`` (an error, or text)."""
+        if isinstance(reason, KeyError):
+            reason = f"it has no {reason.args[0]!r}"
+        return cls(f"The saved {what} {path} is corrupt ({reason}). It was left as it is, "
+                   "with every other file of the search: restore it, or start a new search "
+                   "with overwrite=True or another project_name.")
+
 
 class ShortNoiseCheckWarning(UserWarning):
     """``noisy_racing_fraction`` leaves too few trials for the noise check to run."""
@@ -152,7 +162,7 @@ def is_oversized(trial) -> bool:
 
 
 def _unreadable_files(trial_files: Sequence[str],
-                      oracle_file: str) -> Tuple[Optional[str], Optional[str]]:
+                      oracle_file: str) -> Tuple[Optional[str], Any]:
     """The first of a saved search's files that keras-tuner cannot load, and why:
     a trial file (`Trial.load`) or the oracle's (not a JSON object); (None, None)
     if none. Called after a reload failed, to name the file."""
@@ -164,8 +174,7 @@ def _unreadable_files(trial_files: Sequence[str],
             with kt_io.File(path, "r") as handle:
                 state = json.loads(handle.read())
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # (not I/O's)
-            return path, (f"it has no {error.args[0]!r}" if isinstance(error, KeyError)
-                          else str(error))
+            return path, error
         if not isinstance(state, dict):
             return path, f"a JSON {type(state).__name__}, where an object was expected"
     return None, None
@@ -1355,15 +1364,10 @@ class MetanasOracle(keras_tuner.Oracle):
             bad, reason = _unreadable_files(sorted(kt_io.glob(os.path.join(
                 self._project_dir, "trial_*", "trial.json"))), fname)
             if bad is None:  # readable all: the oracle's state says what it lacks
-                cause = error.__cause__ if isinstance(error, RuntimeError) else error
-                bad, reason = fname, (f"it has no {cause.args[0]!r}"
-                                      if isinstance(cause, KeyError) else cause)
-            what = "oracle state" if bad == fname else "trial"
-            raise SavedStateError(
-                f"The saved {what} {bad} is corrupt ({reason}). It was left as it is, "
-                "with every other file of the search: restore it, or start a new search "
-                "with overwrite=True or another project_name."
-            ) from error
+                bad, reason = fname, (error.__cause__ if isinstance(error, RuntimeError)
+                                      else error)
+            raise SavedStateError.corrupt("oracle state" if bad == fname else "trial",
+                                          bad, reason) from error
         finally:
             self._reloading = False
         # A trial file written just before a kill, by a `create_trial` that never

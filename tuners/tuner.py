@@ -158,11 +158,8 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         try:  # this tuner's file alone
             Stateful.reload(self, self._get_tuner_fname())  # (what BaseTuner's calls next)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise SavedStateError(
-                f"The saved tuner state {self._get_tuner_fname()} is corrupt ({error}). It was "
-                "left as it is, with every other file of the search: restore it, or start a "
-                "new search with overwrite=True or another project_name."
-            ) from error
+            raise SavedStateError.corrupt("tuner state", self._get_tuner_fname(),
+                                          error) from error
 
     @property
     def local_oracle(self) -> MetanasOracle:

@@ -74,14 +74,6 @@ def search_score(trials, maximize: bool) -> Optional[float]:
     return float(np.mean(best - best_so_far) / scale)
 
 
-def _corrupt(path: str, error: BaseException) -> SavedStateError:
-    reason = f"it has no {error.args[0]!r}" if isinstance(error, KeyError) else error
-    return SavedStateError(
-        f"The saved meta-search file {path} is corrupt ({reason}). It was left as it is, "
-        "with every other file of the search: restore it, or start a new search with "
-        "overwrite=True or another project_name.")
-
-
 def _load_choice(path: str) -> Recommendation:
     """The recommendation a search saved in ``path`` (`CHOICE_FILE`).
 
@@ -99,7 +91,7 @@ def _load_choice(path: str) -> Recommendation:
                              f"{sorted(strategy_classes())}")
         return choice
     except (ValueError, TypeError, KeyError) as error:
-        raise _corrupt(path, error) from error
+        raise SavedStateError.corrupt("meta-search file", path, error) from error
 
 
 def _is_stream(data) -> bool:
@@ -383,7 +375,7 @@ class MetaTuner(StrategyTuner):
                 if not isinstance(search_id, str) or not search_id:
                     raise ValueError(f"'id' is {search_id!r}, not a non-empty string")
             except (ValueError, KeyError, TypeError) as error:
-                raise _corrupt(path, error) from error
+                raise SavedStateError.corrupt("meta-search file", path, error) from error
             return search_id
         search_id = uuid.uuid4().hex
         save_json_atomically(path, {"id": search_id})

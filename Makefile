@@ -9,15 +9,29 @@ STAMP := $(VENV)/.metanas-installed
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: install test demo clean
+.PHONY: install test demo clean constraints
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+# constraints.txt holds the versions CI tested, so a fresh install does not
+# pick up a release made since; setup.py's ranges are what users' pip accepts.
+$(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --upgrade -c constraints.txt pip setuptools wheel
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
+
+# Resolves setup.py's ranges afresh (the newest versions they allow) in a
+# scratch venv and writes what it installed to constraints.txt.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	.venv-constraints/bin/python -m pip install --quiet ".[test]"
+	head -n 5 constraints.txt > constraints.new
+	.venv-constraints/bin/python -m pip freeze --all | grep -v '^metanas' >> constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .venv-constraints build
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist worksteal tests
@@ -26,4 +40,4 @@ demo: $(STAMP)
 	$(VENV)/bin/metanas demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo_runs
+	rm -rf $(VENV) .venv-constraints build *.egg-info .pytest_cache demo_runs

@@ -434,3 +434,35 @@ def test_a_ctrl_c_python_drops_in_training_still_stops_the_demo(when, tmp_path, 
     assert statuses == ({"trial_0": "COMPLETED", "trial_1": "RUNNING"} if when == "in an epoch"
                         else {"trial_0": "COMPLETED"})
     assert sys.unraisablehook is unraisable
+
+
+def test_constraints_pin_every_requirement_within_setup_py_ranges():
+    """`make install` installs with constraints.txt: it must pin each of setup.py's
+    requirements (the test extras included) to a version their ranges allow, or pip
+    refuses the install (or, for a missing pin, takes whatever is newest)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    pinned = {}
+    for line in (root / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not name==version"
+            pinned[canonicalize_name(name)] = version
+    checked = 0
+    for text in metadata.requires("metanas"):
+        requirement = Requirement(text)
+        marker = requirement.marker
+        if marker is not None and not any(
+                marker.evaluate({"extra": extra}) for extra in ("", "test")):
+            continue  # ui-check: not part of `make test`
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"constraints.txt does not pin {requirement.name}"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pinned[name]}, outside setup.py's {requirement}")
+        checked += 1
+    assert checked >= 10  # tensorflow-cpu, keras, keras-tuner, autokeras, ... pytest

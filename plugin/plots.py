@@ -24,15 +24,14 @@ def plot_pareto_front(trials, front, objectives: Sequence, path: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from metanas.tuners.objectives import best_value
+
     x_name, y_name = (o.name for o in objectives[:2])
 
-    def point(trial):
-        return trial.metrics.get_last_value(x_name), trial.metrics.get_last_value(y_name)
+    def point(trial):  # the values the front was chosen by (`pareto_front`)
+        return best_value(trial, objectives[0]), best_value(trial, objectives[1])
 
-    done = [
-        t for t in trials
-        if t.status == "COMPLETED" and t.metrics.exists(x_name) and t.metrics.exists(y_name)
-    ]
+    done = [t for t in trials if t.status == "COMPLETED" and None not in point(t)]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if done:
         ax.scatter(*zip(*(point(t) for t in done)), s=18, c="0.6", label="trials")

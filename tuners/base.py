@@ -888,17 +888,21 @@ class MetanasOracle(keras_tuner.Oracle):
     def fitness_vector(self, trial) -> List[float]:
         """One fitness per objective (see `resolve_objectives`), each maximised.
 
-        A failed trial, or one missing a value, is ``-inf`` everywhere.
+        Each is the trial's best epoch in that objective's own direction
+        (`objectives.best_value`: keras-tuner guesses the direction of a list's
+        metrics from their names). A failed trial, or one missing a value (none
+        logged, or only NaN), is ``-inf`` everywhere.
         """
-        from metanas.tuners.objectives import resolve_objectives
+        from metanas.tuners.objectives import best_value, resolve_objectives
 
+        objectives = resolve_objectives(self.objective)
+        if trial.status != TrialStatus.COMPLETED:
+            return [-math.inf] * len(objectives)
         vector = []
-        for objective in resolve_objectives(self.objective):
-            if trial.status != TrialStatus.COMPLETED or not trial.metrics.exists(objective.name):
-                return [-math.inf] * len(resolve_objectives(self.objective))
-            value = float(trial.metrics.get_best_value(objective.name))
-            if math.isnan(value):
-                value = -math.inf
+        for objective in objectives:
+            value = best_value(trial, objective)
+            if value is None:
+                return [-math.inf] * len(objectives)
             vector.append(value if objective.direction == "max" else -value)
         return vector
 

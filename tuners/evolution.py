@@ -94,7 +94,9 @@ class EvolutionOracle(MetanasOracle):
             (Bergstra et al., "Algorithms for Hyper-Parameter Optimization",
             NeurIPS 2011) fitted on every configuration evaluated so far (see
             `metanas.tuners.surrogate.ParzenRatio`); None: the first child is
-            taken. Not used with several objectives (``selection="nsga2"``).
+            taken. Not used by NSGA-II (``selection="nsga2"``); with a list
+            of objectives and another rule it ranks by the one score
+            keras-tuner gives each trial, as that rule does.
         surrogate_candidates: Children ranked per trial, from 1 (none
             ranked) to 1024.
         surrogate_min_trials: Configurations evaluated before the surrogate

@@ -37,6 +37,7 @@ __all__ = [
     "pareto_front",
     "non_dominated_ranks",
     "crowding_distance",
+    "best_value",
     "hypervolume_2d",
     "resolve_objectives",
 ]
@@ -356,7 +357,14 @@ def non_dominated_ranks(points: Sequence[Sequence[float]]) -> List[int]:
 
 
 def crowding_distance(points: Sequence[Sequence[float]]) -> List[float]:
-    """NSGA-II crowding distance of each point within its set (edges: inf)."""
+    """NSGA-II crowding distance of each point within its set (edges: inf).
+
+    Per objective, the points with its lowest and highest value get an
+    infinite distance and the others the gap between their neighbours,
+    over the objective's span (Deb et al. 2002). An objective on which every
+    point has the same value has no edges and no gaps: it adds nothing (as in
+    pymoo), rather than making two arbitrary points edges.
+    """
     values = _vectors(points)
     n, m = values.shape if len(values) else (0, 0)
     distance = np.zeros(n)
@@ -365,14 +373,37 @@ def crowding_distance(points: Sequence[Sequence[float]]) -> List[float]:
     for k in range(m):
         order = np.argsort(values[:, k], kind="stable")
         span = values[order[-1], k] - values[order[0], k]
-        distance[order[0]] = distance[order[-1]] = math.inf
         if span == 0:
             continue
+        distance[order[0]] = distance[order[-1]] = math.inf
         for position in range(1, n - 1):
             distance[order[position]] += (
                 values[order[position + 1], k] - values[order[position - 1], k]
             ) / span
     return distance.tolist()
+
+
+def best_value(trial, objective: keras_tuner.Objective) -> Optional[float]:
+    """The best value of ``objective``'s metric in ``trial``, by the objective's direction.
+
+    The best over the trial's steps (epochs), NaN ones left out; None if the
+    trial has no value of it (none logged, or only NaN).
+
+    keras-tuner's ``trial.metrics.get_best_value`` takes the best by the
+    direction the metric was registered with when first logged, which it
+    infers from the name unless the metric is the search's objective itself:
+    a maximised ``val_f1_score`` (or any name it does not know, such as a
+    custom ``score``) registers as one to minimise, for each objective of a
+    list and for a `ConstrainedObjective`'s metric, and its "best" is then
+    its worst epoch.
+    """
+    if not trial.metrics.exists(objective.name):
+        return None
+    values = [float(np.mean(o.value)) for o in trial.metrics.get_history(objective.name)]
+    values = [v for v in values if not math.isnan(v)]  # keras-tuner's nanmax/nanmin
+    if not values:
+        return None
+    return max(values) if objective.direction == "max" else min(values)
 
 
 def pareto_front(trials, objectives: Sequence[keras_tuner.Objective]) -> List:
@@ -381,7 +412,9 @@ def pareto_front(trials, objectives: Sequence[keras_tuner.Objective]) -> List:
     Args:
         trials: keras-tuner ``Trial`` objects (any status; only COMPLETED ones
             with a value for every objective take part).
-        objectives: The objectives, each with its direction.
+        objectives: The objectives, each with its direction; a trial's value
+            of one is its best over the trial's steps in that direction
+            (`best_value`).
 
     Returns:
         The non-dominated trials, best first on the first objective.
@@ -392,9 +425,9 @@ def pareto_front(trials, objectives: Sequence[keras_tuner.Objective]) -> List:
             continue
         vector = []
         for objective in objectives:
-            if not trial.metrics.exists(objective.name):
+            value = best_value(trial, objective)
+            if value is None:
                 break
-            value = trial.metrics.get_best_value(objective.name)
             vector.append(value if objective.direction == "max" else -value)
         else:
             scored.append((trial, vector))

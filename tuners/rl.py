@@ -78,7 +78,9 @@ class RLControllerOracle(MetanasOracle):
     standardises each reward by the mean and standard deviation of every
     reward seen so far (Welford's running estimate, the reward included), so
     the learning rate means the same for an accuracy in [0, 1] and a loss in
-    the thousands; ``"none"`` uses the fitness as is.
+    the thousands (while the rewards seen so far have no spread, as after the
+    first, it is the reward minus their mean, unscaled; before the first, 0);
+    ``"none"`` uses the fitness as is.
 
     A failed trial gets the reward ``failed_trial_reward`` (in fitness units:
     higher is better, so a negative loss for ``min`` objectives), or by
@@ -266,14 +268,16 @@ class RLControllerOracle(MetanasOracle):
     def _decision_table(self) -> List[Tuple[Any, List[Any]]]:
         """(hyperparameter, value of each token) in space order, cached per space."""
         codec = self.codec
-        key = (id(codec), len(codec.space))
-        if getattr(self, "_table_key", None) != key:
-            self._table = [
+        # The codec itself, not its id: a replaced space's codec is freed, and a
+        # new one may be given its address. The space grows by appending.
+        cached = getattr(self, "_table_of", None)
+        if cached is None or cached[0] is not codec or cached[1] != len(codec.space):
+            table = [
                 (hp, [codec.from_token(hp, t) for t in range(codec.num_tokens(hp))])
                 for hp in codec.space
             ]
-            self._table_key = key
-        return self._table
+            self._table_of = (codec, len(codec.space), table)
+        return self._table_of[2]
 
     def propose(self, trial_id: str) -> Optional[Config]:
         # keras-tuner records a trial in `start_order` after proposing it.
@@ -323,8 +327,13 @@ class RLControllerOracle(MetanasOracle):
         if self.reward_normalization == "none":
             return reward
         count, mean, m2 = self._reward_stats
-        std = math.sqrt(m2 / count) if count > 1 else 0.0
-        return (reward - mean) / std if std > 0 else 0.0
+        if count == 0:  # (a failure's reward) no reward yet to compare it with
+            return 0.0
+        std = math.sqrt(m2 / count)
+        # No spread to scale by yet (one reward, or equal ones): the difference
+        # keeps its sign, so a `failed_trial_reward` below them still teaches
+        # the policy to avoid the failure (0 would make it a success's equal).
+        return (reward - mean) / std if std > 0 else reward - mean
 
     def on_trial_result(self, trial) -> None:
         actions = self._actions.pop(trial.trial_id, None)

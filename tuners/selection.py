@@ -2,19 +2,30 @@
 
 A rule sees only fitness values (higher is better; a failed trial is ``-inf``)
 and the oracle's random source, and returns the index of the chosen parent.
+A NaN fitness (a score that is not a number) counts as a failed trial.
 """
 
 from __future__ import annotations
 
 import abc
 import math
-from typing import Sequence
+from typing import List, Sequence
 
 import numpy as np
 
 from metanas.tuners.base import check_int
 
 __all__ = ["Selection", "TournamentSelection", "RouletteSelection", "NSGA2Selection"]
+
+
+def _scalar_fitness(fitness: Sequence[float]) -> List[float]:
+    """``fitness`` as floats, NaN (no score) as ``-inf``: a failed trial.
+
+    NaN compares false with everything: kept as it is, a tournament that drew it
+    first would keep it, and a sort (the roulette's ranks) would order the
+    others wrongly around it.
+    """
+    return [-math.inf if math.isnan(f) else f for f in map(float, fitness)]
 
 
 class Selection(abc.ABC):
@@ -30,7 +41,7 @@ class Selection(abc.ABC):
 
     def discard(self, fitness: Sequence[float], rng: np.random.Generator) -> int:
         """Index of the member to remove when aging is off: the worst, oldest first."""
-        return int(np.argmin(np.asarray(fitness, dtype=float)))
+        return int(np.argmin(np.asarray(_scalar_fitness(fitness), dtype=float)))
 
     def validate(self, population_size: int) -> None:
         """Raises ValueError if the rule cannot work on ``population_size``."""
@@ -72,6 +83,7 @@ class TournamentSelection(Selection):
         n = len(fitness)
         if n == 0:
             raise ValueError("cannot select from an empty population.")
+        fitness = _scalar_fitness(fitness)
         drawn = rng.choice(n, size=min(self.size, n), replace=False)
         best = int(drawn[0])
         for index in drawn[1:]:
@@ -107,6 +119,7 @@ class RouletteSelection(Selection):
         n = len(fitness)
         if n == 0:
             raise ValueError("cannot select from an empty population.")
+        fitness = _scalar_fitness(fitness)
         alive = [i for i in range(n) if fitness[i] != -math.inf]
         if not alive:
             return int(rng.integers(n))

@@ -70,6 +70,20 @@ def test_roulette_weights_are_ranks_and_skip_failures():
     assert selection.select([-math.inf, -math.inf], rng) in (0, 1)
 
 
+def test_a_nan_fitness_counts_as_a_failure_in_every_selection():
+    # NaN compares false with everything: a tournament that drew it first kept
+    # it, and the roulette's sort ranked it (and the members around it) wrongly.
+    fitness = [0.9, 0.1, math.nan, 0.5]
+    rng = np.random.default_rng(0)
+    counts = np.bincount([RouletteSelection().select(fitness, rng) for _ in range(6000)],
+                         minlength=4)
+    assert counts[2] == 0
+    assert np.allclose(counts[[1, 3, 0]] / 6000, [1 / 6, 2 / 6, 3 / 6], atol=0.03)
+    assert {TournamentSelection(size=4).select(fitness, np.random.default_rng(s))
+            for s in range(20)} == {0}
+    assert TournamentSelection(size=2).discard([-math.inf, math.nan, 0.5], rng) == 0
+
+
 def test_initial_hps_are_tried_first_then_the_population_is_random(tmp_path):
     wanted = [{"edge_0": "conv3x3"}, {"edge_0": "skip", "edge_1": "none", "bogus": 1}]
     oracle = make(

@@ -11,6 +11,7 @@ import pytest
 from metanas.tuners import EvolutionOracle, EvolutionSearch, NSGA2Selection, RandomSearch
 from metanas.tuners.objectives import (
     ConstrainedObjective,
+    best_value,
     crowding_distance,
     hypervolume_2d,
     infer_direction,
@@ -195,6 +196,18 @@ def test_ranks_and_front_match_brute_force():
     assert sorted(distance)[-2:] == [np.inf, np.inf]
 
 
+def test_an_objective_with_one_value_makes_no_crowding_edges():
+    # Three objectives, the third the same for all: Deb's edges are those of the
+    # first two; the constant one used to give its (arbitrary) first and last
+    # point an infinite distance, here the two interior points.
+    front = [[0.5, 0.5, 5.0], [1.0, 0.0, 5.0], [0.0, 1.0, 5.0], [0.25, 0.75, 5.0]]
+    assert crowding_distance(front) == [1.5, np.inf, np.inf, 1.0]
+    line = [[1.0, 0.0], [3.0, 0.0], [2.0, 0.0], [0.0, 0.0]]
+    assert crowding_distance(line) == [2 / 3, np.inf, 2 / 3, np.inf]
+    # NSGA-II selection then keeps the wider gap over the narrower one.
+    assert NSGA2Selection().discard(front, np.random.default_rng(0)) == 3
+
+
 def test_pareto_front_of_trials_holds_exactly_the_non_dominated(tmp_path):
     objectives = [keras_tuner.Objective("acc", "max"), keras_tuner.Objective("size", "min")]
     points = np.random.default_rng(5).integers(0, 6, size=(30, 2)).astype(float)
@@ -212,6 +225,34 @@ def test_pareto_front_of_trials_holds_exactly_the_non_dominated(tmp_path):
     maximised = np.stack([points[1:, 0], -points[1:, 1]], axis=1)
     expected = {str(i + 1) for i in brute_force_front(maximised)}
     assert {t.trial_id for t in front} == expected
+
+
+def test_the_front_takes_each_trials_best_epoch_in_the_objectives_direction(tmp_path):
+    # keras-tuner registers a metric of a list of objectives by the direction it
+    # infers from the name: "min" for val_f1_score (and any name it does not
+    # know). The front took each trial's worst F1 epoch as its best.
+    objectives = [keras_tuner.Objective("val_f1_score", "max"),
+                  keras_tuner.Objective("size", "min")]
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                  objective=objectives)
+    for history in ([0.2, 0.9], [0.5, 0.5]):  # equal sizes: the best F1 epoch decides
+        trial = oracle.create_trial("t")
+        for step, f1 in enumerate(history):
+            oracle.update_trial(trial.trial_id, {"val_f1_score": f1, "size": 5.0}, step=step)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    first, second = (oracle.trials[t] for t in oracle.end_order)
+    assert [t.trial_id for t in pareto_front(oracle.trials.values(), objectives)] == [
+        first.trial_id]
+    assert best_value(first, objectives[0]) == 0.9 and best_value(first, objectives[1]) == 5.0
+    # NSGA-II's fitness and the oracle's ranking read the same best epoch.
+    assert oracle.fitness_vector(first) == [0.9, -5.0]
+    assert [t.trial_id for t in oracle.get_best_trials(2)] == [first.trial_id, second.trial_id]
+    nan_only = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="x")
+    nan_only.metrics.register("val_f1_score", "max")
+    nan_only.metrics.metrics["val_f1_score"].update(float("nan"), step=0)
+    assert best_value(nan_only, objectives[0]) is None  # no value: not on any front
+    assert best_value(nan_only, objectives[1]) is None
 
 
 def test_hypervolume_2d():

@@ -76,6 +76,20 @@ def test_a_decision_that_always_fails_is_avoided(tmp_path):
     assert probs["policy/prob/edge_0/none"] < 0.05, probs
 
 
+def test_a_failed_trial_reward_below_equal_scores_is_avoided(tmp_path):
+    # Every completed trial scores the same: the z-score had no spread to divide
+    # by and made every reward 0, the failures' failed_trial_reward too, so the
+    # policy never learnt to avoid them.
+    oracle = make(lambda **kw: factory(failed_trial_reward=0.0, **kw), tmp_path,
+                  max_trials=80, seed=3, max_consecutive_failed_trials=200)
+    for _ in range(80):
+        trial = oracle.create_trial("tuner0")
+        finish(oracle, trial, 1.0, fail=trial.hyperparameters.values["edge_0"] == "none")
+    probs = oracle.strategy_diagnostics()
+    assert probs["policy/prob/edge_0/none"] < 0.1, probs  # 0.2 is uniform
+    assert oracle._normalise(0.0) == -1.0 and oracle._normalise(1.0) == 0.0
+
+
 def test_warm_up_is_initial_hps_then_random_then_the_policy(tmp_path):
     first = {name: "skip" for name in BEST}
     oracle = make(

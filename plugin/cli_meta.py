@@ -69,12 +69,17 @@ def _check_storage(url: str, journal: bool = True) -> None:
     Raises:
         UsageError: ``url`` is an in-memory database, or its SQLite file (or,
             with ``journal``, the folder that holds or would hold it) is
-            read-only.
+            read-only, or (with ``journal``) that folder does not exist.
     """
     if sqlite_in_memory(url):
         raise UsageError(f"--storage: {redact(url)!r} is an in-memory database, which keeps "
                          "nothing after the command; give a file (sqlite:///path.db) or a "
                          "server URL")
+    path = sqlite_file(url)
+    if journal and path is not None and not os.path.isdir(os.path.dirname(path)):
+        # SQLite creates the file, not its folder: "unable to open database file".
+        raise UsageError(f"--storage: the folder {os.path.dirname(path)!r} of the meta storage "
+                         "does not exist (create it, or check the path)")
     problem = sqlite_problem(url, journal=journal)
     if problem is not None:
         advice = ("give the database file" if problem.endswith("not a SQLite database file")

@@ -122,6 +122,10 @@ class SavedStateError(ValueError):
                    "with overwrite=True or another project_name.")
 
 
+#: Keys of every keras-tuner `Oracle`'s saved state (`Oracle.get_state`).
+KT_ORACLE_KEYS = frozenset({"hyperparameters", "seed", "tried_so_far", "end_order"})
+
+
 class ShortNoiseCheckWarning(UserWarning):
     """``noisy_racing_fraction`` leaves too few trials for the noise check to run."""
 
@@ -1416,6 +1420,14 @@ class MetanasOracle(keras_tuner.Oracle):
         """
         if not isinstance(state, dict):
             return  # (`set_state` says what is wrong with it)
+        if "rng" not in state and "oracle_class" not in state and KT_ORACLE_KEYS <= set(state):
+            # keras-tuner's own oracle saved it (a project switched to metanas):
+            # no corrupt file.
+            raise SavedStateError(
+                f"The saved search {self._get_oracle_fname()} was run by a keras-tuner "
+                f"oracle, not a metanas one: {type(self).__name__} cannot resume it. Start a "
+                "new search with overwrite=True (which deletes it) or another project_name; "
+                "its files were left as they are.")
         saved_class = state.get("oracle_class")  # (None: saved before it was recorded)
         if saved_class is not None and saved_class != type(self).__name__:
             raise SavedStateError(

@@ -233,7 +233,9 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray) or len(x) < 2:
             return
         try:
-            model = self.hypermodel.build(self.oracle.get_space())
+            # As a trial builds it: with the tuner's optimizer, loss and metrics
+            # (keras-tuner's compile overrides) and under its distribution strategy.
+            model = self._build_hypermodel(self.oracle.get_space())
         except Exception:  # a broken default model fails its own trial instead
             return
         try:

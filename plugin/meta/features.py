@@ -33,8 +33,10 @@ FEATURE_SCALES: Dict[str, float] = {
 CATEGORICAL = ("modality", "task_type")
 
 
-def _first_array(x) -> np.ndarray:
+def _first_array(x, name: str = "x") -> np.ndarray:
     if isinstance(x, Mapping):
+        if not x:
+            raise ValueError(f"{name} must hold at least one array, got an empty dict.")
         x = next(iter(x.values()))
     if isinstance(x, (list, tuple)) and x and not np.isscalar(x[0]):
         x = x[0]
@@ -106,8 +108,8 @@ def dataset_features(x, y=None, *, task_type: Optional[str] = None) -> Dict[str,
         entropy of the class frequencies; 1 when balanced).
 
     Raises:
-        ValueError: ``x`` is empty, ``y`` has another number of rows, or
-            ``task_type`` is not one of `TASK_TYPES`.
+        ValueError: ``x`` is empty, ``y`` holds no target per row or has
+            another number of rows, or ``task_type`` is not one of `TASK_TYPES`.
     """
     if task_type is not None and task_type not in TASK_TYPES:
         raise ValueError(f"task_type must be one of {list(TASK_TYPES)} or None, got {task_type!r}.")
@@ -129,7 +131,10 @@ def dataset_features(x, y=None, *, task_type: Optional[str] = None) -> Dict[str,
     }
     if y is None:
         return features
-    target = np.asarray(_first_array(y))
+    target = np.asarray(_first_array(y, "y"))
+    if target.ndim == 0 or (target.ndim >= 2 and 0 in target.shape[1:]):
+        raise ValueError(f"y must hold a target (a label, one-hot row or number) for each of "
+                         f"the {len(array)} rows of x, got shape {target.shape}.")
     if len(target) != len(array):
         raise ValueError(f"y has {len(target)} rows but x has {len(array)}; they must match.")
     labels = _labels(target, task_type)

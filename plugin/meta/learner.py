@@ -35,8 +35,8 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence, Set,
 import numpy as np
 import optuna
 
-from metanas.meta.features import (check_features, check_k, check_max_distance, nearest_tasks,
-                                   seen_in)
+from metanas.meta.features import (CATEGORICAL, FEATURE_SCALES, check_features, check_k,
+                                   check_max_distance, nearest_tasks, seen_in)
 from metanas.security import redact
 from metanas.tuners.base import check_int
 
@@ -72,6 +72,9 @@ STALE_SECONDS = 600
 #: is gone (killed), where a heartbeat tells only after `SILENT_SECONDS`.
 PROCESS_KEY = "metanas:process"
 DEFAULT_STUDY = "metanas-meta"
+#: The user attribute of a meta-trial queued again for one whose process was
+#: killed (`MetaLearner._fail_abandoned`): that one's number.
+RETRY_KEY = "retry_of"
 #: The meta-objectives: "auc", the normalised area under the best-so-far regret
 #: curve (anytime; production searches are scored so, `search_score`), and
 #: "final", the normalised regret of the configuration a search returns
@@ -147,7 +150,11 @@ class MetaTask:
         features: Its meta-features (`dataset_features`, `space_features`): a mapping.
 
     Raises:
-        ValueError: ``name`` is not a non-empty string, or ``features`` not a mapping.
+        ValueError: ``name`` is not a non-empty string, ``features`` not a mapping,
+            or one of its values neither a string nor a finite number (NaN, None,
+            a bool...): stored, such a value would make every later
+            `MetaLearner.recommend` and `TransferStore.warm_start` on the
+            storage fail (no distance to it can be computed).
     """
 
     name: str
@@ -160,6 +167,16 @@ class MetaTask:
         if not isinstance(self.features, Mapping):
             raise ValueError(f"a MetaTask's features must be a mapping of meta-features (as "
                              f"dataset_features returns), got {self.features!r}.")
+        for key, value in self.features.items():
+            number = isinstance(value, (numbers.Real, np.number)) and not isinstance(
+                value, (bool, np.bool_)) and math.isfinite(float(value))
+            kind = ("a finite number" if key in FEATURE_SCALES else "a string"
+                    if key in CATEGORICAL else "a finite number or a string")
+            if not isinstance(key, str) or not (
+                    (number and key not in CATEGORICAL)
+                    or (isinstance(value, str) and key not in FEATURE_SCALES)):
+                raise ValueError(f"MetaTask {self.name!r}: meta-feature {key!r} must be {kind} "
+                                 f"(its name a string), got {value!r}.")
 
 
 @dataclasses.dataclass
@@ -795,7 +812,9 @@ class MetaLearner:
             include_defaults: First run each strategy's default settings (unless
                 the study has them already), among the ``n_trials``: `recommend`
                 compares its best candidate with them. Already means
-                meta-trained, queued, or running in a process that may be
+                meta-trained on all of ``tasks`` with at least as many seeds
+                (defaults meta-trained on other tasks cannot test a candidate
+                on these), queued, or running in a process that may be
                 alive; a meta-trial of them left running by a killed process
                 does not count (see below), and if one stops counting while
                 this call runs, a later meta-trial of this call runs them.
@@ -894,8 +913,11 @@ class MetaLearner:
         # abandoned, and queue the defaults whose meta-trial is not known to be alive.
         self._fail_abandoned()
         defaults = [default_recommendation(s).params for s in list(strategies)[:n_trials]]
+        # Defaults meta-trained on other tasks, or on fewer seeds, cannot test a
+        # candidate of this call (`recommend` pairs them by task and seed): run them.
+        covering = {task.name: len(seeds) for task in tasks}
         if include_defaults:
-            self._queue_missing(defaults)
+            self._queue_missing(defaults, covering=covering)
         told = []  # the meta-trials this call finished (a callback runs after each tell)
 
         requeued: set = set()  # defaults queued again by `after`: once each per call
@@ -906,7 +928,7 @@ class MetaLearner:
                 # A defaults' meta-trial running elsewhere may have died since the
                 # start (its heartbeat fell silent): run them here, within the budget
                 # (once: defaults whose own meta-trial fails must not take it all).
-                requeued.update(self._queue_missing(defaults, skip=requeued))
+                requeued.update(self._queue_missing(defaults, skip=requeued, covering=covering))
 
         own_sampler, self.study.sampler = self.study.sampler, sampler
         try:
@@ -1059,7 +1081,11 @@ class MetaLearner:
         at once, and those whose heartbeat is `STALE_SECONDS` old (Optuna's
         ``fail_stale_trials``). A trial that may belong to a live process
         (another machine's, with a recent heartbeat) is left running: two
-        processes may meta-train on one storage.
+        processes may meta-train on one storage. The settings of a meta-trial
+        failed for its gone process are queued to run again, once (a retry
+        killed in turn is not queued again: settings that kill their process
+        must not kill every later meta-training); the defaults are queued by
+        `meta_train` in any case.
         """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -1074,32 +1100,41 @@ class MetaLearner:
                 except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
                     continue  # finished or failed meanwhile by another process
                 failed.append(trial.number)
+                params = trial.params or trial.system_attrs.get("fixed_params")
+                if params and RETRY_KEY not in trial.user_attrs:
+                    self.study.enqueue_trial(dict(params), user_attrs={RETRY_KEY: trial.number})
         if failed:
             warnings.warn(f"meta-trials {failed} were left running by a process of this machine "
-                          "that has ended (killed); they are failed, and the defaults among "
-                          "them run again.", stacklevel=3)
+                          "that has ended (killed); they are failed, and their settings run "
+                          "again (once).", stacklevel=3)
         return failed
 
     def _queue_missing(self, defaults: Sequence[Mapping[str, Any]],
-                       skip: Sequence[int] = ()) -> List[int]:
+                       skip: Sequence[int] = (),
+                       covering: Optional[Mapping[str, int]] = None) -> List[int]:
         """Queues each of ``defaults`` (but those at the indices ``skip``) that the
-        study neither has nor is running (`_has_meta_trial`); returns their indices."""
+        study neither has (on the tasks and seeds ``covering``) nor is running
+        (`_has_meta_trial`); returns their indices."""
         ages: Dict[str, Optional[Dict[int, float]]] = {}
         queued = []
         for index, params in enumerate(defaults):
-            if index not in skip and not self._has_meta_trial(params, ages):
+            if index not in skip and not self._has_meta_trial(params, ages, covering):
                 self.study.enqueue_trial(dict(params))
                 queued.append(index)
         return queued
 
     def _has_meta_trial(self, params: Mapping[str, Any],
-                        cache: Optional[Dict[str, Optional[Dict[int, float]]]] = None) -> bool:
+                        cache: Optional[Dict[str, Optional[Dict[int, float]]]] = None,
+                        covering: Optional[Mapping[str, int]] = None) -> bool:
         """Whether ``params`` are meta-trained, queued, or running in a process that may be alive.
 
         A production record does not count (the defaults' check needs their
         multi-seed meta-trial), nor a failed meta-trial, nor a running one
         whose process is gone or silent (`_may_be_running`): its settings are
-        to run again. ``cache`` keeps the heartbeats read across calls.
+        to run again. ``cache`` keeps the heartbeats read across calls. With
+        ``covering`` (task name: seeds), a finished meta-trial counts only if
+        it ran on each of those tasks with at least that many seeds: one on
+        other tasks cannot test a candidate on these (`recommend`).
         """
         objective = self.objective
         cache = {} if cache is None else cache
@@ -1109,6 +1144,12 @@ class MetaLearner:
                 if (trial.user_attrs.get("source") != "meta-train"
                         or scored_with(trial) != objective):
                     continue
+                per_task = trial.user_attrs.get("per_task") or {}
+                per_seed = trial.user_attrs.get("per_seed") or {}
+                if covering is not None and any(
+                        name not in per_task or len(per_seed.get(name) or [None]) < seeds
+                        for name, seeds in covering.items()):
+                    continue  # meta-trained on other tasks, or fewer seeds
             elif state not in (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING):
                 continue  # failed or pruned: not run
             trial_params = trial.system_attrs.get("fixed_params", trial.params)
@@ -1140,11 +1181,19 @@ class MetaLearner:
         returned), so that reporting a search twice counts it once.
 
         Raises:
+            ValueError: ``task`` is not a `MetaTask`, ``score`` not a finite
+                number, or ``strategy`` not a known strategy.
             ObjectiveError: The study holds another objective's scores.
             StrategyError: The study's ``"strategy"`` parameter does not range
                 over ``strategy`` (`strategy_choices`; a new study ranges over
                 every strategy).
         """
+        if not isinstance(task, MetaTask):
+            raise ValueError(f"task must be a MetaTask(name, features), got {task!r}.")
+        if (isinstance(score, (bool, np.bool_)) or not isinstance(score, (numbers.Real, np.number))
+                or not math.isfinite(float(score))):
+            raise ValueError(f"score must be a finite number (the 'auc' meta-objective, as "
+                             f"search_score gives it), got {score!r}.")
         space = meta_space([strategy])[strategy]
         choices = self.check_strategies([strategy], new=tuple(strategy_classes()))
         self.ensure_objective("auc")
@@ -1173,7 +1222,18 @@ class MetaLearner:
 
     # -------------------------------------------------------- recommending
     def _results(self, exclude: Sequence[str]) -> List[Tuple[Dict[str, Any], Dict[str, float], Dict, Dict]]:
+        """``(params, per_task, features, per_seed)`` of each finished meta-trial and setting.
+
+        Production records (`record`: one search on one task each) of the same
+        settings are pooled into one result: the settings' score on a task is
+        the mean of its searches there (as one seed). Apart, the settings that
+        a `MetaTuner` searched with on each of several similar tasks would
+        never count as run on all of them, and their luckiest single search
+        would stand for them (``recommend``'s ``expected``). Meta-trials are
+        not pooled (their seeds pair with the defaults' by position).
+        """
         out = []
+        pooled: List[Tuple[Dict[str, Any], Dict[str, List[float]], Dict, Dict]] = []
         objective, budget = self.objective, self.study.user_attrs.get(BUDGET_KEY)
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if scored_with(trial) != objective or (
@@ -1188,8 +1248,21 @@ class MetaLearner:
             per_seed = {
                 k: list(v) for k, v in trial.user_attrs.get("per_seed", {}).items() if k in per_task
             }
-            if per_task and "strategy" in trial.params:
+            if not per_task or "strategy" not in trial.params:
+                continue
+            if trial.user_attrs.get("source") == "meta-train":
                 out.append((trial.params, per_task, features, per_seed))
+                continue
+            group = next((g for g in pooled if _same_params(g[0], trial.params)), None)
+            if group is None:
+                group = (trial.params, {}, {}, {})
+                pooled.append(group)
+            for name, score in per_task.items():
+                group[1].setdefault(name, []).append(float(score))
+            group[2].update(features)
+        for params, scores, features, _ in pooled:
+            means = {name: float(np.mean(values)) for name, values in scores.items()}
+            out.append((params, means, features, {name: [m] for name, m in means.items()}))
         return out
 
     def recommend(

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -29,7 +30,7 @@ from metanas.meta.learner import MetaLearner, MetaTask
 from metanas.tuners import MetanasOracle
 from metanas.tuners.base import check_int
 
-__all__ = ["TransferStore", "WarmStart", "elite_of", "policy_of"]
+__all__ = ["TransferStore", "WarmStart", "elite_of", "policy_of", "space_config"]
 
 PREFIX = "transfer/"
 
@@ -77,6 +78,39 @@ def policy_of(oracle) -> Optional[Dict[str, Any]]:
         "units": getattr(policy, "units", None),
         "num_layers": getattr(policy, "num_layers", None),
     }
+
+
+def space_config(hyperparameters) -> Dict[str, Dict[str, Any]]:
+    """Each hyperparameter's definition, by name, as JSON: its type, range or
+    choices, sampling and conditions (not its default, which changes no value)."""
+    configs = {}
+    for hp in getattr(hyperparameters, "space", ()):
+        config = {k: v for k, v in hp.get_config().items() if k != "default"}
+        configs[hp.name] = json.loads(json.dumps({"class": type(hp).__name__, **config},
+                                                 default=str))
+    return configs
+
+
+def _same_definitions(record: Mapping[str, Any], hyperparameters) -> bool:
+    """Whether the names ``record``'s space shares with ``hyperparameters`` are defined alike.
+
+    A space with the same names may give them other types, ranges or choices:
+    its elite's values would be invalid, or mean other things (``units`` 8
+    among 8..64 is not ``units`` 8 among 128..1024). Compared by definition
+    where the record keeps them (`space_config`); else (a record from before)
+    by whether every value of the elite is a legal value here.
+    """
+    ours = space_config(hyperparameters)
+    theirs = record.get("space_config")
+    if isinstance(theirs, Mapping):
+        return all(theirs[name] == config for name, config in ours.items() if name in theirs)
+    from metanas.tuners import SearchSpaceCodec
+
+    codec = SearchSpaceCodec(hyperparameters)
+    by_name = {hp.name: hp for hp in hyperparameters.space}
+    return all(codec.is_valid_value(by_name[name], codec.canonical_value(by_name[name], value))
+               for config in record.get("elite", []) for name, value in config.items()
+               if name in by_name and value is not None)
 
 
 def _check_task(task: Any) -> None:
@@ -178,6 +212,7 @@ class TransferStore:
             space=list(oracle.hyperparameters.values),
             strategy=type(oracle).__name__,
             policy=policy_of(oracle),
+            definitions=space_config(oracle.hyperparameters),
         )
 
     def put(
@@ -188,8 +223,12 @@ class TransferStore:
         space: Sequence[str],
         strategy: str,
         policy: Optional[Dict[str, Any]] = None,
+        definitions: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ) -> Dict[str, Any]:
         """Stores a record made elsewhere (e.g. in a worker process); see `save`.
+
+        ``definitions`` (`space_config` of the search space) let `warm_start`
+        refuse the record to a space whose names are defined otherwise.
 
         Raises:
             ValueError: ``task`` is not a `MetaTask`.
@@ -203,11 +242,21 @@ class TransferStore:
         }
         if policy is not None:
             record["policy"] = policy
+        if definitions is not None:
+            record["space_config"] = json.loads(json.dumps(dict(definitions), default=str))
         self.study.set_user_attr(PREFIX + task.name, record)
         return record
 
     def records(self, exclude_tasks: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
-        """Stored records by task name (reloaded from the storage)."""
+        """Stored records by task name (reloaded from the storage).
+
+        Raises:
+            ValueError: ``exclude_tasks`` is not a list of task names.
+        """
+        if isinstance(exclude_tasks, (str, bytes, Mapping)) or not all(
+                isinstance(name, str) for name in exclude_tasks):
+            raise ValueError(f"exclude_tasks must be a list of task names such as ['digits'], "
+                             f"got {exclude_tasks!r}.")
         attrs = self.study.user_attrs
         return {
             key[len(PREFIX):]: value
@@ -231,14 +280,18 @@ class TransferStore:
                 of names); a task qualifies only if its space shares at least
                 half of the names of both together (Jaccard index >= 0.5: a
                 space that grows during the search, as conditional ones do,
-                still matches). None: any space.
+                still matches) and, given as `HyperParameters`, defines the
+                names they share alike (type, range or choices, sampling:
+                `space_config`). None: any space.
             max_distance: Tasks farther than this `feature_distance` do not
                 qualify.
             exclude_tasks: Names never used (leave-one-task-out).
 
         Raises:
-            ValueError: ``max_distance`` is not a number >= 0, or ``features``
-                is no mapping of meta-features (`check_features`).
+            ValueError: ``max_distance`` is not a number >= 0, ``features``
+                is no mapping of meta-features (`check_features`),
+                ``hyperparameters`` neither `HyperParameters` nor a list of
+                names, or ``exclude_tasks`` not a list of names.
         """
         max_distance = check_max_distance(max_distance)
         records = self.records(exclude_tasks)
@@ -246,7 +299,14 @@ class TransferStore:
         names = None
         if hyperparameters is not None:
             space = getattr(hyperparameters, "space", hyperparameters)
-            names = sorted(getattr(hp, "name", hp) for hp in space)
+            if isinstance(space, (str, bytes, Mapping)) or not isinstance(
+                    space, (list, tuple, set, frozenset)):
+                raise ValueError(f"hyperparameters must be a keras-tuner HyperParameters or a "
+                                 f"list of names, got {hyperparameters!r}.")
+            names = [getattr(hp, "name", hp) for hp in space]
+            if not all(isinstance(name, str) for name in names):
+                raise ValueError(f"hyperparameters must be a keras-tuner HyperParameters or a "
+                                 f"list of names, got {hyperparameters!r}.")
         best: Optional[tuple] = None
         for name, record in records.items():
             if not record.get("elite") and not record.get("policy"):
@@ -255,6 +315,9 @@ class TransferStore:
                 theirs = set(record.get("space", []))
                 union = theirs | set(names)
                 if not union or len(theirs & set(names)) < 0.5 * len(union):
+                    continue
+                if hasattr(hyperparameters, "space") and not _same_definitions(
+                        record, hyperparameters):
                     continue
             distance = feature_distance(features, record.get("features", {}))
             if distance <= max_distance and (best is None or distance < best[0]):

@@ -397,10 +397,32 @@ class MetaTuner(StrategyTuner):
         return os.path.join(self.directory, PENDING_DIRNAME, f"{self.project_name}.json")
 
     def _pending(self) -> list:
+        """The results waiting in `pending_path` (none if there is no such file).
+
+        Raises:
+            SavedStateError: The file is not a list of search results (corrupt):
+                read as one, it would pass for an unreachable storage forever.
+        """
         if not os.path.exists(self.pending_path):
             return []
-        with open(self.pending_path) as handle:
-            return json.load(handle)
+        try:
+            with open(self.pending_path, encoding="utf-8") as handle:
+                pending = json.load(handle)
+            if not isinstance(pending, list):
+                raise ValueError(f"a JSON {type(pending).__name__}, where a list was expected")
+            for entry in pending:
+                if not isinstance(entry, dict) or not isinstance(entry.get("task"), dict) or {
+                        "strategy", "params", "score"} - set(entry) or {
+                        "name", "features"} - set(entry["task"]):
+                    raise ValueError(f"{entry!r:.80} is no search result (task, strategy, "
+                                     "params, score)")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise SavedStateError(
+                f"The meta-layer's file of search results waiting for the meta storage, "
+                f"{self.pending_path}, is corrupt ({error}). It was left as it is: restore it, "
+                "or delete it (the results in it are then not recorded), and search again."
+            ) from error
+        return pending
 
     def _flush_pending(self) -> None:
         pending = self._pending()

@@ -1,0 +1,245 @@
+"""Defects found walking through the meta-layer as a user would, on small data."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Dict
+
+import keras_tuner
+import numpy as np
+import optuna
+import pytest
+
+from metanas.meta import MetaLearner, MetaTask, TransferStore, dataset_features
+from metanas.meta.learner import PROCESS_KEY, default_recommendation
+from metanas.tuners import EvolutionOracle
+from tests.meta.test_abandoned_meta_trials import ON_LINUX, child
+from tests.tuners.conformance import drive, make
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: `metanas.meta.learner.RETRY_KEY` (spelt out: the module must import on the code before it).
+RETRY_KEY = "retry_of"
+FEATURES = {"log_samples": 2.2, "modality": "tabular", "task_type": "classification"}
+
+
+def units_space(low: int, high: int) -> keras_tuner.HyperParameters:
+    """Two decisions; ``units`` over ``low..high``."""
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", low, high, step=8)
+    hp.Choice("act", ["relu", "tanh"])
+    return hp
+
+
+def units_score(values: Dict) -> float:
+    return float(values["units"]) + (1.0 if values["act"] == "relu" else 0.0)
+
+
+def finished_search(tmp_path, name: str, space: keras_tuner.HyperParameters) -> EvolutionOracle:
+    oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path, name=name,
+                  space=space, max_trials=8, seed=3)
+    drive(oracle, units_score)
+    return oracle
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, None, True, [1.0]])
+def test_a_task_with_a_non_finite_feature_is_refused_before_it_poisons_the_storage(
+        tmp_path, bad) -> None:
+    # Recorded, {"log_samples": nan} made every later recommend() on the storage
+    # raise "meta-feature 'log_samples' must be a finite number, got nan".
+    with pytest.raises(ValueError, match=r"MetaTask 'mine': meta-feature 'log_samples' must be "
+                                         r"a finite number \(its name a string\), got"):
+        MetaTask("mine", {"log_samples": bad, "modality": "tabular"})
+    with pytest.raises(ValueError, match=r"meta-feature 'my_score' must be a finite number or a "
+                                         r"string"):
+        MetaTask("mine", {"my_score": bad})
+    with pytest.raises(ValueError, match=r"meta-feature 'log_samples' must be a finite number"):
+        MetaTask("mine", {"log_samples": "2.2"})  # compared as a label: 0 or 1 apart
+    with pytest.raises(ValueError, match=r"meta-feature 'modality' must be a string"):
+        MetaTask("mine", {"modality": 1.0})
+    assert MetaTask("mine", {"my_score": np.float32(0.5), "domain": "audio"}).name == "mine"
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
+    learner.record(task=MetaTask("ok", FEATURES), strategy="evolution",
+                   params=default_recommendation().params, score=0.3)
+    assert learner.recommend(FEATURES).source == "similar tasks: ok"
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, "0.3", None, True])
+def test_record_names_a_bad_score(tmp_path, bad) -> None:
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
+    with pytest.raises(ValueError, match=r"score must be a finite number"):
+        learner.record(task=MetaTask("t", FEATURES), strategy="evolution", params={}, score=bad)
+    with pytest.raises(ValueError, match=r"task must be a MetaTask"):
+        learner.record(task="t", strategy="evolution", params={}, score=0.1)
+    assert learner.study.trials == []
+
+
+def test_dataset_features_bad_shapes_are_value_errors() -> None:
+    x = np.zeros((6, 3))
+    with pytest.raises(ValueError, match=r"x must hold at least one array, got an empty dict"):
+        dataset_features({})  # was StopIteration
+    for y in (3, [None] * 6, np.zeros((6, 0))):  # were TypeError, TypeError, IndexError
+        with pytest.raises(ValueError, match=r"y must hold a target .* for each of the 6 rows"):
+            dataset_features(x, y)
+    with pytest.raises(ValueError, match=r"y must hold at least one array"):
+        dataset_features(x, {})
+    assert dataset_features(x, np.eye(2)[[0, 1] * 3])["log_classes"] == pytest.approx(math.log10(2))
+
+
+def test_no_warm_start_from_a_space_whose_names_are_defined_otherwise(tmp_path) -> None:
+    store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
+    store.save(MetaTask("small", FEATURES), finished_search(tmp_path, "small", units_space(8, 64)))
+    # The same names over other ranges: "units" 64 of 8..64 is no value of 128..1024.
+    other = store.warm_start(FEATURES, hyperparameters=units_space(128, 1024))
+    assert other.source is None and other.oracle_kwargs() == {}
+    same = store.warm_start(FEATURES, hyperparameters=units_space(8, 64))
+    assert same.source == "small" and same.elite[0] == {"units": 64, "act": "relu"}
+    # By names only, the caller vouches for the space.
+    assert store.warm_start(FEATURES, hyperparameters=["units", "act"]).source == "small"
+
+
+def test_a_record_without_definitions_qualifies_only_if_its_elite_is_legal_here(tmp_path) -> None:
+    store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
+    store.put(MetaTask("old", FEATURES), elite=[{"units": 16, "act": "tanh"}],
+              space=["units", "act"], strategy="EvolutionOracle")
+    assert store.warm_start(FEATURES, hyperparameters=units_space(8, 64)).source == "old"
+    assert store.warm_start(FEATURES, hyperparameters=units_space(128, 1024)).source is None
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"hyperparameters": 3}, "hyperparameters must be a keras-tuner HyperParameters or a list"),
+    ({"hyperparameters": "units"}, "hyperparameters must be a keras-tuner HyperParameters"),
+    ({"hyperparameters": [1, 2]}, "hyperparameters must be a keras-tuner HyperParameters"),
+    ({"exclude_tasks": "small"}, r"exclude_tasks must be a list of task names"),
+])
+def test_warm_start_names_a_bad_argument(tmp_path, kwargs, match) -> None:
+    store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
+    store.put(MetaTask("small", FEATURES), elite=[{"units": 16, "act": "tanh"}],
+              space=["units", "act"], strategy="EvolutionOracle")
+    with pytest.raises(ValueError, match=match):
+        store.warm_start(FEATURES, **kwargs)
+
+
+def fake_evaluate(task: MetaTask, strategy: str, settings: Dict, seed: int) -> float:
+    """A deterministic meta-objective: lower for a smaller population, plus seeded noise."""
+    noise = np.random.default_rng([seed, len(task.name)]).normal(0.0, 0.01)
+    return 0.2 + settings["population_size"] / 640.0 + float(noise)
+
+
+def test_a_meta_training_on_other_tasks_runs_the_defaults_on_them(tmp_path) -> None:
+    # The defaults' meta-trial on task "a" used to count for a meta-training on "bb":
+    # the defaults never ran there, and recommend() for "bb" could test no candidate
+    # ("candidates untested ... Meta-train again", which did not help).
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    a = MetaTask("a", {"log_samples": 2.0, "modality": "tabular"})
+    bb = MetaTask("bb", {"log_samples": 5.0, "modality": "image"})
+    kwargs = dict(evaluate=fake_evaluate, strategies=["evolution"], seeds=(0, 1))
+    learner.meta_train([a], n_trials=2, **kwargs)
+    learner.meta_train([bb], n_trials=2, **kwargs)
+    defaults = default_recommendation().params
+    ran_on = [sorted(t.user_attrs["per_task"]) for t in learner.study.trials
+              if t.system_attrs.get("fixed_params") == defaults]
+    assert ran_on == [["a"], ["bb"]]
+    choice = learner.recommend(dict(bb.features))
+    assert not choice.source.startswith("defaults (candidates untested")
+    assert choice.source.endswith("similar tasks: bb)") or choice.source == "similar tasks: bb"
+    # Again on "bb", with as many seeds: they are not run a third time.
+    learner.meta_train([bb], n_trials=1, **kwargs)
+    assert [t.system_attrs.get("fixed_params") for t in learner.study.trials].count(defaults) == 2
+
+
+def test_production_searches_of_one_setting_pool_across_tasks(tmp_path) -> None:
+    # A MetaTuner records each search on its own; the defaults searched on wine and
+    # on bc counted as two candidates of one task each: recommend() answered with
+    # the luckier one's score as `expected`, and a lucky one-task record of other
+    # settings made the defaults "untested".
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
+    defaults = default_recommendation().params
+    tabular = {"modality": "tabular", "task_type": "classification"}
+    for name, size, score in [("wine", 2.25, 0.33), ("bc", 2.75, 0.23), ("wine", 2.25, 0.35)]:
+        learner.record(task=MetaTask(name, {"log_samples": size, **tabular}),
+                       strategy="evolution", params=defaults, score=score)
+    iris = {"log_samples": 2.5, **tabular}
+    choice = learner.recommend(iris)
+    assert choice.source == "similar tasks: bc, wine"
+    assert choice.expected == pytest.approx((0.23 + 0.34) / 2)
+    lucky = dict(defaults, **{"evolution.population_size": 16})
+    learner.record(task=MetaTask("wine", {"log_samples": 2.25, **tabular}),
+                   strategy="evolution", params=lucky, score=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "candidates untested" warning
+        again = learner.recommend(iris)
+    assert again.params == defaults and again.source == "similar tasks: bc, wine"
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="a process is looked up in /proc")
+def test_the_settings_of_a_killed_meta_trial_run_again_once(tmp_path) -> None:
+    # The README: a meta-trial left running by a killed meta-train "is failed ... and
+    # what it was running runs again". Only the defaults did; a candidate was lost.
+    path = tmp_path / "meta.db"
+    candidate = dict(default_recommendation().params, **{"evolution.population_size": 5})
+
+    def killed_running(retry_of=None) -> int:
+        learner = MetaLearner(f"sqlite:///{path}", seed=0)
+        learner.study.enqueue_trial(candidate, user_attrs=(
+            {} if retry_of is None else {RETRY_KEY: retry_of}))
+        with warnings.catch_warnings():  # Optuna's: heartbeats are meant for `optimize`
+            warnings.simplefilter("ignore", UserWarning)
+            trial = learner.study.ask()
+        learner.suggest(trial, ["evolution"])  # the process had drawn its settings
+        _, record = child(alive=False)
+        learner.study._storage.set_trial_system_attr(trial._trial_id, PROCESS_KEY, record)
+        return trial.number
+
+    number = killed_running()
+    learner = MetaLearner(f"sqlite:///{path}", seed=0)
+    with pytest.warns(UserWarning, match=r"they are failed, and their settings run again"):
+        learner.meta_train([MetaTask("t", FEATURES)], fake_evaluate, n_trials=1,
+                           strategies=["evolution"], include_defaults=False)
+    retry = learner.study.trials[-1]
+    assert learner.study.trials[number].state == optuna.trial.TrialState.FAIL
+    assert retry.state == optuna.trial.TrialState.COMPLETE and retry.params == candidate
+    assert retry.user_attrs[RETRY_KEY] == number
+    # A retry killed in turn is failed, not queued again (it may be what kills them).
+    again = killed_running(retry_of=number)
+    with pytest.warns(UserWarning, match=rf"meta-trials \[{again}\] were left running"):
+        learner.meta_train([MetaTask("t", FEATURES)], fake_evaluate, n_trials=1,
+                           strategies=["evolution"], include_defaults=False)
+    assert learner.study.trials[-1].params != candidate
+
+
+@pytest.mark.parametrize("content", ["{not json", "{}", '[{"score": 0.2}]'])
+def test_a_corrupt_pending_file_is_named_before_the_search(tmp_path, content) -> None:
+    # Was a bare JSONDecodeError, or (a dict, entries without a task) taken for a
+    # storage that is still down: "the meta storage is still unavailable", forever.
+    from metanas.demo import build_mlp
+    from metanas.meta import MetaTuner
+    from metanas.tuners import SavedStateError
+
+    pending = tmp_path / ".metanas-meta-pending" / "p.json"
+    pending.parent.mkdir()
+    pending.write_text(content)
+    tuner = MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, seed=1,
+                      meta_storage=f"sqlite:///{tmp_path}/meta.db", directory=str(tmp_path),
+                      project_name="p")
+    x, y = np.zeros((8, 64), "float32"), np.arange(8) % 2
+    with pytest.raises(SavedStateError, match=rf"search results waiting for the meta storage, "
+                                              rf"{pending}, is corrupt"):
+        tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+    assert tuner.oracle.trials == {} and pending.read_text() == content
+
+
+def test_meta_train_into_a_missing_folder_says_so(tmp_path, capsys) -> None:
+    # Was: "cannot open the meta storage ...: (sqlite3.OperationalError) unable to open
+    # database file", after loading the benchmark's tasks.
+    from metanas import cli
+
+    folder = tmp_path / "nodir"
+    argv = ["meta-train", "--tasks", "hpobench/credit_g", "--budget", "10", "--meta-trials", "1",
+            "--storage", f"sqlite:///{folder}/meta.db", "--no-progress"]
+    assert cli.main(argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [f"metanas meta-train: error: --storage: the folder {str(folder)!r} of the "
+                     "meta storage does not exist (create it, or check the path)"]
+    assert not folder.exists()

@@ -13,12 +13,15 @@ export TF_ENABLE_ONEDNN_OPTS := 0
 
 install: $(STAMP)
 
-# constraints.txt holds the versions CI tested, so a fresh install does not
-# pick up a release made since; setup.py's ranges are what users' pip accepts.
+# constraints.txt holds the versions CI tested on Python 3.11, so a fresh
+# install does not pick up a release made since; setup.py's ranges are what
+# users' pip accepts. Other Pythons resolve those ranges (numpy 2.4, scipy 1.17
+# and pandas 3 of the pins need 3.11 or later).
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade -c constraints.txt pip setuptools wheel
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	PINS=$$($(PY) -c 'import sys; print("-c constraints.txt" * (sys.version_info[:2] == (3, 11)))'); \
+	$(PY) -m pip install --quiet --upgrade $$PINS pip setuptools wheel && \
+	$(PY) -m pip install --quiet $$PINS -e ".[test]"
 	touch $(STAMP)
 
 # Resolves setup.py's ranges afresh (the newest versions they allow) in a

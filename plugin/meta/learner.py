@@ -911,13 +911,25 @@ class MetaLearner:
 
         # Meta-trials of a killed process stay RUNNING: fail those known to be
         # abandoned, and queue the defaults whose meta-trial is not known to be alive.
-        self._fail_abandoned()
+        retries = self._fail_abandoned()
         defaults = [default_recommendation(s).params for s in list(strategies)[:n_trials]]
         # Defaults meta-trained on other tasks, or on fewer seeds, cannot test a
         # candidate of this call (`recommend` pairs them by task and seed): run them.
         covering = {task.name: len(seeds) for task in tasks}
         if include_defaults:
             self._queue_missing(defaults, covering=covering)
+        # A killed meta-trial's settings after the defaults (queued trials run in
+        # order), if this call meta-trains their strategy and nothing runs them yet.
+        skipped = []
+        for number, params in retries:
+            if params.get("strategy") not in strategies:
+                skipped.append(number)
+            elif not self._has_meta_trial(params):
+                self.study.enqueue_trial(params, user_attrs={RETRY_KEY: number})
+        if skipped:
+            warnings.warn(f"meta-trials {skipped} were killed running a strategy this call "
+                          f"does not meta-train ({list(strategies)}): their settings do not run "
+                          "again.", stacklevel=2)
         told = []  # the meta-trials this call finished (a callback runs after each tell)
 
         requeued: set = set()  # defaults queued again by `after`: once each per call
@@ -1074,24 +1086,26 @@ class MetaLearner:
             age = 0.0 if started is None else (datetime.datetime.now() - started).total_seconds()
         return age < SILENT_SECONDS
 
-    def _fail_abandoned(self) -> List[int]:
-        """Fails the running meta-trials known to be abandoned; returns their numbers.
+    def _fail_abandoned(self) -> List[Tuple[int, Dict[str, Any]]]:
+        """Fails the running meta-trials known to be abandoned.
 
         Those of a process of this machine that is gone (`_process_is_gone`),
         at once, and those whose heartbeat is `STALE_SECONDS` old (Optuna's
         ``fail_stale_trials``). A trial that may belong to a live process
         (another machine's, with a recent heartbeat) is left running: two
-        processes may meta-train on one storage. The settings of a meta-trial
-        failed for its gone process are queued to run again, once (a retry
-        killed in turn is not queued again: settings that kill their process
-        must not kill every later meta-training); the defaults are queued by
-        `meta_train` in any case.
+        processes may meta-train on one storage.
+
+        Returns:
+            ``(number, params)`` of each meta-trial failed for its gone process
+            whose settings are to run again (`meta_train` queues them after the
+            defaults): once, so a retry killed in turn is not among them
+            (settings that kill their process must not kill every later
+            meta-training).
         """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-        failed = []
+        failed, retries = [], []
         running = (optuna.trial.TrialState.RUNNING,)
+        # Gone processes first: once a heartbeat is STALE_SECONDS old, Optuna's
+        # check would fail the trial itself, and its settings would not run again.
         for trial in self.study.get_trials(deepcopy=False, states=running):
             if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)):
                 try:
@@ -1102,12 +1116,16 @@ class MetaLearner:
                 failed.append(trial.number)
                 params = trial.params or trial.system_attrs.get("fixed_params")
                 if params and RETRY_KEY not in trial.user_attrs:
-                    self.study.enqueue_trial(dict(params), user_attrs={RETRY_KEY: trial.number})
+                    retries.append((trial.number, dict(params)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
         if failed:
             warnings.warn(f"meta-trials {failed} were left running by a process of this machine "
                           "that has ended (killed); they are failed, and their settings run "
-                          "again (once).", stacklevel=3)
-        return failed
+                          "again (once) if this meta-training includes their strategy.",
+                          stacklevel=3)
+        return retries
 
     def _queue_missing(self, defaults: Sequence[Mapping[str, Any]],
                        skip: Sequence[int] = (),

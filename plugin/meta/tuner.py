@@ -343,7 +343,7 @@ class MetaTuner(StrategyTuner):
             warnings.warn(f"the search is not recorded in the meta storage: {error} A production "
                           "search is scored with 'auc' (the task's optimum is unknown); pass "
                           "record=False to a MetaTuner on this study.", stacklevel=2)
-        except StrategyError as error:
+        except ValueError as error:  # StrategyError, or a result MetaTask or record refuses
             warnings.warn(f"the search is not recorded in the meta storage: {error}", stacklevel=2)
         except Exception as error:  # the storage is down: keep the result for later
             try:
@@ -429,8 +429,12 @@ class MetaTuner(StrategyTuner):
         while pending:
             try:
                 self._send(pending[0])
-            except (ObjectiveError, StrategyError) as error:  # e.g. claimed by "final" meanwhile
-                warnings.warn(f"a pending search result is dropped: {error}", stacklevel=2)
+            except ValueError as error:
+                # A study claimed by "final" meanwhile (ObjectiveError), another
+                # strategy space, or a result no storage takes (a meta-feature
+                # MetaTask refuses): no outage, and it must not block the others.
+                warnings.warn(f"a pending search result is dropped: {error} (it was "
+                              f"{json.dumps(pending[0], default=str):.300})", stacklevel=2)
             except Exception as error:  # noqa: BLE001 - the storage is still down: keep them
                 warnings.warn(f"the meta storage is still unavailable ({error}); "
                               f"{len(pending)} search result(s) stay in {self.pending_path}.",

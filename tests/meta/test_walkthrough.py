@@ -14,7 +14,7 @@ import pytest
 from metanas.meta import MetaLearner, MetaTask, TransferStore, dataset_features
 from metanas.meta.learner import PROCESS_KEY, default_recommendation
 from metanas.tuners import EvolutionOracle
-from tests.meta.test_abandoned_meta_trials import ON_LINUX, child
+from tests.meta.test_abandoned_meta_trials import ON_LINUX, age, child
 from tests.tuners.conformance import drive, make
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -124,7 +124,7 @@ def test_warm_start_names_a_bad_argument(tmp_path, kwargs, match) -> None:
 def fake_evaluate(task: MetaTask, strategy: str, settings: Dict, seed: int) -> float:
     """A deterministic meta-objective: lower for a smaller population, plus seeded noise."""
     noise = np.random.default_rng([seed, len(task.name)]).normal(0.0, 0.01)
-    return 0.2 + settings["population_size"] / 640.0 + float(noise)
+    return 0.2 + settings.get("population_size", 20) / 640.0 + float(noise)
 
 
 def test_a_meta_training_on_other_tasks_runs_the_defaults_on_them(tmp_path) -> None:
@@ -194,6 +194,10 @@ def test_the_settings_of_a_killed_meta_trial_run_again_once(tmp_path) -> None:
 
     number = killed_running()
     learner = MetaLearner(f"sqlite:///{path}", seed=0)
+    # Restarted an hour later: Optuna's stale-heartbeat check must not fail it first
+    # (it would be failed with no retry).
+    learner.study._storage.record_heartbeat(learner.study.trials[number]._trial_id)
+    age(path, learner.study.trials[number]._trial_id, 3600)
     with pytest.warns(UserWarning, match=r"they are failed, and their settings run again"):
         learner.meta_train([MetaTask("t", FEATURES)], fake_evaluate, n_trials=1,
                            strategies=["evolution"], include_defaults=False)
@@ -207,6 +211,49 @@ def test_the_settings_of_a_killed_meta_trial_run_again_once(tmp_path) -> None:
         learner.meta_train([MetaTask("t", FEATURES)], fake_evaluate, n_trials=1,
                            strategies=["evolution"], include_defaults=False)
     assert learner.study.trials[-1].params != candidate
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="a process is looked up in /proc")
+def test_a_killed_meta_trial_runs_again_after_the_defaults_and_only_for_its_strategy(
+        tmp_path) -> None:
+    # Queued trials run in order: a retry queued before the defaults took the one
+    # meta-trial of the call, and recommend() then had an untested candidate.
+    candidate = dict(default_recommendation().params, **{"evolution.population_size": 5})
+
+    def killed_running(path) -> int:
+        learner = MetaLearner(f"sqlite:///{path}", seed=0)
+        learner.study.enqueue_trial(candidate)
+        with warnings.catch_warnings():  # Optuna's: heartbeats are meant for `optimize`
+            warnings.simplefilter("ignore", UserWarning)
+            trial = learner.study.ask()
+        learner.suggest(trial, ["evolution", "random"])
+        _, record = child(alive=False)
+        learner.study._storage.set_trial_system_attr(trial._trial_id, PROCESS_KEY, record)
+        return trial.number
+
+    for path in (tmp_path / "a.db", tmp_path / "b.db"):
+        learner = MetaLearner(f"sqlite:///{path}", seed=0)
+        learner.meta_train([MetaTask("t", FEATURES)], fake_evaluate, n_trials=2,
+                           strategies=["evolution", "random"], include_defaults=False)
+    learner = MetaLearner(f"sqlite:///{tmp_path / 'a.db'}", seed=0)
+    number = killed_running(tmp_path / "a.db")
+    with pytest.warns(UserWarning, match="left running"):
+        learner.meta_train([MetaTask("t", FEATURES)], fake_evaluate, n_trials=1,
+                           strategies=["evolution"])
+    ran = learner.study.trials[number + 1]
+    assert ran.params == default_recommendation().params and ran.state.name == "COMPLETE"
+    retry = learner.study.trials[number + 2]
+    assert retry.system_attrs["fixed_params"] == candidate
+    assert retry.user_attrs[RETRY_KEY] == number
+    assert retry.state.name == "WAITING"  # the next meta-training runs it
+    # Killed running evolution, meta-trained on random alone: not run as random's.
+    learner = MetaLearner(f"sqlite:///{tmp_path / 'b.db'}", seed=0)
+    number = killed_running(tmp_path / "b.db")
+    with pytest.warns(UserWarning, match=rf"meta-trials \[{number}\] were killed running a "
+                                         "strategy this call does not meta-train"):
+        learner.meta_train([MetaTask("t", FEATURES)], fake_evaluate, n_trials=1,
+                           strategies=["random"], include_defaults=False)
+    assert all(t.params.get("strategy") == "random" for t in learner.study.trials[number + 1:])
 
 
 @pytest.mark.parametrize("content", ["{not json", "{}", '[{"score": 0.2}]'])
@@ -228,6 +275,31 @@ def test_a_corrupt_pending_file_is_named_before_the_search(tmp_path, content) ->
                                               rf"{pending}, is corrupt"):
         tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
     assert tuner.oracle.trials == {} and pending.read_text() == content
+
+
+def test_a_pending_result_no_storage_takes_does_not_block_the_others(tmp_path) -> None:
+    # Refused by MetaTask (a feature None), it was taken for a storage that is down:
+    # "still unavailable", and every result behind it stayed pending, for ever.
+    import json
+
+    from metanas.demo import build_mlp
+    from metanas.meta import MetaTuner
+
+    good = {"task": {"name": "ok", "features": {"log_samples": 2.0}}, "strategy": "evolution",
+            "params": default_recommendation().params, "score": 0.3, "key": "k2"}
+    bad = dict(good, task={"name": "old", "features": {"log_samples": 2.0, "augmented": None}},
+               key="k1")
+    pending = tmp_path / ".metanas-meta-pending" / "p.json"
+    pending.parent.mkdir()
+    pending.write_text(json.dumps([bad, good]))
+    tuner = MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, seed=1,
+                      meta_storage=f"sqlite:///{tmp_path}/meta.db", directory=str(tmp_path),
+                      project_name="p")
+    with pytest.warns(UserWarning, match=r"a pending search result is dropped: MetaTask 'old'"):
+        tuner._flush_pending()
+    assert not pending.exists() or json.loads(pending.read_text()) == []
+    recorded = [t.user_attrs.get("per_task") for t in tuner.learner.study.trials]
+    assert recorded == [{"ok": 0.3}]
 
 
 def test_meta_train_into_a_missing_folder_says_so(tmp_path, capsys) -> None:

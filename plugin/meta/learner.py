@@ -416,9 +416,10 @@ def _upper_bound(differences: Sequence[float], level: float) -> float:
 def _defaults_result(scored, chosen, allowed):
     """``(mean, result)`` of the default strategy's defaults with the most seeds on ``chosen``.
 
-    A production record of the defaults (one seed) must not stand in for
-    their multi-seed meta-trial. None when no meta-trial of the defaults ran
-    on all chosen tasks.
+    A production record of the defaults (one seed per task, pooled across
+    searches: `MetaLearner._results`) must not stand in for their multi-seed
+    meta-trial: the result with the most seeds is taken. None when no result
+    of the defaults covers all chosen tasks.
     """
     wanted = default_recommendation(_default_strategy(allowed)).params
     found = [(m, r) for m, r in scored if _same_params(r[0], wanted)]

@@ -79,7 +79,7 @@ class RLControllerOracle(MetanasOracle):
     reward seen so far (Welford's running estimate, the reward included), so
     the learning rate means the same for an accuracy in [0, 1] and a loss in
     the thousands (while the rewards seen so far have no spread, as after the
-    first, it is the reward minus their mean, unscaled; before the first, 0);
+    first, it is the sign of the reward minus their mean; before the first, 0);
     ``"none"`` uses the fitness as is.
 
     A failed trial gets the reward ``failed_trial_reward`` (in fitness units:
@@ -330,10 +330,13 @@ class RLControllerOracle(MetanasOracle):
         if count == 0:  # (a failure's reward) no reward yet to compare it with
             return 0.0
         std = math.sqrt(m2 / count)
-        # No spread to scale by yet (one reward, or equal ones): the difference
-        # keeps its sign, so a `failed_trial_reward` below them still teaches
-        # the policy to avoid the failure (0 would make it a success's equal).
-        return (reward - mean) / std if std > 0 else reward - mean
+        if std > 0:
+            return (reward - mean) / std
+        # No spread to scale by yet (one reward, or equal ones): the sign of the
+        # difference (a unit step, as a z-score is), so a `failed_trial_reward`
+        # below them still teaches the policy to avoid the failure (0 would make
+        # it a success's equal) without a step in the reward's own units.
+        return float(np.sign(reward - mean))
 
     def on_trial_result(self, trial) -> None:
         actions = self._actions.pop(trial.trial_id, None)

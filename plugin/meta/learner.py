@@ -35,8 +35,8 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence, Set,
 import numpy as np
 import optuna
 
-from metanas.meta.features import (CATEGORICAL, FEATURE_SCALES, check_features, check_k,
-                                   check_max_distance, nearest_tasks, seen_in)
+from metanas.meta.features import (check_features, check_k, check_max_distance, nearest_tasks,
+                                   seen_in)
 from metanas.security import redact
 from metanas.tuners.base import check_int
 
@@ -167,16 +167,11 @@ class MetaTask:
         if not isinstance(self.features, Mapping):
             raise ValueError(f"a MetaTask's features must be a mapping of meta-features (as "
                              f"dataset_features returns), got {self.features!r}.")
-        for key, value in self.features.items():
-            number = isinstance(value, (numbers.Real, np.number)) and not isinstance(
-                value, (bool, np.bool_)) and math.isfinite(float(value))
-            kind = ("a finite number" if key in FEATURE_SCALES else "a string"
-                    if key in CATEGORICAL else "a finite number or a string")
-            if not isinstance(key, str) or not (
-                    (number and key not in CATEGORICAL)
-                    or (isinstance(value, str) and key not in FEATURE_SCALES)):
-                raise ValueError(f"MetaTask {self.name!r}: meta-feature {key!r} must be {kind} "
-                                 f"(its name a string), got {value!r}.")
+        if self.features:  # the checks `recommend` makes, any name and label of its own allowed
+            try:
+                check_features(self.features, **seen_in([self.features]))
+            except ValueError as error:
+                raise ValueError(f"MetaTask {self.name!r}: {error}") from None
 
 
 @dataclasses.dataclass

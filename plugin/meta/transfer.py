@@ -91,16 +91,17 @@ def space_config(hyperparameters) -> Dict[str, Dict[str, Any]]:
     return configs
 
 
-def _same_definitions(record: Mapping[str, Any], hyperparameters) -> bool:
+def _same_definitions(record: Mapping[str, Any], hyperparameters,
+                      ours: Mapping[str, Any]) -> bool:
     """Whether the names ``record``'s space shares with ``hyperparameters`` are defined alike.
 
     A space with the same names may give them other types, ranges or choices:
     its elite's values would be invalid, or mean other things (``units`` 8
     among 8..64 is not ``units`` 8 among 128..1024). Compared by definition
     where the record keeps them (`space_config`); else (a record from before)
-    by whether every value of the elite is a legal value here.
+    by whether every value of the elite is a legal value here. ``ours`` is
+    `space_config` of ``hyperparameters`` (made once for all the records).
     """
-    ours = space_config(hyperparameters)
     theirs = record.get("space_config")
     if isinstance(theirs, Mapping):
         return all(theirs[name] == config for name, config in ours.items() if name in theirs)
@@ -296,7 +297,7 @@ class TransferStore:
         max_distance = check_max_distance(max_distance)
         records = self.records(exclude_tasks)
         check_features(features, **seen_in(r.get("features", {}) for r in records.values()))
-        names = None
+        names, ours = None, None
         if hyperparameters is not None:
             space = getattr(hyperparameters, "space", hyperparameters)
             if isinstance(space, (str, bytes, Mapping)) or not isinstance(
@@ -316,9 +317,10 @@ class TransferStore:
                 union = theirs | set(names)
                 if not union or len(theirs & set(names)) < 0.5 * len(union):
                     continue
-                if hasattr(hyperparameters, "space") and not _same_definitions(
-                        record, hyperparameters):
-                    continue
+                if hasattr(hyperparameters, "space"):
+                    ours = space_config(hyperparameters) if ours is None else ours
+                    if not _same_definitions(record, hyperparameters, ours):
+                        continue
             distance = feature_distance(features, record.get("features", {}))
             if distance <= max_distance and (best is None or distance < best[0]):
                 best = (distance, name, record)

@@ -88,6 +88,7 @@ def test_a_failed_trial_reward_below_equal_scores_is_avoided(tmp_path):
     probs = oracle.strategy_diagnostics()
     assert probs["policy/prob/edge_0/none"] < 0.1, probs  # 0.2 is uniform
     assert oracle._normalise(0.0) == -1.0 and oracle._normalise(1.0) == 0.0
+    assert oracle._normalise(-1e4) == -1.0  # a unit step, not one in the reward's units
 
 
 def test_warm_up_is_initial_hps_then_random_then_the_policy(tmp_path):

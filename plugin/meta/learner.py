@@ -29,8 +29,8 @@ import numbers
 import os
 import socket
 import warnings
-from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple,
-                    Union)
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set,
+                    Tuple, Union)
 
 import numpy as np
 import optuna
@@ -324,6 +324,28 @@ def around_defaults(
 def _default_strategy(allowed) -> str:
     """The strategy recommended with nothing learnt: evolution, if allowed."""
     return "evolution" if "evolution" in allowed else sorted(allowed)[0]
+
+
+def _search_of(key: Any) -> Optional[Tuple[str, int]]:
+    """``(search, trials)`` of a record key ``"<search>#<trials>"`` (`MetaTuner`'s); else None."""
+    if not isinstance(key, str):
+        return None
+    search, _, count = key.rpartition("#")
+    return (search, int(count)) if search and count.isdigit() else None
+
+
+def _latest_keys(keys: Iterable[Any]) -> Dict[Optional[Tuple[str, int]], bool]:
+    """For each ``"<search>#<trials>"`` key, whether it is its search's latest record.
+
+    A resumed search is recorded again with more trials (a new key); its
+    earlier record is the same search at an earlier state, not another search
+    to pool with it.
+    """
+    most: Dict[str, int] = {}
+    parsed = [_search_of(key) for key in keys]
+    for item in filter(None, parsed):
+        most[item[0]] = max(most.get(item[0], -1), item[1])
+    return {item: item[1] == most[item[0]] for item in filter(None, parsed)}
 
 
 def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -1192,7 +1214,10 @@ class MetaLearner:
         ``score`` is in the ``"auc"`` meta-objective (as `search_score` gives
         it for a production search). A ``key`` names the search: a search
         recorded under that key already is not added again (its number is
-        returned), so that reporting a search twice counts it once.
+        returned), so that reporting a search twice counts it once. A key
+        ``"<search>#<trials>"`` (`MetaTuner`'s) recorded again with more trials
+        (the search resumed) supersedes the search's earlier records in
+        ``recommend``: they are one search, not several to pool.
 
         Raises:
             ValueError: ``task`` is not a `MetaTask`, ``score`` not a finite
@@ -1249,7 +1274,11 @@ class MetaLearner:
         out = []
         pooled: List[Tuple[Dict[str, Any], Dict[str, List[float]], Dict, Dict]] = []
         objective, budget = self.objective, self.study.user_attrs.get(BUDGET_KEY)
-        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        complete = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        latest = _latest_keys(trial.user_attrs.get("search_key") for trial in complete)
+        for trial in complete:
+            if not latest.get(_search_of(trial.user_attrs.get("search_key")), True):
+                continue  # an earlier state of a search recorded again since (resumed)
             if scored_with(trial) != objective or (
                     budget is not None and trial.user_attrs.get("budget", budget) != budget):
                 continue  # a score on another scale (a race between two claims)

@@ -91,6 +91,20 @@ def space_config(hyperparameters) -> Dict[str, Dict[str, Any]]:
     return configs
 
 
+def _alike(a: Any, b: Any) -> bool:
+    """JSON values equal, floats to float32's precision (a bound given as
+    ``np.float32(1e-4)`` is 9.9999997e-05 once keras-tuner makes it a float)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_alike(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_alike, a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                and not isinstance(a, bool) and not isinstance(b, bool)
+                and math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0))
+    return a == b and type(a) is type(b)
+
+
 def _same_definitions(record: Mapping[str, Any], hyperparameters,
                       ours: Mapping[str, Any]) -> bool:
     """Whether the names ``record``'s space shares with ``hyperparameters`` are defined alike.
@@ -104,7 +118,7 @@ def _same_definitions(record: Mapping[str, Any], hyperparameters,
     """
     theirs = record.get("space_config")
     if isinstance(theirs, Mapping):
-        return all(theirs[name] == config for name, config in ours.items() if name in theirs)
+        return all(_alike(theirs[name], config) for name, config in ours.items() if name in theirs)
     from metanas.tuners import SearchSpaceCodec
 
     codec = SearchSpaceCodec(hyperparameters)

@@ -99,6 +99,23 @@ def test_no_warm_start_from_a_space_whose_names_are_defined_otherwise(tmp_path) 
     assert store.warm_start(FEATURES, hyperparameters=["units", "act"]).source == "small"
 
 
+def test_definitions_compare_floats_to_float32_precision() -> None:
+    # keras-tuner keeps np.float32(1e-4) as 9.9999997e-05: the same range, which an
+    # exact comparison called another space (no warm start, silently).
+    from metanas.meta.transfer import _alike, space_config
+
+    def lr_space(low) -> keras_tuner.HyperParameters:
+        hp = keras_tuner.HyperParameters()
+        hp.Float("lr", low, 1e-2, sampling="log")
+        hp.Choice("flag", [True, False])
+        return hp
+
+    ours = space_config(lr_space(1e-4))
+    assert _alike(space_config(lr_space(np.float32(1e-4))), ours)
+    assert not _alike(space_config(lr_space(2e-4)), ours)
+    assert not _alike({"choices": [1, 0]}, {"choices": [True, False]})  # bools are not ints
+
+
 def test_a_record_without_definitions_qualifies_only_if_its_elite_is_legal_here(tmp_path) -> None:
     store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
     store.put(MetaTask("old", FEATURES), elite=[{"units": 16, "act": "tanh"}],
@@ -171,6 +188,20 @@ def test_production_searches_of_one_setting_pool_across_tasks(tmp_path) -> None:
         warnings.simplefilter("error")  # no "candidates untested" warning
         again = learner.recommend(iris)
     assert again.params == defaults and again.source == "similar tasks: bc, wine"
+
+
+def test_a_resumed_search_recorded_again_is_one_search_not_two(tmp_path) -> None:
+    # A MetaTuner search resumed with more trials is recorded under "<id>#<trials>":
+    # both records were pooled, averaging the search with its own earlier state.
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
+    defaults = default_recommendation().params
+    wine = MetaTask("wine", {"log_samples": 2.25, "modality": "tabular"})
+    for key, score in [("a1#10", 0.50), ("a1#25", 0.20), ("b2#10", 0.40), (None, 0.30)]:
+        learner.record(task=wine, strategy="evolution", params=defaults, score=score, key=key)
+    # An earlier state recorded after the later one is still superseded.
+    learner.record(task=wine, strategy="evolution", params=defaults, score=0.9, key="b2#4")
+    choice = learner.recommend({"log_samples": 2.25, "modality": "tabular"})
+    assert choice.expected == pytest.approx((0.20 + 0.40 + 0.30) / 3)
 
 
 @pytest.mark.skipif(not ON_LINUX, reason="a process is looked up in /proc")

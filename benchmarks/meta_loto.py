@@ -178,6 +178,7 @@ def main(argv=None) -> int:
     _quiet()
     from metanas.bench import HELD_OUT_TASKS, TUNING_TASKS, load_task
     from metanas.meta import MetaLearner, MetaTask, TransferStore
+    from metanas.meta.transfer import space_config
     from metanas.meta.tasks import bench_features
 
     tasks = args.tasks.split(",") if args.tasks else list(
@@ -215,7 +216,8 @@ def main(argv=None) -> int:
                 name = result["task"]
                 space = load_task(name).hyperparameters()
                 store.put(MetaTask(name, bench_features(name, space)), elite=result["elite"],
-                          space=[hp.name for hp in space.space], strategy="EvolutionOracle")
+                          space=[hp.name for hp in space.space], strategy="EvolutionOracle",
+                          definitions=space_config(space))
     # 2b. Optionally one TPE meta-study per fold, on its training tasks only.
     fold_tpe = {}
     if args.fold_tpe_trials > 0:

@@ -3,6 +3,7 @@
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 
@@ -43,6 +44,33 @@ def readme_script() -> str:
         parts.append(block)
     parts.append('print("README examples ran")\n')
     return "\n".join(parts)
+
+
+def command_lines(text: str):
+    """The README's ``metanas ...`` command lines (continuations joined, comments cut)."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    lines = []
+    for line in text.splitlines():
+        found = re.match(r"^\s{4,}(?:\.venv/bin/)?metanas (.*)$", line)
+        if found:  # placeholders filled in as a reader would: <a thing>, [--optional URI]
+            line = re.sub(r"<[^>]+>", "runs/project", found.group(1))
+            line = re.sub(r"\[([^\]]+)\]", r"\1", line).replace(" URI", " sqlite:///mlflow.db")
+            lines.append(shlex.split(line, comments=True))
+    return lines
+
+
+def test_every_readme_command_line_parses() -> None:
+    from metanas.cli import build_parser
+
+    commands = command_lines(README.read_text())
+    assert {words[0] for words in commands} >= {"ui", "tracking", "meta-train", "recommend",
+                                                  "bench"}
+    parser = build_parser()
+    for words in commands:
+        try:
+            parser.parse_args(words)
+        except SystemExit as stop:
+            raise AssertionError(f"README: metanas {' '.join(words)}") from stop
 
 
 def test_the_readme_has_its_quick_starts() -> None:

@@ -243,7 +243,11 @@ def _sem(values: Sequence[float]) -> float:
 def _cell_table(results, field: str, order: Sequence[str], lower_is_better: Optional[bool],
                 task_better: Optional[Mapping[str, bool]] = None, median: bool = False
                 ) -> List[str]:
-    """Mean ± standard error of ``field`` per task and strategy (or the median), best bold."""
+    """Mean ± standard error of ``field`` per task and strategy (or the median), best bold.
+
+    Only a cell of several runs is bold (keras-tuner's Bayesian optimisation
+    often has one seed: its luck is no measured best), unless none has several.
+    """
     center = np.median if median else np.mean
     data = group(results, field)
     tasks = _tasks(results)
@@ -255,7 +259,8 @@ def _cell_table(results, field: str, order: Sequence[str], lower_is_better: Opti
         best = None
         if means:
             low = lower_is_better if lower_is_better is not None else not task_better[task]
-            best = min(means.values()) if low else max(means.values())
+            ranked = [m for s, m in means.items() if len(data[(task, s)]) > 1] or means.values()
+            best = min(ranked) if low else max(ranked)
         cells = []
         for s in strategies:
             if s not in means:

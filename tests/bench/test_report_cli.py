@@ -93,6 +93,20 @@ def test_the_median_table_is_not_moved_by_one_diverged_seed():
         "| hpolib/naval_propulsion | **2.5e-05** | 5.5e-05 |")
 
 
+def test_a_single_run_is_not_bold_as_the_best():
+    # keras-tuner's Bayesian optimisation has one seed per task: one lucky run was
+    # bold as the task's best over strategies measured on 20 seeds.
+    runs = [{"task": "hpobench/car", "strategy": strategy, "seed": seed, "regret": regret}
+            for strategy, regrets in (("metanas/evolution", (0.2, 0.4)),
+                                      ("kt/bayesian", (0.1,)))
+            for seed, regret in enumerate(regrets)]
+    order = ["metanas/evolution", "kt/bayesian"]
+    assert report.main_table(runs, order)[2] == (
+        "| hpobench/car | **0.3 ± 0.1** | 0.1 ± 0 |")
+    alone = [run for run in runs if run["strategy"] == "kt/bayesian"]
+    assert report.main_table(alone, order)[2] == "| hpobench/car | **0.1 ± 0** |"
+
+
 def test_significance_and_bar_tables_read_the_numbers():
     runs = []
     for seed in range(6):

@@ -1168,6 +1168,16 @@ class MetanasOracle(keras_tuner.Oracle):
             if t in busy or now - self._tuner_seen.get(t, now) <= timeout
         )
 
+    @synchronized
+    def search_finished(self) -> bool:
+        """Whether a search has nothing left to run: ``max_trials`` trials made
+        and ended (a finished search resumed as it was), or too many failures."""
+        if self.failure is not None:
+            return True
+        return bool(self.max_trials and len(self.trials) >= self.max_trials
+                    and not self.ongoing_trials and not self._retry_queue
+                    and set(self.trials) <= set(self.end_order))
+
     # -------------------------------------------------------------- results
     @synchronized
     def end_trial(self, trial) -> None:

@@ -123,7 +123,8 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
     """Serves ``oracle`` to the workers until the search is done.
 
     Done means: some worker was told to stop (the trials are used up or the
-    space is exhausted), no trial is running, and every worker that is still
+    space is exhausted), or the search had nothing left to run (a finished
+    search resumed), no trial is running, and every worker that is still
     alive has been told to stop. Lost trials are reclaimed while it waits.
     After too many consecutive failed trials every worker is told to stop,
     and the chief raises that error once they have.
@@ -136,11 +137,20 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
     from keras_tuner.src import protos
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    # Without SO_REUSEPORT off, gRPC binds a port another chief listens on, and
+    # the kernel shares the workers out between the two searches.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1),
+                         options=[("grpc.so_reuseport", 0)])
     servicer = _quiet_servicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(address) == 0:
-        raise RuntimeError(f"the chief could not listen on {address}")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # (grpcio raises where older versions returned 0)
+        bound = 0
+    if bound == 0:
+        raise RuntimeError(f"the chief could not listen on {address} (KERASTUNER_ORACLE_IP:"
+                           "KERASTUNER_ORACLE_PORT): is another chief, or another program, "
+                           "listening there? Give this search another port.")
     server.start()
     started = time.monotonic()
     try:
@@ -149,7 +159,8 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
             if hasattr(oracle, "reclaim_lost_trials"):
                 oracle.reclaim_lost_trials()
             failure = getattr(oracle, "failure", None)
-            if not (servicer.stop_triggered or failure) or oracle.ongoing_trials:
+            finished = getattr(oracle, "search_finished", lambda: False)()
+            if not (servicer.stop_triggered or failure or finished) or oracle.ongoing_trials:
                 continue
             live = oracle.live_tuner_ids() if hasattr(oracle, "live_tuner_ids") else oracle.tuner_ids
             if not live:

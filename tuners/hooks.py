@@ -159,10 +159,14 @@ class HookedTunerMixin:
         except WorkerFinished:
             raise
         except BaseException as error:
-            hook = getattr(self, "tracker", None)
-            if hook is not None and callable(getattr(hook, "on_search_error", None)):
-                self._call_hook("on_search_error", error)
+            self._report_search_error(error)
             raise
+
+    def _report_search_error(self, error: BaseException) -> None:
+        """Tells the tracker that the search stopped on ``error`` (it marks its run failed)."""
+        hook = getattr(self, "tracker", None)
+        if hook is not None and callable(getattr(hook, "on_search_error", None)):
+            self._call_hook("on_search_error", error)
 
     def on_search_end(self):
         super().on_search_end()

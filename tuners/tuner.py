@@ -181,7 +181,11 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 if not distributed.is_chief():
                     self._check_objective_before_search(fit_args, fit_kwargs)
                 if distributed.is_chief():
-                    return self._chief_search(fit_args, fit_kwargs)
+                    try:  # (keras-tuner's `search`, which the mixin's wraps, is not called)
+                        return self._chief_search(fit_args, fit_kwargs)
+                    except BaseException as error:
+                        self._report_search_error(error)
+                        raise
                 return super().search(*fit_args, **fit_kwargs)
         finally:  # else keras-tuner keeps the oracle alive for the life of the process
             release_oracle(self.local_oracle)

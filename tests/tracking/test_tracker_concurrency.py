@@ -274,3 +274,32 @@ def test_a_chief_rebuilds_the_run_of_a_worker_killed_before_it_logged_its_trial(
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.metrics["objective"] == pytest.approx(trials[trial_id]["score"])
         assert (REBUILT in run.data.tags) == (trial_id in lost)
+
+
+@pytest.mark.slow
+def test_a_distributed_chief_stopped_by_failed_trials_marks_its_parent_run_failed(
+        tmp_path, monkeypatch, empty_store):
+    # The chief's search bypassed the tracker's error report: its parent run stayed
+    # RUNNING, with no error and no summary (a single process marks it FAILED).
+    from tests.tuners.synthetic_search import make_tuner
+    from tests.tuners.test_distributed import start, wait
+
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    port = free_port()
+    env = {"MLFLOW_TRACKING_URI": store, "FAIL_TRIALS": "1", "FAILING_WORKERS": "2",
+           "TRIAL_SECONDS": "0.1"}
+    workers = [start("random", tmp_path, 20, tuner_id=f"tuner{i}", port=port, script=SCRIPT,
+                     **env) for i in range(2)]
+    for name, value in {**env, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                        "KERASTUNER_ORACLE_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        with pytest.raises(RuntimeError, match="consecutive failures"):
+            make_tuner("random", str(tmp_path), 20, overwrite=True).search(verbose=0)
+    finally:
+        for worker in workers:
+            wait(worker, timeout=120)
+    (parent,), _ = runs_of(store, "search")
+    assert parent.info.status == "FAILED"
+    assert "fit exploded" in parent.data.tags["error"]  # the last failure's, as in one process

@@ -167,6 +167,21 @@ def test_a_killed_worker_trial_is_reclaimed_and_the_chief_exits(tmp_path):
     assert chief_done - killed_at < 90
 
 
+def test_the_chief_of_a_finished_search_run_again_exits_and_keeps_the_end_marker(tmp_path):
+    # The chief served for ever (no worker came to be told to stop) and deleted the
+    # marker, so a late worker waited an hour instead of stopping.
+    run_cluster("random", tmp_path, 4, workers=1, TRIAL_SECONDS=0.1)
+    before = trials_on_disk(tmp_path)
+    started = time.monotonic()
+    chief = start("random", tmp_path, 4, tuner_id="chief", port=free_port(), overwrite=False)
+    code, output = wait(chief, timeout=60)
+    assert code == 0, output[-3000:]
+    assert time.monotonic() - started < 45
+    marker = json.loads((tmp_path / "search" / distributed.CHIEF_ENDED_FILE).read_text())
+    assert marker["reason"] == "done"
+    assert trials_on_disk(tmp_path) == before
+
+
 @pytest.mark.parametrize("strategy", ["evolution", "rl"])
 def test_sigkill_mid_trial_then_resume_keeps_every_trial_and_the_strategy(strategy, tmp_path):
     whole = tmp_path / "whole"

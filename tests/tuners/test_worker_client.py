@@ -121,3 +121,24 @@ def test_a_chief_that_answered_then_refuses_is_waited_for_with_backoff_then_give
     finally:
         server.stop(0)
     assert 2 <= len(calls) <= 5  # backed off: 0.5 s, 1 s, 2 s
+
+
+def test_a_chief_on_a_port_another_chief_listens_on_is_refused(tmp_path, monkeypatch):
+    # gRPC set SO_REUSEPORT: a second chief bound the port too, without error, and
+    # the kernel shared the workers out between the two searches.
+    other = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # keras-tuner's binding
+    port = other.add_insecure_port("127.0.0.1:0")
+    other.start()
+    try:
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+        hps = keras_tuner.HyperParameters()
+        hps.Choice("units", [8, 16])
+        oracle = RandomSearchOracle(objective=keras_tuner.Objective("score", "max"),
+                                    max_trials=3, hyperparameters=hps, seed=0)
+        oracle._set_project_dir(str(tmp_path), "search")
+        with pytest.raises(RuntimeError, match=f"could not listen on 127.0.0.1:{port} "):
+            distributed.serve_chief(oracle, poll_seconds=0.05, max_seconds=1)
+    finally:
+        other.stop(0)
+

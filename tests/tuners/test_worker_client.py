@@ -28,15 +28,19 @@ def port():
     return free_port()  # nobody listens on it, unless a test serves there
 
 
+def small_oracle() -> RandomSearchOracle:
+    hps = keras_tuner.HyperParameters()
+    hps.Choice("units", [8, 16])
+    return RandomSearchOracle(objective=keras_tuner.Objective("score", "max"),
+                              max_trials=3, hyperparameters=hps, seed=0)
+
+
 @pytest.fixture
 def client(tmp_path, monkeypatch, port):
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner7")
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
-    hps = keras_tuner.HyperParameters()
-    hps.Choice("units", [8, 16])
-    oracle = RandomSearchOracle(objective=keras_tuner.Objective("score", "max"),
-                                max_trials=3, hyperparameters=hps, seed=0)
+    oracle = small_oracle()
 
     def make(**kwargs):
         return distributed.ResilientOracleClient(
@@ -132,10 +136,7 @@ def test_a_chief_on_a_port_another_chief_listens_on_is_refused(tmp_path, monkeyp
     try:
         monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
-        hps = keras_tuner.HyperParameters()
-        hps.Choice("units", [8, 16])
-        oracle = RandomSearchOracle(objective=keras_tuner.Objective("score", "max"),
-                                    max_trials=3, hyperparameters=hps, seed=0)
+        oracle = small_oracle()
         oracle._set_project_dir(str(tmp_path), "search")
         with pytest.raises(RuntimeError, match=f"could not listen on 127.0.0.1:{port} "):
             distributed.serve_chief(oracle, poll_seconds=0.05, max_seconds=1)

@@ -105,15 +105,18 @@ def recording_reads(hyperparameters, record: ReadRecord) -> Iterator[ReadRecord]
 
 
 def unread_decisions(hyperparameters, record: ReadRecord) -> Optional[List[str]]:
-    """Active, tunable hyperparameters of the trial that nothing read, sorted, or
-    None when the record cannot tell (nothing recorded, or everything read)."""
+    """Active, tunable hyperparameters of the trial that nothing read, and values
+    of names the model never registered (an ``initial_hps`` setting of a branch
+    the model did not build), sorted; or None when the record cannot tell
+    (nothing recorded, or everything read)."""
     if record.everything or not record.names:
         return None
     values = hyperparameters.values
+    registered = {hp.name for hp in hyperparameters.space}
     active = {
         hp.name
         for hp in hyperparameters.space
         if not isinstance(hp, hp_types.Fixed) and hp.name in values
         and hyperparameters.is_active(hp)
     }
-    return sorted(active - record.names)
+    return sorted((active | (set(values) - registered)) - record.names)

@@ -14,6 +14,7 @@ from autokeras import nodes as ak_nodes
 from autokeras.engine import tuner as ak_tuner
 from autokeras.tuners import task_specific
 import keras_tuner
+from keras_tuner.src.engine.hyperparameters import hp_types
 
 from metanas.meta.tuner import MetaTuner as _KerasMetaTuner
 from metanas.tuners import distributed
@@ -43,7 +44,7 @@ def head_task_type(hypermodel) -> Optional[str]:
     return None
 
 
-def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
+def task_initial_hps(hypermodel, hyperparameters=None) -> List[Dict[str, Any]]:
     """AutoKeras's task-specific first trials for the graph of ``hypermodel``.
 
     The task tuners of AutoKeras (`autokeras.tuners.task_specific`) start from
@@ -52,7 +53,11 @@ def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
     input node and single head. Other graphs (regressors without such a list,
     multi-input or multi-output models) get none, and a graph without a
     block the list sets (a custom one) gets only the settings of the blocks
-    it has.
+    it has. A starting point for another block type than the one the block
+    was given (``ImageBlock(block_type="vanilla")``, or a ``Fixed`` of it in
+    ``hyperparameters``) is left out: its settings would be a ResNet's on a
+    vanilla network. Settings the block was given are left out too (it
+    registers none for them).
     """
     inputs = list(getattr(hypermodel, "inputs", None) or [])
     outputs = list(getattr(hypermodel, "outputs", None) or [])
@@ -73,10 +78,27 @@ def task_initial_hps(hypermodel) -> List[Dict[str, Any]]:
         return []
     # Only the settings of blocks this graph has (a custom graph, such as a
     # `CellBlock` on an image input, has no `image_block_1`), and graph-wide ones.
-    blocks = {getattr(block, "name", None) for block in getattr(hypermodel, "blocks", None) or []}
+    blocks = {getattr(block, "name", None): block
+              for block in getattr(hypermodel, "blocks", None) or []}
+    fixed = {hp.name: hp.value for hp in getattr(hyperparameters, "space", ())
+             if isinstance(hp, hp_types.Fixed)}
     out: List[Dict[str, Any]] = []
     for values in table:
-        kept = {k: v for k, v in values.items() if "/" not in k or k.split("/")[0] in blocks}
+        kept: Optional[Dict[str, Any]] = {}
+        for name, value in values.items():
+            block, _, setting = name.partition("/")
+            if not setting:  # graph-wide (optimizer, learning_rate)
+                kept[name] = value
+                continue
+            if block not in blocks:
+                continue
+            given = getattr(blocks[block], setting, None) if "/" not in setting else None
+            chosen = fixed.get(name) if given is None else given
+            if setting == "block_type" and chosen is not None and chosen != value:
+                kept = None  # a starting point for another block type
+                break
+            if given is None:
+                kept[name] = value
         if kept and kept not in out:
             out.append(kept)
     return out
@@ -110,7 +132,8 @@ class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner, _ChiefServes):
       not count toward ``max_consecutive_failed_trials``; even the space's
       default model may be oversized without stopping the search.
     - ``fit`` again with ``overwrite=False`` and a larger ``max_trials``
-      continues the finished search (AutoKeras would return at once).
+      continues the finished search, as AutoKeras's own tuners do (a finished
+      search saved as such is continued too).
     - In keras-tuner's chief/worker mode the workers run the trials and their
       ``fit`` returns None; the chief serves the oracle, then trains and saves
       the best model once (AutoKeras alone would have every worker do it).
@@ -154,7 +177,7 @@ class AutoKerasStrategyTuner(StrategyTuner, ak_tuner.AutoTuner, _ChiefServes):
         if self.oracle_class is None:
             self.oracle_class = self.resolve_oracle_class()
         if kwargs.get("initial_hps") is None:
-            kwargs["initial_hps"] = task_initial_hps(hypermodel)
+            kwargs["initial_hps"] = task_initial_hps(hypermodel, kwargs.get("hyperparameters"))
         self._in_trial = False
         super().__init__(hypermodel, objective, max_trials, **kwargs)
         done = len(self.local_oracle.trials)
@@ -263,7 +286,7 @@ class MetaTuner(_KerasMetaTuner, AutoKerasStrategyTuner):
     def __init__(self, hypermodel=None, objective: Any = "val_loss",
                  max_trials: Optional[int] = 10, **kwargs: Any) -> None:
         if kwargs.get("initial_hps") is None:
-            kwargs["initial_hps"] = task_initial_hps(hypermodel)
+            kwargs["initial_hps"] = task_initial_hps(hypermodel, kwargs.get("hyperparameters"))
         if kwargs.get("task_type") is None:  # the head says what the target is
             kwargs["task_type"] = head_task_type(hypermodel)
         super().__init__(hypermodel, objective, max_trials, **kwargs)

@@ -174,6 +174,34 @@ def test_task_initial_hps_follow_the_task(tmp_path):
                for values in starts for k in values)
 
 
+def test_no_starting_point_for_another_block_type_than_the_one_given(tmp_path):
+    # ImageBlock(block_type="vanilla"): AutoKeras's ResNet and EfficientNet starting
+    # points ran as vanilla networks, recorded as block_type=resnet, resnet50, ...
+    table = task_specific.IMAGE_CLASSIFIER
+    vanilla = [v for v in table if v["image_block_1/block_type"] == "vanilla"]
+    assert 0 < len(vanilla) < len(table)
+
+    def of_graph(tuner, starts, drop=()):
+        # (Blocks are named uniquely in a process: the head may be another than
+        # classification_head_1 here, and its settings are then left out.)
+        names = {block.name for block in tuner.hypermodel.blocks}
+        return [{k: v for k, v in values.items() if k not in drop
+                 and ("/" not in k or k.split("/")[0] in names)} for values in starts]
+
+    node = ak.ImageInput()
+    given = ak.AutoModel(node, ak.ClassificationHead()(ak.ImageBlock(block_type="vanilla")(node)),
+                         directory=tmp_path, overwrite=True).tuner
+    # The block type it was given is no setting it registers: left out too.
+    assert task_initial_hps(given.hypermodel) == of_graph(
+        given, vanilla, drop={"image_block_1/block_type"})
+    # The same through a Fixed value, as the README restricts an ImageClassifier.
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("image_block_1/block_type", "vanilla")
+    clf = ak.ImageClassifier(directory=tmp_path, overwrite=True, project_name="fixed").tuner
+    assert task_initial_hps(clf.hypermodel, hp) == of_graph(clf, vanilla)
+    assert task_initial_hps(clf.hypermodel) == of_graph(clf, table)
+
+
 def test_the_meta_tuner_takes_the_task_type_from_the_head_and_names_unnamed_tasks(tmp_path):
     storage = f"sqlite:///{tmp_path}/meta.db"
 

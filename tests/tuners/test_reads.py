@@ -48,6 +48,17 @@ def test_the_record_names_what_a_build_read_and_the_values_keep_their_identity()
     assert unread_decisions(hp, record) == []
 
 
+def test_a_value_of_a_name_the_model_never_registered_is_unread():
+    # An initial_hps setting of a branch the model did not build (AutoKeras's ResNet
+    # start on a vanilla ImageBlock) was neither read nor listed as unused.
+    hp = layers_space()
+    hp.values.update({"num_layers": 1, "res_net_block_1/version": "resnet50"})
+    record = ReadRecord()
+    with recording_reads(hp, record):
+        read_like_the_tutorial(hp)
+    assert unread_decisions(hp, record) == ["res_net_block_1/version", "units_1", "units_2"]
+
+
 @pytest.mark.parametrize("bulk", [
     lambda v: dict(v), lambda v: list(v.items()), lambda v: v.copy(), lambda v: list(v),
     lambda v: {**v}, lambda v: json.dumps(v),

@@ -16,6 +16,9 @@ previous defaults paired by seed (Wilcoxon signed-rank).
 Usage:
 
     .venv/bin/python benchmarks/bar_100seeds.py benchmarks/results-100seeds/raw.json.gz
+
+A run without the previous defaults (the unused seeds 200-299,
+`benchmarks/results-200seeds`) has "–" in their column and no paired comparison.
 """
 
 import argparse
@@ -66,16 +69,20 @@ def main(argv=None) -> int:
         ref = regret[REFERENCE]
         print(f"| {task} | {cell} | {ref.mean():.3g} ± {ref.std(ddof=1) / np.sqrt(len(ref)):.2g}"
               f" | {_p(p_ref)} | {regret[TPE].mean():.3g} | {_p(p_tpe)} | "
-              f"{regret[PREVIOUS].mean():.3g} | "
+              + (f"{regret[PREVIOUS].mean():.3g} | " if PREVIOUS in regret else "– | ")
               + " | ".join(f"{regret[s].mean():.3g}" for s in RANDOMS)
               + f" | {_ratio(ours.mean() / regret['metanas/random'].mean())} |")
+        if PREVIOUS not in regret:
+            continue
         seeds = sorted(set(runs[(task, OURS)]) & set(runs[(task, PREVIOUS)]))
         a = np.array([runs[(task, OURS)][s] for s in seeds])
         b = np.array([runs[(task, PREVIOUS)][s] for s in seeds])
         paired.append((task, a.mean() / b.mean(), wilcoxon(a, b).pvalue))
     n = len(next(iter(runs.values())))
-    print(f"\n({n} seeds per cell.) Default evolution against the previous defaults, paired "
-          "by seed (ratio of mean regret, Wilcoxon p):\n")
+    print(f"\n({n} seeds per cell.)")
+    if paired:
+        print("Default evolution against the previous defaults, paired by seed (ratio of "
+              "mean regret, Wilcoxon p):\n")
     for task, ratio, p in sorted(paired, key=lambda item: item[1]):
         print(f"- {task}: {ratio:.2f} (p = {p:.2g})")
     return 0

@@ -325,10 +325,11 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         none did (keras-tuner would return it)."""
         best = self.oracle.get_best_trials(num_trials)
         if best and best[0].status != "COMPLETED":
-            trials = list(getattr(self.local_oracle, "trials", {}).values()) or best
-            oversized = sum(is_oversized(t) for t in trials)
+            # (A worker's own oracle holds no trials: the count is the chief's to tell.)
+            trials = list(getattr(self.local_oracle, "trials", {}).values())
+            oversized = sum(is_oversized(t) for t in trials or best)
             raise RuntimeError(
-                f"no trial of {len(trials)} completed"
+                (f"no trial of {len(trials)} completed" if trials else "no trial completed")
                 + (f" ({oversized} exceeded max_model_size={self.max_model_size})"
                    if oversized else "")
                 + "; there is no best model. See the trials' messages "

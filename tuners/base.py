@@ -1171,7 +1171,11 @@ class MetanasOracle(keras_tuner.Oracle):
     @synchronized
     def search_finished(self) -> bool:
         """Whether a search has nothing left to run: ``max_trials`` trials made
-        and ended (a finished search resumed as it was), or too many failures."""
+        and ended (a finished search resumed as it was), or too many failures.
+
+        A space used up before ``max_trials`` is not told from here (only a
+        proposal finds that out): its chief, run again, ends once a worker asks.
+        """
         if self.failure is not None:
             return True
         return bool(self.max_trials and len(self.trials) >= self.max_trials

@@ -148,6 +148,7 @@ def serve_chief(oracle, *, poll_seconds: float = 0.5, max_seconds: Optional[floa
     except RuntimeError:  # (grpcio raises where older versions returned 0)
         bound = 0
     if bound == 0:
+        server.stop(0)
         raise RuntimeError(f"the chief could not listen on {address} (KERASTUNER_ORACLE_IP:"
                            "KERASTUNER_ORACLE_PORT): is another chief, or another program, "
                            "listening there? Give this search another port.")

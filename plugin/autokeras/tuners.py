@@ -54,10 +54,12 @@ def task_initial_hps(hypermodel, hyperparameters=None) -> List[Dict[str, Any]]:
     multi-input or multi-output models) get none, and a graph without a
     block the list sets (a custom one) gets only the settings of the blocks
     it has. A starting point for another block type than the one the block
-    was given (``ImageBlock(block_type="vanilla")``, or a ``Fixed`` of it in
-    ``hyperparameters``) is left out: its settings would be a ResNet's on a
-    vanilla network. Settings the block was given are left out too (it
-    registers none for them).
+    was given (``ImageBlock(block_type="vanilla")``, or a ``Fixed`` or
+    ``Choice`` of it in ``hyperparameters``) is left out: its settings would
+    be a ResNet's on a vanilla network. Settings the block was given are left
+    out too (it registers none for them). (Settings of a sub-block a switch
+    turns off, such as ``augment=False``'s augmentation, are kept: the trial
+    lists them as unused.)
     """
     inputs = list(getattr(hypermodel, "inputs", None) or [])
     outputs = list(getattr(hypermodel, "outputs", None) or [])
@@ -80,8 +82,10 @@ def task_initial_hps(hypermodel, hyperparameters=None) -> List[Dict[str, Any]]:
     # `CellBlock` on an image input, has no `image_block_1`), and graph-wide ones.
     blocks = {getattr(block, "name", None): block
               for block in getattr(hypermodel, "blocks", None) or []}
-    fixed = {hp.name: hp.value for hp in getattr(hyperparameters, "space", ())
-             if isinstance(hp, hp_types.Fixed)}
+    # The values ``hyperparameters`` allows a name: a Fixed one, or a Choice's.
+    allowed = {hp.name: [hp.value] if isinstance(hp, hp_types.Fixed) else list(hp.values)
+               for hp in getattr(hyperparameters, "space", ())
+               if isinstance(hp, (hp_types.Fixed, hp_types.Choice))}
     out: List[Dict[str, Any]] = []
     for values in table:
         kept: Optional[Dict[str, Any]] = {}
@@ -93,8 +97,8 @@ def task_initial_hps(hypermodel, hyperparameters=None) -> List[Dict[str, Any]]:
             if block not in blocks:
                 continue
             given = getattr(blocks[block], setting, None) if "/" not in setting else None
-            chosen = fixed.get(name) if given is None else given
-            if setting == "block_type" and chosen is not None and chosen != value:
+            choices = allowed.get(name) if given is None else [given]
+            if setting == "block_type" and choices is not None and value not in choices:
                 kept = None  # a starting point for another block type
                 break
             if given is None:

@@ -27,6 +27,7 @@ import datetime
 import math
 import numbers
 import os
+import re
 import socket
 import warnings
 from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set,
@@ -326,12 +327,15 @@ def _default_strategy(allowed) -> str:
     return "evolution" if "evolution" in allowed else sorted(allowed)[0]
 
 
+#: A `MetaTuner`'s record key: its search's id (32 hex digits) and its trial count.
+_SEARCH_KEY = re.compile(r"([0-9a-f]{32})#([0-9]{1,9})")
+
+
 def _search_of(key: Any) -> Optional[Tuple[str, int]]:
-    """``(search, trials)`` of a record key ``"<search>#<trials>"`` (`MetaTuner`'s); else None."""
-    if not isinstance(key, str):
-        return None
-    search, _, count = key.rpartition("#")
-    return (search, int(count)) if search and count.isdigit() else None
+    """``(search, trials)`` of a `MetaTuner` record key; None for any other key (a
+    user's own keys, "exp#1", "exp#2", name searches of their own)."""
+    found = _SEARCH_KEY.fullmatch(key) if isinstance(key, str) else None
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 def _latest_keys(keys: Iterable[Any]) -> Dict[Optional[Tuple[str, int]], bool]:
@@ -1214,10 +1218,11 @@ class MetaLearner:
         ``score`` is in the ``"auc"`` meta-objective (as `search_score` gives
         it for a production search). A ``key`` names the search: a search
         recorded under that key already is not added again (its number is
-        returned), so that reporting a search twice counts it once. A key
-        ``"<search>#<trials>"`` (`MetaTuner`'s) recorded again with more trials
-        (the search resumed) supersedes the search's earlier records in
-        ``recommend``: they are one search, not several to pool.
+        returned), so that reporting a search twice counts it once. A
+        `MetaTuner`'s key (``"<search id: 32 hex digits>#<trials>"``) recorded
+        again with more trials (the search resumed) supersedes the search's
+        earlier records in ``recommend``: they are one search, not several to
+        pool.
 
         Raises:
             ValueError: ``task`` is not a `MetaTask`, ``score`` not a finite

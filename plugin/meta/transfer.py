@@ -112,13 +112,16 @@ def _same_definitions(record: Mapping[str, Any], hyperparameters,
     A space with the same names may give them other types, ranges or choices:
     its elite's values would be invalid, or mean other things (``units`` 8
     among 8..64 is not ``units`` 8 among 128..1024). Compared by definition
-    where the record keeps them (`space_config`); else (a record from before)
-    by whether every value of the elite is a legal value here. ``ours`` is
-    `space_config` of ``hyperparameters`` (made once for all the records).
+    where the record keeps them (`space_config`), and always by whether every
+    value of the elite is a legal value here (definitions equal to float32's
+    precision may still not hold an elite value exactly: a float32 choice, a
+    value on a bound). ``ours`` is `space_config` of ``hyperparameters`` (made
+    once for all the records).
     """
     theirs = record.get("space_config")
-    if isinstance(theirs, Mapping):
-        return all(_alike(theirs[name], config) for name, config in ours.items() if name in theirs)
+    if isinstance(theirs, Mapping) and not all(
+            _alike(theirs[name], config) for name, config in ours.items() if name in theirs):
+        return False
     from metanas.tuners import SearchSpaceCodec
 
     codec = SearchSpaceCodec(hyperparameters)

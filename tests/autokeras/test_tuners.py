@@ -200,6 +200,10 @@ def test_no_starting_point_for_another_block_type_than_the_one_given(tmp_path):
     clf = ak.ImageClassifier(directory=tmp_path, overwrite=True, project_name="fixed").tuner
     assert task_initial_hps(clf.hypermodel, hp) == of_graph(clf, vanilla)
     assert task_initial_hps(clf.hypermodel) == of_graph(clf, table)
+    # And a Choice that leaves some block types out.
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("image_block_1/block_type", ["vanilla", "xception"])
+    assert task_initial_hps(clf.hypermodel, hp) == of_graph(clf, vanilla)
 
 
 def test_the_meta_tuner_takes_the_task_type_from_the_head_and_names_unnamed_tasks(tmp_path):

@@ -116,6 +116,24 @@ def test_definitions_compare_floats_to_float32_precision() -> None:
     assert not _alike({"choices": [1, 0]}, {"choices": [True, False]})  # bools are not ints
 
 
+def test_definitions_alike_to_float32_precision_still_need_the_elite_legal_here(tmp_path) -> None:
+    # Choices made from float32 values (0.10000000149...) are alike to 0.1, but the
+    # elite's value is no choice here: it ran as a random value, called a warm start.
+    from metanas.meta.transfer import space_config
+
+    def drop_space(choices) -> keras_tuner.HyperParameters:
+        hp = keras_tuner.HyperParameters()
+        hp.Choice("drop", choices)
+        return hp
+
+    theirs = drop_space([float(np.float32(0.1)), float(np.float32(0.5))])
+    store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
+    store.put(MetaTask("f32", FEATURES), elite=[{"drop": float(np.float32(0.1))}],
+              space=["drop"], strategy="EvolutionOracle", definitions=space_config(theirs))
+    assert store.warm_start(FEATURES, hyperparameters=drop_space([0.1, 0.5])).source is None
+    assert store.warm_start(FEATURES, hyperparameters=theirs).source == "f32"
+
+
 def test_a_record_without_definitions_qualifies_only_if_its_elite_is_legal_here(tmp_path) -> None:
     store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
     store.put(MetaTask("old", FEATURES), elite=[{"units": 16, "act": "tanh"}],
@@ -196,12 +214,25 @@ def test_a_resumed_search_recorded_again_is_one_search_not_two(tmp_path) -> None
     learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
     defaults = default_recommendation().params
     wine = MetaTask("wine", {"log_samples": 2.25, "modality": "tabular"})
-    for key, score in [("a1#10", 0.50), ("a1#25", 0.20), ("b2#10", 0.40), (None, 0.30)]:
+    a, b = "a" * 32, "b" * 32  # MetaTuner's search ids (uuid4().hex)
+    for key, score in [(f"{a}#10", 0.50), (f"{a}#25", 0.20), (f"{b}#10", 0.40), (None, 0.30)]:
         learner.record(task=wine, strategy="evolution", params=defaults, score=score, key=key)
     # An earlier state recorded after the later one is still superseded.
-    learner.record(task=wine, strategy="evolution", params=defaults, score=0.9, key="b2#4")
+    learner.record(task=wine, strategy="evolution", params=defaults, score=0.9, key=f"{b}#4")
     choice = learner.recommend({"log_samples": 2.25, "modality": "tabular"})
     assert choice.expected == pytest.approx((0.20 + 0.40 + 0.30) / 3)
+
+
+def test_a_users_own_keys_are_never_taken_for_one_search(tmp_path) -> None:
+    # record(key=) is public: "exp#1" on wine and "exp#2" on bc kept only bc's, and a
+    # key "x#²" (a digit to str.isdigit, not to int) broke every recommend().
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db")
+    defaults = default_recommendation().params
+    for name, key, score in [("wine", "exp#1", 0.2), ("bc", "exp#2", 0.6), ("bc", "x#²", 0.4)]:
+        learner.record(task=MetaTask(name, {"log_samples": 2.25, "modality": "tabular"}),
+                       strategy="evolution", params=defaults, score=score, key=key)
+    (_, per_task, _, _), = learner._results(exclude=())
+    assert per_task == pytest.approx({"wine": 0.2, "bc": 0.5})
 
 
 @pytest.mark.skipif(not ON_LINUX, reason="a process is looked up in /proc")

@@ -93,6 +93,15 @@ def test_the_median_table_is_not_moved_by_one_diverged_seed():
         "| hpolib/naval_propulsion | **2.5e-05** | 5.5e-05 |")
 
 
+def test_the_plot_band_is_a_95_percent_t_interval():
+    # It was 1.96 standard errors: 91% coverage at 5 seeds, 94% at 20.
+    curves = np.array([[1.0, 2.0], [3.0, 2.0], [2.0, 2.0], [4.0, 2.0], [0.0, 2.0]])
+    half = report.band_half_width(curves)
+    assert half[0] == pytest.approx(2.776445 * np.std(curves[:, 0], ddof=1) / np.sqrt(5))
+    assert half[1] == 0.0
+    assert report.band_half_width(curves[:1]).tolist() == [0.0, 0.0]
+
+
 def test_a_single_run_is_not_bold_as_the_best():
     # keras-tuner's Bayesian optimisation has one seed per task: one lucky run was
     # bold as the task's best over strategies measured on 20 seeds.

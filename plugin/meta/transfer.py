@@ -125,10 +125,16 @@ def _same_definitions(record: Mapping[str, Any], hyperparameters,
     from metanas.tuners import SearchSpaceCodec
 
     codec = SearchSpaceCodec(hyperparameters)
-    by_name = {hp.name: hp for hp in hyperparameters.space}
-    return all(codec.is_valid_value(by_name[name], codec.canonical_value(by_name[name], value))
-               for config in record.get("elite", []) for name, value in config.items()
-               if name in by_name and value is not None)
+    by_name: Dict[str, List[Any]] = {}
+    for hp in hyperparameters.space:  # a name may be declared in several conditional scopes
+        by_name.setdefault(hp.name, []).append(hp)
+
+    def legal(name: str, value: Any) -> bool:
+        return any(codec.is_valid_value(hp, codec.canonical_value(hp, value))
+                   for hp in by_name[name])
+
+    return all(legal(name, value) for config in record.get("elite", [])
+               for name, value in config.items() if name in by_name and value is not None)
 
 
 def _check_task(task: Any) -> None:

@@ -134,6 +134,24 @@ def test_definitions_alike_to_float32_precision_still_need_the_elite_legal_here(
     assert store.warm_start(FEATURES, hyperparameters=theirs).source == "f32"
 
 
+def test_a_name_declared_in_two_scopes_is_legal_by_either(tmp_path) -> None:
+    # The legality check kept a name's last declaration only: units=32 of scope "a"
+    # was checked against scope "b"'s 128..1024, and the same space started cold.
+    from metanas.meta.transfer import space_config
+
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("model", ["a", "b"])
+    with hp.conditional_scope("model", ["a"]):
+        hp.Int("units", 8, 64)
+    with hp.conditional_scope("model", ["b"]):
+        hp.Int("units", 128, 1024)
+    store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
+    store.put(MetaTask("scoped", FEATURES), elite=[{"model": "a", "units": 32}],
+              space=["model", "units"], strategy="EvolutionOracle",
+              definitions=space_config(hp))
+    assert store.warm_start(FEATURES, hyperparameters=hp).source == "scoped"
+
+
 def test_a_record_without_definitions_qualifies_only_if_its_elite_is_legal_here(tmp_path) -> None:
     store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
     store.put(MetaTask("old", FEATURES), elite=[{"units": 16, "act": "tanh"}],

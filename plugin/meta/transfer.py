@@ -105,36 +105,63 @@ def _alike(a: Any, b: Any) -> bool:
     return a == b and type(a) is type(b)
 
 
-def _same_definitions(record: Mapping[str, Any], hyperparameters,
-                      ours: Mapping[str, Any]) -> bool:
-    """Whether the names ``record``'s space shares with ``hyperparameters`` are defined alike.
+def _elite_here(record: Mapping[str, Any], hyperparameters,
+                ours: Mapping[str, Any]) -> Optional[List[Dict[str, Any]]]:
+    """``record``'s elite as values of ``hyperparameters``, or None if the record does not
+    qualify: the names its space shares with ``hyperparameters`` are defined otherwise.
 
     A space with the same names may give them other types, ranges or choices:
     its elite's values would be invalid, or mean other things (``units`` 8
     among 8..64 is not ``units`` 8 among 128..1024). Compared by definition
-    where the record keeps them (`space_config`), and always by whether every
-    value of the elite is a legal value here (definitions equal to float32's
-    precision may still not hold an elite value exactly: a float32 choice, a
-    value on a bound). ``ours`` is `space_config` of ``hyperparameters`` (made
+    where the record keeps them (`space_config`; floats to float32's
+    precision), and always by whether every value of the elite is a legal
+    value here, by any declaration of its name (one name may be declared in
+    several conditional scopes). A float within float32's precision of a
+    choice or a bound here (``np.float32(1e-4)`` is 9.9999997e-05) is that
+    choice or bound. ``ours`` is `space_config` of ``hyperparameters`` (made
     once for all the records).
     """
     theirs = record.get("space_config")
     if isinstance(theirs, Mapping) and not all(
             _alike(theirs[name], config) for name, config in ours.items() if name in theirs):
-        return False
+        return None
     from metanas.tuners import SearchSpaceCodec
 
     codec = SearchSpaceCodec(hyperparameters)
     by_name: Dict[str, List[Any]] = {}
-    for hp in hyperparameters.space:  # a name may be declared in several conditional scopes
+    for hp in hyperparameters.space:
         by_name.setdefault(hp.name, []).append(hp)
 
-    def legal(name: str, value: Any) -> bool:
-        return any(codec.is_valid_value(hp, codec.canonical_value(hp, value))
-                   for hp in by_name[name])
+    def here(name: str, value: Any) -> Any:
+        """``value`` as a legal value of ``name`` here, or `_ILLEGAL`."""
+        for hp in by_name[name]:
+            for candidate in (value, *_float32_neighbours(hp, value)):
+                candidate = codec.canonical_value(hp, candidate)
+                if codec.is_valid_value(hp, candidate):
+                    return candidate
+        return _ILLEGAL
 
-    return all(legal(name, value) for config in record.get("elite", [])
-               for name, value in config.items() if name in by_name and value is not None)
+    elite = []
+    for config in record.get("elite", []):
+        config = {name: value if name not in by_name or value is None else here(name, value)
+                  for name, value in config.items()}
+        if any(value is _ILLEGAL for value in config.values()):
+            return None
+        elite.append(config)
+    return elite
+
+
+_ILLEGAL = object()
+
+
+def _float32_neighbours(hp, value: Any) -> List[Any]:
+    """The choices and bounds of ``hp`` within float32's precision of a float ``value``."""
+    if not isinstance(value, float):
+        return []
+    options = list(getattr(hp, "values", None) or []) + [
+        getattr(hp, "min_value", None), getattr(hp, "max_value", None)]
+    return [option for option in options if isinstance(option, float) and option != value
+            and math.isclose(option, value, rel_tol=1e-6, abs_tol=0.0)]
 
 
 def _check_task(task: Any) -> None:
@@ -342,8 +369,10 @@ class TransferStore:
                     continue
                 if hasattr(hyperparameters, "space"):
                     ours = space_config(hyperparameters) if ours is None else ours
-                    if not _same_definitions(record, hyperparameters, ours):
+                    elite = _elite_here(record, hyperparameters, ours)
+                    if elite is None:
                         continue
+                    record = dict(record, elite=elite)
             distance = feature_distance(features, record.get("features", {}))
             if distance <= max_distance and (best is None or distance < best[0]):
                 best = (distance, name, record)

@@ -116,22 +116,31 @@ def test_definitions_compare_floats_to_float32_precision() -> None:
     assert not _alike({"choices": [1, 0]}, {"choices": [True, False]})  # bools are not ints
 
 
-def test_definitions_alike_to_float32_precision_still_need_the_elite_legal_here(tmp_path) -> None:
-    # Choices made from float32 values (0.10000000149...) are alike to 0.1, but the
-    # elite's value is no choice here: it ran as a random value, called a warm start.
+def test_an_elite_value_float32_near_a_choice_or_bound_is_that_value_here(tmp_path) -> None:
+    # Definitions alike to float32's precision, but the elite's values (a float32
+    # choice, a value on a float32 bound) are none here: they ran as random values
+    # called a warm start, then (a first fix) the space started cold.
     from metanas.meta.transfer import space_config
 
-    def drop_space(choices) -> keras_tuner.HyperParameters:
+    def space(choices, low) -> keras_tuner.HyperParameters:
         hp = keras_tuner.HyperParameters()
         hp.Choice("drop", choices)
+        hp.Float("lr", low, 1e-2, sampling="log")
         return hp
 
-    theirs = drop_space([float(np.float32(0.1)), float(np.float32(0.5))])
+    f32 = float(np.float32(0.1)), float(np.float32(0.5))
+    theirs = space(list(f32), np.float32(1e-4))
     store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
-    store.put(MetaTask("f32", FEATURES), elite=[{"drop": float(np.float32(0.1))}],
-              space=["drop"], strategy="EvolutionOracle", definitions=space_config(theirs))
-    assert store.warm_start(FEATURES, hyperparameters=drop_space([0.1, 0.5])).source is None
-    assert store.warm_start(FEATURES, hyperparameters=theirs).source == "f32"
+    store.put(MetaTask("f32", FEATURES), elite=[{"drop": f32[0], "lr": float(np.float32(1e-4))}],
+              space=["drop", "lr"], strategy="EvolutionOracle", definitions=space_config(theirs))
+    start = store.warm_start(FEATURES, hyperparameters=space([0.1, 0.5], 1e-4))
+    assert start.source == "f32" and start.elite == [{"drop": 0.1, "lr": 1e-4}]
+    same = store.warm_start(FEATURES, hyperparameters=theirs).elite  # (lr as stored)
+    assert same[0]["drop"] == f32[0] and same[0]["lr"] == pytest.approx(float(np.float32(1e-4)))
+    # A value that is no choice here, however near the definitions: a cold start.
+    store.put(MetaTask("f32", FEATURES), elite=[{"drop": 0.3, "lr": 1e-3}],
+              space=["drop", "lr"], strategy="EvolutionOracle", definitions=space_config(theirs))
+    assert store.warm_start(FEATURES, hyperparameters=space([0.1, 0.5], 1e-4)).source is None
 
 
 def test_a_name_declared_in_two_scopes_is_legal_by_either(tmp_path) -> None:

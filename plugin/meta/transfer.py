@@ -114,12 +114,13 @@ def _elite_here(record: Mapping[str, Any], hyperparameters,
     its elite's values would be invalid, or mean other things (``units`` 8
     among 8..64 is not ``units`` 8 among 128..1024). Compared by definition
     where the record keeps them (`space_config`; floats to float32's
-    precision), and always by whether every value of the elite is a legal
-    value here, by any declaration of its name (one name may be declared in
-    several conditional scopes). A float within float32's precision of a
-    choice or a bound here (``np.float32(1e-4)`` is 9.9999997e-05) is that
-    choice or bound. ``ours`` is `space_config` of ``hyperparameters`` (made
-    once for all the records).
+    precision), and always by whether each value of the elite is a legal
+    value of the declaration of its name that is active under the elite's
+    other values, walked in space order as the oracle does (`SearchSpaceCodec.
+    repair`: a value of an inactive name is dropped, not judged). A float
+    within float32's precision of a choice or a bound here (``np.float32(1e-4)``
+    is 9.9999997e-05) is that choice or bound. ``ours`` is `space_config` of
+    ``hyperparameters`` (made once for all the records).
     """
     theirs = record.get("space_config")
     if isinstance(theirs, Mapping) and not all(
@@ -128,40 +129,44 @@ def _elite_here(record: Mapping[str, Any], hyperparameters,
     from metanas.tuners import SearchSpaceCodec
 
     codec = SearchSpaceCodec(hyperparameters)
-    by_name: Dict[str, List[Any]] = {}
-    for hp in hyperparameters.space:
-        by_name.setdefault(hp.name, []).append(hp)
-
-    def here(name: str, value: Any) -> Any:
-        """``value`` as a legal value of ``name`` here, or `_ILLEGAL`."""
-        for hp in by_name[name]:
-            for candidate in (value, *_float32_neighbours(hp, value)):
-                candidate = codec.canonical_value(hp, candidate)
-                if codec.is_valid_value(hp, candidate):
-                    return candidate
-        return _ILLEGAL
-
+    known = {hp.name for hp in hyperparameters.space}
     elite = []
     for config in record.get("elite", []):
-        config = {name: value if name not in by_name or value is None else here(name, value)
-                  for name, value in config.items()}
-        if any(value is _ILLEGAL for value in config.values()):
-            return None
-        elite.append(config)
+        out: Dict[str, Any] = {}
+        for hp in hyperparameters.space:
+            if hp.name in out or config.get(hp.name) is None or not all(
+                    condition.is_active(out) for condition in hp.conditions):
+                continue
+            value = _value_here(codec, hp, config[hp.name])
+            if value is _ILLEGAL:
+                return None
+            out[hp.name] = value
+        # Names this space does not hold (yet) are passed on, as `initial_hps` are.
+        out.update({name: value for name, value in config.items() if name not in known})
+        elite.append(out)
     return elite
 
 
 _ILLEGAL = object()
 
 
-def _float32_neighbours(hp, value: Any) -> List[Any]:
-    """The choices and bounds of ``hp`` within float32's precision of a float ``value``."""
+def _value_here(codec, hp, value: Any) -> Any:
+    """``value`` as a legal value of ``hp``, or else, for a float, the choice or bound of
+    ``hp`` within float32's precision of it; `_ILLEGAL` if neither."""
+    canonical = codec.canonical_value(hp, value)
+    if codec.is_valid_value(hp, canonical):
+        return canonical
     if not isinstance(value, float):
-        return []
-    options = list(getattr(hp, "values", None) or []) + [
-        getattr(hp, "min_value", None), getattr(hp, "max_value", None)]
-    return [option for option in options if isinstance(option, float) and option != value
-            and math.isclose(option, value, rel_tol=1e-6, abs_tol=0.0)]
+        return _ILLEGAL
+    options = (list(hp.values) if isinstance(getattr(hp, "values", None), (list, tuple))
+               and not hasattr(hp, "min_value") else [])
+    options += [getattr(hp, name, None) for name in ("min_value", "max_value", "value")]
+    for option in options:
+        if isinstance(option, float) and math.isclose(option, value, rel_tol=1e-6, abs_tol=0.0):
+            option = codec.canonical_value(hp, option)
+            if codec.is_valid_value(hp, option):
+                return option
+    return _ILLEGAL
 
 
 def _check_task(task: Any) -> None:

@@ -143,22 +143,49 @@ def test_an_elite_value_float32_near_a_choice_or_bound_is_that_value_here(tmp_pa
     assert store.warm_start(FEATURES, hyperparameters=space([0.1, 0.5], 1e-4)).source is None
 
 
-def test_a_name_declared_in_two_scopes_is_legal_by_either(tmp_path) -> None:
-    # The legality check kept a name's last declaration only: units=32 of scope "a"
-    # was checked against scope "b"'s 128..1024, and the same space started cold.
-    from metanas.meta.transfer import space_config
+def test_an_elite_value_is_judged_by_the_declaration_active_for_it(tmp_path) -> None:
+    # The legality check kept a name's last declaration only (units=32 of scope "a"
+    # judged by scope "b": the same space started cold), then any declaration
+    # (units=32 under model=b passed, and the oracle replaced it with a random value).
+    from metanas.meta.transfer import _elite_here, space_config
 
     hp = keras_tuner.HyperParameters()
     hp.Choice("model", ["a", "b"])
     with hp.conditional_scope("model", ["a"]):
         hp.Int("units", 8, 64)
+        hp.Float("drop", 0.0, 0.5)
     with hp.conditional_scope("model", ["b"]):
         hp.Int("units", 128, 1024)
+    ours = space_config(hp)
+
+    def here(*elite):
+        return _elite_here({"elite": list(elite), "space_config": ours}, hp, ours)
+
+    assert here({"model": "a", "units": 32}) == [{"model": "a", "units": 32}]
+    assert here({"model": "b", "units": 512}) == [{"model": "b", "units": 512}]
+    assert here({"model": "b", "units": 32}) is None
+    # A value of a name inactive for it is dropped (as the oracle drops it), not judged.
+    assert here({"model": "b", "units": 512, "drop": 0.9}) == [{"model": "b", "units": 512}]
     store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
     store.put(MetaTask("scoped", FEATURES), elite=[{"model": "a", "units": 32}],
-              space=["model", "units"], strategy="EvolutionOracle",
-              definitions=space_config(hp))
+              space=["model", "units", "drop"], strategy="EvolutionOracle", definitions=ours)
     assert store.warm_start(FEATURES, hyperparameters=hp).source == "scoped"
+
+
+def test_an_elite_value_on_a_bound_is_that_bound_in_a_float32_space() -> None:
+    # The codec rounded a float32 bound (9.999999747378752e-05) to 12 digits, outside
+    # its own range: an elite value on that bound could not be mapped onto it.
+    from metanas.meta.transfer import _elite_here, space_config
+
+    for low, high, value in [(1e-6, np.float32(1e-4), 1e-4), (np.float32(0.1), 0.9, 0.1),
+                             (-1.0, np.float32(-0.1), -0.1), (np.float32(7e-5), 1e-2, 7e-5)]:
+        hp = keras_tuner.HyperParameters()
+        hp.Float("lr", low, high)
+        ours = space_config(hp)
+        (mapped,) = _elite_here({"elite": [{"lr": value}]}, hp, ours)
+        bound = float(np.float32(value))
+        assert mapped["lr"] == pytest.approx(bound, rel=1e-9), (low, high, value)
+        assert float(hp.space[0].min_value) <= mapped["lr"] <= float(hp.space[0].max_value)
 
 
 def test_a_record_without_definitions_qualifies_only_if_its_elite_is_legal_here(tmp_path) -> None:

@@ -66,12 +66,14 @@ def _is_fixed(hp) -> bool:
 def _canonical_number(value, hp):
     if isinstance(hp, hp_types.Int):
         return int(round(value))
-    # Rounding keeps floats made by `step` arithmetic hashable to one string; a
-    # value in range stays in range (a float32 bound, 9.999999747378752e-05,
-    # rounds to 9.99999974738e-05, above a maximum of that value).
+    # Rounding keeps floats made by `step` arithmetic hashable to one string; on a
+    # continuous range a value in range stays in range (a float32 bound,
+    # 9.999999747378752e-05, rounds to 9.99999974738e-05, above a maximum of that
+    # value). A stepped range is not clamped: its values are its grid's, rounded alike.
     rounded = float(f"{float(value):.12g}")
     low, high = getattr(hp, "min_value", None), getattr(hp, "max_value", None)
-    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= value <= high:
+    if (getattr(hp, "step", None) is None and isinstance(low, (int, float))
+            and isinstance(high, (int, float)) and low <= value <= high):
         rounded = min(max(rounded, float(low)), float(high))
     return rounded
 

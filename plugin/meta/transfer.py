@@ -141,6 +141,8 @@ def _elite_here(record: Mapping[str, Any], hyperparameters,
             if value is _ILLEGAL:
                 return None
             out[hp.name] = value
+        if not out and any(name in known for name in config):
+            return None  # nothing of it holds here (a parent missing): no elite to start from
         # Names this space does not hold (yet) are passed on, as `initial_hps` are.
         out.update({name: value for name, value in config.items() if name not in known})
         elite.append(out)

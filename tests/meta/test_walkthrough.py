@@ -166,6 +166,8 @@ def test_an_elite_value_is_judged_by_the_declaration_active_for_it(tmp_path) -> 
     assert here({"model": "b", "units": 32}) is None
     # A value of a name inactive for it is dropped (as the oracle drops it), not judged.
     assert here({"model": "b", "units": 512, "drop": 0.9}) == [{"model": "b", "units": 512}]
+    # Nothing of a configuration holds here (its parent missing): no elite.
+    assert here({"units": 16, "drop": 0.1}) is None
     store = TransferStore(MetaLearner(f"sqlite:///{tmp_path}/meta.db"))
     store.put(MetaTask("scoped", FEATURES), elite=[{"model": "a", "units": 32}],
               space=["model", "units", "drop"], strategy="EvolutionOracle", definitions=ours)
@@ -176,6 +178,15 @@ def test_an_elite_value_on_a_bound_is_that_bound_in_a_float32_space() -> None:
     # The codec rounded a float32 bound (9.999999747378752e-05) to 12 digits, outside
     # its own range: an elite value on that bound could not be mapped onto it.
     from metanas.meta.transfer import _elite_here, space_config
+    from metanas.tuners import SearchSpaceCodec
+
+    # (Not on a stepped range, whose grid values round alike: its bound stays valid.)
+    stepped = keras_tuner.HyperParameters()
+    stepped.Float("x", 1e-5, np.float32(5e-5), step=float(np.float32(5e-5)) / 1e-5,
+                  sampling="log")
+    x = stepped.space[0]
+    assert SearchSpaceCodec(stepped).is_valid_value(
+        x, SearchSpaceCodec(stepped).canonical_value(x, x.max_value))
 
     for low, high, value in [(1e-6, np.float32(1e-4), 1e-4), (np.float32(0.1), 0.9, 0.1),
                              (-1.0, np.float32(-0.1), -0.1), (np.float32(7e-5), 1e-2, 7e-5)]:

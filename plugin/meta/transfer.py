@@ -25,9 +25,11 @@ import json
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from keras_tuner.src.engine.hyperparameters import hp_types
+
 from metanas.meta.features import check_features, check_max_distance, feature_distance, seen_in
 from metanas.meta.learner import MetaLearner, MetaTask
-from metanas.tuners import MetanasOracle
+from metanas.tuners import MetanasOracle, SearchSpaceCodec
 from metanas.tuners.base import check_int
 
 __all__ = ["TransferStore", "WarmStart", "elite_of", "policy_of", "space_config"]
@@ -105,10 +107,10 @@ def _alike(a: Any, b: Any) -> bool:
     return a == b and type(a) is type(b)
 
 
-def _elite_here(record: Mapping[str, Any], hyperparameters,
+def _elite_here(record: Mapping[str, Any], codec,
                 ours: Mapping[str, Any]) -> Optional[List[Dict[str, Any]]]:
-    """``record``'s elite as values of ``hyperparameters``, or None if the record does not
-    qualify: the names its space shares with ``hyperparameters`` are defined otherwise.
+    """``record``'s elite as values of ``codec``'s space, or None if the record does not
+    qualify: the names its space shares with that space are defined otherwise.
 
     A space with the same names may give them other types, ranges or choices:
     its elite's values would be invalid, or mean other things (``units`` 8
@@ -119,21 +121,18 @@ def _elite_here(record: Mapping[str, Any], hyperparameters,
     other values, walked in space order as the oracle does (`SearchSpaceCodec.
     repair`: a value of an inactive name is dropped, not judged). A float
     within float32's precision of a choice or a bound here (``np.float32(1e-4)``
-    is 9.9999997e-05) is that choice or bound. ``ours`` is `space_config` of
-    ``hyperparameters`` (made once for all the records).
+    is 9.9999997e-05) is that choice or bound. ``codec`` (a `SearchSpaceCodec`)
+    and ``ours`` (`space_config` of its space) are made once for all the records.
     """
     theirs = record.get("space_config")
     if isinstance(theirs, Mapping) and not all(
             _alike(theirs[name], config) for name, config in ours.items() if name in theirs):
         return None
-    from metanas.tuners import SearchSpaceCodec
-
-    codec = SearchSpaceCodec(hyperparameters)
-    known = {hp.name for hp in hyperparameters.space}
+    known = ours.keys()
     elite = []
     for config in record.get("elite", []):
         out: Dict[str, Any] = {}
-        for hp in hyperparameters.space:
+        for hp in codec.space:
             if hp.name in out or config.get(hp.name) is None or not all(
                     condition.is_active(out) for condition in hp.conditions):
                 continue
@@ -160,8 +159,8 @@ def _value_here(codec, hp, value: Any) -> Any:
         return canonical
     if not isinstance(value, float):
         return _ILLEGAL
-    options = (list(hp.values) if isinstance(getattr(hp, "values", None), (list, tuple))
-               and not hasattr(hp, "min_value") else [])
+    # (A range's `values` would enumerate its whole grid: its bounds are enough.)
+    options = list(hp.values) if isinstance(hp, hp_types.Choice) else []
     options += [getattr(hp, name, None) for name in ("min_value", "max_value", "value")]
     for option in options:
         if isinstance(option, float) and math.isclose(option, value, rel_tol=1e-6, abs_tol=0.0):
@@ -354,7 +353,7 @@ class TransferStore:
         max_distance = check_max_distance(max_distance)
         records = self.records(exclude_tasks)
         check_features(features, **seen_in(r.get("features", {}) for r in records.values()))
-        names, ours = None, None
+        names, ours, codec = None, None, None
         if hyperparameters is not None:
             space = getattr(hyperparameters, "space", hyperparameters)
             if isinstance(space, (str, bytes, Mapping)) or not isinstance(
@@ -375,8 +374,10 @@ class TransferStore:
                 if not union or len(theirs & set(names)) < 0.5 * len(union):
                     continue
                 if hasattr(hyperparameters, "space"):
-                    ours = space_config(hyperparameters) if ours is None else ours
-                    elite = _elite_here(record, hyperparameters, ours)
+                    if codec is None:
+                        codec, ours = SearchSpaceCodec(hyperparameters), space_config(
+                            hyperparameters)
+                    elite = _elite_here(record, codec, ours)
                     if elite is None:
                         continue
                     record = dict(record, elite=elite)

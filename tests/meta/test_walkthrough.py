@@ -13,7 +13,7 @@ import pytest
 
 from metanas.meta import MetaLearner, MetaTask, TransferStore, dataset_features
 from metanas.meta.learner import PROCESS_KEY, default_recommendation
-from metanas.tuners import EvolutionOracle
+from metanas.tuners import EvolutionOracle, SearchSpaceCodec
 from tests.meta.test_abandoned_meta_trials import ON_LINUX, age, child
 from tests.tuners.conformance import drive, make
 
@@ -159,7 +159,8 @@ def test_an_elite_value_is_judged_by_the_declaration_active_for_it(tmp_path) -> 
     ours = space_config(hp)
 
     def here(*elite):
-        return _elite_here({"elite": list(elite), "space_config": ours}, hp, ours)
+        return _elite_here({"elite": list(elite), "space_config": ours}, SearchSpaceCodec(hp),
+                           ours)
 
     assert here({"model": "a", "units": 32}) == [{"model": "a", "units": 32}]
     assert here({"model": "b", "units": 512}) == [{"model": "b", "units": 512}]
@@ -178,8 +179,6 @@ def test_an_elite_value_on_a_bound_is_that_bound_in_a_float32_space() -> None:
     # The codec rounded a float32 bound (9.999999747378752e-05) to 12 digits, outside
     # its own range: an elite value on that bound could not be mapped onto it.
     from metanas.meta.transfer import _elite_here, space_config
-    from metanas.tuners import SearchSpaceCodec
-
     # (Not on a stepped range, whose grid values round alike: its bound stays valid.)
     stepped = keras_tuner.HyperParameters()
     stepped.Float("x", 1e-5, np.float32(5e-5), step=float(np.float32(5e-5)) / 1e-5,
@@ -193,7 +192,7 @@ def test_an_elite_value_on_a_bound_is_that_bound_in_a_float32_space() -> None:
         hp = keras_tuner.HyperParameters()
         hp.Float("lr", low, high)
         ours = space_config(hp)
-        (mapped,) = _elite_here({"elite": [{"lr": value}]}, hp, ours)
+        (mapped,) = _elite_here({"elite": [{"lr": value}]}, SearchSpaceCodec(hp), ours)
         bound = float(np.float32(value))
         assert mapped["lr"] == pytest.approx(bound, rel=1e-9), (low, high, value)
         assert float(hp.space[0].min_value) <= mapped["lr"] <= float(hp.space[0].max_value)

@@ -30,8 +30,8 @@ import os
 import re
 import socket
 import warnings
-from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set,
-                    Tuple, Union)
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple,
+                    Union)
 
 import numpy as np
 import optuna
@@ -338,18 +338,18 @@ def _search_of(key: Any) -> Optional[Tuple[str, int]]:
     return (found.group(1), int(found.group(2))) if found else None
 
 
-def _latest_keys(keys: Iterable[Any]) -> Dict[Optional[Tuple[str, int]], bool]:
-    """For each ``"<search>#<trials>"`` key, whether it is its search's latest record.
+def _superseded(keys: Sequence[Any]) -> List[bool]:
+    """For each record key, whether a later state of its `MetaTuner` search was recorded.
 
     A resumed search is recorded again with more trials (a new key); its
     earlier record is the same search at an earlier state, not another search
     to pool with it.
     """
-    most: Dict[str, int] = {}
     parsed = [_search_of(key) for key in keys]
-    for item in filter(None, parsed):
-        most[item[0]] = max(most.get(item[0], -1), item[1])
-    return {item: item[1] == most[item[0]] for item in filter(None, parsed)}
+    most: Dict[str, int] = {}
+    for search, trials in filter(None, parsed):
+        most[search] = max(most.get(search, -1), trials)
+    return [item is not None and item[1] < most[item[0]] for item in parsed]
 
 
 def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -1280,9 +1280,9 @@ class MetaLearner:
         pooled: List[Tuple[Dict[str, Any], Dict[str, List[float]], Dict, Dict]] = []
         objective, budget = self.objective, self.study.user_attrs.get(BUDGET_KEY)
         complete = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        latest = _latest_keys(trial.user_attrs.get("search_key") for trial in complete)
-        for trial in complete:
-            if not latest.get(_search_of(trial.user_attrs.get("search_key")), True):
+        superseded = _superseded([trial.user_attrs.get("search_key") for trial in complete])
+        for trial, earlier in zip(complete, superseded):
+            if earlier:
                 continue  # an earlier state of a search recorded again since (resumed)
             if scored_with(trial) != objective or (
                     budget is not None and trial.user_attrs.get("budget", budget) != budget):

@@ -479,6 +479,10 @@ class MetanasOracle(keras_tuner.Oracle):
         # The trial count at which the strategy had no untried configuration
         # left: with racing on, its race runs from there (`_race_start_trial`).
         self._exhausted_at: Optional[int] = None
+        # [trial count, max_trials] when the strategy last had nothing to
+        # propose with no trial running: the search ended there, short of
+        # max_trials (a chief run again on it ends at once, `search_finished`).
+        self._ran_out: Optional[List[int]] = None
         early = self.race_trials()  # the early race, before any check
         if self._checks_noise and self.max_trials and early < self.finalists:
             warnings.warn(
@@ -1066,6 +1070,8 @@ class MetanasOracle(keras_tuner.Oracle):
             if again is not None:
                 values = self._repeat_values(trial_id, again)
         if values is None:
+            if not self.ongoing_trials and not self._retry_queue:
+                self._ran_out = [len(self.trials), self.max_trials]
             return {"status": TrialStatus.STOPPED, "values": None}
         return {"status": TrialStatus.RUNNING, "values": values}
 
@@ -1085,7 +1091,10 @@ class MetanasOracle(keras_tuner.Oracle):
         if self.failure is not None:
             self.tuner_ids.discard(tuner_id)
             return trial_module.Trial(self.get_space(), status=TrialStatus.STOPPED)
+        ran_out = self._ran_out
         trial = super().create_trial(tuner_id)
+        if self._ran_out != ran_out:  # (keras-tuner saves only a RUNNING trial)
+            self.save()
         if trial.status == TrialStatus.RUNNING and dist_utils.is_chief_oracle():
             # Handing it out to a worker counts as its first heartbeat: one that
             # dies before it beats (in `on_trial_begin`) loses the trial all the same.
@@ -1170,17 +1179,21 @@ class MetanasOracle(keras_tuner.Oracle):
 
     @synchronized
     def search_finished(self) -> bool:
-        """Whether a search has nothing left to run: ``max_trials`` trials made
-        and ended (a finished search resumed as it was), or too many failures.
+        """Whether a search has nothing left to run (a finished search resumed
+        as it was): ``max_trials`` trials made and ended; or its strategy had
+        nothing left to propose, with every trial ended, and neither trials nor
+        ``max_trials`` changed since; or too many failures.
 
-        A space used up before ``max_trials`` is not told from here (only a
-        proposal finds that out): its chief, run again, ends once a worker asks.
+        The space is taken as last seen: a model changed to register more
+        hyperparameters does not reopen a search that ran out (raise
+        ``max_trials`` for that).
         """
         if self.failure is not None:
             return True
+        if self.ongoing_trials or self._retry_queue or not set(self.trials) <= set(self.end_order):
+            return False
         return bool(self.max_trials and len(self.trials) >= self.max_trials
-                    and not self.ongoing_trials and not self._retry_queue
-                    and set(self.trials) <= set(self.end_order))
+                    or self._ran_out == [len(self.trials), self.max_trials])
 
     # -------------------------------------------------------------- results
     @synchronized
@@ -1351,6 +1364,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 "race": list(self._race),
                 "race_start": self._race_start,
                 "exhausted_at": self._exhausted_at,
+                "ran_out": self._ran_out,
                 "noise_check": self.noise_check,
                 "repeat_of": dict(self._repeat_of),
                 "learned": self._learned,
@@ -1518,6 +1532,13 @@ class MetanasOracle(keras_tuner.Oracle):
             self._race_start = None if start is None else int(start)
             exhausted = state.get("exhausted_at")
             self._exhausted_at = None if exhausted is None else int(exhausted)
+            ran_out = state.get("ran_out")
+            if ran_out is not None and not (
+                    isinstance(ran_out, list) and len(ran_out) == 2
+                    and all(isinstance(v, int) or v is None for v in ran_out)):
+                raise ValueError(
+                    f"'ran_out': expected None or [trial count, max_trials], got {ran_out!r}")
+            self._ran_out = ran_out
             if self._race_start != self._race_start_trial():
                 # A race planned for other settings (racing turned off, or a
                 # larger max_trials on resume) ranks nothing first any more.

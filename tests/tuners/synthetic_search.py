@@ -15,7 +15,8 @@ learn from that trial / right after its RUNNING trial file is written),
 ``ENDED_GRACE`` (seconds a worker waits on an ended search's marker older than itself),
 ``PARTIAL_READS`` (trials go through keras-tuner's build and fit, and leave ``edge_5``
 unread where ``edge_0`` is "none"), ``WAIT_FOR_WORKERS`` (a worker searches only once
-that many workers have started: none misses every trial by starting late on a busy machine).
+that many workers have started: none misses every trial by starting late on a busy machine),
+``EDGES`` (how many hyperparameters the model has, 6 unless told: 1 makes a space of 5).
 """
 
 import os
@@ -47,7 +48,7 @@ STRATEGIES = {
 
 
 def build(hp):
-    for edge in range(6):
+    for edge in range(int(os.environ.get("EDGES", "6"))):
         hp.Choice(f"edge_{edge}", ["none", "skip", "conv1x1", "conv3x3", "avgpool"])
 
 

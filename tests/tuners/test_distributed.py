@@ -167,13 +167,22 @@ def test_a_killed_worker_trial_is_reclaimed_and_the_chief_exits(tmp_path):
     assert chief_done - killed_at < 90
 
 
-def test_the_chief_of_a_finished_search_run_again_exits_and_keeps_the_end_marker(tmp_path):
+@pytest.mark.parametrize("strategy, max_trials, made, env", [
+    ("random", 4, 4, {"TRIAL_SECONDS": 0.1}),  # it made its max_trials
+    # A space of 5 (and evolution's race of 3) runs out before max_trials=10:
+    # the chief run again on it waited for a worker to ask before it ended.
+    ("evolution", 10, 8, {"EDGES": 1}),
+])
+def test_the_chief_of_a_finished_search_run_again_exits_and_keeps_the_end_marker(
+        strategy, max_trials, made, env, tmp_path):
     # The chief served for ever (no worker came to be told to stop) and deleted the
     # marker, so a late worker waited an hour instead of stopping.
-    run_cluster("random", tmp_path, 4, workers=1, TRIAL_SECONDS=0.1)
+    run_cluster(strategy, tmp_path, max_trials, workers=1, **env)
     before = trials_on_disk(tmp_path)
+    assert len(before) == made
     started = time.monotonic()
-    chief = start("random", tmp_path, 4, tuner_id="chief", port=free_port(), overwrite=False)
+    chief = start(strategy, tmp_path, max_trials, tuner_id="chief", port=free_port(),
+                  overwrite=False, **env)
     code, output = wait(chief, timeout=60)
     assert code == 0, output[-3000:]
     assert time.monotonic() - started < 45

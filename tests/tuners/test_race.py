@@ -136,6 +136,19 @@ def test_a_space_used_up_before_the_race_races_then_stops(tmp_path, racing_fract
         finish(oracle, trial, score(dict(trial.hyperparameters.values)))
     keys = [key(t.hyperparameters.values) for t in trials]
     assert len(set(keys[:12])) == 12  # every configuration once
+    # Finished short of max_trials, and known as such once reloaded (a chief run
+    # again on it ends at once); a larger max_trials on resume reopens it.
+    assert json_state(oracle)["ran_out"] == [len(trials), 30]
+    reloaded = oracle_()
+    reloaded.reload()
+    assert oracle.search_finished() and reloaded.search_finished()
+    larger = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                  space=space, max_trials=40, racing_fraction=racing_fraction, finalists=4)
+    larger.reload()
+    assert not larger.search_finished()
+    with pytest.raises(ValueError, match=r"'ran_out': expected None or \[trial count, "
+                                         r"max_trials\], got 'x'"):
+        oracle_().set_state({**json_state(oracle), "ran_out": "x"})
     if not racing_fraction:  # no race asked for: the search ends there, as before
         assert len(trials) == 12
         return
@@ -171,7 +184,7 @@ def test_a_space_is_not_used_up_while_a_trial_still_runs(tmp_path):
         finish(oracle, trial, score(dict(trial.hyperparameters.values)))
     last = oracle.create_trial("tuner1")  # the 12th and last configuration, running
     assert oracle.create_trial("tuner2").status == TrialStatus.STOPPED
-    assert oracle._exhausted_at is None
+    assert oracle._exhausted_at is None and not oracle.search_finished()
     finish(oracle, last, score(dict(last.hyperparameters.values)))
     raced = oracle.create_trial("tuner2")
     assert raced.status == TrialStatus.RUNNING and oracle._exhausted_at == 12

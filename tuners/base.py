@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import keras_tuner
@@ -934,11 +934,17 @@ class MetanasOracle(keras_tuner.Oracle):
     def _read_alike(self, values: Config) -> Optional[str]:
         """The hash of a completed trial whose model read values that ``values``
         holds too, or None."""
+        match = self.read_match(values)
+        return None if match is None else match[0]
+
+    def read_match(self, values: Config) -> Optional[Tuple[str, FrozenSet[str]]]:
+        """(hash, names its model read) of a completed trial whose model read
+        values that ``values`` holds too, or None: ``values`` builds its model."""
         for read, trials, names in self._read_index():
             if read <= values.keys():
                 trial_id = trials.get(tuple(values[k] for k in names))
                 if trial_id is not None:
-                    return self.codec.hash(self.trial_values(trial_id))
+                    return self.codec.hash(self.trial_values(trial_id)), read
         return None
 
     @synchronized

@@ -90,6 +90,8 @@ def _num_values(hp) -> Optional[int]:
         return int(hp._get_n_values())
     if isinstance(hp, hp_types.Int):  # log-sampled Int without a step
         return hp.max_value - hp.min_value + 1
+    if hp.min_value == hp.max_value:  # a Float range of one point
+        return 1
     return None
 
 
@@ -476,8 +478,17 @@ class SearchSpaceCodec:
             return index
         return min(int(self._unit(hp, value) * n), n - 1)
 
-    def from_token(self, hp, token: int) -> Any:
-        """The value a token stands for (a bucket's centre, snapped to ``step``)."""
+    def bucketed(self, hp) -> bool:
+        """Whether ``hp``'s tokens stand for buckets of values (see `to_token`)."""
+        return _num_values(hp) != self.num_tokens(hp)
+
+    def from_token(self, hp, token: int, position: float = 0.5) -> Any:
+        """The value a token stands for: for a bucket, the value at ``position``
+        in it (in [0, 1); 0.5, its centre), snapped to ``step``.
+
+        A policy that draws ``position`` at random can reach every value of a
+        bucketed range, not only the centres.
+        """
         n = self.num_tokens(hp)
         if not 0 <= token < n:
             raise ValueError(
@@ -485,7 +496,7 @@ class SearchSpaceCodec:
             )
         if _num_values(hp) == n:
             return _value_at(hp, token)
-        return _canonical_number(hp.prob_to_value((token + 0.5) / n), hp)
+        return _canonical_number(hp.prob_to_value((token + position) / n), hp)
 
     def encode(self, values: Config) -> Dict[str, int]:
         """Tokens of the active decisions of ``values``, in space order."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import math
+import numbers
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -19,28 +21,31 @@ _MAX_POLICY_DRAWS = 10
 #: Temperature factors of the tempered draws: a converged policy keeps
 #: proposing configurations near its favourite rather than random ones.
 _TEMPERED_DRAWS = (2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 16.0, 16.0)
-REWARD_NORMALIZATIONS = ("zscore", "none")
+REWARD_NORMALIZATIONS = ("rank", "zscore", "none")
 
 
-def _check_number(name: str, value: Any, *, low: float, high: float = math.inf,
-                  low_open: bool = False, allow_none: bool = False) -> Optional[float]:
-    """Validates a float setting; raises ValueError naming value and range."""
+def _check_number(name: str, value: Any, *, low: float, high: float,
+                  low_open: bool = False, high_open: bool = False,
+                  allow_none: bool = False) -> Optional[float]:
+    """Validates a float setting; raises ValueError naming value and range.
+
+    Every range is finite: the policy computes in float32, where a temperature
+    of 1e-40 is 0 and an entropy weight of 1e300 is inf.
+    """
     if value is None and allow_none:
         return None
-    bounds = [] if low == -math.inf else [f"> {low:g}" if low_open else f">= {low:g}"]
-    bounds += [] if high == math.inf else [f"<= {high:g}"]
-    allowed = " and ".join(bounds) if bounds else "(finite)"
-    if allow_none:
-        allowed += " (or None)"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not math.isfinite(float(value))
-        or (float(value) <= low if low_open else float(value) < low)
-        or float(value) > high
-    ):
+    allowed = (f"{'>' if low_open else '>='} {low:g} and {'<' if high_open else '<='} {high:g}"
+               + (" (or None)" if allow_none else ""))
+    try:  # (a real number only: numbers.Real leaves out complex ones)
+        number = None if isinstance(value, bool) or not isinstance(
+            value, numbers.Real) else float(value)
+    except OverflowError:  # an int too large for a float
+        number = None
+    if (number is None or not math.isfinite(number)
+            or (number <= low if low_open else number < low)
+            or (number >= high if high_open else number > high)):
         raise ValueError(f"{name} must be a number {allowed}, got {value!r}.")
-    return float(value)
+    return number
 
 
 class RLControllerOracle(MetanasOracle):
@@ -53,8 +58,10 @@ class RLControllerOracle(MetanasOracle):
     hyperparameters are decided only when their parent's value makes them
     active, and a hyperparameter that appears mid-search gets a new head while
     the old heads keep what they learnt. ``Int`` and ``Float`` ranges with many
-    values are bucketed by the codec (`SearchSpaceCodec.to_token`); a
-    ``Choice`` has a token per value. Tokens are drawn by
+    values are bucketed by the codec (`SearchSpaceCodec.to_token`), and the
+    value is drawn uniformly within the bucket drawn (in keras-tuner's unit
+    interval, so log-uniformly for ``sampling="log"``), so every value can be
+    proposed; a ``Choice`` has a token per value. Tokens are drawn by
     inverse-CDF from the oracle's own seeded ``Generator``; the initial
     weights come from the oracle's seed, so equal seeds give equal searches.
 
@@ -74,13 +81,19 @@ class RLControllerOracle(MetanasOracle):
     to that head's gradient (its token still feeds the LSTM's next step; Adam's
     momentum from earlier rewards still moves it).
 
-    Reward normalisation (``reward_normalization``): ``"zscore"`` (default)
-    standardises each reward by the mean and standard deviation of every
-    reward seen so far (Welford's running estimate, the reward included), so
-    the learning rate means the same for an accuracy in [0, 1] and a loss in
-    the thousands (while the rewards seen so far have no spread, as after the
-    first, it is the sign of the reward minus their mean; before the first, 0);
-    ``"none"`` uses the fitness as is.
+    Reward normalisation (``reward_normalization``): ``"rank"`` (default)
+    replaces each reward by its centred rank among every success's reward so
+    far (the reward included; ties share their mean rank), scaled to unit
+    variance: ``sqrt(12) * (rank / n - 1/2)``, in ``[-sqrt(3), sqrt(3)]``.
+    This is the fitness shaping of natural evolution strategies (Wierstra et
+    al., JMLR 2014; Salimans et al., 2017): the learning rate means the same
+    for an accuracy in [0, 1] and a loss in the thousands, a diverged run's
+    huge loss is merely the worst rank, and a failure is at worst the lowest.
+    ``"zscore"`` (the default before) standardises by the mean and
+    standard deviation of the rewards seen (Welford's running estimate):
+    one outlier inflates that deviation for the rest of the search, and a
+    ``failed_trial_reward`` far below the rewards becomes an advantage of
+    tens of deviations. ``"none"`` uses the fitness as is.
 
     A failed trial gets the reward ``failed_trial_reward`` (in fitness units:
     higher is better, so a negative loss for ``min`` objectives), or by
@@ -104,18 +117,20 @@ class RLControllerOracle(MetanasOracle):
         objective, max_trials, seed, hyperparameters, initial_hps, and the
             remaining keras-tuner settings: see `MetanasOracle`.
         units: Hidden size of the LSTM (and of the token embeddings); ENAS: 64.
-        num_layers: Stacked LSTM layers.
-        temperature: Logits are divided by it before sampling (> 0).
-        tanh_constant: Logits become ``tanh_constant * tanh(logits)`` (ENAS);
-            None disables it.
-        learning_rate: Adam's learning rate.
+            In [1, 4096].
+        num_layers: Stacked LSTM layers, in [1, 8].
+        temperature: Logits are divided by it before sampling, in [0.01, 100].
+        tanh_constant: Logits become ``tanh_constant * tanh(logits)`` (ENAS),
+            in (0, 100]; None disables it.
+        learning_rate: Adam's learning rate, in (0, 10].
         baseline_decay: Decay of the moving-average baseline, in [0, 1).
-        entropy_weight: Weight of the entropy bonus, >= 0.
-        clip_norm: Global-norm gradient clipping (> 0), or None.
-        batch_size: Finished trials per policy update.
-        num_initial_points: Warm-up trials (``initial_hps``, then random).
-        reward_normalization: ``"zscore"`` or ``"none"`` (see above).
-        failed_trial_reward: Reward of a failed trial, or None (the worst seen).
+        entropy_weight: Weight of the entropy bonus, in [0, 100].
+        clip_norm: Global-norm gradient clipping, in (0, 1e6], or None.
+        batch_size: Finished trials per policy update, in [1, 4096].
+        num_initial_points: Warm-up trials (``initial_hps``, then random), >= 0.
+        reward_normalization: ``"rank"``, ``"zscore"`` or ``"none"`` (see above).
+        failed_trial_reward: Reward of a failed trial, in [-1e30, 1e30], or
+            None (the worst seen).
 
     Example:
 
@@ -141,26 +156,25 @@ class RLControllerOracle(MetanasOracle):
         clip_norm: Optional[float] = 5.0,
         batch_size: int = 1,
         num_initial_points: int = 5,
-        reward_normalization: str = "zscore",
+        reward_normalization: str = "rank",
         failed_trial_reward: Optional[float] = None,
         initial_hps=None,
         **kwargs: Any,
     ) -> None:
         self.units = check_int("units", units, low=1, high=4096)
         self.num_layers = check_int("num_layers", num_layers, low=1, high=8)
-        self.temperature = _check_number("temperature", temperature, low=0, low_open=True)
+        self.temperature = _check_number("temperature", temperature, low=0.01, high=100.0)
         self.tanh_constant = _check_number(
-            "tanh_constant", tanh_constant, low=0, low_open=True, allow_none=True
+            "tanh_constant", tanh_constant, low=0, high=100.0, low_open=True, allow_none=True
         )
         self.learning_rate = _check_number(
             "learning_rate", learning_rate, low=0, high=10.0, low_open=True
         )
-        self.baseline_decay = _check_number("baseline_decay", baseline_decay, low=0, high=1)
-        if self.baseline_decay == 1.0:
-            raise ValueError("baseline_decay must be a number >= 0 and < 1, got 1.")
-        self.entropy_weight = _check_number("entropy_weight", entropy_weight, low=0)
+        self.baseline_decay = _check_number(
+            "baseline_decay", baseline_decay, low=0, high=1, high_open=True)
+        self.entropy_weight = _check_number("entropy_weight", entropy_weight, low=0, high=100.0)
         self.clip_norm = _check_number(
-            "clip_norm", clip_norm, low=0, low_open=True, allow_none=True
+            "clip_norm", clip_norm, low=0, high=1e6, low_open=True, allow_none=True
         )
         self.batch_size = check_int("batch_size", batch_size, low=1, high=4096)
         self.num_initial_points = check_int("num_initial_points", num_initial_points, low=0)
@@ -171,7 +185,7 @@ class RLControllerOracle(MetanasOracle):
             )
         self.reward_normalization = reward_normalization
         self.failed_trial_reward = _check_number(
-            "failed_trial_reward", failed_trial_reward, low=-math.inf, allow_none=True
+            "failed_trial_reward", failed_trial_reward, low=-1e30, high=1e30, allow_none=True
         )
         super().__init__(
             objective=objective,
@@ -193,6 +207,7 @@ class RLControllerOracle(MetanasOracle):
         self._unread: Dict[str, List[str]] = {}
         self.baseline: Optional[float] = None
         self._reward_stats = [0, 0.0, 0.0]  # Welford: count, mean, M2
+        self._reward_sorted: List[float] = []  # every success's reward, in order
         self._worst_reward: Optional[float] = None
         self.updates = 0
         self.last_loss: Optional[float] = None
@@ -238,7 +253,7 @@ class RLControllerOracle(MetanasOracle):
         values: Config = {}
         actions: List[List[Any]] = []
         state = policy.initial_state()
-        for hp, choices in self._decision_table():
+        for hp, choices, bucketed in self._decision_table():
             if hp.name in values or not all(c.is_active(values) for c in hp.conditions):
                 continue
             if len(choices) == 1:
@@ -250,7 +265,10 @@ class RLControllerOracle(MetanasOracle):
             cdf = np.cumsum(probs)
             token = int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], "right"),
                             len(probs) - 1))
-            values[hp.name] = choices[token]
+            # A bucket of a range: any value in it, not only its centre (the
+            # action is the token; where in the bucket is the draw's own).
+            values[hp.name] = (self.codec.from_token(hp, token, float(self._rng.random()))
+                               if bucketed else choices[token])
             actions.append([head, token])
             state = policy.advance(lstm, j, token)
         return values, actions
@@ -265,15 +283,17 @@ class RLControllerOracle(MetanasOracle):
                 return f"{hp.name}#{num_tokens}"
         return hp.name
 
-    def _decision_table(self) -> List[Tuple[Any, List[Any]]]:
-        """(hyperparameter, value of each token) in space order, cached per space."""
+    def _decision_table(self) -> List[Tuple[Any, List[Any], bool]]:
+        """(hyperparameter, value of each token, whether its tokens are buckets)
+        in space order, cached per space."""
         codec = self.codec
         # The codec itself, not its id: a replaced space's codec is freed, and a
         # new one may be given its address. The space grows by appending.
         cached = getattr(self, "_table_of", None)
         if cached is None or cached[0] is not codec or cached[1] != len(codec.space):
             table = [
-                (hp, [codec.from_token(hp, t) for t in range(codec.num_tokens(hp))])
+                (hp, [codec.from_token(hp, t) for t in range(codec.num_tokens(hp))],
+                 codec.bucketed(hp))
                 for hp in codec.space
             ]
             self._table_of = (codec, len(codec.space), table)
@@ -293,7 +313,7 @@ class RLControllerOracle(MetanasOracle):
                 # the draw, with the reward that configuration got, so drawing
                 # only unseen configurations does not bias what it learns.
                 if key in self._rewards:
-                    self._observe(self._credit(actions, self._unread.get(key, ())),
+                    self._observe(self._credit(actions, self._unread_in(values, key)),
                                   self._rewards[key])
             self._learn()
             for heat in _TEMPERED_DRAWS:
@@ -303,6 +323,17 @@ class RLControllerOracle(MetanasOracle):
                     return values
         self._actions[trial_id] = None
         return self.random_unique()
+
+    def _unread_in(self, values: Config, key: str) -> List[str]:
+        """Names of ``values`` that the model of the tried configuration ``key``
+        (which ``values`` stands for) did not read: its unread ones, or, when
+        ``values`` matched it only on what it read, every other name (names
+        the space gained since were no part of that model)."""
+        if self.codec.hash(values) == key:
+            return list(self._unread.get(key, ()))
+        match = self.read_match(values)
+        read = match[1] if match is not None and match[0] == key else frozenset()
+        return [name for name in values if name not in read]
 
     def _steps(self, actions: List[List[Any]]) -> List[Step]:
         decisions = self.policy.decisions
@@ -326,6 +357,8 @@ class RLControllerOracle(MetanasOracle):
     def _normalise(self, reward: float) -> float:
         if self.reward_normalization == "none":
             return reward
+        if self.reward_normalization == "rank":
+            return self._rank_normalise(reward)
         count, mean, m2 = self._reward_stats
         if count == 0:  # (a failure's reward) no reward yet to compare it with
             return 0.0
@@ -337,6 +370,15 @@ class RLControllerOracle(MetanasOracle):
         # below them still teaches the policy to avoid the failure (0 would make
         # it a success's equal) without a step in the reward's own units.
         return float(np.sign(reward - mean))
+
+    def _rank_normalise(self, reward: float) -> float:
+        """Centred rank among the rewards seen (ties share theirs), scaled to unit
+        variance: in [-sqrt(3), sqrt(3)], whatever the rewards' scale or outliers."""
+        seen = self._reward_sorted
+        if not seen:
+            return 0.0
+        rank = (bisect.bisect_left(seen, reward) + bisect.bisect_right(seen, reward)) / 2
+        return (rank / len(seen) - 0.5) * math.sqrt(12.0)
 
     def on_trial_result(self, trial) -> None:
         actions = self._actions.pop(trial.trial_id, None)
@@ -367,6 +409,7 @@ class RLControllerOracle(MetanasOracle):
             delta = reward - mean
             mean += delta / count
             self._reward_stats = [count, mean, m2 + delta * (reward - mean)]
+            bisect.insort(self._reward_sorted, reward)
             self._worst_reward = min(reward, self._worst_reward if self._worst_reward is not None else reward)
         return reward
 
@@ -421,8 +464,9 @@ class RLControllerOracle(MetanasOracle):
             decided += 1
             j = policy.decisions.index(head)
             probs, lstm = policy.probabilities(state, j)
-            for token, p in enumerate(probs):
-                out[f"policy/prob/{hp.name}/{codec.from_token(hp, token)}"] = float(p)
+            for token, p in enumerate(probs):  # (a bucket: named by its centre)
+                name = f"policy/prob/{hp.name}/{codec.from_token(hp, token)}"
+                out[name] = out.get(name, 0.0) + float(p)  # buckets that share a centre
             token = int(np.argmax(probs))
             entropy -= float(np.sum(probs * np.log(np.maximum(probs, 1e-300))))
             logp += float(np.log(probs[token]))
@@ -449,6 +493,7 @@ class RLControllerOracle(MetanasOracle):
             "unread": {k: list(v) for k, v in self._unread.items()},
             "baseline": self.baseline,
             "reward_stats": list(self._reward_stats),
+            "reward_sorted": list(self._reward_sorted),
             "worst_reward": self._worst_reward,
             "updates": self.updates,
             "last_loss": self.last_loss,
@@ -473,6 +518,9 @@ class RLControllerOracle(MetanasOracle):
             self.baseline = None if rl["baseline"] is None else float(rl["baseline"])
             count, mean, m2 = rl["reward_stats"]
             self._reward_stats = [int(count), float(mean), float(m2)]
+            # Absent before "robust" and "rank": each configuration's last reward.
+            self._reward_sorted = sorted(
+                float(v) for v in rl.get("reward_sorted", self._rewards.values()))
             self._worst_reward = rl["worst_reward"]
             self.updates = int(rl["updates"])
             self.last_loss = rl["last_loss"]

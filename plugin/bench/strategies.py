@@ -80,6 +80,13 @@ def _metanas_rl(*, objective, max_trials, seed):
     return RLControllerOracle(objective=objective, max_trials=max_trials, seed=seed)
 
 
+def _metanas_rl_zscore(*, objective, max_trials, seed):
+    from metanas.tuners import RLControllerOracle
+
+    return RLControllerOracle(objective=objective, max_trials=max_trials, seed=seed,
+                              reward_normalization="zscore")
+
+
 def keras_tuner_seed(seed: int) -> int:
     """The seed handed to a keras-tuner oracle for a run's ``seed``.
 
@@ -162,8 +169,11 @@ def _all_strategies() -> Dict[str, Strategy]:
                            noisy_racing_fraction=0.4),
         Strategy("metanas/random", "keras-tuner", _metanas_random, True,
                  "RandomSearchOracle (no repeats)"),
+        # Version 2: rank-normalised rewards (version 1: z-scored, now metanas/rl-zscore).
         Strategy("metanas/rl", "keras-tuner", _metanas_rl, True,
-                 "RLControllerOracle, default settings"),
+                 "RLControllerOracle, default settings (rank-normalised rewards)", version=2),
+        Strategy("metanas/rl-zscore", "keras-tuner", _metanas_rl_zscore, True,
+                 "RLControllerOracle, reward_normalization='zscore' (the previous default)"),
         # Version 2: seeded by `keras_tuner_seed` (version 1 passed the run's seed).
         Strategy("kt/random", "keras-tuner", _kt_random, False,
                  "keras_tuner.oracles.RandomSearchOracle", version=2),

@@ -76,19 +76,48 @@ def test_a_decision_that_always_fails_is_avoided(tmp_path):
     assert probs["policy/prob/edge_0/none"] < 0.05, probs
 
 
-def test_a_failed_trial_reward_below_equal_scores_is_avoided(tmp_path):
+@pytest.mark.parametrize("normalization, lowest", [("rank", -math.sqrt(3)), ("zscore", -1.0)])
+def test_a_failed_trial_reward_below_equal_scores_is_avoided(tmp_path, normalization, lowest):
     # Every completed trial scores the same: the z-score had no spread to divide
     # by and made every reward 0, the failures' failed_trial_reward too, so the
     # policy never learnt to avoid them.
-    oracle = make(lambda **kw: factory(failed_trial_reward=0.0, **kw), tmp_path,
+    oracle = make(lambda **kw: factory(failed_trial_reward=0.0,
+                                       reward_normalization=normalization, **kw), tmp_path,
                   max_trials=80, seed=3, max_consecutive_failed_trials=200)
     for _ in range(80):
         trial = oracle.create_trial("tuner0")
         finish(oracle, trial, 1.0, fail=trial.hyperparameters.values["edge_0"] == "none")
     probs = oracle.strategy_diagnostics()
     assert probs["policy/prob/edge_0/none"] < 0.1, probs  # 0.2 is uniform
-    assert oracle._normalise(0.0) == -1.0 and oracle._normalise(1.0) == 0.0
-    assert oracle._normalise(-1e4) == -1.0  # a unit step, not one in the reward's units
+    assert oracle._normalise(0.0) == lowest and oracle._normalise(1.0) == 0.0
+    assert oracle._normalise(-1e4) == lowest  # a bounded step, not one in the reward's units
+
+
+def test_one_diverged_trial_does_not_stop_the_learning(tmp_path):
+    # A loss of 1e12 (a diverged run) inflated the z-score's standard deviation for
+    # the rest of the search: every later reward normalised to the same value, and
+    # the policy learnt nothing more (a review's finding).
+    oracle = make(factory, tmp_path, objective=MIN, max_trials=200, seed=2)
+    seen = drive(oracle, lambda v: 1e12 if len(oracle.end_order) == 7 else 6 - best_count(v))
+    assert probability_of(oracle, BEST) > 1000 * UNIFORM
+    assert np.mean([best_count(v) for v in seen[-50:]]) > np.mean(
+        [best_count(v) for v in seen[:50]]) + 1.0
+    # Ranks: ordinary losses keep their spread beside it; the outlier is the worst.
+    assert oracle._normalise(-1.0) - oracle._normalise(-5.0) > 1.0
+    assert oracle._normalise(-1e12) == -math.sqrt(3) * (1 - 1 / len(oracle._reward_sorted))
+
+
+def test_a_failed_trial_reward_far_below_the_rewards_is_bounded(tmp_path):
+    # failed_trial_reward=0 for accuracies near 0.93 was a z-score of about -45:
+    # one failure outweighed every success, and the baseline sank for ~100 trials.
+    oracle = make(lambda **kw: factory(failed_trial_reward=0.0, **kw), tmp_path,
+                  max_trials=200, seed=2, max_consecutive_failed_trials=200)
+    rng = np.random.default_rng(0)
+    seen = drive(oracle, lambda v: 0.9 + 0.01 * best_count(v), fail=lambda i: rng.random() < 0.1)
+    assert oracle._normalise(0.0) == -math.sqrt(3)
+    assert oracle.baseline > 0
+    assert np.mean([best_count(v) for v in seen[-50:]]) > np.mean(
+        [best_count(v) for v in seen[:50]]) + 1.0
 
 
 def test_warm_up_is_initial_hps_then_random_then_the_policy(tmp_path):
@@ -189,6 +218,53 @@ def test_a_choice_wider_than_num_buckets_proposes_only_its_values(tmp_path):
     diagnostics = oracle.strategy_diagnostics()
     assert {k for k in diagnostics if k.startswith("policy/prob/word/")} == {
         f"policy/prob/word/{w}" for w in words}
+
+
+def test_every_value_of_a_bucketed_range_can_be_proposed(tmp_path):
+    # 16 values in 10 buckets: the policy proposed each bucket's centre only, and
+    # 64, 128, 224, 320, 384 and 480 never (a review's finding); a point range had
+    # a head of 10 tokens, all 0.5.
+    space = keras_tuner.HyperParameters()
+    space.Int("units", 32, 512, step=32)
+    space.Int("depth", 1, 11, sampling="log")
+    space.Float("rate", 0.5, 0.5)
+    space.Choice("act", [f"a{i}" for i in range(8)])
+    oracle = make(lambda **kw: RLControllerOracle(units=8, num_initial_points=0, **kw),
+                  tmp_path, space=space, max_trials=120, seed=4)
+    seen = drive(oracle, lambda v: v["units"] / 512)
+    assert {v["units"] for v in seen} == set(range(32, 513, 32))
+    assert {v["depth"] for v in seen} == set(range(1, 12))
+    assert {v["rate"] for v in seen} == {0.5} and "rate" not in oracle.policy.decisions
+    # Diagnostics name a bucket by its centre; buckets that share one add up.
+    probs = [v for k, v in oracle.strategy_diagnostics().items()
+             if k.startswith("policy/prob/depth/")]
+    assert len(probs) < 10 and math.isclose(sum(probs), 1.0, rel_tol=1e-5)
+
+
+def test_a_draw_like_a_trial_of_a_smaller_space_credits_only_what_it_read(tmp_path):
+    # The space grew by u1 after every configuration of {n, u0} was tried: draws
+    # that match those trials on what they read were learnt from with u1
+    # credited, a decision their models never had (a review's finding).
+    space = keras_tuner.HyperParameters()
+    space.Choice("n", ["a", "b"])
+    space.Choice("u0", [8, 16])
+    oracle = make(lambda **kw: RLControllerOracle(units=8, num_initial_points=0, **kw),
+                  tmp_path, space=space, max_trials=12, seed=4)
+    for _ in range(4):
+        trial = oracle.create_trial("tuner0")
+        oracle.note_unused(trial.trial_id, [])
+        finish(oracle, trial, 1.0)
+    oracle.hyperparameters.Choice("u1", [1, 2, 3])
+    batches = []
+    update = oracle.policy.update
+    oracle.policy.update = lambda steps, advantages: batches.append(steps) or update(
+        steps, advantages)
+    assert oracle.create_trial("tuner0").status == TrialStatus.STOPPED  # all built before
+    u1 = oracle.policy.decisions.index("u1")
+    steps = [step for batch in batches for sequence in batch for step in sequence]
+    assert any(step[0] == u1 for step in steps)
+    assert all(step[2:] == (0,) for step in steps if step[0] == u1), steps
+    assert all(step[2:] == () for step in steps if step[0] != u1), steps
 
 
 def head_params(policy, name):
@@ -332,11 +408,28 @@ def test_diagnostics_describe_the_policy(tmp_path):
         ("num_initial_points", -1),
         ("reward_normalization", "minmax"),
         ("failed_trial_reward", math.inf),
+        # Beyond float32, where the policy computes: every weight became NaN.
+        ("temperature", 1e-40),
+        ("entropy_weight", 1e300),
+        ("tanh_constant", 1e300),
+        ("clip_norm", 1e300),
+        ("failed_trial_reward", -1e300),
+        ("temperature", np.complex128(1 + 1j)),  # was taken as 1.0
+        pytest.param("temperature", 10**400, id="temperature-10**400"),  # was OverflowError
     ],
 )
 def test_bad_settings_raise(setting, value):
-    with pytest.raises(ValueError, match=setting):
+    with pytest.raises(ValueError, match=f"{setting} must be "):
         RLControllerOracle(objective=MAX, **{setting: value})
+
+
+def test_a_bad_setting_is_told_the_range_it_must_be_in():
+    with pytest.raises(ValueError, match=r"baseline_decay must be a number >= 0 and < 1, "
+                                         r"got 1\.5\."):
+        RLControllerOracle(objective=MAX, baseline_decay=1.5)
+    with pytest.raises(ValueError, match=r"temperature must be a number >= 0\.01 and "
+                                         r"<= 100, got 1e-40\."):
+        RLControllerOracle(objective=MAX, temperature=1e-40)
 
 
 def test_settings_are_keyword_only():

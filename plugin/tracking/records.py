@@ -168,6 +168,8 @@ class RunCache:
     def __init__(self) -> None:
         self.experiments: Dict[str, str] = {}
         self.runs: Dict[str, str] = {}
+        # The records tag of each run as this process last wrote or read it.
+        self.applied: Dict[str, List[str]] = {}
 
 
 def experiment_id(client: MlflowClient, name: str, cache: RunCache) -> str:
@@ -277,7 +279,8 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         return existing.info.run_id  # logged in full meanwhile (its own record came)
     if existing is not None:
         run_id = existing.info.run_id
-        done = existing.data.tags.get(RECORDS_TAG, "").split(",")
+        done = [i for i in existing.data.tags.get(RECORDS_TAG, "").split(",") if i]
+        cache.applied[run_id] = done
         if record["id"] in done:
             cache.runs[key] = run_id
             return run_id
@@ -309,14 +312,17 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     metrics = [
         Metric(safe_key(m[0]), float(m[1]), int(m[2]), int(m[3])) for m in record.get("metrics", [])
     ]
-    done_ids = [] if existing is None else [
-        i for i in existing.data.tags.get(RECORDS_TAG, "").split(",") if i
-    ]
-    tags[RECORDS_TAG] = ",".join((done_ids + [record["id"]])[-40:])
+    # (A run this process knows: the ids it wrote there, not only the newest.)
+    done_ids = cache.applied.get(run_id, []) if existing is None else cache.applied[run_id]
+    applied = (done_ids + [record["id"]])[-40:]
+    ends = bool(record.get("status")) or (
+        existing is not None and REBUILT_TAG in existing.data.tags and REBUILT_TAG not in tags)
+    if not ends:
+        tags[RECORDS_TAG] = ",".join(applied)
     tag_list = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if k != PARENT_TAG or parent_id]
     # Artifacts first; then everything else in as few calls as MLflow's limits
-    # allow, the records tag in the last one, so a record half applied is
-    # applied again in full.
+    # allow, the records tag last (with the last batch, or after the status and
+    # the tags deleted), so a record half applied is applied again in full.
     _log_artifacts(client, run_id, record.get("artifacts", {}))
     param_list = [Param(k, v) for k, v in params.items()]
     while len(metrics) > _BATCH or len(param_list) > _PARAM_BATCH:
@@ -330,6 +336,9 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
                 and "error" not in tags and "error" in client.get_run(run_id).data.tags):
             client.delete_tag(run_id, "error")  # a failed search resumed and finished
         client.set_terminated(run_id, status=record["status"], end_time=record.get("end_ms"))
+    if ends:
+        client.set_tag(run_id, RECORDS_TAG, ",".join(applied))
+    cache.applied[run_id] = applied
     return run_id
 
 

@@ -8,6 +8,7 @@ import errno
 import io
 import json
 import logging
+import math
 import os
 import pathlib
 import re
@@ -562,8 +563,8 @@ class MlflowTracker:
             metrics, artifacts = _oracle_metric_rows(trial), {}
             step = int(getattr(trial, "best_step", 0) or 0)
         final.update(_cost_metrics(trial))
-        if trial.score is not None:
-            final["objective"] = trial.score
+        if trial.score is not None and status == "COMPLETED":
+            final["objective"] = trial.score  # (a failed trial's NaN is no score)
         tags = {
             rec.ROLE_TAG: "trial",
             rec.PROJECT_TAG: self._parent["project"],
@@ -664,7 +665,7 @@ class MlflowTracker:
             "key": self.parent_key,
             "end_ms": rec.now_ms(),
             "status": "FAILED",
-            "tags": {"error": (text[-1] if text else type(error).__name__)[:4000]},
+            "tags": {"error": _error_line(error, text)[:4000]},
             **summary,
         })
         self.flush()
@@ -1120,13 +1121,27 @@ def _oracle_metric_rows(trial) -> List[list]:
     return rows
 
 
+def _error_line(error: BaseException, text: List[str]) -> str:
+    """What a search's error tag says: its type and first line (keras-tuner's
+    "Number of consecutive failures exceeded ..."), and its last line if other
+    (the last failure's own error, at the end of the traceback it quotes)."""
+    if not text:
+        return type(error).__name__
+    line = f"{type(error).__name__}: {text[0]}"
+    return line if len(text) == 1 else f"{line} ... {text[-1]}"
+
+
 def _best_score(tuner) -> Optional[float]:
+    """The best completed trial's score (keras-tuner's oracles may rank a failed
+    trial's NaN first), or None."""
     try:
-        best = tuner.oracle.get_best_trials(1)
+        best = tuner.oracle.get_best_trials(10)
     except Exception:  # noqa: BLE001 - a worker's chief may be away a moment
         return None
-    if best and best[0].score is not None:
-        return float(best[0].score)
+    for trial in best:
+        if (str(trial.status) == "COMPLETED" and trial.score is not None
+                and math.isfinite(float(trial.score))):
+            return float(trial.score)
     return None
 
 

@@ -10,6 +10,7 @@ import threading
 import keras_tuner
 import pytest
 from mlflow.entities import ViewType
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from metanas.tracking import MlflowTracker
@@ -150,6 +151,49 @@ def test_a_late_record_of_a_rebuilt_trial_under_its_key_updates_its_run_and_drop
     (run,) = client.search_runs([exp_id], filter_string=f"tags.`{TRIAL}` = '1'")
     assert REBUILT not in run.data.tags and run.info.status == "FINISHED"
     assert run.data.metrics["duration_s"] == 2.0  # the worker's own record's
+
+
+@pytest.mark.parametrize("failing", ["set_terminated", "delete_tag"])
+def test_a_record_that_failed_before_its_status_is_applied_in_full_when_sent_again(
+        store, monkeypatch, failing):
+    # Was: the records tag went with the last batch, before the status: a store
+    # error in between (a server down, a locked sqlite) left the run RUNNING for
+    # good, its record skipped as applied when sent again (a review's finding).
+    client = MlflowClient(tracking_uri=store)
+    rec.apply_record(client, trial_record("s/trial/1", "1", rebuilt=True), rec.RunCache())
+    client.update_run(rec.find_run(client, client.get_experiment_by_name("e").experiment_id,
+                                   "s/trial/1").info.run_id, status="RUNNING")
+    record = trial_record("s/trial/1", "1")
+
+    def down(*args, **kwargs):
+        raise MlflowException("the server went away", error_code="TEMPORARILY_UNAVAILABLE")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MlflowClient, failing, down)
+        with pytest.raises(MlflowException):
+            rec.apply_record(client, record, rec.RunCache())
+    rec.apply_record(client, record, rec.RunCache())  # sent again (the spool, `sync`)
+    exp_id = client.get_experiment_by_name("e").experiment_id
+    (run,) = client.search_runs([exp_id], filter_string=f"tags.`{TRIAL}` = '1'")
+    assert run.info.status == "FINISHED" and REBUILT not in run.data.tags
+    assert record["id"] in run.data.tags[rec.RECORDS_TAG].split(",")
+
+
+def test_the_records_tag_of_a_run_this_process_knows_keeps_every_id(store):
+    # Was: a record to a run in the process's cache wrote only its own id, so the
+    # search's begin record sent again reopened its finished run.
+    client, cache = MlflowClient(tracking_uri=store), rec.RunCache()
+    base = {"experiment": "e", "key": "s/search", "tags": {rec.ROLE_TAG: "search"}}
+    begin = {**base, "id": "begin", "type": "search_begin", "params": {"m": "1"}}
+    progress = {**base, "id": "progress", "type": "search_progress",
+                "metrics": [["best", 1.0, 1, 0]]}
+    end = {**base, "id": "end", "type": "search_end", "status": "FINISHED"}
+    for record in (begin, progress, end):
+        rec.apply_record(client, record, cache)
+    run = rec.find_run(client, client.get_experiment_by_name("e").experiment_id, "s/search")
+    assert run.data.tags[rec.RECORDS_TAG].split(",") == ["begin", "progress", "end"]
+    rec.apply_record(client, {**begin, "reopen": True}, rec.RunCache())
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
 
 
 class Killed(BaseException):

@@ -262,8 +262,15 @@ def test_a_failed_search_resumed_to_the_end_loses_its_error_tag(tmp_path):
     # The curve of a search with no score is drawn without matplotlib's
     # empty-legend warning.
     assert not [w for w in caught if "legend" in str(w.message)]
-    (parent,), _ = runs_of(uri, "again")
-    assert parent.info.status == "FAILED" and "error" in parent.data.tags
+    (parent,), children = runs_of(uri, "again")
+    assert parent.info.status == "FAILED"
+    # Why it stopped, and the last failure's own error (was: that error alone).
+    assert parent.data.tags["error"].startswith(
+        "RuntimeError: Number of consecutive failures exceeded the limit of 2.")
+    assert parent.data.tags["error"].endswith("injected: the first two trainings fail")
+    # Neither a best score nor an objective from trials that all failed.
+    assert "best_score" not in parent.data.metrics and "best_so_far" not in parent.data.metrics
+    assert [c.data.metrics.get("objective") for c in children] == [None, None]
     # The failed search's parent holds its summary too.
     assert parent.data.metrics["trials_failed"] == 2.0
     assert parent.data.metrics["trials_completed"] == 0.0
@@ -286,3 +293,18 @@ def test_store_targets_compare_sqlite_paths_absolutely(tmp_path, monkeypatch):
     assert store_target("sqlite:///mlflow.db") == store_target(f"sqlite:///{tmp_path}/mlflow.db")
     assert store_target(f"sqlite:///{tmp_path}/mlflow.db") == f"sqlite:///{tmp_path}/mlflow.db"
     assert store_target("http://bob:hunter2@host:5000") == "http://bob:***@host:5000"
+
+
+def test_a_failed_trial_s_nan_is_not_the_best_score():
+    # keras-tuner's oracles rank a failed trial's NaN first: it was the search's
+    # best_score and best_so_far until a trial completed.
+    from types import SimpleNamespace
+
+    from metanas.tracking.tracker import _best_score
+
+    failed = SimpleNamespace(status="FAILED", score=float("nan"))
+    done = SimpleNamespace(status="COMPLETED", score=0.25)
+    ranked = SimpleNamespace(get_best_trials=lambda n: [failed, done][:n])
+    assert _best_score(SimpleNamespace(oracle=ranked)) == 0.25
+    alone = SimpleNamespace(get_best_trials=lambda n: [failed])
+    assert _best_score(SimpleNamespace(oracle=alone)) is None

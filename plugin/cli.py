@@ -64,7 +64,9 @@ def add_demo(subparsers) -> None:
                 overwrite=args.overwrite,
             )
         except DiskFullError as error:  # its message says what was kept and how to go on
-            print(f"metanas demo: error: {' '.join(str(error).split())}", file=sys.stderr)
+            text = " ".join(str(error).split()).replace(
+                "search again (overwrite=False)", "run metanas demo again with --no-overwrite")
+            print(f"metanas demo: error: {text}", file=sys.stderr)
             return 1
         except SavedStateError as error:  # --no-overwrite on a search it cannot resume
             text = " ".join(str(error).split())
@@ -307,7 +309,12 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 class _OneLineErrors(argparse.ArgumentParser):
     """A parser whose usage errors are one line (and exit status 2), as every other
-    command-line error of metanas is, instead of the usage block and the line."""
+    command-line error of metanas is, instead of the usage block and the line.
+    Options are taken whole only: ``--seed 3`` is not ``--seeds 3``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, prog: Optional[str] = None):
         prog = prog or self.prog

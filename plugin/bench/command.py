@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import functools
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -20,6 +23,8 @@ PARTIAL_FILE = "raw.partial.jsonl"
 #: Lines of `PARTIAL_FILE` that are not finished runs (torn by a kill, edited)
 #: are kept here, as they were, when that file is rewritten or removed.
 UNREADABLE_FILE = "raw.partial.unreadable"
+#: Held by the ``metanas bench`` writing to the output directory.
+LOCK_FILE = ".bench.lock"
 
 
 def _usage_error(message: str):
@@ -131,6 +136,10 @@ def _keep_other_results(raw: str, results) -> None:
             return  # every earlier run is among the new results
     stamp = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}"
     kept = os.path.join(os.path.dirname(raw), f"raw.{stamp}.json.gz")
+    number = 1
+    while os.path.exists(kept):  # (another kept in the same second: not overwritten)
+        number += 1
+        kept = os.path.join(os.path.dirname(raw), f"raw.{stamp}-{number}.json.gz")
     os.replace(raw, kept)
     print(f"metanas bench: the earlier {raw} holds runs these results do not; kept as {kept}",
           flush=True)
@@ -164,6 +173,41 @@ def _commit() -> str:
     return f"{commit}{'+uncommitted' if dirty else ''} ({version})"
 
 
+class OutputBusyError(RuntimeError):
+    """Another ``metanas bench`` is writing to the same output directory."""
+
+
+@contextlib.contextmanager
+def _output_lock(output: str):
+    """Holds ``output``'s lock file for one ``metanas bench`` at a time: two
+    writing one output lost each other's finished runs (a review's finding)."""
+    from metanas import locks
+
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, LOCK_FILE), "a+b") as handle:
+        try:
+            locks.lock(handle, wait=False)
+        except BlockingIOError:
+            raise OutputBusyError(
+                f"another metanas bench is writing to {output!r}; wait for it to end, "
+                "or give this one another --output") from None
+        except OSError:  # a file system without locks: run unguarded, as before
+            locks.unguarded(f"metanas bench's --output {output!r}")
+        yield
+
+
+def _locking_output(function):
+    """``function(output=..., ...)`` run holding ``output``'s lock (`_output_lock`)."""
+
+    @functools.wraps(function)
+    def locked(*, output: str, **settings):
+        with _output_lock(output):
+            return function(output=output, **settings)
+
+    return locked
+
+
+@_locking_output
 def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, evals: int,
               workers: int, output: str, limits=None, reuse: Sequence[str] = (),
               multi_objective: bool = False, command: str = "", plots: bool = True,
@@ -171,9 +215,13 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
     """Runs the benchmark and writes ``raw.json.gz``, ``report.md`` and plots to ``output``.
 
     ``strategy_modules`` are imported first, here and in every worker process:
-    modules that add strategies with `metanas.bench.register_strategy`.
+    modules that add strategies with `metanas.bench.register_strategy`. One
+    ``metanas bench`` writes to an ``output`` at a time (a lock file in it).
 
     Returns the path of the report.
+
+    Raises:
+        OutputBusyError: Another ``metanas bench`` is writing to ``output``.
     """
     from metanas.bench import report
     from metanas.bench.runner import NOISE_PROTOCOL, import_modules, run_many
@@ -350,6 +398,8 @@ def _or_why(table: List[str], why: str) -> List[str]:
 
 
 def add_bench(subparsers) -> None:
+    from metanas.bench.strategies import STRATEGIES
+
     parser = subparsers.add_parser(
         "bench",
         help="race metanas strategies against keras-tuner and Optuna on tabular NAS/HPO tasks",
@@ -357,8 +407,10 @@ def add_bench(subparsers) -> None:
     parser.add_argument("--tasks", default="all",
                         help="all, tuning, held-out, or comma-separated names (default all)")
     parser.add_argument("--strategies", default="all",
-                        help="all or comma-separated names (default all)")
-    parser.add_argument("--seeds", type=int, default=20, help="seeds per run (default 20)")
+                        help="all or comma-separated names (default all): "
+                             + ", ".join(STRATEGIES))
+    parser.add_argument("--seeds", type=int, default=20,
+                        help="runs per task and strategy, one seed each (default 20)")
     parser.add_argument("--evals", type=int, default=100,
                         help="evaluations per run (default 100)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
@@ -366,7 +418,8 @@ def add_bench(subparsers) -> None:
                         help="seeds are FIRST .. FIRST+SEEDS-1 (default 0)")
     parser.add_argument("--limit", action="append", default=[],
                         metavar="STRATEGY=SEEDS[@TASKS]",
-                        help="fewer seeds (and optionally only some tasks) for a slow strategy")
+                        help="another number of seeds (and optionally only some tasks) "
+                             "for a strategy, such as a slow one")
     parser.add_argument("--reuse", action="append", default=[], metavar="RAW.json.gz",
                         help="take identical runs from an earlier raw results file")
     parser.add_argument("--multi-objective", action="store_true",
@@ -399,6 +452,10 @@ def add_bench(subparsers) -> None:
             raise _usage_error(f"--strategy-module: {error}") from None
         strategies = resolve_strategies(args.strategies, args.multi_objective)
         limits = parse_limits(args.limit, strategies, tasks)
+        for name, (count, _) in limits.items():
+            if args.first_seed + count - 1 > MAX_SEED:
+                raise _usage_error(f"--first-seed + the seeds of --limit {name} - 1 must be "
+                                   f"<= {MAX_SEED}, got {args.first_seed} + {count} - 1")
         from metanas.bench.report import load_results
 
         for path in args.reuse:
@@ -415,7 +472,7 @@ def add_bench(subparsers) -> None:
         if os.path.isdir(partial):
             raise _usage_error(f"--output: {partial!r} is a directory; it must be the file of "
                                f"an interrupted run's finished runs, or absent")
-        command = "metanas bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
+        command = shlex.join(["metanas", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else ""
         try:
             path = run_bench(tasks=tasks, strategies=strategies, seeds=args.seeds,
                              evals=args.evals, workers=args.workers, output=args.output,
@@ -427,6 +484,8 @@ def add_bench(subparsers) -> None:
             raise _usage_error(f"--strategy-module: {error}") from None
         except StrategyMakeError as error:
             raise _usage_error(str(error)) from None
+        except OutputBusyError as error:
+            raise _usage_error(f"--output: {error}") from None
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or a SIGTERM (metanas.cli)
             from metanas.usage import forget_interrupts, interrupted_status
 

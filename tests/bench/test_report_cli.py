@@ -195,6 +195,9 @@ def test_load_results_rejects_other_files(tmp_path):
      "('nope' is not one of the strategies being run: optuna/tpe, kt/random)"),
     (["--strategy-module", "no_such_module_xyz"],
      "--strategy-module: cannot import the strategy module 'no_such_module_xyz'"),
+    # Was a traceback, with exit status 1.
+    (["--first-seed", "4294967295", "--seeds", "1", "--limit", "optuna/random=2"],
+     "--first-seed + the seeds of --limit optuna/random - 1 must be <= 4294967295"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
     code = main(["bench", *argv, "--output", str(tmp_path)])
@@ -481,6 +484,61 @@ def test_an_output_holding_other_results_keeps_them_beside_the_new_ones(tmp_path
         (r["strategy"], r["seed"], r["curve"]) for r in first]
     assert {r["strategy"] for r in report.load_results(str(out / "raw.json.gz"))} == {
         "optuna/random"}
+
+
+def test_an_abbreviated_option_is_not_taken_for_a_longer_one(tmp_path, capsys):
+    # Was taken as --seeds 3 (argparse's abbreviations): 3 seeds from 0, not seed 3.
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "--seed", "3", "--output", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "metanas bench: error: unrecognized arguments: --seed 3" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+def test_a_second_bench_on_a_busy_output_is_refused_in_one_line(tmp_path, capsys):
+    # Was: both ran; each rewrote the partial file from what it read when it
+    # started, and the finished runs of the other were lost (a review's finding).
+    from metanas import locks
+    from metanas.bench.command import LOCK_FILE
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_FILE, "a+b") as held:
+        locks.lock(held)  # a bench running there
+        code = main(["bench", "--tasks", "hpobench/car", "--strategies", "optuna/tpe",
+                     "--seeds", "1", "--evals", "5", "--no-plots", "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"metanas bench: error: --output: another metanas bench is writing "
+                          f"to {str(out)!r}")
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+
+
+def test_results_kept_aside_in_one_second_do_not_overwrite_each_other(tmp_path, monkeypatch):
+    import datetime
+
+    from metanas.bench import command
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2026, 12, 7, 17, 20, 1, tzinfo=tz)
+
+    monkeypatch.setattr(command.datetime, "datetime", Frozen)
+    for text in ("first", "second"):
+        (tmp_path / "raw.json.gz").write_text(text)  # not results: kept all the same
+        command._keep_other_results(str(tmp_path / "raw.json.gz"), [])
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "raw.20261207T172001.json.gz": "first", "raw.20261207T172001-2.json.gz": "second"}
+
+
+def test_the_report_s_command_line_is_quoted_for_a_shell(tmp_path, monkeypatch):
+    out = tmp_path / "with space"
+    argv = ["bench", "--tasks", "hpobench/car", "--strategies", "optuna/tpe", "--seeds", "1",
+            "--evals", "5", "--no-plots", "--output", str(out)]
+    monkeypatch.setattr("sys.argv", ["metanas", *argv])
+    assert main(argv) == 0
+    assert f"    metanas bench {' '.join(argv[1:-1])} '{out}'\n" in (out / "report.md").read_text()
 
 
 def test_a_full_disk_is_one_line_and_the_finished_runs_stay(tmp_path, capsys, monkeypatch):

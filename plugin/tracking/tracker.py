@@ -272,21 +272,40 @@ class MlflowTracker:
             self.search_id = self._read_search_id(tuner)
 
     def _read_search_id(self, tuner) -> Optional[str]:
+        """The search's id, from its project directory (made there for a new
+        search); a resumed search goes on in the experiment it began in."""
+        from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
+
         path = pathlib.Path(tuner.project_dir) / SEARCH_FILE
         if path.is_file():
             try:
-                return str(json.loads(path.read_text(encoding="utf-8"))["search_id"])
-            except (ValueError, KeyError):
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                search_id = str(saved["search_id"])
+            except (ValueError, KeyError, TypeError):
                 logger.warning("ignoring unreadable %s", path)
+            else:
+                began = saved.get("experiment")
+                if isinstance(began, str) and began != self.experiment_name:
+                    # Elsewhere its parent run is not found, and every trial
+                    # it ran would be logged again there as a rebuilt run.
+                    logger.warning(
+                        "this search began in MLflow experiment %r and goes on there, not in "
+                        "%r (a new search, with overwrite=True or another project_name, "
+                        "goes to %r)", began, self.experiment_name, self.experiment_name)
+                    self.experiment_name = began
+                elif began is None and not self._is_worker:  # written before it was kept
+                    with contextlib.suppress(OSError):
+                        save_json_atomically(str(path), {**saved,
+                                                         "experiment": self.experiment_name})
+                return search_id
         if self._is_worker:
             return None  # found from MLflow tags when the trial is logged
-        from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
-
         search_id = uuid.uuid4().hex[:16]
         path.parent.mkdir(parents=True, exist_ok=True)
         # Atomically: a crash or a full disk mid-write must not leave a torn file
         # (a resumed search would then start a new parent run).
-        save_json_atomically(str(path), {"search_id": search_id})
+        save_json_atomically(str(path), {"search_id": search_id,
+                                         "experiment": self.experiment_name})
         return search_id
 
     @property

@@ -255,7 +255,9 @@ def add_tracking(subparsers) -> None:
         from metanas.tracking import sync
 
         if not os.path.isdir(args.directory):
-            raise UsageError(f"no such directory: {args.directory!r}")
+            raise UsageError(f"{args.directory!r} is a file, not a spool directory"
+                             if os.path.exists(args.directory)
+                             else f"no such directory: {args.directory!r}")
         if args.tracking_uri is not None and not args.tracking_uri.strip():
             raise UsageError("--tracking-uri must name a store (such as "
                              f"sqlite:///mlflow.db), got {args.tracking_uri!r}")

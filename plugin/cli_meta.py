@@ -217,7 +217,7 @@ def add_meta_train(subparsers) -> None:
             names = _similar_tasks(args.similar_to, names, 3 if args.k is None else args.k)
         strategies = None if args.strategies is None else _strategies(args.strategies)
         _check_storage(args.storage)
-        if args.plots:  # made now, before the storage is opened and the searches run
+        if args.plots is not None:  # made now, before the storage is opened and the searches run
             check_output_directory("--plots", args.plots)
         import optuna
 
@@ -262,7 +262,7 @@ def add_meta_train(subparsers) -> None:
         best = min(scored, key=lambda t: t.value)
         print(json.dumps({"meta_trials": len(scored), "objective": args.objective,
                           "best_value": best.value, "best_params": best.params}, default=str))
-        if args.plots:
+        if args.plots is not None:
             from metanas.meta.plots import log_meta_study, plot_meta_study
 
             paths = plot_meta_study(learner.study, args.plots)

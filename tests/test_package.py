@@ -313,6 +313,22 @@ def test_a_bad_argument_is_one_line_and_exit_2(argv, line, capsys):
     assert capsys.readouterr().err == f"{line} (see {prog} --help)\n"
 
 
+@pytest.mark.parametrize("argv, message", [
+    # Was "no such directory" for a file that is there.
+    (["tracking", "sync", "{file}"], "metanas tracking sync: error: '{file}' is a file, not a "
+                                     "spool directory"),
+    # Was taken for no --plots at all: the meta-study ran, and no plot was written.
+    (["meta-train", "--tasks", "tuning", "--plots", ""],
+     "metanas meta-train: error: --plots: cannot create the directory ''"),
+])
+def test_a_path_of_the_wrong_kind_is_named_as_such(tmp_path, capsys, argv, message):
+    (tmp_path / "text.txt").write_text("x")
+    argv = [a.format(file=tmp_path / "text.txt") for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message.format(file=tmp_path / "text.txt")) and err.count("\n") == 1
+
+
 def test_errors_and_logged_warnings_name_the_subcommand_in_one_line(tmp_path, capsys):
     # Was "metanas tracking: error: ...", and a logged warning printed bare.
     assert cli.main(["tracking", "sync", str(tmp_path / "nowhere")]) == 2

@@ -108,6 +108,8 @@ def _kept(output: str) -> str:
     from metanas.bench.report import load_partial
 
     partial = os.path.join(output, PARTIAL_FILE)
+    if not os.path.exists(partial):
+        return "no run had finished"
     try:
         done = f"{len(load_partial(partial))} finished run(s)"
     except (OSError, ValueError):  # not readable: say where the runs are all the same
@@ -460,7 +462,8 @@ def add_bench(subparsers) -> None:
 
         for path in args.reuse:
             if not os.path.isfile(path):
-                raise _usage_error(f"--reuse: no such file {path!r}")
+                raise _usage_error(f"--reuse: {path!r} is a directory, not a results file"
+                                   if os.path.isdir(path) else f"--reuse: no such file {path!r}")
             try:
                 load_results(path)
             except ValueError as error:
@@ -483,7 +486,7 @@ def add_bench(subparsers) -> None:
         except WorkerImportError as error:
             raise _usage_error(f"--strategy-module: {error}") from None
         except StrategyMakeError as error:
-            raise _usage_error(str(error)) from None
+            raise _usage_error(f"{error}; {_kept(args.output)}") from None
         except OutputBusyError as error:
             raise _usage_error(f"--output: {error}") from None
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or a SIGTERM (metanas.cli)

@@ -237,8 +237,8 @@ def skip_checkpoints(oracle, tuner=None) -> None:
 def _run_keras_tuner(strategy: Strategy, task: Task, *, seed: int, evals: int,
                      use_time: bool, multi_objective: bool):
     on_trial, cap = _budget(task, evals, use_time)
-    oracle = _check_made(strategy, strategy.make(
-        objective=_objective(task, multi_objective), max_trials=cap, seed=seed))
+    oracle = _made(strategy, objective=_objective(task, multi_objective), max_trials=cap,
+                   seed=seed)
     skip_checkpoints(oracle)
     timer = _Timer()
     for name in ("create_trial", "update_trial", "end_trial"):
@@ -265,7 +265,7 @@ def _run_optuna(strategy: Strategy, task: Task, *, seed: int, evals: int,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     on_trial, cap = _budget(task, evals, use_time)
     noise = noise_rng(seed)
-    sampler = _check_made(strategy, strategy.make(seed=seed))
+    sampler = _made(strategy, seed=seed)
     if multi_objective:
         study = optuna.create_study(directions=["maximize" if task.maximize else "minimize",
                                                 "minimize"], sampler=sampler)
@@ -452,12 +452,18 @@ class StrategyMakeError(ValueError):
     strategy's mistake, which `metanas bench` reports in one line)."""
 
 
-def _check_made(strategy: Strategy, made: Any) -> Any:
-    """``made`` if it is what ``strategy.kind`` runs: a keras-tuner Oracle, or an Optuna sampler.
+def _made(strategy: Strategy, **settings) -> Any:
+    """``strategy.make(**settings)``, if it is what ``strategy.kind`` runs: a
+    keras-tuner Oracle, or an Optuna sampler.
 
     Raises:
-        StrategyMakeError: It is not.
+        StrategyMakeError: ``make`` raised, or returned something else.
     """
+    try:
+        made = strategy.make(**settings)
+    except Exception as error:  # noqa: BLE001 - a registered strategy's own mistake
+        raise StrategyMakeError(f"strategy {strategy.name!r} ({strategy.kind}): make raised "
+                                f"{type(error).__name__}: {error}") from error
     if strategy.kind == "optuna":
         import optuna
 
@@ -495,7 +501,7 @@ def import_modules(modules: Sequence[str]) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except Exception as error:  # noqa: BLE001 - whatever the module raises
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - whatever the module raises
             raise ValueError(f"cannot import the strategy module {name!r}: "
                              f"{type(error).__name__}: {error}") from error
 

@@ -181,6 +181,7 @@ def test_load_results_rejects_other_files(tmp_path):
     (["--limit", "kt/bayesian=x"], "--limit 'kt/bayesian=x': expected STRATEGY=SEEDS"),
     (["--multi-objective", "--tasks", "hpobench/car"], "--multi-objective needs NAS-Bench-201"),
     (["--reuse", "/nonexistent/raw.json.gz"], "--reuse: no such file"),
+    (["--reuse", "/"], "--reuse: '/' is a directory, not a results file"),
     (["--tasks", "hpobench/car,hpobench/car"], "--tasks: hpobench/car given more than once"),
     (["--strategies", "optuna/tpe,optuna/tpe"], "--strategies: optuna/tpe given more than once"),
     (["--first-seed", "4294967295"], "--first-seed + --seeds - 1 must be <= 4294967295"),
@@ -390,12 +391,18 @@ def test_a_strategy_whose_make_returns_no_oracle_is_one_line_and_exit_2(tmp_path
 
         return RandomSearchOracle()
 
+    def make_raising(*, seed):  # was a traceback, with exit status 1
+        raise RuntimeError("no sampler today")
+
     register_strategy(Strategy("mine/bad", "keras-tuner", make, True, "a mistake"))
     register_strategy(Strategy("mine/bad-optuna", "optuna", make_sampler, True, "another"))
+    register_strategy(Strategy("mine/raising", "optuna", make_raising, True, "a third"))
     try:
         for name, expected in (("mine/bad", "make returned str 'notanoracle', expected a "
                                             "keras_tuner Oracle"),
-                               ("mine/bad-optuna", "make returned RandomSearchOracle")):
+                               ("mine/bad-optuna", "make returned RandomSearchOracle"),
+                               ("mine/raising", "make raised RuntimeError: no sampler today; "
+                                                "no run had finished")):
             assert main(["bench", "--tasks", "hpobench/car", "--strategies", name, "--seeds",
                          "1", "--evals", "5", "--workers", "1", "--no-plots",
                          "--output", str(tmp_path / name.replace("/", "_"))]) == 2
@@ -403,8 +410,8 @@ def test_a_strategy_whose_make_returns_no_oracle_is_one_line_and_exit_2(tmp_path
             assert line.startswith(f"metanas bench: error: strategy '{name}' (")
             assert expected in line
     finally:
-        STRATEGIES.pop("mine/bad", None)
-        STRATEGIES.pop("mine/bad-optuna", None)
+        for name in ("mine/bad", "mine/bad-optuna", "mine/raising"):
+            STRATEGIES.pop(name, None)
 
 
 def test_a_strategy_module_that_fails_in_a_worker_is_an_error_not_a_hang(tmp_path):

@@ -321,7 +321,8 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
                   "evaluates configurations again (metanas evolution's final race), its "
                   "own choice by mean score; regret = table optimum − its true "
                   "(seed-averaged) score (HPOLib: its true MSE − the optimum). ± is the "
-                  "standard error over seeds; bold is the best per task.", ""]
+                  "standard error over seeds; bold is the best per task among strategies "
+                  "run on several seeds.", ""]
         lines += report.main_table(results, order) + [""]
         lines += ["### Median regret of the returned configuration", "",
                   "The same runs' medians over seeds: a few seeds move a mean (on HPOLib, a "
@@ -337,7 +338,9 @@ def run_bench(*, tasks: Sequence[str], strategies: Sequence[str], seeds: int, ev
         if timed:
             lines += ["### NAS-Bench-201 at the simulated training-time budget", "",
                       "Mean regret when the summed table `train_time` of the evaluated "
-                      "architectures reaches 50 median training times. That run caps "
+                      "architectures reaches 50 median training times (the harness's "
+                      "budget, the same share of each table; the NAS-Bench-201 paper fixes "
+                      "one in seconds per dataset instead). That run caps "
                       "`max_trials` at 4x the evaluations, so with 100 evaluations a "
                       "strategy with a final race (planned for the last part of "
                       "`max_trials`, 30% by default) ends before its race begins: its row "

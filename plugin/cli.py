@@ -64,8 +64,9 @@ def add_demo(subparsers) -> None:
                 overwrite=args.overwrite,
             )
         except DiskFullError as error:  # its message says what was kept and how to go on
-            text = " ".join(str(error).split()).replace(
-                "search again (overwrite=False)", "run metanas demo again with --no-overwrite")
+            text = " ".join(str(error).split())
+            for said in ("search again (overwrite=False)", "resume with overwrite=False"):
+                text = text.replace(said, "run metanas demo again with --no-overwrite")
             print(f"metanas demo: error: {text}", file=sys.stderr)
             return 1
         except SavedStateError as error:  # --no-overwrite on a search it cannot resume

@@ -361,16 +361,18 @@ def test_a_demo_on_a_full_disk_is_one_line_and_exit_1(monkeypatch, capsys):
     from metanas.tuners import DiskFullError
 
     def full(**settings):
-        raise DiskFullError("trial 3 could not write to disk (No space left on device); Free "
-                            "space and search\n again (overwrite=False): this trial runs again")
+        raise DiskFullError("trial 3 could not write to disk (could not save x: fix the cause "
+                            "and resume with overwrite=False); Free space and search\n again "
+                            "(overwrite=False): this trial runs again")
 
     monkeypatch.setattr(demo, "run_demo", full)
     assert cli.main(["demo", "--max-trials", "2"]) == 1
     # The advice is the command line's: the demo's default, --overwrite, would have
     # deleted the trials the message says are kept (a review's finding).
     assert capsys.readouterr().err == (
-        "metanas demo: error: trial 3 could not write to disk (No space left on device); "
-        "Free space and run metanas demo again with --no-overwrite: this trial runs again\n")
+        "metanas demo: error: trial 3 could not write to disk (could not save x: fix the cause "
+        "and run metanas demo again with --no-overwrite); Free space and run metanas demo "
+        "again with --no-overwrite: this trial runs again\n")
 
 
 def test_a_demo_resumed_from_a_corrupt_search_is_one_line_and_exit_2(tmp_path, capsys):

@@ -386,10 +386,10 @@ class MetanasOracle(keras_tuner.Oracle):
                 "hyperparameters must be a keras_tuner.HyperParameters or None, "
                 f"got {hyperparameters!r}."
             )
-        if max_trials is not None:
-            check_int("max_trials", max_trials, low=1)
+        if max_trials is not None:  # (a numpy int as a Python int: the state is JSON)
+            max_trials = check_int("max_trials", max_trials, low=1)
         if seed is not None:
-            check_int("seed", seed, low=0)
+            seed = check_int("seed", seed, low=0)
         if initial_hps is not None and (
             not isinstance(initial_hps, Sequence)
             or isinstance(initial_hps, (str, bytes))
@@ -479,10 +479,11 @@ class MetanasOracle(keras_tuner.Oracle):
         # The trial count at which the strategy had no untried configuration
         # left: with racing on, its race runs from there (`_race_start_trial`).
         self._exhausted_at: Optional[int] = None
-        # [trial count, max_trials] when the strategy last had nothing to
-        # propose with no trial running: the search ended there, short of
-        # max_trials (a chief run again on it ends at once, `search_finished`).
-        self._ran_out: Optional[List[int]] = None
+        # [trial count, max_trials, race trials] when the strategy last had
+        # nothing to propose with no trial running: the search ended there,
+        # short of max_trials (a chief run again on it ends at once, unless
+        # those changed: `search_finished`).
+        self._ran_out: Optional[List[Optional[int]]] = None
         early = self.race_trials()  # the early race, before any check
         if self._checks_noise and self.max_trials and early < self.finalists:
             warnings.warn(
@@ -1077,7 +1078,7 @@ class MetanasOracle(keras_tuner.Oracle):
                 values = self._repeat_values(trial_id, again)
         if values is None:
             if not self.ongoing_trials and not self._retry_queue:
-                self._ran_out = [len(self.trials), self.max_trials]
+                self._ran_out = self._ran_out_mark()
             return {"status": TrialStatus.STOPPED, "values": None}
         return {"status": TrialStatus.RUNNING, "values": values}
 
@@ -1183,12 +1184,15 @@ class MetanasOracle(keras_tuner.Oracle):
             if t in busy or now - self._tuner_seen.get(t, now) <= timeout
         )
 
+    def _ran_out_mark(self) -> List[Optional[int]]:
+        return [len(self.trials), self.max_trials, self.race_trials()]
+
     @synchronized
     def search_finished(self) -> bool:
         """Whether a search has nothing left to run (a finished search resumed
         as it was): ``max_trials`` trials made and ended; or its strategy had
-        nothing left to propose, with every trial ended, and neither trials nor
-        ``max_trials`` changed since; or too many failures.
+        nothing left to propose, with every trial ended, and neither trials,
+        ``max_trials`` nor the race's length changed since; or too many failures.
 
         The space is taken as last seen: a model changed to register more
         hyperparameters does not reopen a search that ran out (raise
@@ -1199,7 +1203,7 @@ class MetanasOracle(keras_tuner.Oracle):
         if self.ongoing_trials or self._retry_queue or not set(self.trials) <= set(self.end_order):
             return False
         return bool(self.max_trials and len(self.trials) >= self.max_trials
-                    or self._ran_out == [len(self.trials), self.max_trials])
+                    or self._ran_out == self._ran_out_mark())
 
     # -------------------------------------------------------------- results
     @synchronized
@@ -1540,10 +1544,10 @@ class MetanasOracle(keras_tuner.Oracle):
             self._exhausted_at = None if exhausted is None else int(exhausted)
             ran_out = state.get("ran_out")
             if ran_out is not None and not (
-                    isinstance(ran_out, list) and len(ran_out) == 2
+                    isinstance(ran_out, list) and len(ran_out) == 3
                     and all(isinstance(v, int) or v is None for v in ran_out)):
-                raise ValueError(
-                    f"'ran_out': expected None or [trial count, max_trials], got {ran_out!r}")
+                raise ValueError(f"'ran_out': expected None or [trial count, max_trials, "
+                                 f"race trials], got {ran_out!r}")
             self._ran_out = ran_out
             if self._race_start != self._race_start_trial():
                 # A race planned for other settings (racing turned off, or a

@@ -496,7 +496,12 @@ class SearchSpaceCodec:
             )
         if _num_values(hp) == n:
             return _value_at(hp, token)
-        return _canonical_number(hp.prob_to_value((token + position) / n), hp)
+        if not 0.0 <= position < 1.0:
+            raise ValueError(f"position must be in [0, 1), got {position!r}.")
+        value = _canonical_number(hp.prob_to_value((token + position) / n), hp)
+        if hp.step is None:  # (an Int's rounding can pass the maximum, just below 1)
+            value = min(max(value, hp.min_value), hp.max_value)
+        return value
 
     def encode(self, values: Config) -> Dict[str, int]:
         """Tokens of the active decisions of ``values``, in space order."""

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from metanas.tuners.base import MetanasOracle, Setting, check_int
+from metanas.tuners.base import MetanasOracle, Setting, TrialStatus, check_int
 from metanas.tuners.codec import Config
 from metanas.tuners.policy import ControllerPolicy, Step
 
@@ -22,6 +22,8 @@ _MAX_POLICY_DRAWS = 10
 #: proposing configurations near its favourite rather than random ones.
 _TEMPERED_DRAWS = (2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 16.0, 16.0)
 REWARD_NORMALIZATIONS = ("rank", "zscore", "none")
+#: Bound of a normalised reward (``"rank"``'s are within +-sqrt(3)).
+_MAX_REWARD = 1e12
 
 
 def _check_number(name: str, value: Any, *, low: float, high: float,
@@ -415,7 +417,9 @@ class RLControllerOracle(MetanasOracle):
 
     def _observe(self, actions: Optional[List[List[Any]]], reward: float) -> None:
         """Moves the baseline; queues the sampled actions (if any) with their advantage."""
-        reward = self._normalise(reward)
+        # Within float32's reach, where the policy computes: the squared gradients
+        # of a reward of 1e20 (raw, or z-scored) overflowed, and every weight became NaN.
+        reward = float(np.clip(self._normalise(reward), -_MAX_REWARD, _MAX_REWARD))
         if self.baseline is None:
             self.baseline = reward
         advantage = reward - self.baseline
@@ -518,9 +522,12 @@ class RLControllerOracle(MetanasOracle):
             self.baseline = None if rl["baseline"] is None else float(rl["baseline"])
             count, mean, m2 = rl["reward_stats"]
             self._reward_stats = [int(count), float(mean), float(m2)]
-            # Absent before "robust" and "rank": each configuration's last reward.
-            self._reward_sorted = sorted(
-                float(v) for v in rl.get("reward_sorted", self._rewards.values()))
+            # Absent before "rank": the rewards of the completed trials then.
+            saved = rl.get("reward_sorted")
+            if saved is None:
+                saved = [f for f in (self.fitness(t) for t in self.trials.values()
+                                     if t.status == TrialStatus.COMPLETED) if math.isfinite(f)]
+            self._reward_sorted = sorted(float(v) for v in saved)
             self._worst_reward = rl["worst_reward"]
             self.updates = int(rl["updates"])
             self.last_loss = rl["last_loss"]

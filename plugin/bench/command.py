@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["add_bench", "parse_limits", "resolve_tasks", "resolve_strategies", "run_bench"]
@@ -186,15 +187,24 @@ def _output_lock(output: str):
     from metanas import locks
 
     os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, LOCK_FILE), "a+b") as handle:
+    path = os.path.join(output, LOCK_FILE)
+    if not os.path.exists(path):
+        with contextlib.suppress(OSError):  # (made by another user: read below)
+            open(path, "ab").close()
+    # Read-only: a file another user made, in a folder all may write to, still locks.
+    with open(path, "rb") as handle:
         try:
             locks.lock(handle, wait=False)
         except BlockingIOError:
             raise OutputBusyError(
                 f"another metanas bench is writing to {output!r}; wait for it to end, "
                 "or give this one another --output") from None
-        except OSError:  # a file system without locks: run unguarded, as before
-            locks.unguarded(f"metanas bench's --output {output!r}")
+        except OSError as error:  # a file system without locks (some NFS, FUSE)
+            warnings.warn(f"could not lock {path} ({error}); two metanas bench writing to "
+                          f"{output!r} would lose each other's finished runs", stacklevel=3)
+        else:
+            locks.unguarded(f"two metanas bench writing to {output!r} would lose each "
+                            "other's finished runs")
         yield
 
 

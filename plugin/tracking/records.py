@@ -259,6 +259,14 @@ def _parent_id(client, exp_id, record, cache) -> Optional[str]:
     return run.info.run_id
 
 
+def _ended_after(run, record: Dict[str, Any]) -> bool:
+    """Whether ``run`` ended after ``record`` began: a search's begin record sent
+    again (a replay) then reopens nothing, whether or not its id is still among
+    the run's last applied ones."""
+    end, start = None if run is None else run.info.end_time, record.get("start_ms")
+    return end is not None and start is not None and int(start) < int(end)
+
+
 def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) -> str:
     """Applies ``record`` to MLflow (idempotently) and returns its run id."""
     exp_id = experiment_id(client, record["experiment"], cache)
@@ -296,7 +304,7 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
             exp_id, start_time=record.get("start_ms"), tags=tags, run_name=record.get("name")
         )
         run_id = run.info.run_id
-    elif record.get("reopen"):
+    elif record.get("reopen") and not _ended_after(existing, record):
         client.update_run(run_id, status="RUNNING")
     cache.runs[key] = run_id
 

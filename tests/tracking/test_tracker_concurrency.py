@@ -196,6 +196,27 @@ def test_the_records_tag_of_a_run_this_process_knows_keeps_every_id(store):
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
 
 
+def test_a_search_s_begin_record_sent_again_reopens_its_run_only_if_newer(store):
+    # The records tag keeps the last 40 ids: after 45 trials' progress the begin
+    # record, sent again, was no longer known as applied and reopened the run.
+    client, cache = MlflowClient(tracking_uri=store), rec.RunCache()
+    base = {"experiment": "e", "key": "s/search", "tags": {rec.ROLE_TAG: "search"}}
+    begin = {**base, "id": "begin", "type": "search_begin", "params": {"m": "1"},
+             "start_ms": 1_000, "reopen": True}
+    rec.apply_record(client, begin, cache)
+    for i in range(45):
+        rec.apply_record(client, {**base, "id": f"p{i}", "type": "search_progress",
+                                  "metrics": [["best", 1.0, 2_000 + i, i]]}, cache)
+    rec.apply_record(client, {**base, "id": "end", "type": "search_end",
+                              "status": "FINISHED", "end_ms": 5_000}, cache)
+    run_id = cache.runs["s/search"]
+    rec.apply_record(client, begin, rec.RunCache())  # a replay
+    assert client.get_run(run_id).info.status == "FINISHED"
+    resumed = {**begin, "id": "begin2", "start_ms": 6_000}  # the search resumed later
+    rec.apply_record(client, resumed, rec.RunCache())
+    assert client.get_run(run_id).info.status == "RUNNING"
+
+
 class Killed(BaseException):
     """A SIGKILL, at the point it is raised."""
 

@@ -188,6 +188,22 @@ def test_wide_int_is_bucketed_and_token_errors_name_the_range():
         codec.from_token(units, 10)
 
 
+@pytest.mark.parametrize("settings", [dict(min_value=1, max_value=11, sampling="log"),
+                                      dict(min_value=1, max_value=100, sampling="reverse_log"),
+                                      dict(min_value=0, max_value=99)])
+def test_any_position_in_a_bucket_is_a_value_of_the_range(settings):
+    # The largest position below 1, in the last bucket of an Int, was max_value + 1.
+    hp = keras_tuner.HyperParameters()
+    hp.Int("x", **settings)
+    codec, x = SearchSpaceCodec(hp), hp.space[0]
+    assert codec.bucketed(x)
+    for position in (0.0, 0.5, float(np.nextafter(1.0, 0.0))):
+        assert codec.is_valid_value(x, codec.from_token(x, 9, position))
+    for position in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"position must be in \[0, 1\)"):
+            codec.from_token(x, 0, position)
+
+
 def test_bad_codec_settings_raise():
     with pytest.raises(ValueError, match="num_buckets"):
         SearchSpaceCodec(keras_tuner.HyperParameters(), num_buckets=1)

@@ -138,16 +138,19 @@ def test_a_space_used_up_before_the_race_races_then_stops(tmp_path, racing_fract
     assert len(set(keys[:12])) == 12  # every configuration once
     # Finished short of max_trials, and known as such once reloaded (a chief run
     # again on it ends at once); a larger max_trials on resume reopens it.
-    assert json_state(oracle)["ran_out"] == [len(trials), 30]
+    assert json_state(oracle)["ran_out"] == [len(trials), 30, oracle.race_trials()]
     reloaded = oracle_()
     reloaded.reload()
     assert oracle.search_finished() and reloaded.search_finished()
-    larger = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
-                  space=space, max_trials=40, racing_fraction=racing_fraction, finalists=4)
-    larger.reload()
-    assert not larger.search_finished()
+    # Not with a larger max_trials, nor another race (it would race, or race longer).
+    for settings in ({"max_trials": 40, "racing_fraction": racing_fraction},
+                     {"max_trials": np.int64(30), "racing_fraction": 0.5}):
+        other = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                     space=space, finalists=4, **settings)
+        other.reload()
+        assert not other.search_finished()
     with pytest.raises(ValueError, match=r"'ran_out': expected None or \[trial count, "
-                                         r"max_trials\], got 'x'"):
+                                         r"max_trials, race trials\], got 'x'"):
         oracle_().set_state({**json_state(oracle), "ran_out": "x"})
     if not racing_fraction:  # no race asked for: the search ends there, as before
         assert len(trials) == 12
@@ -531,3 +534,18 @@ def test_a_bad_noise_check_in_a_saved_state_is_a_clear_error(tmp_path):
     state["noise_check"] = {"noisy": "maybe"}
     with pytest.raises(ValueError, match="'noise_check': expected None or"):
         oracle.set_state(state)
+
+
+def test_a_numpy_max_trials_is_saved_as_an_int(tmp_path):
+    # Was kept as numpy's: the state of a space used up (ran_out holds it) was no
+    # JSON, and the search died as it ended, and again on every resume.
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("edge_0", ["none", "skip", "conv1x1"])
+    oracle = make(lambda **kw: EvolutionOracle(population_size=2, **kw), tmp_path,
+                  space=space, max_trials=np.int64(10), seed=np.int64(3))
+    while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        finish(oracle, trial, 1.0)
+    assert type(oracle.max_trials) is int and type(oracle.seed) is int
+    assert json_state(oracle)["ran_out"][1] == 10

@@ -13,7 +13,8 @@ import pytest
 
 from metanas.tuners import RLControllerOracle, RLControllerSearch, SearchSpaceCodec
 from metanas.tuners.policy import ControllerPolicy
-from tests.tuners.conformance import MAX, MIN, TrialStatus, drive, finish, make, nas_space
+from tests.tuners.conformance import (
+    MAX, MIN, TrialStatus, drive, finish, json_state, make, nas_space)
 
 OPS = ["none", "skip", "conv1x1", "conv3x3", "avgpool"]
 #: One best operation per edge, a different one on each.
@@ -105,6 +106,32 @@ def test_one_diverged_trial_does_not_stop_the_learning(tmp_path):
     # Ranks: ordinary losses keep their spread beside it; the outlier is the worst.
     assert oracle._normalise(-1.0) - oracle._normalise(-5.0) > 1.0
     assert oracle._normalise(-1e12) == -math.sqrt(3) * (1 - 1 / len(oracle._reward_sorted))
+
+
+@pytest.mark.parametrize("normalization", ["none", "zscore"])
+def test_rewards_beyond_float32_leave_the_policy_finite(tmp_path, normalization):
+    # failed_trial_reward=-1e20: the squared gradients overflowed float32, and every
+    # weight of the policy became NaN (a review's finding).
+    oracle = make(lambda **kw: factory(reward_normalization=normalization,
+                                       failed_trial_reward=-1e20, num_initial_points=1, **kw),
+                  tmp_path, max_trials=25, seed=1, max_consecutive_failed_trials=100)
+    drive(oracle, best_count, fail=lambda i: i % 3 == 2)
+    probs = [v for k, v in oracle.strategy_diagnostics().items() if k.startswith("policy/prob")]
+    assert probs and all(math.isfinite(p) for p in probs)
+    assert math.isfinite(oracle.last_loss)
+
+
+def test_a_state_saved_before_ranks_ranks_against_its_completed_trials(tmp_path):
+    # Was ranked against each configuration's last reward, failures' included.
+    oracle = make(factory, tmp_path, max_trials=12, seed=1, max_consecutive_failed_trials=20)
+    drive(oracle, best_count, trials=10, fail=lambda i: i % 4 == 3)
+    state = json_state(oracle)
+    del state["rl"]["reward_sorted"]
+    resumed = make(factory, tmp_path, max_trials=12, seed=1)
+    resumed.trials = oracle.trials
+    resumed.set_state(state)
+    assert resumed._reward_sorted == oracle._reward_sorted
+    assert len(resumed._reward_sorted) == 8  # the 8 completed trials
 
 
 def test_a_failed_trial_reward_far_below_the_rewards_is_bounded(tmp_path):

@@ -484,7 +484,8 @@ class SearchSpaceCodec:
 
     def from_token(self, hp, token: int, position: float = 0.5) -> Any:
         """The value a token stands for: for a bucket, the value at ``position``
-        in it (in [0, 1); 0.5, its centre), snapped to ``step``.
+        in it (in [0, 1); 0.5, its centre), snapped to ``step`` (an integer range
+        rounds it, sometimes to a value of the neighbouring bucket).
 
         A policy that draws ``position`` at random can reach every value of a
         bucketed range, not only the centres.
@@ -494,10 +495,10 @@ class SearchSpaceCodec:
             raise ValueError(
                 f"token {token!r} is out of range for {hp.name!r}: allowed 0..{n - 1}."
             )
-        if _num_values(hp) == n:
-            return _value_at(hp, token)
         if not 0.0 <= position < 1.0:
             raise ValueError(f"position must be in [0, 1), got {position!r}.")
+        if _num_values(hp) == n:
+            return _value_at(hp, token)
         value = _canonical_number(hp.prob_to_value((token + position) / n), hp)
         if hp.step is None:  # (an Int's rounding can pass the maximum, just below 1)
             value = min(max(value, hp.min_value), hp.max_value)

@@ -22,8 +22,14 @@ _MAX_POLICY_DRAWS = 10
 #: proposing configurations near its favourite rather than random ones.
 _TEMPERED_DRAWS = (2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 16.0, 16.0)
 REWARD_NORMALIZATIONS = ("rank", "zscore", "none")
-#: Bound of a normalised reward (``"rank"``'s are within +-sqrt(3)).
-_MAX_REWARD = 1e12
+#: Bound of a normalised reward (``"rank"``'s are within +-sqrt(3); a raw loss
+#: beyond it is as bad as it).
+_MAX_REWARD = 1e30
+#: Largest advantage an update takes; a batch with larger ones is scaled down
+#: as a whole (its direction kept: the gradient is clipped to ``clip_norm``
+#: anyway), since the squared gradients of an advantage of 1e20 overflow
+#: float32, where the policy computes, and every weight became NaN.
+_MAX_ADVANTAGE = 1e12
 
 
 def _check_number(name: str, value: Any, *, low: float, high: float,
@@ -62,8 +68,8 @@ class RLControllerOracle(MetanasOracle):
     the old heads keep what they learnt. ``Int`` and ``Float`` ranges with many
     values are bucketed by the codec (`SearchSpaceCodec.to_token`), and the
     value is drawn uniformly within the bucket drawn (in keras-tuner's unit
-    interval, so log-uniformly for ``sampling="log"``), so every value can be
-    proposed; a ``Choice`` has a token per value. Tokens are drawn by
+    interval, so log-uniformly for ``sampling="log"``; an integer range rounds
+    it), so every value can be proposed; a ``Choice`` has a token per value. Tokens are drawn by
     inverse-CDF from the oracle's own seeded ``Generator``; the initial
     weights come from the oracle's seed, so equal seeds give equal searches.
 
@@ -417,8 +423,6 @@ class RLControllerOracle(MetanasOracle):
 
     def _observe(self, actions: Optional[List[List[Any]]], reward: float) -> None:
         """Moves the baseline; queues the sampled actions (if any) with their advantage."""
-        # Within float32's reach, where the policy computes: the squared gradients
-        # of a reward of 1e20 (raw, or z-scored) overflowed, and every weight became NaN.
         reward = float(np.clip(self._normalise(reward), -_MAX_REWARD, _MAX_REWARD))
         if self.baseline is None:
             self.baseline = reward
@@ -433,7 +437,11 @@ class RLControllerOracle(MetanasOracle):
             return
         batch, self._pending = self._pending, []
         steps = [self._steps(actions) for actions, _ in batch]
-        self.last_loss, self.last_entropy = self.policy.update(steps, [a for _, a in batch])
+        advantages = np.array([a for _, a in batch], dtype=float)
+        largest = float(np.max(np.abs(advantages)))
+        if largest > _MAX_ADVANTAGE:
+            advantages *= _MAX_ADVANTAGE / largest
+        self.last_loss, self.last_entropy = self.policy.update(steps, list(advantages))
         self.updates += 1
         self._policy_blob = None
 

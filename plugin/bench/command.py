@@ -188,11 +188,11 @@ def _output_lock(output: str):
 
     os.makedirs(output, exist_ok=True)
     path = os.path.join(output, LOCK_FILE)
-    if not os.path.exists(path):
-        with contextlib.suppress(OSError):  # (made by another user: read below)
-            open(path, "ab").close()
-    # Read-only: a file another user made, in a folder all may write to, still locks.
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "a+b")  # (NFS locks only a file open for writing)
+    except PermissionError:  # another user's, in a folder all may write to: read-only
+        handle = open(path, "rb")
+    with handle:
         try:
             locks.lock(handle, wait=False)
         except BlockingIOError:

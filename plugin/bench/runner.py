@@ -502,8 +502,9 @@ def import_modules(modules: Sequence[str]) -> None:
         try:
             importlib.import_module(name)
         except (Exception, SystemExit) as error:  # noqa: BLE001 - whatever the module raises
-            raise ValueError(f"cannot import the strategy module {name!r}: "
-                             f"{type(error).__name__}: {error}") from error
+            what = (f"it called sys.exit({error.code!r})" if isinstance(error, SystemExit)
+                    else f"{type(error).__name__}: {error}")
+            raise ValueError(f"cannot import the strategy module {name!r}: {what}") from error
 
 
 @contextlib.contextmanager

@@ -50,6 +50,8 @@ ROLE_TAG = "metanas.role"
 PROJECT_TAG = "metanas.project"
 SEARCH_TAG = "metanas.search_id"
 RECORDS_TAG = "metanas.records"
+#: On a search's run: the ids of the records that opened or reopened it.
+BEGINS_TAG = "metanas.begins"
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "metanas.trial_id"
 #: On a trial's run rebuilt from the oracle (no epochs, duration or model files).
@@ -259,14 +261,6 @@ def _parent_id(client, exp_id, record, cache) -> Optional[str]:
     return run.info.run_id
 
 
-def _ended_after(run, record: Dict[str, Any]) -> bool:
-    """Whether ``run`` ended after ``record`` began: a search's begin record sent
-    again (a replay) then reopens nothing, whether or not its id is still among
-    the run's last applied ones."""
-    end, start = None if run is None else run.info.end_time, record.get("start_ms")
-    return end is not None and start is not None and int(start) < int(end)
-
-
 def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) -> str:
     """Applies ``record`` to MLflow (idempotently) and returns its run id."""
     exp_id = experiment_id(client, record["experiment"], cache)
@@ -294,6 +288,12 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
             return run_id
     tags = dict(record.get("tags", {}))
     tags[KEY_TAG] = key
+    # The ids of the records that (re)opened the run, all of them: one sent again
+    # (a replay) reopens nothing, after any number of later records.
+    begun = [] if existing is None else [
+        i for i in existing.data.tags.get(BEGINS_TAG, "").split(",") if i]
+    if record.get("reopen"):
+        tags[BEGINS_TAG] = ",".join(dict.fromkeys(begun + [record["id"]]))
     if parent_id:
         tags[PARENT_TAG] = parent_id
     if run_id is None:
@@ -304,7 +304,7 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
             exp_id, start_time=record.get("start_ms"), tags=tags, run_name=record.get("name")
         )
         run_id = run.info.run_id
-    elif record.get("reopen") and not _ended_after(existing, record):
+    elif record.get("reopen") and record["id"] not in begun:
         client.update_run(run_id, status="RUNNING")
     cache.runs[key] = run_id
 

@@ -180,6 +180,7 @@ class MlflowTracker:
         self.experiment_name = experiment_name
         self.spool_dir = self._given["spool_dir"]
         self.search_id = search_id
+        self._began_in: Optional[str] = None
         self._client = None
         self._warned_stores: set = set()
         if tracking_uri is not None and store_problem(tracking_uri) is None:
@@ -250,6 +251,7 @@ class MlflowTracker:
         # project, or the same one after overwrite=True, has another).
         self.search_id = given["search_id"]
         self.experiment_name = given["experiment_name"] or project
+        self._began_in = None  # another experiment it began in, if so
         self.spool_dir = given["spool_dir"] or (
             pathlib.Path(tuner.directory) / SPOOL_DIRNAME / project)
         self._spool = Spool(self.spool_dir, name=str(getattr(tuner, "tuner_id", "tuner0")))
@@ -270,6 +272,35 @@ class MlflowTracker:
         }
         if self.search_id is None:
             self.search_id = self._read_search_id(tuner)
+        else:  # given: its file, if it is this search's, still says where it began
+            path = pathlib.Path(tuner.project_dir) / SEARCH_FILE
+            with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+                if not path.exists() and not self._is_worker:
+                    from metanas.tuners.storage import save_json_atomically
+
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    save_json_atomically(str(path), {"search_id": self.search_id,
+                                                     "experiment": self.experiment_name})
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("search_id") == self.search_id:
+                    self._note_experiment(path, saved)
+
+    def _note_experiment(self, path: pathlib.Path, saved: Dict[str, Any]) -> None:
+        """Notes the experiment the search of ``saved`` (its `SEARCH_FILE`) began in,
+        if another: its runs so far are looked for there too (`_finished_runs`),
+        not logged again here as if the search had been killed."""
+        from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
+
+        began = saved.get("experiment")
+        if isinstance(began, str) and began != self.experiment_name:
+            self._began_in = began
+            if not self._is_worker:
+                logger.warning("this search began in MLflow experiment %r: its runs so far "
+                               "stay there, and a new parent run in %r holds the rest",
+                               began, self.experiment_name)
+        elif began is None and not self._is_worker:  # written before it was kept
+            with contextlib.suppress(OSError):
+                save_json_atomically(str(path), {**saved, "experiment": self.experiment_name})
 
     def _read_search_id(self, tuner) -> Optional[str]:
         """The search's id, from its project directory (made there for a new
@@ -284,19 +315,7 @@ class MlflowTracker:
             except (ValueError, KeyError, TypeError):
                 logger.warning("ignoring unreadable %s", path)
             else:
-                began = saved.get("experiment")
-                if isinstance(began, str) and began != self.experiment_name:
-                    # Elsewhere its parent run is not found, and every trial
-                    # it ran would be logged again there as a rebuilt run.
-                    logger.warning(
-                        "this search began in MLflow experiment %r and goes on there, not in "
-                        "%r (a new search, with overwrite=True or another project_name, "
-                        "goes to %r)", began, self.experiment_name, self.experiment_name)
-                    self.experiment_name = began
-                elif began is None and not self._is_worker:  # written before it was kept
-                    with contextlib.suppress(OSError):
-                        save_json_atomically(str(path), {**saved,
-                                                         "experiment": self.experiment_name})
+                self._note_experiment(path, saved)
                 return search_id
         if self._is_worker:
             return None  # found from MLflow tags when the trial is logged
@@ -469,16 +488,21 @@ class MlflowTracker:
         try:
             with short_http_retries():
                 client = self.client
-                experiment = client.get_experiment_by_name(self.experiment_name)
-                if experiment is None:
-                    return set()
-                filters = [f"tags.`{rec.KEY_TAG}` LIKE '{prefix}%'"]
-                if by_parent:
-                    parent = rec.find_run(client, experiment.experiment_id, self.parent_key)
-                    if parent is not None:
-                        filters.append(f"tags.`{rec.PARENT_TAG}` = '{parent.info.run_id}'")
+                # (And the experiment a search resumed under another name began in.)
+                experiments = [e for e in (client.get_experiment_by_name(name) for name in
+                                           dict.fromkeys([self.experiment_name,
+                                                          self._began_in or self.experiment_name]))
+                               if e is not None]
+                searches = []
+                for experiment in experiments:
+                    searches.append((experiment, f"tags.`{rec.KEY_TAG}` LIKE '{prefix}%'"))
+                    parent = by_parent and rec.find_run(client, experiment.experiment_id,
+                                                        self.parent_key)
+                    if parent:
+                        searches.append(
+                            (experiment, f"tags.`{rec.PARENT_TAG}` = '{parent.info.run_id}'"))
                 keys = set()
-                for where in filters:
+                for experiment, where in searches:
                     token = None
                     while True:
                         # '_' is a LIKE wildcard (search ids may hold it): keys

@@ -114,32 +114,36 @@ def test_resumed_search_continues_its_parent_run_and_overwrite_starts_a_new_one(
     assert {p.data.tags["metanas.search_id"] for p in parents} - {search_id}
 
 
-def test_a_search_resumed_under_another_experiment_name_goes_on_where_it_began(
-        tmp_path, caplog):
-    # Was: a second parent run in the new experiment, every earlier trial logged
-    # again there as a rebuilt run, and a warning that the search had been killed.
+@pytest.mark.parametrize("search_id", [None, "given-id"])
+def test_a_search_resumed_under_another_experiment_name_logs_nothing_twice(
+        tmp_path, caplog, search_id):
+    # Was: every earlier trial logged again in the new experiment as a rebuilt run,
+    # with a warning that the search had been killed.
     uri = f"sqlite:///{tmp_path}/mlflow.db"
 
     def search(experiment, max_trials, overwrite):
         tuner = RandomSearch(
             TinyModel(), objective="loss", max_trials=max_trials, seed=1,
             directory=str(tmp_path), project_name="moved", overwrite=overwrite,
-            tracking=MlflowTracker(tracking_uri=uri, experiment_name=experiment),
+            tracking=MlflowTracker(tracking_uri=uri, experiment_name=experiment,
+                                   search_id=search_id),
             hyperparameters=_no_faults())
         tuner.search(X, Y, epochs=1, verbose=0)
         return tuner
 
     search("expA", 2, True)
-    resumed = search("expB", 3, False)
-    assert "began in MLflow experiment 'expA' and goes on there, not in 'expB'" in caplog.text
+    search("expB", 3, False)
+    assert ("this search began in MLflow experiment 'expA': its runs so far stay there, "
+            "and a new parent run in 'expB' holds the rest") in caplog.text
     assert "killed" not in caplog.text
-    assert MlflowClient(tracking_uri=uri).get_experiment_by_name("expB") is None
-    parent, by_trial = check_search_logged(uri, "expA", resumed, epochs=1)
-    assert parent.data.metrics["trials_completed"] == 3.0
-    assert not [r for (r,) in by_trial.values() if "metanas.rebuilt" in r.data.tags]
-    search("expB", 1, True)  # a new search: where it is told
-    parents, _ = runs_of(uri, "expB")
-    assert len(parents) == 1
+    trials = {}
+    for experiment, count in (("expA", 2), ("expB", 1)):
+        (parent,), children = runs_of(uri, experiment)
+        assert len(children) == count
+        assert not [c for c in children if "metanas.rebuilt" in c.data.tags]
+        assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+        trials[experiment] = {c.data.tags["metanas.trial_id"] for c in children}
+    assert trials["expA"].isdisjoint(trials["expB"])
 
 
 def _no_faults():

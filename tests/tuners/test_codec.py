@@ -199,9 +199,11 @@ def test_any_position_in_a_bucket_is_a_value_of_the_range(settings):
     assert codec.bucketed(x)
     for position in (0.0, 0.5, float(np.nextafter(1.0, 0.0))):
         assert codec.is_valid_value(x, codec.from_token(x, 9, position))
-    for position in (1.0, -0.1):
-        with pytest.raises(ValueError, match=r"position must be in \[0, 1\)"):
-            codec.from_token(x, 0, position)
+    hp.Choice("c", [1, 2])  # not bucketed: a position is refused all the same
+    for position in (1.0, -0.1, math.nan):
+        for name in ("x", "c"):
+            with pytest.raises(ValueError, match=r"position must be in \[0, 1\)"):
+                codec.from_token(next(h for h in hp.space if h.name == name), 0, position)
 
 
 def test_bad_codec_settings_raise():

@@ -32,7 +32,7 @@ import pathlib
 import re
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -169,7 +169,9 @@ class RunCache:
 
     def __init__(self) -> None:
         self.experiments: Dict[str, str] = {}
-        self.runs: Dict[str, str] = {}
+        # By (experiment id, key): a search resumed under another experiment
+        # name has a run of that key in each.
+        self.runs: Dict[Tuple[str, str], str] = {}
         # The records tag of each run as this process last wrote or read it.
         self.applied: Dict[str, List[str]] = {}
 
@@ -239,7 +241,7 @@ def _parent_id(client, exp_id, record, cache) -> Optional[str]:
         return None
     if parent.get("key"):
         key = parent["key"]
-        if key not in cache.runs:
+        if (exp_id, key) not in cache.runs:
             run = find_run(client, exp_id, key)
             if run is None:
                 # The search's own record has not been applied yet (a worker's
@@ -250,8 +252,8 @@ def _parent_id(client, exp_id, record, cache) -> Optional[str]:
                     tags={KEY_TAG: key, ROLE_TAG: "search", **parent.get("tags", {})},
                     run_name=parent.get("name"),
                 )
-            cache.runs[key] = run.info.run_id
-        return cache.runs[key]
+            cache.runs[exp_id, key] = run.info.run_id
+        return cache.runs[exp_id, key]
     run = find_search_run(client, exp_id, parent["project"], parent.get("before_ms"))
     if run is None:
         raise MlflowException(
@@ -266,7 +268,7 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     exp_id = experiment_id(client, record["experiment"], cache)
     key = record["key"]
     parent_id = _parent_id(client, exp_id, record, cache)
-    run_id = cache.runs.get(key)
+    run_id = cache.runs.get((exp_id, key))
     existing = None
     if run_id is None:
         existing = find_run(client, exp_id, key)
@@ -277,14 +279,14 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         existing = client.get_run(run_id)
     if (existing is not None and record.get("if_unfinished")
             and existing.info.status != "RUNNING"):
-        cache.runs[key] = existing.info.run_id
+        cache.runs[exp_id, key] = existing.info.run_id
         return existing.info.run_id  # logged in full meanwhile (its own record came)
     if existing is not None:
         run_id = existing.info.run_id
         done = [i for i in existing.data.tags.get(RECORDS_TAG, "").split(",") if i]
         cache.applied[run_id] = done
         if record["id"] in done:
-            cache.runs[key] = run_id
+            cache.runs[exp_id, key] = run_id
             return run_id
     tags = dict(record.get("tags", {}))
     tags[KEY_TAG] = key
@@ -306,7 +308,7 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         run_id = run.info.run_id
     elif record.get("reopen") and record["id"] not in begun:
         client.update_run(run_id, status="RUNNING")
-    cache.runs[key] = run_id
+    cache.runs[exp_id, key] = run_id
 
     params = {safe_key(k): str(v)[:6000] for k, v in record.get("params", {}).items()}
     params_given = dict(params)

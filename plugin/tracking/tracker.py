@@ -180,7 +180,7 @@ class MlflowTracker:
         self.experiment_name = experiment_name
         self.spool_dir = self._given["spool_dir"]
         self.search_id = search_id
-        self._began_in: Optional[str] = None
+        self._other_experiments: List[str] = []
         self._client = None
         self._warned_stores: set = set()
         if tracking_uri is not None and store_problem(tracking_uri) is None:
@@ -251,7 +251,7 @@ class MlflowTracker:
         # project, or the same one after overwrite=True, has another).
         self.search_id = given["search_id"]
         self.experiment_name = given["experiment_name"] or project
-        self._began_in = None  # another experiment it began in, if so
+        self._other_experiments = []  # others the search was tracked in before, if any
         self.spool_dir = given["spool_dir"] or (
             pathlib.Path(tuner.directory) / SPOOL_DIRNAME / project)
         self._spool = Spool(self.spool_dir, name=str(getattr(tuner, "tuner_id", "tuner0")))
@@ -274,33 +274,43 @@ class MlflowTracker:
             self.search_id = self._read_search_id(tuner)
         else:  # given: its file, if it is this search's, still says where it began
             path = pathlib.Path(tuner.project_dir) / SEARCH_FILE
-            with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            try:
                 if not path.exists() and not self._is_worker:
                     from metanas.tuners.storage import save_json_atomically
 
                     path.parent.mkdir(parents=True, exist_ok=True)
                     save_json_atomically(str(path), {"search_id": self.search_id,
-                                                     "experiment": self.experiment_name})
-                saved = json.loads(path.read_text(encoding="utf-8"))
-                if saved.get("search_id") == self.search_id:
+                                                     "experiments": [self.experiment_name]})
+                saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+            except (OSError, ValueError) as error:
+                logger.warning("could not read or write %s (%s)", path, error)
+            else:
+                if isinstance(saved, dict) and saved.get("search_id") == self.search_id:
                     self._note_experiment(path, saved)
 
     def _note_experiment(self, path: pathlib.Path, saved: Dict[str, Any]) -> None:
-        """Notes the experiment the search of ``saved`` (its `SEARCH_FILE`) began in,
-        if another: its runs so far are looked for there too (`_finished_runs`),
-        not logged again here as if the search had been killed."""
+        """Notes the other experiments the search of ``saved`` (its `SEARCH_FILE`)
+        was tracked in, if any: its runs there are looked for too
+        (`_finished_runs`), not logged again here as if the search had been
+        killed. A new one is added to the file (with a warning)."""
         from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
 
-        began = saved.get("experiment")
-        if isinstance(began, str) and began != self.experiment_name:
-            self._began_in = began
-            if not self._is_worker:
-                logger.warning("this search began in MLflow experiment %r: its runs so far "
-                               "stay there, and a new parent run in %r holds the rest",
-                               began, self.experiment_name)
-        elif began is None and not self._is_worker:  # written before it was kept
-            with contextlib.suppress(OSError):
-                save_json_atomically(str(path), {**saved, "experiment": self.experiment_name})
+        known = saved.get("experiments", [saved.get("experiment")])
+        if not isinstance(known, list):
+            known = []
+        known = [e for e in known if isinstance(e, str)]
+        self._other_experiments = [e for e in known if e != self.experiment_name]
+        if self.experiment_name in known or self._is_worker:
+            return
+        if known:
+            logger.warning("this search was tracked in MLflow experiment(s) %s before: its "
+                           "runs so far stay there, and a new parent run in %r holds the rest",
+                           ", ".join(map(repr, known)), self.experiment_name)
+        try:
+            save_json_atomically(str(path), {**saved,
+                                             "experiments": known + [self.experiment_name]})
+        except OSError as error:
+            logger.warning("could not note the experiment in %s (%s)", path, error)
 
     def _read_search_id(self, tuner) -> Optional[str]:
         """The search's id, from its project directory (made there for a new
@@ -324,7 +334,7 @@ class MlflowTracker:
         # Atomically: a crash or a full disk mid-write must not leave a torn file
         # (a resumed search would then start a new parent run).
         save_json_atomically(str(path), {"search_id": search_id,
-                                         "experiment": self.experiment_name})
+                                         "experiments": [self.experiment_name]})
         return search_id
 
     @property
@@ -488,10 +498,9 @@ class MlflowTracker:
         try:
             with short_http_retries():
                 client = self.client
-                # (And the experiment a search resumed under another name began in.)
+                # (And those a search resumed under another name was tracked in.)
                 experiments = [e for e in (client.get_experiment_by_name(name) for name in
-                                           dict.fromkeys([self.experiment_name,
-                                                          self._began_in or self.experiment_name]))
+                                           [self.experiment_name, *self._other_experiments])
                                if e is not None]
                 searches = []
                 for experiment in experiments:

@@ -209,7 +209,8 @@ def test_a_search_s_begin_record_sent_again_reopens_nothing(store):
                                   "metrics": [["best", 1.0, 2_000 + i, i]]}, cache)
     rec.apply_record(client, {**base, "id": "end", "type": "search_end",
                               "status": "FINISHED", "end_ms": 5_000}, cache)
-    run_id = cache.runs["s/search"]
+    run_id = rec.find_run(client, client.get_experiment_by_name("e").experiment_id,
+                          "s/search").info.run_id
     rec.apply_record(client, begin, rec.RunCache())  # a replay
     assert client.get_run(run_id).info.status == "FINISHED"
     # The search resumed, on a host whose clock is behind the first one's.
@@ -370,3 +371,19 @@ def test_a_distributed_chief_stopped_by_failed_trials_marks_its_parent_run_faile
     (parent,), _ = runs_of(store, "search")
     assert parent.info.status == "FAILED"
     assert "fit exploded" in parent.data.tags["error"]  # the last failure's, as in one process
+
+
+def test_one_key_in_two_experiments_is_two_runs_to_one_cache(store):
+    # Was: the cache held runs by key alone, so a search resumed under another
+    # experiment name, after replaying a record of its first one, reopened and
+    # nested its new runs under the parent run in the first experiment.
+    client, cache = MlflowClient(tracking_uri=store), rec.RunCache()
+    for experiment in ("expA", "expB"):
+        rec.apply_record(client, {"id": f"begin-{experiment}", "type": "search_begin",
+                                  "experiment": experiment, "key": "s/search", "reopen": True,
+                                  "params": {"m": "1"}, "tags": {rec.ROLE_TAG: "search"}},
+                         cache)
+    parents = {e: rec.find_run(client, client.get_experiment_by_name(e).experiment_id,
+                               "s/search") for e in ("expA", "expB")}
+    assert parents["expA"].info.run_id != parents["expB"].info.run_id
+    assert parents["expB"].data.tags[rec.BEGINS_TAG] == "begin-expB"

@@ -213,4 +213,4 @@ def test_the_search_id_file_is_never_left_torn(tmp_path, monkeypatch):
     assert list(project.iterdir()) == []
     search_id = tracker._read_search_id(tuner)
     assert json.loads(project.joinpath(SEARCH_FILE).read_text()) == {
-        "search_id": search_id, "experiment": tracker.experiment_name}
+        "search_id": search_id, "experiments": [tracker.experiment_name]}

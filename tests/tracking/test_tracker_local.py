@@ -133,11 +133,12 @@ def test_a_search_resumed_under_another_experiment_name_logs_nothing_twice(
 
     search("expA", 2, True)
     search("expB", 3, False)
-    assert ("this search began in MLflow experiment 'expA': its runs so far stay there, "
-            "and a new parent run in 'expB' holds the rest") in caplog.text
+    assert ("this search was tracked in MLflow experiment(s) 'expA' before: its runs so far "
+            "stay there, and a new parent run in 'expB' holds the rest") in caplog.text
+    search("expA", 4, False)  # and back: its expB run is not logged again in expA
     assert "killed" not in caplog.text
     trials = {}
-    for experiment, count in (("expA", 2), ("expB", 1)):
+    for experiment, count in (("expA", 3), ("expB", 1)):
         (parent,), children = runs_of(uri, experiment)
         assert len(children) == count
         assert not [c for c in children if "metanas.rebuilt" in c.data.tags]

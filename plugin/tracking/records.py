@@ -281,6 +281,14 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
             and existing.info.status != "RUNNING"):
         cache.runs[exp_id, key] = existing.info.run_id
         return existing.info.run_id  # logged in full meanwhile (its own record came)
+    if existing is None and record.get("if_unfinished"):
+        # A search resumed under another experiment name: its run in one it
+        # was tracked in before is its run (not logged again here).
+        for name in record.get("also_in", ()):
+            other = client.get_experiment_by_name(name)
+            run = other and find_run(client, other.experiment_id, key)
+            if run and run.info.status != "RUNNING":
+                return run.info.run_id
     if existing is not None:
         run_id = existing.info.run_id
         done = [i for i in existing.data.tags.get(RECORDS_TAG, "").split(",") if i]
@@ -295,7 +303,8 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     begun = [] if existing is None else [
         i for i in existing.data.tags.get(BEGINS_TAG, "").split(",") if i]
     if record.get("reopen"):
-        tags[BEGINS_TAG] = ",".join(dict.fromkeys(begun + [record["id"]]))
+        # (The last 100: a tag holds 5000 characters.)
+        tags[BEGINS_TAG] = ",".join(list(dict.fromkeys(begun + [record["id"]]))[-100:])
     if parent_id:
         tags[PARENT_TAG] = parent_id
     if run_id is None:

@@ -295,10 +295,10 @@ class MlflowTracker:
         killed. A new one is added to the file (with a warning)."""
         from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
 
-        known = saved.get("experiments", [saved.get("experiment")])
-        if not isinstance(known, list):
-            known = []
-        known = [e for e in known if isinstance(e, str)]
+        known = saved.get("experiments")
+        if not isinstance(known, list):  # (absent, or not a list: the earlier form's)
+            known = [saved.get("experiment")]
+        known = list(dict.fromkeys(e for e in known if isinstance(e, str)))
         self._other_experiments = [e for e in known if e != self.experiment_name]
         if self.experiment_name in known or self._is_worker:
             return
@@ -448,6 +448,8 @@ class MlflowTracker:
                 logger.warning("could not rebuild the run of trial %s: %s", trial.trial_id, error)
                 continue
             record["if_unfinished"] = True
+            if self._other_experiments:
+                record["also_in"] = list(self._other_experiments)
             records.append(self._stamp(record))
         if logged is None:
             # MLflow cannot say which are there: every ended trial waits in the

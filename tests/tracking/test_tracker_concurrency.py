@@ -387,3 +387,18 @@ def test_one_key_in_two_experiments_is_two_runs_to_one_cache(store):
                                "s/search") for e in ("expA", "expB")}
     assert parents["expA"].info.run_id != parents["expB"].info.run_id
     assert parents["expB"].data.tags[rec.BEGINS_TAG] == "begin-expB"
+
+
+def test_a_rebuilt_run_is_not_logged_again_in_another_experiment_of_its_search(store):
+    # Was: a search resumed under another experiment name while MLflow was down
+    # spooled every ended trial as rebuilt, and each was logged again in the new
+    # experiment, though its run was in the first one.
+    client = MlflowClient(tracking_uri=store)
+    rec.apply_record(client, trial_record("s/trial/1", "1"), rec.RunCache())  # in "e"
+    rebuilt = dict(trial_record("s/trial/1", "1", rebuilt=True), experiment="e2")
+    rec.apply_record(client, {**rebuilt, "also_in": ["e"]}, rec.RunCache())
+    assert client.search_runs([client.get_experiment_by_name("e2").experiment_id],
+                              "tags.`metanas.role` = 'trial'") == []
+    rec.apply_record(client, {**rebuilt, "also_in": []}, rec.RunCache())  # its search's own
+    assert len(client.search_runs([client.get_experiment_by_name("e2").experiment_id],
+                                  "tags.`metanas.role` = 'trial'")) == 1

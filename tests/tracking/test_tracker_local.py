@@ -341,3 +341,17 @@ def test_a_failed_trial_s_nan_is_not_the_best_score():
     assert _best_score(SimpleNamespace(oracle=ranked)) == 0.25
     alone = SimpleNamespace(get_best_trials=lambda n: [failed])
     assert _best_score(SimpleNamespace(oracle=alone)) is None
+
+
+@pytest.mark.parametrize("saved", [
+    {"search_id": "s", "experiment": "expA"},  # the file's earlier form
+    {"search_id": "s", "experiment": "expA", "experiments": None},  # was: expA forgotten
+    {"search_id": "s", "experiments": ["expA", "expA"]},  # was: expA asked for twice
+])
+def test_the_experiments_a_search_was_tracked_in_are_read_from_its_file(tmp_path, saved):
+    tracker = MlflowTracker(experiment_name="expB")
+    tracker._is_worker = False
+    path = tmp_path / SEARCH_FILE
+    tracker._note_experiment(path, saved)
+    assert tracker._other_experiments == ["expA"]
+    assert json.loads(path.read_text())["experiments"] == ["expA", "expB"]

@@ -927,18 +927,19 @@ class MetanasOracle(keras_tuner.Oracle):
     def tried_key(self, values: Config) -> Optional[str]:
         """The hash of the tried configuration that ``values`` stands for (see
         `is_duplicate`), or None if it stands for none."""
-        key = self.codec.hash(values)
-        if key in self._tried_so_far:
-            return key
-        return self._read_alike(values)
-
-    def _read_alike(self, values: Config) -> Optional[str]:
-        """The hash of a completed trial whose model read values that ``values``
-        holds too, or None."""
-        match = self.read_match(values)
+        match = self.tried_match(values)
         return None if match is None else match[0]
 
-    def read_match(self, values: Config) -> Optional[Tuple[str, FrozenSet[str]]]:
+    def tried_match(self, values: Config) -> Optional[Tuple[str, Optional[FrozenSet[str]]]]:
+        """(hash, names its model read) of the tried configuration that ``values``
+        stands for, or None: names None where ``values`` is that configuration
+        itself, else the values that model read are all ``values`` shares with it."""
+        key = self.codec.hash(values)
+        if key in self._tried_so_far:
+            return key, None
+        return self._read_alike(values)
+
+    def _read_alike(self, values: Config) -> Optional[Tuple[str, FrozenSet[str]]]:
         """(hash, names its model read) of a completed trial whose model read
         values that ``values`` holds too, or None: ``values`` builds its model."""
         for read, trials, names in self._read_index():

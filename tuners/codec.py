@@ -497,7 +497,7 @@ class SearchSpaceCodec:
             )
         if not 0.0 <= position < 1.0:
             raise ValueError(f"position must be in [0, 1), got {position!r}.")
-        if _num_values(hp) == n:
+        if not self.bucketed(hp):
             return _value_at(hp, token)
         value = _canonical_number(hp.prob_to_value((token + position) / n), hp)
         if hp.step is None:  # (an Int's rounding can pass the maximum, just below 1)

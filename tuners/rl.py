@@ -312,17 +312,22 @@ class RLControllerOracle(MetanasOracle):
         if len(self.start_order) >= self.num_initial_points:
             for _ in range(_MAX_POLICY_DRAWS):
                 values, actions = self._sample()
-                key = self.tried_key(values)
-                if key is None:
+                match = self.tried_match(values)
+                if match is None:
                     self._actions[trial_id] = actions
                     self._learn()
                     return values
                 # A configuration tried before: the policy still learns from
                 # the draw, with the reward that configuration got, so drawing
                 # only unseen configurations does not bias what it learns.
+                key, read = match
                 if key in self._rewards:
-                    self._observe(self._credit(actions, self._unread_in(values, key)),
-                                  self._rewards[key])
+                    # Credit only what its model read: where the draw matched it
+                    # on those values alone, names the space gained since were
+                    # no part of that model.
+                    unread = (self._unread.get(key, ()) if read is None
+                              else [name for name in values if name not in read])
+                    self._observe(self._credit(actions, unread), self._rewards[key])
             self._learn()
             for heat in _TEMPERED_DRAWS:
                 values, _ = self._sample(heat)
@@ -331,17 +336,6 @@ class RLControllerOracle(MetanasOracle):
                     return values
         self._actions[trial_id] = None
         return self.random_unique()
-
-    def _unread_in(self, values: Config, key: str) -> List[str]:
-        """Names of ``values`` that the model of the tried configuration ``key``
-        (which ``values`` stands for) did not read: its unread ones, or, when
-        ``values`` matched it only on what it read, every other name (names
-        the space gained since were no part of that model)."""
-        if self.codec.hash(values) == key:
-            return list(self._unread.get(key, ()))
-        match = self.read_match(values)
-        read = match[1] if match is not None and match[0] == key else frozenset()
-        return [name for name in values if name not in read]
 
     def _steps(self, actions: List[List[Any]]) -> List[Step]:
         decisions = self.policy.decisions

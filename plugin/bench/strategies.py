@@ -74,17 +74,14 @@ def _metanas_random(*, objective, max_trials, seed):
     return RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
 
 
-def _metanas_rl(*, objective, max_trials, seed):
-    from metanas.tuners import RLControllerOracle
+def _rl(**settings):
+    def make(*, objective, max_trials, seed):
+        from metanas.tuners import RLControllerOracle
 
-    return RLControllerOracle(objective=objective, max_trials=max_trials, seed=seed)
+        return RLControllerOracle(objective=objective, max_trials=max_trials, seed=seed,
+                                  **settings)
 
-
-def _metanas_rl_zscore(*, objective, max_trials, seed):
-    from metanas.tuners import RLControllerOracle
-
-    return RLControllerOracle(objective=objective, max_trials=max_trials, seed=seed,
-                              reward_normalization="zscore")
+    return make
 
 
 def keras_tuner_seed(seed: int) -> int:
@@ -170,9 +167,9 @@ def _all_strategies() -> Dict[str, Strategy]:
         Strategy("metanas/random", "keras-tuner", _metanas_random, True,
                  "RandomSearchOracle (no repeats)"),
         # Version 2: rank-normalised rewards (version 1: z-scored, now metanas/rl-zscore).
-        Strategy("metanas/rl", "keras-tuner", _metanas_rl, True,
+        Strategy("metanas/rl", "keras-tuner", _rl(), True,
                  "RLControllerOracle, default settings (rank-normalised rewards)", version=2),
-        Strategy("metanas/rl-zscore", "keras-tuner", _metanas_rl_zscore, True,
+        Strategy("metanas/rl-zscore", "keras-tuner", _rl(reward_normalization="zscore"), True,
                  "RLControllerOracle, reward_normalization='zscore' (the previous default)"),
         # Version 2: seeded by `keras_tuner_seed` (version 1 passed the run's seed).
         Strategy("kt/random", "keras-tuner", _kt_random, False,

@@ -270,23 +270,7 @@ class MlflowTracker:
             "name": self.run_name or f"{strategy}-{project}",
             "project_dir": pathlib.Path(tuner.project_dir),
         }
-        if self.search_id is None:
-            self.search_id = self._read_search_id(tuner)
-        else:  # given: its file, if it is this search's, still says where it began
-            path = pathlib.Path(tuner.project_dir) / SEARCH_FILE
-            try:
-                if not path.exists() and not self._is_worker:
-                    from metanas.tuners.storage import save_json_atomically
-
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    save_json_atomically(str(path), {"search_id": self.search_id,
-                                                     "experiments": [self.experiment_name]})
-                saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-            except (OSError, ValueError) as error:
-                logger.warning("could not read or write %s (%s)", path, error)
-            else:
-                if isinstance(saved, dict) and saved.get("search_id") == self.search_id:
-                    self._note_experiment(path, saved)
+        self.search_id = self._read_search_id(tuner, self.search_id)
 
     def _note_experiment(self, path: pathlib.Path, saved: Dict[str, Any]) -> None:
         """Notes the other experiments the search of ``saved`` (its `SEARCH_FILE`)
@@ -312,9 +296,10 @@ class MlflowTracker:
         except OSError as error:
             logger.warning("could not note the experiment in %s (%s)", path, error)
 
-    def _read_search_id(self, tuner) -> Optional[str]:
-        """The search's id, from its project directory (made there for a new
-        search); a resumed search goes on in the experiment it began in."""
+    def _read_search_id(self, tuner, given: Optional[str] = None) -> Optional[str]:
+        """The search's id: ``given``, else read from its project directory (made
+        there for a new search). That file also lists the experiments the search
+        was tracked in (`_note_experiment`)."""
         from metanas.tuners.storage import save_json_atomically  # keras-tuner: lazily
 
         path = pathlib.Path(tuner.project_dir) / SEARCH_FILE
@@ -325,11 +310,12 @@ class MlflowTracker:
             except (ValueError, KeyError, TypeError):
                 logger.warning("ignoring unreadable %s", path)
             else:
-                self._note_experiment(path, saved)
-                return search_id
+                if given in (None, search_id):  # (else another search's file)
+                    self._note_experiment(path, saved)
+                return given or search_id
         if self._is_worker:
-            return None  # found from MLflow tags when the trial is logged
-        search_id = uuid.uuid4().hex[:16]
+            return given  # if None: found from MLflow tags when the trial is logged
+        search_id = given or uuid.uuid4().hex[:16]
         path.parent.mkdir(parents=True, exist_ok=True)
         # Atomically: a crash or a full disk mid-write must not leave a torn file
         # (a resumed search would then start a new parent run).

@@ -12,13 +12,14 @@ adds heads and keeps what the old ones learnt.
 Tokens form one shared vocabulary: id 0 is the start token, and the tokens of
 the ``j``-th decision (the codec's ``to_token`` indices ``0..n_j-1``) follow
 those of the decisions before it. A batch of sequences of any lengths is then
-one padded tensor, and the REINFORCE step is one compiled `tf.function`.
-That function belongs to a *template* — the Keras layers of one policy shape
-(hidden size, layers, the decisions' sizes) — shared by every policy of that
-shape in the process: a policy keeps its weights and Adam slots as numpy
-arrays and passes them in, so a new oracle (the meta-layer makes many) reuses
-the trace instead of paying a new one, and the step returns the new values in
-the same call.
+one padded tensor, and the REINFORCE gradient is one compiled `tf.function`
+that loops over the decisions and reads the embeddings and heads as tensors of
+any size. It belongs to a *template* — the Keras LSTM cells of one hidden size
+and depth — shared by every policy of that size in the process: a policy keeps
+its weights and Adam slots as numpy arrays and passes them in, so a new oracle
+(the meta-layer makes many) or a space that grows mid-search reuses the one
+trace instead of paying a new one. Adam's step runs in numpy on the returned
+gradient.
 
 Sampling runs a numpy copy of the same forward pass (the Keras `LSTMCell`
 equations, checked against Keras in the tests), so proposing a trial costs no
@@ -85,119 +86,115 @@ def _variable_shapes(units: int, num_layers: int, sizes: Sequence[int]) -> Dict[
 
 
 class _Template:
-    """The Keras layers of one policy shape and their compiled REINFORCE step.
+    """The Keras LSTM cells of one (hidden size, layers) and the compiled REINFORCE pass.
 
-    Shared by every policy of that shape (see `_template`); calls are
-    serialised by a lock because the step loads a policy's weights into the
-    layers' variables before computing with them.
+    Shared by every policy with that hidden size and depth (see `_template`),
+    whatever its decisions: the token embeddings and the softmax heads enter
+    the compiled functions as tensors of any size, and the decisions are a
+    loop over time, so one trace serves every space, batch and sequence length
+    (a growing space or a new oracle pays no new trace). Calls are serialised
+    by a lock because they load a policy's LSTM weights into the cells.
     """
 
-    def __init__(self, units: int, num_layers: int, sizes: Tuple[int, ...]) -> None:
+    def __init__(self, units: int, num_layers: int) -> None:
         self.units = units
         self.cells = []
         for layer in range(num_layers):
             cell = keras.layers.LSTMCell(units, name=f"lstm_{layer}", **_NO_DRAW)
             cell.build((None, units))
             self.cells.append(cell)
-        self.start = keras.layers.Embedding(1, units, name="start", embeddings_initializer="zeros")
-        self.start.build((None,))
-        self.embeddings, self.heads = [], []
-        for j, n in enumerate(sizes):
-            embedding = keras.layers.Embedding(
-                n, units, name=f"embedding_{j}", embeddings_initializer="zeros"
-            )
-            embedding.build((None,))
-            head = keras.layers.Dense(n, name=f"head_{j}", kernel_initializer="zeros")
-            head.build((None, units))
-            self.embeddings.append(embedding)
-            self.heads.append(head)
         variables = []
         for cell in self.cells:
             variables += [cell.kernel, cell.recurrent_kernel, cell.bias]
-        variables.append(self.start.embeddings)
-        for embedding, head in zip(self.embeddings, self.heads):
-            variables += [embedding.embeddings, head.kernel, head.bias]
         self.variables = [v.value for v in variables]  # the backing tf.Variables
         self.lock = threading.Lock()
-        # Batches are padded to powers of two; after a second size the trace
-        # generalises the batch dimension rather than retracing per size.
-        self.step = tf.function(self._step, reduce_retracing=True)
-        self.log_prob = tf.function(self._log_prob, reduce_retracing=True)
+        spec = tf.TensorSpec
+        inputs = [
+            spec([None], tf.float32),  # the LSTM weights, flat
+            spec([None, units], tf.float32),  # token embeddings (start first)
+            spec([units, None], tf.float32),  # every head's kernel, side by side
+            spec([None], tf.float32),  # every head's bias
+            spec([None, None], tf.int32),  # prev: the token read at each step
+            spec([None, None], tf.int32),  # action: the head output taken
+            spec([None, None, None], tf.bool),  # valid: the step's head outputs
+            spec([None, None], tf.float32),  # mask: the step's credit
+            spec([], tf.float32),  # temperature
+            spec([], tf.float32),  # tanh_constant (0: none)
+        ]
+        self.log_prob = tf.function(self._log_prob, input_signature=inputs)
+        self.gradient = tf.function(
+            self._gradient,
+            input_signature=inputs + [spec([None], tf.float32), spec([], tf.float32)],
+        )
 
-    def _forward(self, prev, action, valid, mask, shape):
-        """Per-sequence log-probability and entropy of a padded batch of actions."""
-        batch = tf.shape(prev)[0]
-        table = tf.concat([self.start.embeddings] + [e.embeddings for e in self.embeddings], 0)
-        kernel = tf.concat([h.kernel for h in self.heads], 1)
-        bias = tf.concat([h.bias for h in self.heads], 0)
-        zeros = tf.zeros((batch, self.units))
-        states = [[zeros, zeros] for _ in self.cells]
-        logps, entropies = [], []
-        for t in range(prev.shape[1]):
-            x = tf.gather(table, prev[:, t])
-            for layer, cell in enumerate(self.cells):
-                x, states[layer] = cell(x, states[layer])
-            logits = shape(tf.matmul(x, kernel) + bias)
-            logits = tf.where(valid[:, t], logits, tf.fill(tf.shape(logits), -1e9))
-            log_probs = tf.nn.log_softmax(logits)
-            probs = tf.exp(log_probs) * tf.cast(valid[:, t], tf.float32)
-            # ``mask``: the step's credit (0 for padding, and for a decision the
-            # trial's model never read); the entropy bonus counts every real step.
-            logps.append(tf.gather(log_probs, action[:, t], batch_dims=1) * mask[:, t])
-            real = tf.cast(tf.reduce_any(valid[:, t], 1), tf.float32)
-            entropies.append(-tf.reduce_sum(probs * log_probs, 1) * real)
-        return tf.add_n(logps), tf.add_n(entropies)
+    def _forward(self, table, kernel, bias, prev, action, valid, mask, temperature, tanh_constant):
+        """Per-sequence log-probability and entropy of a padded batch of actions.
+
+        The tokens read are known in advance (the actions taken), so only the
+        LSTM's recurrence loops over the decisions; every head runs at once.
+        """
+        zeros = tf.zeros((tf.shape(prev)[0], self.units))
+
+        def step(states, x):
+            new = []
+            for cell, (h, c) in zip(self.cells, states):
+                x, (h, c) = cell(x, [h, c])
+                new.append((h, c))
+            return tuple(new)
+
+        inputs = tf.gather(table, tf.transpose(prev))  # time major: (steps, batch, units)
+        states = tf.scan(step, inputs, initializer=tuple((zeros, zeros) for _ in self.cells))
+        outputs = tf.transpose(states[-1][0], [1, 0, 2])  # the top layer's h: (batch, steps, units)
+        logits = (tf.einsum("btu,uv->btv", outputs, kernel) + bias) / temperature
+        logits = tf.where(tanh_constant > 0, tanh_constant * tf.tanh(logits), logits)
+        logits = tf.where(valid, logits, tf.fill(tf.shape(logits), -1e9))
+        log_probs = tf.nn.log_softmax(logits)
+        probs = tf.exp(log_probs) * tf.cast(valid, tf.float32)
+        # ``mask``: the step's credit (0 for padding, and for a decision the
+        # trial's model never read); the entropy bonus counts every real step.
+        logp = tf.gather(log_probs, action, batch_dims=2) * mask
+        real = tf.cast(tf.reduce_any(valid, 2), tf.float32)
+        entropy = -tf.reduce_sum(probs * log_probs, 2) * real
+        return tf.reduce_sum(logp, 1), tf.reduce_sum(entropy, 1)
 
     def _load(self, flat) -> None:
-        """Assigns a flat weight vector (variables in order, row-major) to the layers."""
+        """Assigns the LSTM cells' weights (in order, row-major) from a flat vector."""
         sizes = [int(np.prod(v.shape)) for v in self.variables]
         for variable, piece in zip(self.variables, tf.split(flat, sizes)):
             variable.assign(tf.reshape(piece, variable.shape))
 
-    @staticmethod
-    def _shaper(temperature, tanh_constant):
-        def shape(logits):
-            logits = logits / temperature
-            return tf.where(tanh_constant > 0, tanh_constant * tf.tanh(logits), logits)
+    def _log_prob(self, lstm, table, kernel, bias, *batch):
+        self._load(lstm)
+        return self._forward(table, kernel, bias, *batch)
 
-        return shape
-
-    def _log_prob(self, weights, prev, action, valid, mask, temperature, tanh_constant):
-        self._load(weights)
-        return self._forward(prev, action, valid, mask, self._shaper(temperature, tanh_constant))
-
-    def _step(self, weights, m, v, prev, action, valid, mask, advantage, count, adam_step,
-              learning_rate, entropy_weight, clip_norm, temperature, tanh_constant):
-        self._load(weights)
+    def _gradient(self, lstm, table, kernel, bias, prev, action, valid, mask, temperature,
+                  tanh_constant, advantage, entropy_weight):
+        """The REINFORCE loss, mean entropy and the loss's gradient, LSTM weights flat."""
+        self._load(lstm)
         with tf.GradientTape() as tape:
+            tape.watch([table, kernel, bias])
             logp, entropy = self._forward(
-                prev, action, valid, mask, self._shaper(temperature, tanh_constant)
+                table, kernel, bias, prev, action, valid, mask, temperature, tanh_constant
             )
-            # Padding rows have no steps: they add nothing to either sum.
+            count = tf.cast(tf.shape(prev)[0], tf.float32)
             loss = -(tf.reduce_sum(advantage * logp)
                      + entropy_weight * tf.reduce_sum(entropy)) / count
-        grads = tape.gradient(loss, self.variables)
+        grads = tape.gradient(loss, self.variables + [table, kernel, bias])
         grads = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
-                 for g, w in zip(grads, self.variables)]
-        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
-        grad = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
-        t = tf.cast(adam_step, tf.float32)
-        scale = learning_rate * tf.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
-        m = _ADAM_BETA1 * m + (1.0 - _ADAM_BETA1) * grad
-        v = _ADAM_BETA2 * v + (1.0 - _ADAM_BETA2) * tf.square(grad)
-        weights = weights - scale * m / (tf.sqrt(v) + _ADAM_EPSILON)
-        return loss, tf.reduce_sum(entropy) / count, tf.stack([weights, m, v])
+                 for g, w in zip(grads, self.variables + [table, kernel, bias])]
+        lstm_grad = tf.concat([tf.reshape(g, [-1]) for g in grads[: len(self.variables)]], 0)
+        return loss, tf.reduce_sum(entropy) / count, lstm_grad, *grads[len(self.variables):]
 
 
 _TEMPLATES: Dict[tuple, _Template] = {}
 _TEMPLATES_LOCK = threading.Lock()
 
 
-def _template(units: int, num_layers: int, sizes: Sequence[int]) -> _Template:
-    key = (units, num_layers, tuple(sizes))
+def _template(units: int, num_layers: int) -> _Template:
+    key = (units, num_layers)
     with _TEMPLATES_LOCK:
         if key not in _TEMPLATES:
-            _TEMPLATES[key] = _Template(units, num_layers, tuple(sizes))
+            _TEMPLATES[key] = _Template(units, num_layers)
         return _TEMPLATES[key]
 
 
@@ -243,8 +240,9 @@ class ControllerPolicy:
         # The parameters, float32, rows: weights, Adam's m, Adam's v; columns:
         # every variable flattened, in `_variable_names` order (new heads last).
         self.params = np.zeros((3, 0), dtype="float32")
-        self._init_weights(_variable_names(num_layers, 0), salt=0)
         self._numpy: Optional[Dict[str, np.ndarray]] = None
+        self._positions: Optional[Tuple[np.ndarray, ...]] = None
+        self._init_weights(_variable_names(num_layers, 0), salt=0)
 
     # ------------------------------------------------------------ structure
     def _init_weights(self, names: Sequence[str], salt: int) -> None:
@@ -254,7 +252,7 @@ class ControllerPolicy:
         block = np.zeros((3, sum(len(w) for w in new)), dtype="float32")
         block[0] = np.concatenate(new)
         self.params = np.concatenate([self.params, block], axis=1)
-        self._numpy = None
+        self._numpy = self._positions = None
 
     def index(self, name: str, num_tokens: int) -> int:
         """The index of decision ``name``, adding its head and embedding if new."""
@@ -281,8 +279,36 @@ class ControllerPolicy:
 
     @property
     def template(self) -> _Template:
-        """The Keras layers (and compiled step) of this policy's shape."""
-        return _template(self.units, self.num_layers, self.sizes)
+        """The Keras LSTM cells and compiled passes of this policy's size and depth."""
+        return _template(self.units, self.num_layers)
+
+    def _layout(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Where the compiled passes' inputs sit in a row of `params`.
+
+        Indices of the LSTM weights (flat), of the token embedding table (start
+        token first, then each decision's tokens), and of every head's kernel
+        and bias side by side, in the shared vocabulary's order.
+        """
+        if self._positions is None:
+            shapes = _variable_shapes(self.units, self.num_layers, self.sizes)
+            at, start = {}, 0
+            for name in self._names():
+                size = int(np.prod(shapes[name]))
+                at[name] = np.arange(start, start + size).reshape(shapes[name])
+                start += size
+            heads = [f"decision_{j}" for j in range(len(self.decisions))]
+            lstm = [at[n].ravel() for n in at if n.startswith("lstm_")]
+            self._positions = (
+                np.concatenate(lstm),
+                np.concatenate([at["start/embeddings"]] + [at[h + "/embeddings"] for h in heads]),
+                np.concatenate([at[h + "/kernel"] for h in heads], axis=1),
+                np.concatenate([at[h + "/bias"] for h in heads]),
+            )
+        return self._positions
+
+    def _inputs(self) -> List[tf.Tensor]:
+        """The weights the compiled passes read: LSTM (flat), embeddings, kernels, biases."""
+        return [tf.constant(self.params[0][at]) for at in self._layout()]
 
     # ------------------------------------------------------- numpy forward
     def _weights(self) -> Dict[str, np.ndarray]:
@@ -350,14 +376,13 @@ class ControllerPolicy:
         return logp, entropy
 
     # ------------------------------------------------------------ learning
-    def _batch_arrays(self, batch: Sequence[Sequence[Step]], rows: Optional[int] = None):
+    def _batch_arrays(self, batch: Sequence[Sequence[Step]]):
         steps = max(1, len(self.decisions))
         vocab = self.offset(len(self.decisions))
-        rows = len(batch) if rows is None else rows
-        prev = np.zeros((rows, steps), dtype="int32")
-        action = np.zeros((rows, steps), dtype="int32")
-        valid = np.zeros((rows, steps, vocab - 1), dtype=bool)
-        mask = np.zeros((rows, steps), dtype="float32")
+        prev = np.zeros((len(batch), steps), dtype="int32")
+        action = np.zeros((len(batch), steps), dtype="int32")
+        valid = np.zeros((len(batch), steps, vocab - 1), dtype=bool)
+        mask = np.zeros((len(batch), steps), dtype="float32")
         for b, sequence in enumerate(batch):
             last = 0
             for t, step in enumerate(sequence):
@@ -368,24 +393,19 @@ class ControllerPolicy:
                 valid[b, t, start - 1 : start - 1 + self.sizes[j]] = True
                 mask[b, t] = step[2] if len(step) > 2 else 1.0
                 last = start + token
-        return [tf.constant(a) for a in (prev, action, valid, mask)]
+        return [tf.constant(a) for a in (prev, action, valid, mask)] + [
+            tf.constant(self.temperature, tf.float32),
+            tf.constant(self.tanh_constant or 0.0, tf.float32),
+        ]
 
     def _names(self) -> List[str]:
         return _variable_names(self.num_layers, len(self.decisions))
-
-    def _shape_args(self):
-        return (
-            tf.constant(self.temperature, tf.float32),
-            tf.constant(self.tanh_constant or 0.0, tf.float32),
-        )
 
     def keras_log_prob(self, batch: Sequence[Sequence[Step]]) -> np.ndarray:
         """Log-probabilities of sequences computed by the Keras layers (float32)."""
         template = self.template
         with template.lock:
-            logp, _ = template.log_prob(
-                tf.constant(self.params[0]), *self._batch_arrays(batch), *self._shape_args()
-            )
+            logp, _ = template.log_prob(*self._inputs(), *self._batch_arrays(batch))
         return logp.numpy()
 
     def update(self, batch: Sequence[Sequence[Step]], advantages: Sequence[float]) -> Tuple[float, float]:
@@ -393,31 +413,35 @@ class ControllerPolicy:
 
         Minimises ``-mean(A * log pi(a)) - entropy_weight * mean(H)``, with
         ``A`` the advantages and ``log pi(a)`` summed over the credited steps
-        (see `Step`). Returns (loss, mean entropy) before the step.
+        (see `Step`); the gradient is clipped to `clip_norm` by global norm.
+        Returns (loss, mean entropy) before the step.
         """
         if not self.decisions or not batch:
             return 0.0, 0.0
-        rows = 1 << (len(batch) - 1).bit_length()  # padded: few distinct shapes
-        advantage = np.zeros(rows, dtype="float32")
-        advantage[: len(batch)] = advantages
         template = self.template
-        self.adam_step += 1
         with template.lock:
-            loss, entropy, params = template.step(
-                tf.constant(self.params[0]),
-                tf.constant(self.params[1]),
-                tf.constant(self.params[2]),
-                *self._batch_arrays(batch, rows),
-                tf.constant(advantage),
-                tf.constant(float(len(batch)), tf.float32),
-                tf.constant(self.adam_step, tf.int32),
-                tf.constant(self.learning_rate, tf.float32),
+            loss, entropy, *pieces = template.gradient(
+                *self._inputs(),
+                *self._batch_arrays(batch),
+                tf.constant(np.asarray(advantages, dtype="float32")),
                 tf.constant(self.entropy_weight, tf.float32),
-                # A finite bound far above any norm leaves gradients unclipped.
-                tf.constant(self.clip_norm or 1e30, tf.float32),
-                *self._shape_args(),
             )
-        self.params = params.numpy()
+        grad = np.zeros(self.params.shape[1], dtype="float32")
+        for at, piece in zip(self._layout(), pieces):
+            grad[at] = piece.numpy()
+        norm = float(np.sqrt(np.sum(np.square(grad, dtype="float64"))))
+        if self.clip_norm is not None and norm > self.clip_norm:
+            grad *= np.float32(self.clip_norm / norm)
+        self.adam_step += 1
+        t = np.float32(self.adam_step)
+        one = np.float32(1.0)
+        beta1, beta2 = np.float32(_ADAM_BETA1), np.float32(_ADAM_BETA2)
+        scale = np.float32(self.learning_rate) * np.sqrt(one - beta2**t) / (one - beta1**t)
+        weights, m, v = self.params
+        m = beta1 * m + (one - beta1) * grad
+        v = beta2 * v + (one - beta2) * np.square(grad)
+        weights = weights - scale * m / (np.sqrt(v) + np.float32(_ADAM_EPSILON))
+        self.params = np.stack([weights, m, v]).astype("float32", copy=False)
         self._numpy = None
         return float(loss), float(entropy)
 

@@ -175,6 +175,28 @@ def test_numpy_sampling_pass_matches_the_keras_layers():
     np.testing.assert_allclose(keras_logp, numpy_logp, rtol=1e-4, atol=1e-5)
 
 
+def test_one_compiled_pass_serves_every_space_and_batch():
+    # A space that grows mid-search (AutoKeras's does) used to pay a new
+    # trace per size: minutes for a few dozen decisions.
+    first = ControllerPolicy(units=10, seed=0)
+    template = first.template
+    rng = np.random.default_rng(0)
+    for n in (2, 7, 3, 5):
+        first.index(f"d{len(first.decisions)}", n)
+        for rows in (1, 3, 4):
+            batch = [[(j, int(rng.integers(k))) for j, k in enumerate(first.sizes)]
+                     for _ in range(rows)]
+            first.update(batch, list(rng.normal(size=rows)))
+    other = ControllerPolicy(units=10, seed=1)
+    other.index("e", 11)
+    other.update([[(0, 4)]], [1.0])
+    assert other.template is template
+    assert template.gradient.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(
+        other.keras_log_prob([[(0, 4)]]), [other.log_prob([(0, 4)])[0]], rtol=1e-4, atol=1e-5
+    )
+
+
 def test_policy_gradient_raises_the_probability_of_rewarded_actions():
     policy = ControllerPolicy(units=8, seed=0, learning_rate=0.05)
     policy.index("a", 4)

@@ -331,6 +331,8 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     metrics = [
         Metric(safe_key(m[0]), float(m[1]), int(m[2]), int(m[3])) for m in record.get("metrics", [])
     ]
+    if existing is not None and metrics:
+        metrics = _not_logged(client, run_id, existing, metrics)
     # (A run this process knows: the ids it wrote there, not only the newest.)
     done_ids = cache.applied.get(run_id, []) if existing is None else cache.applied[run_id]
     applied = (done_ids + [record["id"]])[-40:]
@@ -359,6 +361,19 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         client.set_tag(run_id, RECORDS_TAG, ",".join(applied))
     cache.applied[run_id] = applied
     return run_id
+
+
+def _not_logged(client: MlflowClient, run_id: str, existing, metrics: List[Metric]) -> List[Metric]:
+    """``metrics`` but those the run holds already (same step, timestamp and value).
+
+    A record applied again after a store error part-way logs its metrics again:
+    SQL stores and servers drop such duplicates, a ``file:`` store appends them.
+    Only the histories of names the run has are read.
+    """
+    names = {m.key for m in metrics if m.key in existing.data.metrics}
+    held = {(m.key, m.step, m.timestamp, repr(m.value))
+            for name in names for m in client.get_metric_history(run_id, name)}
+    return [m for m in metrics if (m.key, m.step, m.timestamp, repr(m.value)) not in held]
 
 
 def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Dict[str, Dict[str, str]]) -> None:

@@ -2,6 +2,7 @@
 
 import fcntl
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -177,6 +178,29 @@ def test_a_record_that_failed_before_its_status_is_applied_in_full_when_sent_aga
     (run,) = client.search_runs([exp_id], filter_string=f"tags.`{TRIAL}` = '1'")
     assert run.info.status == "FINISHED" and REBUILT not in run.data.tags
     assert record["id"] in run.data.tags[rec.RECORDS_TAG].split(",")
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_a_record_applied_again_in_full_logs_no_metric_twice(tmp_path, store, kind,
+                                                              monkeypatch):
+    # Was: a file: store appended a re-applied record's metrics again (a record
+    # cut off between its run's status and its records tag is applied in full).
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3.17 asks for it
+    uri = (tmp_path / "mlruns").as_uri() if kind == "file" else store
+    client = MlflowClient(tracking_uri=uri)
+    record = trial_record("s/trial/1", "1")
+    record["metrics"] += [["loss", float("nan"), 5, 0], ["loss", 0.5, 6, 1]]
+    rec.apply_record(client, record, rec.RunCache())
+    (run,) = client.search_runs([client.get_experiment_by_name("e").experiment_id],
+                                filter_string=f"tags.`{TRIAL}` = '1'")
+    client.delete_tag(run.info.run_id, rec.RECORDS_TAG)  # as if cut off before it
+    again = dict(record, metrics=record["metrics"] + [["loss", 0.25, 7, 2]])
+    rec.apply_record(client, again, rec.RunCache())
+    history = {key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+               for key in ("objective", "duration_s", "loss")}
+    assert history["objective"] == [(0, 3.0)] and history["duration_s"] == [(0, 2.0)]
+    loss = sorted(history["loss"])
+    assert len(loss) == 3 and math.isnan(loss[0][1]) and loss[1:] == [(1, 0.5), (2, 0.25)]
 
 
 def test_the_records_tag_of_a_run_this_process_knows_keeps_every_id(store):

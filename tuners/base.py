@@ -45,6 +45,11 @@ TrialStatus = trial_module.TrialStatus
 _MAX_COLLISIONS = 50
 #: Spaces up to this many configurations are enumerated to find unseen ones.
 _ENUMERATE_LIMIT = 200_000
+#: Draws from the prior after a listing cut at `_ENUMERATE_LIMIT` found nothing
+#: untried, before a space is taken as used up.
+_CUT_LISTING_DRAWS = 20_000
+#: The longest ``heartbeat_timeout`` (about 31 years; None never reclaims).
+_MAX_HEARTBEAT_TIMEOUT = 1e9
 
 
 def synchronized(method):
@@ -231,6 +236,14 @@ class Setting:
     default: Any = None
 
 
+def _plain(value: Any) -> Any:
+    """A numpy number as a Python one; a float32 as the decimal it prints as
+    (``np.float32(0.001)`` is 0.001, not 0.0010000000474974513: an option)."""
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        return float(str(value))
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class MetanasOracle(keras_tuner.Oracle):
     """Base class of the metanas oracles.
 
@@ -241,7 +254,8 @@ class MetanasOracle(keras_tuner.Oracle):
         objective: As for `keras_tuner.Oracle`.
         max_trials: Total number of trials to run at most.
         seed: Seed of the oracle's own random source. Equal seeds give equal
-            trials; the global ``random``/``np.random`` states are never used.
+            trials; the global ``random``/``np.random`` states are never used
+            (None: a seed from the operating system's entropy, kept in the state).
         hyperparameters: Optional `HyperParameters` to override or pre-register
             parts of the search space (e.g. ``Fixed`` values).
         allow_new_entries: As for `keras_tuner.Oracle`.
@@ -369,10 +383,13 @@ class MetanasOracle(keras_tuner.Oracle):
         if heartbeat_timeout is not None and (
             isinstance(heartbeat_timeout, bool)
             or not isinstance(heartbeat_timeout, numbers.Real)
-            or not heartbeat_timeout > 0
+            or not 0 < heartbeat_timeout <= _MAX_HEARTBEAT_TIMEOUT
         ):
+            # (A worker beats every timeout / 4 s, and a thread's wait takes at
+            # most ~9e9 s: inf killed every worker's heartbeat thread.)
             raise ValueError(
-                f"heartbeat_timeout must be a number of seconds > 0 or None, "
+                f"heartbeat_timeout must be a number of seconds > 0 and at most "
+                f"{_MAX_HEARTBEAT_TIMEOUT:.0e}, or None never to reclaim a trial; "
                 f"got {heartbeat_timeout!r}."
             )
         self.heartbeat_timeout = None if heartbeat_timeout is None else float(heartbeat_timeout)
@@ -405,6 +422,11 @@ class MetanasOracle(keras_tuner.Oracle):
                 raise ValueError(f"{name} must be True or False, got {value!r}.")
         from metanas.tuners.objectives import create_objective
 
+        if seed is None:
+            # Not keras-tuner's draw from the global `random` (it advanced the
+            # caller's stream, and picked one of 10,000 seeds): fresh entropy,
+            # saved in the state as a given seed is.
+            seed = int(np.random.SeedSequence().entropy % (2**31 - 1)) + 1
         super().__init__(
             objective=create_objective(objective),
             max_trials=max_trials,
@@ -456,7 +478,7 @@ class MetanasOracle(keras_tuner.Oracle):
         # numpy numbers as plain ones (a row of a pandas table): they are saved
         # in the oracle's JSON state.
         self.initial_hps: List[Dict[str, Any]] = [
-            {k: x.item() if isinstance(x, np.generic) else x for k, x in dict(v).items()}
+            {k: _plain(x) for k, x in dict(v).items()}
             for v in copy.deepcopy(list(initial_hps or []))
         ]
         self._rng = np.random.default_rng(self.seed)
@@ -491,6 +513,18 @@ class MetanasOracle(keras_tuner.Oracle):
                 f"{self.max_trials} is {early} trials, fewer than the {self.finalists} the "
                 f"noise check needs (one per finalist): it will not run, and the last {early} "
                 "trials race. Raise max_trials or lower finalists.",
+                ShortNoiseCheckWarning, stacklevel=2)
+        elif self._checks_noise and self.max_trials and early - self.finalists <= int(
+                (self.racing_fraction or 0) * self.max_trials):
+            # The check takes `finalists` trials of the early race; a calm
+            # verdict frees the rest beyond the final race's: none here.
+            warnings.warn(
+                f"noisy_racing_fraction={self.noisy_racing_fraction} of max_trials="
+                f"{self.max_trials} is {early} trials: after the noise check's "
+                f"{self.finalists}, no more than the final race's "
+                f"{int((self.racing_fraction or 0) * self.max_trials)}, so a calm verdict "
+                "frees no trial for the search. Raise max_trials, or lower finalists or "
+                "racing_fraction.",
                 ShortNoiseCheckWarning, stacklevel=2)
         # Trials that evaluate a configuration again (race, repeats): trial id
         # -> that configuration's hash, which they keep (`_record_values`).
@@ -1015,12 +1049,13 @@ class MetanasOracle(keras_tuner.Oracle):
             values = self.codec.sample(self._rng)
             if not self.is_duplicate(values):
                 return values
-        unseen, infinite = [], False
+        unseen, infinite, listed = [], False, 0
         for values, complete in self.codec.branches(limit=_ENUMERATE_LIMIT):
+            listed += 1
             infinite = infinite or not complete
             if not complete or self.codec.hash(values) not in self._tried_so_far:
                 unseen.append((values, complete))
-        if not infinite and not unseen:
+        if not infinite and not unseen and listed < _ENUMERATE_LIMIT:
             return None
         # Uniform among those that build an untried model: draw, and drop the
         # configurations a completed trial's model read alike (`note_unused`).
@@ -1036,6 +1071,14 @@ class MetanasOracle(keras_tuner.Oracle):
                         return drawn
             unseen[index] = unseen[-1]
             unseen.pop()
+        if listed >= _ENUMERATE_LIMIT:
+            # The listing stopped at its limit, so the space is not known to be
+            # used up: values no model reads can fill the whole listing (a
+            # search stopped with models untried). Many more draws first.
+            for _ in range(_CUT_LISTING_DRAWS):
+                values = self.codec.sample(self._rng)
+                if not self.is_duplicate(values):
+                    return values
         return None
 
     def _next_initial(self) -> Optional[Config]:
@@ -1550,9 +1593,11 @@ class MetanasOracle(keras_tuner.Oracle):
                 raise ValueError(f"'ran_out': expected None or [trial count, max_trials, "
                                  f"race trials], got {ran_out!r}")
             self._ran_out = ran_out
-            if self._race_start != self._race_start_trial():
-                # A race planned for other settings (racing turned off, or a
-                # larger max_trials on resume) ranks nothing first any more.
+            if self._race_start != self._race_start_trial() and not self.race_trials():
+                # Racing turned off on resume: its finalists rank first no more.
+                # (A race planned for another max_trials keeps them first until
+                # the next race begins: a search reopened with another budget,
+                # or only to load its best model, keeps its answer.)
                 self._race, self._race_start = [], None
             self._learned = int(state.get("learned", len(self.end_order)))
             repeat_of = state.get("repeat_of", {})

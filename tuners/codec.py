@@ -108,6 +108,19 @@ def _value_at(hp, index: int) -> Any:
     return hp.min_value + index
 
 
+def _below(rng: np.random.Generator, n: int) -> int:
+    """A uniform integer in [0, n), also for n beyond numpy's int64 draws
+    (keras-tuner takes ``Int("seed", 0, 2**64)``)."""
+    if n <= 2**62:
+        return int(rng.integers(n))
+    bits = (n - 1).bit_length()
+    while True:  # rejection: at most two draws expected
+        words = rng.integers(0, 2**32, size=(bits + 31) // 32, dtype=np.uint64)
+        value = int.from_bytes(words.astype("<u4").tobytes(), "little") >> (-bits % 32)
+        if value < n:
+            return value
+
+
 def _index_of(hp, value: Any) -> Optional[int]:
     """Index of ``value`` among ``hp``'s discrete values, or None if not one."""
     if isinstance(hp, (hp_types.Choice, hp_types.Boolean, hp_types.Fixed)):
@@ -218,6 +231,13 @@ class SearchSpaceCodec:
     def canonical_value(self, hp, value: Any) -> Any:
         """``value`` cast to ``hp``'s type (int 3 -> 3.0 for a Float, 0 -> False for a
         Boolean, 128.0 -> 128 among int choices), or as is."""
+        if isinstance(value, np.floating) and value.dtype.itemsize < 8 and isinstance(
+                hp, hp_types.Choice):
+            # A float32 number (a row of a float32 table) is the option it rounds
+            # from: np.float32(0.001).item() is 0.0010000000474974513.
+            for option in hp.values:
+                if isinstance(option, float) and value.dtype.type(option) == value:
+                    return option
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(hp, (hp_types.Int, hp_types.Float)) and isinstance(
@@ -263,7 +283,7 @@ class SearchSpaceCodec:
                 return _value_at(hp, 0)
             index = _index_of(hp, value)
             if index is None:
-                return _value_at(hp, int(rng.integers(n)))
+                return _value_at(hp, _below(rng, n))
             if ordered and rng.random() < self.local_move_prob:
                 if n > self.num_buckets and not isinstance(hp, hp_types.Choice):
                     # A wide range (Int 1..1000): a neighbour is too timid a
@@ -279,7 +299,7 @@ class SearchSpaceCodec:
                 if index == n - 1:
                     return _value_at(hp, n - 2)
                 return _value_at(hp, index + (1 if rng.random() < 0.5 else -1))
-            other = int(rng.integers(n - 1))
+            other = _below(rng, n - 1)
             return _value_at(hp, other + 1 if other >= index else other)
         # Continuous Float.
         if hp.min_value == hp.max_value:

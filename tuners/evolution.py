@@ -177,8 +177,9 @@ class EvolutionOracle(MetanasOracle):
         self.selection.validate(self.population_size)
         self.mutation_rate = check_rate("mutation_rate", mutation_rate)
         self.crossover_rate = check_rate("crossover_rate", crossover_rate)
-        if not isinstance(aging, bool):
+        if not isinstance(aging, (bool, np.bool_)):
             raise ValueError(f"aging must be True or False, got {aging!r}.")
+        aging = bool(aging)  # (numpy's, from a table of settings, saved as JSON)
         self.aging = aging
         if surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}.")
@@ -242,6 +243,10 @@ class EvolutionOracle(MetanasOracle):
         return self.population[self.selection.select(fitness, self._rng)]
 
     def _population_fitness(self) -> list:
+        if self.selection.multi_objective and self.repeats_configurations:
+            # One objective (several cannot repeat): NSGA-II ranks the
+            # configurations' means, as the other selections do.
+            return [[self.config_fitness(self.trials[t])] for t in self.population]
         if self.selection.multi_objective:
             return [self.fitness_vector(self.trials[t]) for t in self.population]
         return [self.config_fitness(self.trials[t]) for t in self.population]

@@ -50,10 +50,12 @@ INFEASIBLE_OFFSET = 1e9
 
 
 #: Metric names (after any ``val_`` prefix) that are maximised. keras-tuner
-#: infers ``f1_score`` as one to minimise; these take precedence.
+#: infers ``f1_score`` and the similarity and correlation metrics as ones to
+#: minimise (the loss ``cosine_similarity`` is); these take precedence.
 _MAXIMISED = (
     "accuracy", "acc", "auc", "precision", "recall", "f1_score", "fbeta_score",
-    "r2_score", "iou", "io_u", "specificity", "sensitivity",
+    "r2_score", "iou", "io_u", "specificity", "sensitivity", "cosine_similarity",
+    "pearson_correlation", "concordance_correlation",
 )
 _MINIMISED = ("loss", "error", "crossentropy", "hinge", "cost/")
 

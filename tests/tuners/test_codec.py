@@ -232,3 +232,15 @@ def test_wide_ranges_take_proportionate_local_moves():
     # Log-aware: a move is a fraction of the ten octaves, not +-1 unit.
     assert all(m != 32 and 1 <= m <= 1024 for m in moves)
     assert 0.3 < np.median(ratios) < 2.0
+
+
+def test_mutating_an_int_range_wider_than_int64_draws_stays_in_it():
+    # Was (a review's finding): numpy's int64 draw raised, ending evolution's search.
+    space = keras_tuner.HyperParameters()
+    space.Int("seed", 0, 2**64)
+    codec = SearchSpaceCodec(space)
+    (hp,) = space.space
+    rng = np.random.default_rng(0)
+    values = [codec.mutate_value(hp, 5, rng) for _ in range(200)]
+    assert all(0 <= v <= 2**64 and v != 5 for v in values)
+    assert max(values) > 2**63  # the whole range, not int64's part of it

@@ -124,6 +124,25 @@ def test_numpy_initial_hps_are_saved_as_plain_numbers(tmp_path):
     assert state["initial_hps"] == [{"units": 32, "rate": 0.25}]
 
 
+def test_float32_initial_hps_are_the_options_they_print_as(tmp_path):
+    # Was (a review's finding): np.float32(0.001) became 0.0010000000474974513,
+    # not an option of the Choice, and a random learning rate was tried instead.
+    import keras_tuner
+
+    from metanas.tuners import SearchSpaceCodec
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("lr", [0.001, 0.01, 0.1])
+    space.Float("rate", 0.0, 0.5)
+    for seed in range(3):
+        oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
+                      name=f"s{seed}", space=space, seed=seed,
+                      initial_hps=[{"lr": np.float32(0.001), "rate": np.float32(0.3)}])
+        assert drive(oracle, trials=1) == [{"lr": 0.001, "rate": 0.3}]
+    choice = space.space[0]
+    assert SearchSpaceCodec(space).canonical_value(choice, np.float32(0.01)) == 0.01
+
+
 def test_initial_hps_reach_settings_the_model_registers_later(tmp_path):
     import keras_tuner
 
@@ -313,6 +332,20 @@ def test_seed_zero_is_a_seed_not_a_random_one(tmp_path):
     assert runs[0] == runs[1]
 
 
+def test_no_seed_draws_fresh_entropy_not_the_global_random(tmp_path):
+    # Was (a review's finding): keras-tuner's random.randint(1, 10000) advanced the
+    # caller's global stream, and unseeded searches in a loop often repeated.
+    import random
+
+    random.seed(7)
+    before = random.getstate()
+    seeds = {EvolutionOracle(max_trials=5).seed for _ in range(20)}
+    assert random.getstate() == before
+    assert len(seeds) == 20
+    oracle = make(EvolutionOracle, tmp_path, seed=None)
+    assert json.loads(json.dumps(oracle.get_state()))["seed"] == oracle.seed
+
+
 def test_declared_setting_defaults_are_the_constructor_defaults():
     space = EvolutionOracle.settings_space()
     declared = EvolutionOracle(
@@ -382,3 +415,17 @@ def test_a_meta_trial_from_before_the_surrogate_runs_without_it():
     assert EvolutionOracle.settings_from_params(old)["surrogate_candidates"] == 1
     assert EvolutionOracle.settings_from_params(
         {**old, "surrogate_candidates": 8})["surrogate_candidates"] == 8
+
+
+def test_nsga2_on_one_objective_ranks_members_by_their_configuration_s_mean(tmp_path):
+    # Was (a review's finding): by a member trial's own first score, though
+    # configurations are evaluated again (a race, incumbent_evaluations).
+    noise = np.random.default_rng(0)
+    oracle = make(lambda **kw: EvolutionOracle(population_size=5, selection="nsga2",
+                                               incumbent_evaluations=3, **kw),
+                  tmp_path, max_trials=40)
+    drive(oracle, lambda v: nas_score(v) + noise.normal(0, 5))
+    means = oracle._config_means()
+    used = [vector[0] for vector in oracle._population_fitness()]
+    assert any(len(oracle.evaluations_of(t)) > 1 for t in oracle.population)
+    assert used == [means[oracle._id_to_hash[t]] for t in oracle.population]

@@ -172,7 +172,11 @@ def test_corrupt_saved_state_is_reported_and_left_untouched(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"heartbeat_timeout": 0}, "heartbeat_timeout must be a number of seconds > 0 or None, got 0"),
+        ({"heartbeat_timeout": 0}, "heartbeat_timeout must be a number of seconds > 0 and at "
+                                   "most 1e\\+09, or None never to reclaim a trial; got 0"),
+        # Was accepted, and killed every worker's heartbeat thread (a review's finding).
+        ({"heartbeat_timeout": float("inf")}, "heartbeat_timeout .* got inf"),
+        ({"heartbeat_timeout": float("nan")}, "heartbeat_timeout .* got nan"),
         ({"max_lost_retries": -1}, "max_lost_retries must be an int >= 0, got -1"),
         ({"seed": -5}, "seed must be an int >= 0, got -5"),
         ({"max_consecutive_failed_trials": 0}, "max_consecutive_failed_trials must be an int >= 1, got 0"),

@@ -311,6 +311,28 @@ def test_a_search_resumed_without_its_race_ranks_by_score_again(tmp_path):
     assert json_state(resumed)["race"] == []
 
 
+@pytest.mark.parametrize("max_trials", [10, 30])
+def test_a_finished_race_keeps_its_winner_when_reopened_with_another_budget(tmp_path,
+                                                                             max_trials):
+    # Was (a review's finding): reopening with another max_trials (10 is the
+    # tuners' default: reopening only to load the best model) dropped the race,
+    # and the luckiest single score became the search's answer.
+    oracle = racing(tmp_path, max_trials=20, racing_fraction=0.3, finalists=4)
+    index = 0
+    while (trial := oracle.create_trial("tuner0")).status != TrialStatus.STOPPED:
+        finish(oracle, trial, nas_score(trial.hyperparameters.values) if index < 14 else 0.0)
+        index += 1
+    winner = oracle.get_best_trials(1)[0]
+    assert winner.score < max(t.score for t in oracle.trials.values())  # the race decides
+    resumed = racing(tmp_path, max_trials=max_trials, racing_fraction=0.3, finalists=4)
+    resumed.reload()
+    assert resumed.get_best_trials(1)[0].trial_id == winner.trial_id
+    resumed.save()  # and after one more save and reload
+    again = racing(tmp_path, max_trials=max_trials, racing_fraction=0.3, finalists=4)
+    again.reload()
+    assert again.get_best_trials(1)[0].trial_id == winner.trial_id
+
+
 def layers_space():
     """The README's growing space: widths registered by the model, outside any scope."""
     import keras_tuner
@@ -457,6 +479,7 @@ def test_scores_that_do_not_repeat_race_to_the_end(tmp_path):
     assert key(best.hyperparameters.values) in set(order[24:])
 
 
+@pytest.mark.filterwarnings("ignore::metanas.tuners.ShortNoiseCheckWarning")  # 12 of 16
 def test_every_finalist_is_evaluated_again_before_the_race_halves(tmp_path):
     # 12 finalists in a 16-trial race: sequential halving alone would give
     # only 4 of them a second evaluation (round 0 of 4), and the check none.
@@ -524,8 +547,20 @@ def test_a_noise_check_too_short_to_run_is_a_warning_and_a_plain_race(tmp_path):
     assert set(order[6:]) <= set(order[:6])  # the last 4 trials raced
     with warnings.catch_warnings():
         warnings.simplefilter("error", ShortNoiseCheckWarning)
-        checking(tmp_path, name="long enough", max_trials=20, finalists=8)  # 8 trials
+        checking(tmp_path, name="long enough", max_trials=40, finalists=4)  # 16 trials
         EvolutionOracle(objective=MAX, noisy_racing_fraction=0.4)  # no max_trials
+
+
+def test_a_noise_check_that_can_free_no_trial_is_a_warning():
+    # Was silent (a review's finding): 40% of 30 trials is 12, the check takes 8
+    # of them, and the final race 9 of the 4 left: a calm verdict frees none.
+    with pytest.warns(ShortNoiseCheckWarning, match=r"noisy_racing_fraction=0.4 of max_trials="
+                      r"30 is 12 trials: after the noise check's 8, no more than the final "
+                      r"race's 9, so a calm verdict frees no trial"):
+        EvolutionOracle(objective=MAX, max_trials=30, noisy_racing_fraction=0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShortNoiseCheckWarning)
+        EvolutionOracle(objective=MAX, max_trials=100, noisy_racing_fraction=0.4)
 
 
 def test_a_bad_noise_check_in_a_saved_state_is_a_clear_error(tmp_path):

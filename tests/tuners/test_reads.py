@@ -294,3 +294,24 @@ def test_a_trial_made_invalid_by_a_nan_score_loses_its_note(tmp_path):
     assert oracle.trials[trial.trial_id].status != "COMPLETED"  # INVALID, then FAILED
     assert oracle.get_state()["unused"] == {}
     assert not oracle.is_duplicate({**one, "units_2": 64})
+
+
+def test_unread_values_filling_a_cut_listing_do_not_end_the_search_early(tmp_path, monkeypatch):
+    # Was (a review's finding): once the prior's draws kept colliding, the space
+    # was listed up to a limit, a listing that values no model reads filled with
+    # configurations read alike to tried ones: "used up", with models untried.
+    # (Evolution falls back on the same `random_unique`.)
+    from metanas.tuners import base
+
+    monkeypatch.setattr(base, "_ENUMERATE_LIMIT", 300)
+    space = keras_tuner.HyperParameters()
+    space.Choice("a", list(range(30)))
+    space.Int("junk", 0, 10_000)  # in the space, never read
+    for seed in range(6):
+        oracle = make(RandomSearchOracle, tmp_path, name=f"s{seed}", space=space, max_trials=60,
+                      seed=seed)
+        while (trial := oracle.create_trial("w")).status == "RUNNING":
+            oracle.note_unused(trial.trial_id, ["junk"])
+            finish(oracle, trial, float(trial.hyperparameters.values["a"]))
+        tried = {t.hyperparameters.values["a"] for t in oracle.trials.values()}
+        assert tried == set(range(30)), (seed, sorted(set(range(30)) - tried))

@@ -257,11 +257,15 @@ def add_meta_train(subparsers) -> None:
         finally:
             if progress:
                 progress.close()
+        # Meta-trials only: a recorded production search (`record`) is one search on
+        # another task, on its own scale (it was reported as the study's best).
         scored = [t for t in learner.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-                  if scored_with(t) == args.objective]
-        best = min(scored, key=lambda t: t.value)
+                  if scored_with(t) == args.objective
+                  and t.user_attrs.get("source") == "meta-train"]
+        best = min(scored, key=lambda t: t.value) if scored else None  # (all failed)
         print(json.dumps({"meta_trials": len(scored), "objective": args.objective,
-                          "best_value": best.value, "best_params": best.params}, default=str))
+                          "best_value": best and best.value,
+                          "best_params": best and best.params}, default=str))
         if args.plots is not None:
             from metanas.meta.plots import log_meta_study, plot_meta_study
 

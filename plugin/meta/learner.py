@@ -232,11 +232,15 @@ def meta_space(strategies: Sequence[str]) -> Dict[str, Dict[str, optuna.distribu
 
 
 def _score_of(evaluate: Callable, score: Any, task: MetaTask, strategy: str, seed: int) -> float:
-    """The meta-objective ``evaluate`` returned, as a float; ValueError unless it is a number."""
-    if isinstance(score, (bool, np.bool_)) or not isinstance(score, (numbers.Real, np.number)):
+    """The meta-objective ``evaluate`` returned, as a float; ValueError unless it is a
+    number, not infinite (NaN fails the meta-trial, as Optuna does)."""
+    if isinstance(score, (bool, np.bool_)) or not isinstance(
+            score, (numbers.Real, np.number)) or np.isinf(score):
+        # (An infinite score stood as the defaults' expected score, and no
+        # candidate could beat it.)
         name = getattr(evaluate, "__qualname__", type(evaluate).__qualname__)
-        raise ValueError(f"the evaluate function {name} must return a number (the "
-                         f"meta-objective), got {score!r:.80} for task {task.name!r}, "
+        raise ValueError(f"the evaluate function {name} must return a finite number (the "
+                         f"meta-objective) or NaN, got {score!r:.80} for task {task.name!r}, "
                          f"strategy {strategy!r}, seed {seed}.")
     return float(score)
 
@@ -783,7 +787,34 @@ class MetaLearner:
                 f"(fixed by its first meta-trial); got {outside}. Use those strategies, or "
                 "another study (study_name)."
             )
+        self._check_settings_space(strategies)
         return choices
+
+    def _check_settings_space(self, strategies: Sequence[str]) -> None:
+        """StrategyError if the study holds a setting of ``strategies`` with another range.
+
+        Optuna refuses a parameter's new range or choices in a study (a study
+        meta-trained by another metanas version): the meta-trial failed with a
+        traceback, the study left with a failed and a waiting trial.
+        """
+        stored: Dict[str, Any] = {}
+        for trial in self.study.get_trials(deepcopy=False):
+            for name, distribution in trial.distributions.items():
+                stored.setdefault(name, distribution)
+        for space in meta_space(list(strategies)).values():
+            for name, distribution in space.items():
+                if name not in stored:
+                    continue
+                try:
+                    optuna.distributions.check_distribution_compatibility(
+                        stored[name], distribution)
+                except ValueError:
+                    raise StrategyError(
+                        f"study {self.study.study_name!r} holds the setting {name!r} as "
+                        f"{stored[name]}, this metanas as {distribution} (the study was "
+                        "meta-trained by another version?); use another study (study_name) "
+                        "or storage."
+                    ) from None
 
     def suggest(self, trial: optuna.Trial, strategies: Sequence[str]) -> Tuple[str, Dict[str, Any]]:
         """Samples a strategy and its settings in ``trial`` (define-by-run).
@@ -909,6 +940,18 @@ class MetaLearner:
         process = _this_process()
 
         def objective(trial: optuna.Trial) -> float:
+            try:
+                return run(trial)
+            except KeyboardInterrupt:
+                # Optuna fails the trial; a queued setting (the defaults, a warm
+                # start's `enqueue`) is queued again, once, as a killed one is.
+                fixed = self.study._storage.get_trial_system_attrs(trial._trial_id).get(
+                    "fixed_params")
+                if fixed and RETRY_KEY not in trial.user_attrs:
+                    self.study.enqueue_trial(dict(fixed), user_attrs={RETRY_KEY: trial.number})
+                raise
+
+        def run(trial: optuna.Trial) -> float:
             if process is not None:  # so that a later process sees at once if this one dies
                 self.study._storage.set_trial_system_attr(trial._trial_id, PROCESS_KEY, process)
             strategy, raw = self.suggest(trial, strategies)

@@ -134,13 +134,18 @@ def _log_run(study: optuna.Study, paths: List[str], *, storage: str,
 
     client = make_client(tracking_uri)  # an unknown scheme: a ValueError that names it
     experiment_id = records.experiment_id(client, "metanas-meta", records.RunCache())
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    # Meta-trials only: a recorded production search is one search on another
+    # task, on its own scale (it was logged as the study's best).
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("source") == "meta-train"]
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    best = [mlflow.entities.Metric("best_meta_objective", float(pick(t.value for t in done)),
+                                   int(time.time() * 1000), 0)] if done else []
     run = client.create_run(experiment_id, run_name=f"meta-study-{study.study_name}")
     run_id = run.info.run_id
     client.log_batch(
         run_id,
-        metrics=[mlflow.entities.Metric("best_meta_objective", float(study.best_value),
-                                        int(time.time() * 1000), 0)],
+        metrics=best,
         params=[
             mlflow.entities.Param("storage", redact(storage)),
             mlflow.entities.Param("study_name", study.study_name),

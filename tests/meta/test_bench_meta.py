@@ -337,6 +337,30 @@ def test_meta_train_refuses_another_objective_on_the_command_line(tmp_path, caps
     assert OBJECTIVES == ("auc", "final")  # as the command line spells them
 
 
+def test_a_recorded_production_search_is_not_the_meta_study_s_best(tmp_path, capsys):
+    # Was (a review's finding): a production search recorded with score 0 (its
+    # own scale, another task) was meta-train's best_value and MLflow's metric.
+    from metanas.meta import MetaTask
+
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    MetaLearner(storage).record(task=MetaTask("my-data", {"log_samples": 3.0}),
+                                strategy="random", params={}, score=0.0)
+    argv = ["meta-train", "--tasks", "hpobench/car", "--budget", "10", "--meta-trials", "2",
+            "--storage", storage, "--seed", "0", "--no-progress", "--plots", str(tmp_path / "p")]
+    assert cli.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[0])
+    trained = [t.value for t in MetaLearner(storage).study.trials
+               if t.user_attrs["source"] == "meta-train"]
+    assert summary["meta_trials"] == len(trained) == 2
+    assert summary["best_value"] == min(trained) > 0
+    client = MlflowClient()
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("metanas-meta").experiment_id],
+        f"attributes.run_name = 'meta-study-metanas-meta' and params.storage = '{storage}'")
+    assert run.data.params["meta_trials"] == "2"
+    assert run.data.metrics["best_meta_objective"] == pytest.approx(min(trained))
+
+
 def test_ctrl_c_in_meta_train_is_one_line_without_optunas_traceback(tmp_path, monkeypatch,
                                                                     capfd):
     import optuna

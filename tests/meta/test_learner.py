@@ -675,15 +675,16 @@ def test_meta_train_refuses_bad_arguments_before_any_meta_trial(tmp_path, kwargs
     assert not learner.study.trials
 
 
-@pytest.mark.parametrize("returned", ["x", None, [0.5]])
+@pytest.mark.parametrize("returned", ["x", None, [0.5], float("inf"), -np.inf])
 def test_meta_train_names_an_evaluate_function_that_returns_no_number(tmp_path, returned):
-    # Was: a bare "could not convert string to float: 'x'".
+    # Was: a bare "could not convert string to float: 'x'"; an infinite score was
+    # stored, and stood as the defaults' expected score, unbeatable (a review's finding).
     def bad_evaluate(task, strategy, settings, seed):
         return returned
 
     learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
     with pytest.raises(ValueError, match=r"the evaluate function .*bad_evaluate must return a "
-                                         r"number \(the meta-objective\), got .* for task "
+                                         r"finite number \(the meta-objective\) or NaN, got .* for task "
                                          r"'small-0', strategy '(evolution|random)', seed 1"):
         learner.meta_train(SMALL, bad_evaluate, n_trials=1)
     learner.meta_train(SMALL, lambda *args: np.float32(0.25), n_trials=1)  # numpy numbers
@@ -711,3 +712,50 @@ def test_around_defaults_and_the_area_name_their_bad_values():
     with pytest.raises(ValueError, match="scale must be > 0 and finite, got inf"):
         normalized_regret_auc([0.1], float("inf"))
     assert normalized_regret_auc(np.array([0.2, 0.1]), np.float64(0.5)) == pytest.approx(0.3)
+
+
+def test_a_queued_setting_interrupted_by_ctrl_c_is_queued_again(tmp_path):
+    # Was (a review's finding): Optuna failed the interrupted meta-trial and its
+    # queued setting never ran, though a killed one's is queued again.
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    learner = MetaLearner(storage, seed=0)
+    points = learner.enqueue_around_defaults("evolution", n=3, seed=1)
+    calls = []
+
+    def interrupted_third(task, strategy, settings, seed):
+        calls.append(settings)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return 0.5
+
+    tasks = [MetaTask("a", {"log_samples": 2.0})]
+    with pytest.raises(KeyboardInterrupt):
+        learner.meta_train(tasks, interrupted_third, n_trials=10, strategies=["evolution"])
+    again = MetaLearner(storage, seed=0)
+    again.meta_train(tasks, lambda *args: 0.5, n_trials=5, strategies=["evolution"])
+    trials = again.study.trials
+    interrupted = trials[2]
+    assert interrupted.state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == interrupted.number]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.params == interrupted.params == points[2]
+
+
+def test_a_study_holding_a_setting_with_another_range_is_refused_before_any_meta_trial(
+        tmp_path):
+    # Was (a review's finding): Optuna's "CategoricalDistribution does not support
+    # dynamic value space" traceback, a failed and a waiting meta-trial left behind.
+    from optuna.distributions import CategoricalDistribution
+
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    learner = MetaLearner(storage, seed=0)
+    learner.study.add_trial(optuna.trial.create_trial(
+        params={"strategy": "evolution", "evolution.selection": "tournament"},
+        distributions={"strategy": CategoricalDistribution(["evolution", "random"]),
+                       "evolution.selection": CategoricalDistribution(["tournament"])},
+        value=0.3))
+    with pytest.raises(StrategyError, match=r"holds the setting 'evolution.selection' as "
+                                            r"CategoricalDistribution\(choices=\('tournament',\)"):
+        learner.meta_train(SMALL, evaluate, n_trials=2, strategies=("evolution", "random"))
+    assert len(learner.study.trials) == 1
+    learner.meta_train(SMALL, evaluate, n_trials=2, strategies=("random",))  # untouched settings

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import warnings
+from typing import Optional
 
 from metanas.security import redact, sqlite_file, sqlite_in_memory, sqlite_problem
 from metanas.usage import UsageError, check_output_directory, check_seed
@@ -46,9 +47,26 @@ def _task_names(values, flag: str = "--tasks", groups: bool = True):
     return list(dict.fromkeys(names))
 
 
-def _not_an_interrupt(record: logging.LogRecord) -> bool:
-    """A logging filter: False for a record of an interrupt (Ctrl-C, SIGTERM)."""
-    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+class _NotAnInterrupt(logging.Filter):
+    """Drops Optuna's records of an interrupted meta-trial (Ctrl-C, SIGTERM): the
+    one with the traceback, and the "Trial N failed with value None." after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._interrupted: Optional[str] = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self._interrupted = record.getMessage().split(" failed with ")[0]  # "Trial N"
+            return False
+        if self._interrupted and record.getMessage().startswith(
+                f"{self._interrupted} failed with value"):
+            self._interrupted = None
+            return False
+        return True
+
+
+_NOT_AN_INTERRUPT = _NotAnInterrupt()  # one (a logger keeps each filter added)
 
 
 def _usage(error: Exception) -> UsageError:
@@ -223,7 +241,7 @@ def add_meta_train(subparsers) -> None:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # Ctrl-C fails the running meta-trial; Optuna would log it with a traceback.
-        logging.getLogger("optuna.study._optimize").addFilter(_not_an_interrupt)
+        logging.getLogger("optuna.study._optimize").addFilter(_NOT_AN_INTERRUPT)
         learner = _learner(args.storage, args.study_name, sampler=args.sampler, seed=args.seed)
         from metanas.meta.learner import BUDGET_KEY, ObjectiveError, StrategyError, scored_with
 

@@ -138,8 +138,21 @@ def dataset_features(x, y=None, *, task_type: Optional[str] = None) -> Dict[str,
     if len(target) != len(array):
         raise ValueError(f"y has {len(target)} rows but x has {len(array)}; they must match.")
     labels = _labels(target, task_type)
-    features.update(label_features(None if labels is None else np.unique(labels, return_counts=True)[1]))
+    features.update(label_features(None if labels is None else _class_counts(labels)))
     return features
+
+
+def _class_counts(labels: np.ndarray) -> np.ndarray:
+    """How many rows hold each class; ValueError for a missing or unorderable label."""
+    if labels.dtype.kind in "fO":
+        for row, value in enumerate(labels):
+            if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+                raise ValueError(f"y holds a missing label ({value!r}) at row {row}; drop or "
+                                 "fill such rows before computing meta-features.")
+    try:
+        return np.unique(labels, return_counts=True)[1]
+    except TypeError:  # labels of several types (1 and "a"): as text
+        return np.unique(labels.astype(str), return_counts=True)[1]
 
 
 def space_features(hyperparameters) -> Dict[str, float]:

@@ -899,8 +899,18 @@ class MetaLearner:
             StrategyError: One of ``strategies`` is not among the study's
                 `strategy_choices`.
         """
+        if isinstance(tasks, (str, bytes, Mapping)) or not isinstance(tasks, Sequence) or any(
+                not isinstance(t, MetaTask) for t in tasks):
+            raise ValueError(f"tasks must be a list of MetaTask, got {tasks!r:.200}.")
         if not tasks:
             raise ValueError("meta_train needs at least one task.")
+        if not callable(evaluate):
+            raise ValueError(f"evaluate must be a function (task, strategy, settings, seed) -> "
+                             f"score, got {evaluate!r:.80}.")
+        if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence) or any(
+                not callable(c) for c in callbacks):
+            raise ValueError(f"callbacks must be a list of functions (study, trial), "
+                             f"got {callbacks!r:.200}.")
         check_int("n_trials", n_trials, low=1)
         if objective is not None:
             check_objective(objective)

@@ -387,6 +387,33 @@ def test_ctrl_c_in_meta_train_is_one_line_without_optunas_traceback(tmp_path, mo
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
 
 
+def test_optunas_lines_about_an_interrupted_meta_trial_are_dropped(caplog):
+    # Was (a review's finding): "Trial 0 failed with value None." still showed.
+    import logging
+
+    import optuna
+
+    from metanas import cli_meta
+
+    logger = logging.getLogger("optuna.study._optimize")
+    logger.addFilter(cli_meta._NOT_AN_INTERRUPT)
+    try:
+        study = optuna.create_study()
+
+        def interrupted(trial):
+            raise KeyboardInterrupt
+
+        with caplog.at_level(logging.WARNING, logger="optuna"):
+            with pytest.raises(KeyboardInterrupt):
+                study.optimize(interrupted, n_trials=1)
+            study.optimize(lambda trial: float("nan"), n_trials=1)  # a failure of its own
+    finally:
+        logger.removeFilter(cli_meta._NOT_AN_INTERRUPT)
+    shown = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert [m.split(" because")[0] for m in shown] == [
+        "Trial 1 failed with parameters: {}", "Trial 1 failed with value nan."]
+
+
 def test_meta_train_without_budget_or_strategies_goes_on_with_the_studys(tmp_path, capsys):
     # The help promised that a study keeps the budget and strategies of its first
     # meta-training; omitting --budget applied 50 instead, and was refused.

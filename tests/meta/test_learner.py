@@ -1,6 +1,7 @@
 """The meta-layer on a real Optuna storage, with a synthetic (cheap) search score."""
 
 import json
+import math
 import subprocess
 import sys
 import warnings
@@ -347,6 +348,20 @@ def test_dataset_features_and_distance():
         dataset_features(rng.random((100, 2)), np.zeros(3))
 
 
+@pytest.mark.parametrize("missing", [None, float("nan")])
+def test_a_missing_class_label_is_a_value_error_naming_its_row(missing):
+    # Was (a review's finding): numpy's "'<' not supported between instances of
+    # 'float' and 'str'" TypeError.
+    x = np.zeros((4, 2))
+    labels = np.array(["a", "b", missing, "a"], dtype=object)
+    with pytest.raises(ValueError, match=rf"y holds a missing label \({missing!r}\) at row 2"):
+        dataset_features(x, labels)
+    with pytest.raises(ValueError, match="at row 1"):
+        dataset_features(x, np.array([0.0, np.nan, 1.0, 0.0]), task_type="classification")
+    mixed = dataset_features(x, np.array([1, "a", "a", 1], dtype=object))  # two types: as text
+    assert mixed["log_classes"] == pytest.approx(math.log10(2))
+
+
 def test_dataset_features_tell_integer_targets_apart():
     rng = np.random.default_rng(0)
     x = rng.random((600, 4))
@@ -672,6 +687,21 @@ def test_meta_train_refuses_bad_arguments_before_any_meta_trial(tmp_path, kwargs
     learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
     with pytest.raises(ValueError, match=message):
         learner.meta_train(SMALL, evaluate, n_trials=1, **kwargs)
+    assert not learner.study.trials
+
+
+def test_meta_train_refuses_arguments_of_the_wrong_type_with_value_errors(tmp_path):
+    # Were (a review's finding): AttributeError 'str' object has no attribute 'name',
+    # "'NoneType' object is not callable", "Value after * must be an iterable".
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    for args, kwargs, message in (
+            ((["small-0"], evaluate), {}, r"tasks must be a list of MetaTask, got \['small-0'\]"),
+            ((SMALL[0], evaluate), {}, "tasks must be a list of MetaTask, got MetaTask"),
+            ((SMALL, None), {}, "evaluate must be a function .* got None"),
+            ((SMALL, evaluate), {"callbacks": None}, "callbacks must be a list of functions"),
+            ((SMALL, evaluate), {"callbacks": [3]}, r"callbacks .* got \[3\]")):
+        with pytest.raises(ValueError, match=message):
+            learner.meta_train(*args, n_trials=1, **kwargs)
     assert not learner.study.trials
 
 

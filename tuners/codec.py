@@ -134,6 +134,9 @@ def _index_of(hp, value: Any) -> Optional[int]:
     n = _num_values(hp)
     if hp.step is None:
         guess = value - hp.min_value
+    elif hp.sampling == "linear" and all(
+            isinstance(v, int) for v in (value, hp.min_value, hp.step)):
+        guess = (value - hp.min_value) // hp.step  # exact, also beyond a float's 53 bits
     elif hp.sampling == "linear":
         guess = (value - hp.min_value) / hp.step
     elif value <= 0 or (hp.sampling == "reverse_log" and hp.max_value + hp.min_value - value <= 0):
@@ -231,13 +234,14 @@ class SearchSpaceCodec:
     def canonical_value(self, hp, value: Any) -> Any:
         """``value`` cast to ``hp``'s type (int 3 -> 3.0 for a Float, 0 -> False for a
         Boolean, 128.0 -> 128 among int choices), or as is."""
-        if isinstance(value, np.floating) and value.dtype.itemsize < 8 and isinstance(
-                hp, hp_types.Choice):
-            # A float32 number (a row of a float32 table) is the option it rounds
-            # from: np.float32(0.001).item() is 0.0010000000474974513.
-            for option in hp.values:
-                if isinstance(option, float) and value.dtype.type(option) == value:
-                    return option
+        if isinstance(hp, hp_types.Choice) and isinstance(value, (float, np.floating)) and (
+                float(value) not in hp.values):  # (float32 == float compares in float32)
+            # A float32 number (a row of a float32 table, or its decimal) is the one
+            # option it rounds from: np.float32(0.001).item() is 0.0010000000474974513.
+            near = [o for o in hp.values
+                    if isinstance(o, float) and np.float32(o) == np.float32(value)]
+            if len(near) == 1:
+                return near[0]
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(hp, (hp_types.Int, hp_types.Float)) and isinstance(

@@ -10,6 +10,7 @@ import numpy as np
 
 from metanas.tuners.base import MetanasOracle, Setting, check_int, check_rate
 from metanas.tuners.codec import Config
+from metanas.tuners.objectives import resolve_objectives
 from metanas.tuners.selection import (
     NSGA2Selection,
     RouletteSelection,
@@ -243,9 +244,11 @@ class EvolutionOracle(MetanasOracle):
         return self.population[self.selection.select(fitness, self._rng)]
 
     def _population_fitness(self) -> list:
-        if self.selection.multi_objective and self.repeats_configurations:
-            # One objective (several cannot repeat): NSGA-II ranks the
-            # configurations' means, as the other selections do.
+        if (self.selection.multi_objective and self.repeats_configurations
+                and len(resolve_objectives(self.objective)) == 1):
+            # One objective (several cannot repeat; a ConstrainedObjective's cost
+            # stays an axis): NSGA-II ranks the configurations' means, as the
+            # other selections do.
             return [[self.config_fitness(self.trials[t])] for t in self.population]
         if self.selection.multi_objective:
             return [self.fitness_vector(self.trials[t]) for t in self.population]

@@ -244,3 +244,6 @@ def test_mutating_an_int_range_wider_than_int64_draws_stays_in_it():
     values = [codec.mutate_value(hp, 5, rng) for _ in range(200)]
     assert all(0 <= v <= 2**64 and v != 5 for v in values)
     assert max(values) > 2**63  # the whole range, not int64's part of it
+    # ... and the codec takes them as values of the range (was: float division in its
+    # index check refused most, and `mutate` replaced them by prior draws).
+    assert all(codec.is_valid({"seed": v}) for v in values)

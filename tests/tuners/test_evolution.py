@@ -132,13 +132,13 @@ def test_float32_initial_hps_are_the_options_they_print_as(tmp_path):
     from metanas.tuners import SearchSpaceCodec
 
     space = keras_tuner.HyperParameters()
-    space.Choice("lr", [0.001, 0.01, 0.1])
+    space.Choice("lr", [0.001, 0.01, 0.1, 1 / 3])
     space.Float("rate", 0.0, 0.5)
-    for seed in range(3):
+    for seed, lr in enumerate((0.001, 1 / 3)):  # (1/3: no short decimal, a re-review found)
         oracle = make(lambda **kw: EvolutionOracle(population_size=4, **kw), tmp_path,
                       name=f"s{seed}", space=space, seed=seed,
-                      initial_hps=[{"lr": np.float32(0.001), "rate": np.float32(0.3)}])
-        assert drive(oracle, trials=1) == [{"lr": 0.001, "rate": 0.3}]
+                      initial_hps=[{"lr": np.float32(lr), "rate": np.float32(0.3)}])
+        assert drive(oracle, trials=1) == [{"lr": lr, "rate": 0.3}]
     choice = space.space[0]
     assert SearchSpaceCodec(space).canonical_value(choice, np.float32(0.01)) == 0.01
 
@@ -429,3 +429,21 @@ def test_nsga2_on_one_objective_ranks_members_by_their_configuration_s_mean(tmp_
     used = [vector[0] for vector in oracle._population_fitness()]
     assert any(len(oracle.evaluations_of(t)) > 1 for t in oracle.population)
     assert used == [means[oracle._id_to_hash[t]] for t in oracle.population]
+
+
+def test_nsga2_with_a_constrained_objective_keeps_the_cost_axis_when_racing(tmp_path):
+    # The fix above must not reach a ConstrainedObjective (metric and cost, one
+    # objective but two axes), which races by default (a re-review's finding).
+    from metanas.tuners.objectives import ConstrainedObjective
+
+    objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=100.0)
+    oracle = make(lambda **kw: EvolutionOracle(population_size=5, selection="nsga2", **kw),
+                  tmp_path, objective=objective, max_trials=30)
+    assert oracle.repeats_configurations
+    for i in range(8):
+        trial = oracle.create_trial("w")
+        oracle.update_trial(trial.trial_id, {"val_accuracy": nas_score(
+            trial.hyperparameters.values), "cost/params": 50.0 + (i * 37) % 100})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert all(len(vector) == 2 for vector in oracle._population_fitness())

@@ -12,10 +12,13 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import hashlib
+import itertools
 import json
 import math
 import numbers
 import os
+import random
 import re
 import threading
 import time
@@ -236,6 +239,22 @@ class Setting:
     default: Any = None
 
 
+_UNSEEDED = itertools.count()
+
+
+def _unseeded_seed() -> int:
+    """A seed for an oracle given none, saved in its state as a given one is.
+
+    Not keras-tuner's ``random.randint(1, 10000)``, which advanced the caller's
+    global stream and made unseeded searches in a loop repeat each other: a
+    hash of the global ``random``'s state (read, not drawn from) and of how
+    many oracles this process made before. A script that seeds ``random``
+    (``keras.utils.set_random_seed``) gets the same searches on every run.
+    """
+    text = repr((random.getstate(), next(_UNSEEDED)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") % (2**31 - 1) + 1
+
+
 def _plain(value: Any) -> Any:
     """A numpy number as a Python one; a float32 as the decimal it prints as
     (``np.float32(0.001)`` is 0.001, not 0.0010000000474974513: an option)."""
@@ -254,8 +273,9 @@ class MetanasOracle(keras_tuner.Oracle):
         objective: As for `keras_tuner.Oracle`.
         max_trials: Total number of trials to run at most.
         seed: Seed of the oracle's own random source. Equal seeds give equal
-            trials; the global ``random``/``np.random`` states are never used
-            (None: a seed from the operating system's entropy, kept in the state).
+            trials; the global ``random``/``np.random`` states are never drawn
+            from (None: a seed made from the global ``random``'s state, so a
+            script that seeds it repeats its searches; kept in the state).
         hyperparameters: Optional `HyperParameters` to override or pre-register
             parts of the search space (e.g. ``Fixed`` values).
         allow_new_entries: As for `keras_tuner.Oracle`.
@@ -423,10 +443,7 @@ class MetanasOracle(keras_tuner.Oracle):
         from metanas.tuners.objectives import create_objective
 
         if seed is None:
-            # Not keras-tuner's draw from the global `random` (it advanced the
-            # caller's stream, and picked one of 10,000 seeds): fresh entropy,
-            # saved in the state as a given seed is.
-            seed = int(np.random.SeedSequence().entropy % (2**31 - 1)) + 1
+            seed = _unseeded_seed()
         super().__init__(
             objective=create_objective(objective),
             max_trials=max_trials,

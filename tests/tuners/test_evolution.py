@@ -332,16 +332,25 @@ def test_seed_zero_is_a_seed_not_a_random_one(tmp_path):
     assert runs[0] == runs[1]
 
 
-def test_no_seed_draws_fresh_entropy_not_the_global_random(tmp_path):
+def test_no_seed_leaves_the_global_random_alone_and_repeats_when_it_is_seeded(
+        tmp_path, monkeypatch):
     # Was (a review's finding): keras-tuner's random.randint(1, 10000) advanced the
     # caller's global stream, and unseeded searches in a loop often repeated.
+    import itertools
     import random
 
-    random.seed(7)
-    before = random.getstate()
-    seeds = {EvolutionOracle(max_trials=5).seed for _ in range(20)}
-    assert random.getstate() == before
-    assert len(seeds) == 20
+    from metanas.tuners import base
+
+    def seeds(global_seed):
+        monkeypatch.setattr(base, "_UNSEEDED", itertools.count())  # a new process
+        random.seed(global_seed)
+        before = random.getstate()
+        made = [EvolutionOracle(max_trials=5).seed for _ in range(20)]
+        assert random.getstate() == before
+        return made
+
+    assert len(set(seeds(7))) == 20
+    assert seeds(7) == seeds(7) != seeds(8)  # keras.utils.set_random_seed repeats a script
     oracle = make(EvolutionOracle, tmp_path, seed=None)
     assert json.loads(json.dumps(oracle.get_state()))["seed"] == oracle.seed
 

@@ -280,7 +280,8 @@ def add_meta_train(subparsers) -> None:
         scored = [t for t in learner.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
                   if scored_with(t) == args.objective
                   and t.user_attrs.get("source") == "meta-train"]
-        best = min(scored, key=lambda t: t.value) if scored else None  # (all failed)
+        pick = max if learner.study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+        best = pick(scored, key=lambda t: t.value) if scored else None  # (all failed)
         print(json.dumps({"meta_trials": len(scored), "objective": args.objective,
                           "best_value": best and best.value,
                           "best_params": best and best.params}, default=str))

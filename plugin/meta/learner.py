@@ -234,15 +234,20 @@ def meta_space(strategies: Sequence[str]) -> Dict[str, Dict[str, optuna.distribu
 def _score_of(evaluate: Callable, score: Any, task: MetaTask, strategy: str, seed: int) -> float:
     """The meta-objective ``evaluate`` returned, as a float; ValueError unless it is a
     number, not infinite (NaN fails the meta-trial, as Optuna does)."""
-    if isinstance(score, (bool, np.bool_)) or not isinstance(
-            score, (numbers.Real, np.number)) or np.isinf(score):
+    value = math.inf
+    if not isinstance(score, (bool, np.bool_)) and isinstance(score, (numbers.Real, np.number)):
+        try:
+            value = float(score)
+        except (OverflowError, TypeError):  # (10**400; a complex number)
+            pass
+    if math.isinf(value):
         # (An infinite score stood as the defaults' expected score, and no
         # candidate could beat it.)
         name = getattr(evaluate, "__qualname__", type(evaluate).__qualname__)
         raise ValueError(f"the evaluate function {name} must return a finite number (the "
                          f"meta-objective) or NaN, got {score!r:.80} for task {task.name!r}, "
                          f"strategy {strategy!r}, seed {seed}.")
-    return float(score)
+    return value
 
 
 def _split_params(params: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
@@ -787,16 +792,19 @@ class MetaLearner:
                 f"(fixed by its first meta-trial); got {outside}. Use those strategies, or "
                 "another study (study_name)."
             )
-        self._check_settings_space(strategies)
         return choices
 
-    def _check_settings_space(self, strategies: Sequence[str]) -> None:
+    def check_settings_space(self, strategies: Sequence[str]) -> None:
         """StrategyError if the study holds a setting of ``strategies`` with another range.
 
         Optuna refuses a parameter's new range or choices in a study (a study
         meta-trained by another metanas version): the meta-trial failed with a
-        traceback, the study left with a failed and a waiting trial.
+        traceback, the study left with a failed and a waiting trial. `meta_train`
+        and `record` check this first (reading the study, as `recommend` does,
+        needs no check).
         """
+        if not strategies:  # (a new study, and a MetaTuner to choose among all)
+            return
         stored: Dict[str, Any] = {}
         for trial in self.study.get_trials(deepcopy=False):
             for name, distribution in trial.distributions.items():
@@ -934,6 +942,7 @@ class MetaLearner:
         scored_by = objective or named or "auc"
         meta_space(strategies)  # unknown names
         choices = self.check_strategies(strategies)
+        self.check_settings_space(strategies)
         self.ensure_objective(scored_by)
         budget = getattr(evaluate, "budget", None)
         budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else None
@@ -1293,6 +1302,7 @@ class MetaLearner:
                              f"search_score gives it), got {score!r}.")
         space = meta_space([strategy])[strategy]
         choices = self.check_strategies([strategy], new=tuple(strategy_classes()))
+        self.check_settings_space([strategy])
         self.ensure_objective("auc")
         if key is not None:
             for done in self.study.get_trials(deepcopy=False):

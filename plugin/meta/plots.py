@@ -34,9 +34,16 @@ def plot_meta_study(study: optuna.Study, directory: str) -> List[str]:
     from optuna.visualization import matplotlib as ovm
 
     os.makedirs(directory, exist_ok=True)
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    # Meta-trials only: a recorded production search is one search on another
+    # task, on its own scale (it showed as the history's best).
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("source") == "meta-train"]
     if not done:
         raise ValueError(f"the meta-study {study.study_name!r} has no finished meta-trial to plot.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(directions=study.directions, study_name=study.study_name)
+    study.add_trials(done)  # (in memory: what the plots show)
     paths = []
 
     def save(name: str, draw) -> None:

@@ -218,13 +218,15 @@ class MetaTuner(StrategyTuner):
         """Raises what `MetaLearner.record` would at the end of the search, read only.
 
         Raises:
-            StrategyError: A strategy it may choose is outside the study's.
+            StrategyError: A strategy it may choose is outside the study's, or the
+                study holds one of its settings with another range.
             ObjectiveError: The study's scores are of another meta-objective
                 (``"final"``): a production search is scored by the area.
         """
         learner = self.learner
         if self.strategies is not None:  # (without them, it chooses among the study's)
             learner.check_strategies(self.strategies, new=tuple(strategy_classes()))
+        learner.check_settings_space(self.strategies or learner.strategy_choices())
         recorded = learner.study.user_attrs.get(OBJECTIVE_KEY)
         if recorded not in (None, "auc") and recorded in (
                 scored_with(t) for t in learner.study.get_trials(

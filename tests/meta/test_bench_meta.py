@@ -337,10 +337,19 @@ def test_meta_train_refuses_another_objective_on_the_command_line(tmp_path, caps
     assert OBJECTIVES == ("auc", "final")  # as the command line spells them
 
 
-def test_a_recorded_production_search_is_not_the_meta_study_s_best(tmp_path, capsys):
+def test_a_recorded_production_search_is_not_the_meta_study_s_best(tmp_path, capsys,
+                                                                   monkeypatch):
     # Was (a review's finding): a production search recorded with score 0 (its
-    # own scale, another task) was meta-train's best_value and MLflow's metric.
+    # own scale, another task) was meta-train's best_value and MLflow's metric,
+    # and the history plot's best (a re-review's).
+    from optuna.visualization import matplotlib as ovm
+
     from metanas.meta import MetaTask
+
+    plotted = []
+    history = ovm.plot_optimization_history
+    monkeypatch.setattr(ovm, "plot_optimization_history",
+                        lambda study: plotted.append(study.trials) or history(study))
 
     storage = f"sqlite:///{tmp_path}/meta.db"
     MetaLearner(storage).record(task=MetaTask("my-data", {"log_samples": 3.0}),
@@ -353,6 +362,7 @@ def test_a_recorded_production_search_is_not_the_meta_study_s_best(tmp_path, cap
                if t.user_attrs["source"] == "meta-train"]
     assert summary["meta_trials"] == len(trained) == 2
     assert summary["best_value"] == min(trained) > 0
+    assert [[t.value for t in trials] for trials in plotted] == [trained]
     client = MlflowClient()
     (run,) = client.search_runs(
         [client.get_experiment_by_name("metanas-meta").experiment_id],

@@ -718,6 +718,11 @@ def test_meta_train_names_an_evaluate_function_that_returns_no_number(tmp_path, 
                                          r"'small-0', strategy '(evolution|random)', seed 1"):
         learner.meta_train(SMALL, bad_evaluate, n_trials=1)
     learner.meta_train(SMALL, lambda *args: np.float32(0.25), n_trials=1)  # numpy numbers
+    # ... and other real numbers (np.isinf raised a TypeError for them, a re-review found)
+    from fractions import Fraction
+
+    for number in (Fraction(1, 3), 2**64):
+        learner.meta_train(SMALL, lambda *args: number, n_trials=1)
 
 
 def test_feature_distance_refuses_a_feature_that_is_no_finite_number():
@@ -788,4 +793,9 @@ def test_a_study_holding_a_setting_with_another_range_is_refused_before_any_meta
                                             r"CategoricalDistribution\(choices=\('tournament',\)"):
         learner.meta_train(SMALL, evaluate, n_trials=2, strategies=("evolution", "random"))
     assert len(learner.study.trials) == 1
+    with pytest.raises(StrategyError, match="holds the setting 'evolution.selection'"):
+        learner.record(task=SMALL[0], strategy="evolution", params={}, score=0.5)
+    # Reading needs no check (a re-review found `recommend --strategies` refused).
+    with pytest.warns(UserWarning):
+        learner.recommend({"log_samples": 2.0}, strategies=["evolution"])
     learner.meta_train(SMALL, evaluate, n_trials=2, strategies=("random",))  # untouched settings

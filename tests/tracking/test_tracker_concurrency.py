@@ -201,6 +201,15 @@ def test_a_record_applied_again_in_full_logs_no_metric_twice(tmp_path, store, ki
     assert history["objective"] == [(0, 3.0)] and history["duration_s"] == [(0, 2.0)]
     loss = sorted(history["loss"])
     assert len(loss) == 3 and math.isnan(loss[0][1]) and loss[1:] == [(1, 0.5), (2, 0.25)]
+    # A replay's records, each newer than what the run holds, read no history (a
+    # read per record made a long search's replay quadratic, a re-review found).
+    reads = []
+    history_of = client.get_metric_history
+    client.get_metric_history = lambda *args: reads.append(args) or history_of(*args)
+    for step in range(3, 6):
+        rec.apply_record(client, dict(again, id=f"later{step}", replay=True,
+                                      metrics=[["loss", 0.1, 7 + step, step]]), rec.RunCache())
+    assert reads == [] and len(history_of(run.info.run_id, "loss")) == 6
 
 
 def test_the_records_tag_of_a_run_this_process_knows_keeps_every_id(store):

@@ -117,7 +117,7 @@ def main(argv=None):
         for strategy in STRATEGIES:
             if "Bayesian" not in strategy:
                 # Untimed: the RL controller compiles its policy step once per
-                # process and space shape; every later search reuses it.
+                # process and hidden size; every later search reuses it.
                 start = time.perf_counter()
                 run(strategy, 1000, WARMUP_TRIALS, directory)
                 warmup[strategy] = time.perf_counter() - start
@@ -189,7 +189,7 @@ def main(argv=None):
         f"Before the timed searches, one untimed {WARMUP_TRIALS}-trial search per metanas "
         "and keras-tuner random oracle warmed the process up; the RL controller's took "
         f"{warmup[rl_name]:.1f} s against {warmup[BASELINE]:.1f} s for random search: "
-        "the one-off tracing of its compiled policy step (once per process and space shape, "
+        "the one-off tracing of its compiled policy step (once per process and hidden size, "
         "shared by every later RL oracle), not a per-trial cost.",
     ]
     rl = rows[rl_name][1]

@@ -250,6 +250,14 @@ def _score_of(evaluate: Callable, score: Any, task: MetaTask, strategy: str, see
     return value
 
 
+def _within(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether ``value`` is one of ``distribution``'s (Optuna's own message names no parameter)."""
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
+
+
 def _split_params(params: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
     strategy = params["strategy"]
     prefix = f"{strategy}."
@@ -1288,7 +1296,9 @@ class MetaLearner:
 
         Raises:
             ValueError: ``task`` is not a `MetaTask`, ``score`` not a finite
-                number, or ``strategy`` not a known strategy.
+                number, ``strategy`` not a known strategy, ``params`` not a
+                dict, or one of its settings outside its range (names that are
+                no setting of ``strategy`` are left out, with a warning).
             ObjectiveError: The study holds another objective's scores.
             StrategyError: The study's ``"strategy"`` parameter does not range
                 over ``strategy`` (`strategy_choices`; a new study ranges over
@@ -1296,6 +1306,9 @@ class MetaLearner:
         """
         if not isinstance(task, MetaTask):
             raise ValueError(f"task must be a MetaTask(name, features), got {task!r}.")
+        if not isinstance(params, Mapping):
+            raise ValueError(f"params must be a dict of settings such as "
+                             f"{{'evolution.population_size': 20}}, got {params!r:.80}.")
         if (isinstance(score, (bool, np.bool_)) or not isinstance(score, (numbers.Real, np.number))
                 or not math.isfinite(float(score))):
             raise ValueError(f"score must be a finite number (the 'auc' meta-objective, as "
@@ -1309,6 +1322,16 @@ class MetaLearner:
                 if done.user_attrs.get("search_key") == key:
                     return done.number
         full = {"strategy": strategy, **{k: v for k, v in params.items() if k in space}}
+        unknown = [k for k in params if k not in space and k != "strategy"]
+        if unknown:
+            # (Kept as a record, not refused: a search's result is never lost.)
+            warnings.warn(f"params {unknown} are not settings of {strategy!r} (those are "
+                          f"{sorted(space)}); the search is recorded without them.",
+                          stacklevel=2)
+        for name in full:
+            if name != "strategy" and not _within(space[name], full[name]):
+                raise ValueError(f"params[{name!r}] = {full[name]!r} is outside the setting's "
+                                 f"range {space[name]}.")
         distributions = {"strategy": optuna.distributions.CategoricalDistribution(list(choices))}
         distributions.update({k: space[k] for k in full if k != "strategy"})
         trial = optuna.trial.create_trial(

@@ -799,3 +799,24 @@ def test_a_study_holding_a_setting_with_another_range_is_refused_before_any_meta
     with pytest.warns(UserWarning):
         learner.recommend({"log_samples": 2.0}, strategies=["evolution"])
     learner.meta_train(SMALL, evaluate, n_trials=2, strategies=("random",))  # untouched settings
+
+
+def test_record_names_params_it_leaves_out_or_refuses(tmp_path):
+    # Were (a review's finding): unprefixed names dropped silently (the record then
+    # recommended as learnt, with no settings); Optuna's "`-5` is invalid value for
+    # the case log=True", naming no parameter; params=None an AttributeError.
+    learner = MetaLearner(f"sqlite:///{tmp_path}/meta.db", seed=0)
+    with pytest.warns(UserWarning, match=r"params \['population_size'\] are not settings of "
+                                         r"'evolution' \(those are \['evolution\."):
+        number = learner.record(task=SMALL[0], strategy="evolution", score=0.2,
+                                params={"population_size": 7, "evolution.mutation_rate": 0.3})
+    assert learner.study.trials[number].params == {"strategy": "evolution",
+                                                   "evolution.mutation_rate": 0.3}
+    for params, message in (
+            ({"evolution.population_size": -5},
+             r"params\['evolution.population_size'\] = -5 is outside the setting's range"),
+            ({"evolution.selection": "best"}, r"params\['evolution.selection'\] = 'best'"),
+            (None, "params must be a dict of settings")):
+        with pytest.raises(ValueError, match=message):
+            learner.record(task=SMALL[0], strategy="evolution", params=params, score=0.2)
+    assert len(learner.study.trials) == 1

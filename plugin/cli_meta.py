@@ -243,7 +243,8 @@ def add_meta_train(subparsers) -> None:
         # Ctrl-C fails the running meta-trial; Optuna would log it with a traceback.
         logging.getLogger("optuna.study._optimize").addFilter(_NOT_AN_INTERRUPT)
         learner = _learner(args.storage, args.study_name, sampler=args.sampler, seed=args.seed)
-        from metanas.meta.learner import BUDGET_KEY, ObjectiveError, StrategyError, scored_with
+        from metanas.meta.learner import (BUDGET_KEY, ObjectiveError, StrategyError, best_of,
+                                          meta_trained, scored_with)
 
         # Omitted, --strategies and --budget are the study's (the defaults for a new one).
         if strategies is None:
@@ -275,13 +276,9 @@ def add_meta_train(subparsers) -> None:
         finally:
             if progress:
                 progress.close()
-        # Meta-trials only: a recorded production search (`record`) is one search on
-        # another task, on its own scale (it was reported as the study's best).
-        scored = [t for t in learner.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-                  if scored_with(t) == args.objective
-                  and t.user_attrs.get("source") == "meta-train"]
-        pick = max if learner.study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-        best = pick(scored, key=lambda t: t.value) if scored else None  # (all failed)
+        # (Not a recorded production search: it was reported as the study's best.)
+        scored = [t for t in meta_trained(learner.study) if scored_with(t) == args.objective]
+        best = best_of(learner.study, scored)  # (None: all failed)
         print(json.dumps({"meta_trials": len(scored), "objective": args.objective,
                           "best_value": best and best.value,
                           "best_params": best and best.params}, default=str))

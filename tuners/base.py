@@ -531,15 +531,14 @@ class MetanasOracle(keras_tuner.Oracle):
                 f"noise check needs (one per finalist): it will not run, and the last {early} "
                 "trials race. Raise max_trials or lower finalists.",
                 ShortNoiseCheckWarning, stacklevel=2)
-        elif self._checks_noise and self.max_trials and early - self.finalists <= int(
-                (self.racing_fraction or 0) * self.max_trials):
+        elif self._checks_noise and self.max_trials and early - self.finalists <= (
+                final := int((self.racing_fraction or 0) * self.max_trials)):
             # The check takes `finalists` trials of the early race; a calm
             # verdict frees the rest beyond the final race's: none here.
             warnings.warn(
                 f"noisy_racing_fraction={self.noisy_racing_fraction} of max_trials="
                 f"{self.max_trials} is {early} trials: after the noise check's "
-                f"{self.finalists}, no more than the final race's "
-                f"{int((self.racing_fraction or 0) * self.max_trials)}, so a calm verdict "
+                f"{self.finalists}, no more than the final race's {final}, so a calm verdict "
                 "frees no trial for the search. Raise max_trials, or lower finalists or "
                 "racing_fraction.",
                 ShortNoiseCheckWarning, stacklevel=2)

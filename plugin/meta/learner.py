@@ -106,6 +106,19 @@ def scored_with(trial: optuna.trial.FrozenTrial) -> str:
     return trial.user_attrs.get("objective", "auc")
 
 
+def meta_trained(study: optuna.Study) -> List[optuna.trial.FrozenTrial]:
+    """The study's finished meta-trials: not its recorded production searches
+    (`MetaLearner.record`), each one search on another task, on its own scale."""
+    return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("source") == "meta-train"]
+
+
+def best_of(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]):
+    """The best of ``trials`` in the study's direction, or None if there are none."""
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(trials, key=lambda t: t.value) if trials else None
+
+
 
 
 def strategy_classes() -> Dict[str, type]:

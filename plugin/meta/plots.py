@@ -9,6 +9,8 @@ from typing import List, Optional
 
 import optuna
 
+from metanas.meta.learner import best_of, meta_trained
+
 __all__ = ["plot_meta_study", "log_meta_study"]
 
 
@@ -34,10 +36,7 @@ def plot_meta_study(study: optuna.Study, directory: str) -> List[str]:
     from optuna.visualization import matplotlib as ovm
 
     os.makedirs(directory, exist_ok=True)
-    # Meta-trials only: a recorded production search is one search on another
-    # task, on its own scale (it showed as the history's best).
-    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.user_attrs.get("source") == "meta-train"]
+    done = meta_trained(study)  # (a recorded production search showed as the best)
     if not done:
         raise ValueError(f"the meta-study {study.study_name!r} has no finished meta-trial to plot.")
     with warnings.catch_warnings():
@@ -141,12 +140,8 @@ def _log_run(study: optuna.Study, paths: List[str], *, storage: str,
 
     client = make_client(tracking_uri)  # an unknown scheme: a ValueError that names it
     experiment_id = records.experiment_id(client, "metanas-meta", records.RunCache())
-    # Meta-trials only: a recorded production search is one search on another
-    # task, on its own scale (it was logged as the study's best).
-    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.user_attrs.get("source") == "meta-train"]
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    best = [mlflow.entities.Metric("best_meta_objective", float(pick(t.value for t in done)),
+    done = meta_trained(study)  # (a recorded production search was logged as the best)
+    best = [mlflow.entities.Metric("best_meta_objective", float(best_of(study, done).value),
                                    int(time.time() * 1000), 0)] if done else []
     run = client.create_run(experiment_id, run_name=f"meta-study-{study.study_name}")
     run_id = run.info.run_id

@@ -33,12 +33,12 @@ import pathlib
 import re
 import tempfile
 import time
-import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.uri import is_local_uri
 
 from metanas.security import sqlite_file
 
@@ -375,8 +375,7 @@ def _not_logged(client: MlflowClient, run_id: str, existing, metrics: List[Metri
     run's latest one (by step, then time) are read: a replay's records, newer
     one by one, read none (a read per record made a replay quadratic).
     """
-    if urllib.parse.urlparse(str(getattr(client, "tracking_uri", ""))).scheme not in (
-            "", "file") and not re.match(r"^[A-Za-z]:[\\/]", str(client.tracking_uri)):
+    if not is_local_uri(client.tracking_uri):
         return metrics
     latest = {m.key: (m.step, m.timestamp)
               for m in getattr(existing.data, "_metric_objs", None) or []}

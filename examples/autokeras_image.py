@@ -24,7 +24,7 @@ from _options import parse_args  # noqa: E402
 
 
 def main():
-    args = parse_args(__doc__, max_trials=10, epochs=5, tasks=True)
+    args = parse_args(__doc__, max_trials=15, epochs=5, tasks=True)
 
     metanas.autokeras.register()  # adds "evolution", "rl", "metanas-random", "meta"
     x, y = load_digits(return_X_y=True)

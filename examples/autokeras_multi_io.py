@@ -20,7 +20,7 @@ from _options import TUNERS, parse_args  # noqa: E402
 
 
 def main():
-    args = parse_args(__doc__, max_trials=10, epochs=3, tuners=TUNERS[:3])
+    args = parse_args(__doc__, max_trials=15, epochs=3, tuners=TUNERS[:3])
 
     metanas.autokeras.register()
     images, digits = load_digits(return_X_y=True)

@@ -37,7 +37,7 @@ def make_reviews(n, rng):
 
 
 def main():
-    args = parse_args(__doc__, max_trials=10, epochs=3, tasks=True)
+    args = parse_args(__doc__, max_trials=15, epochs=3, tasks=True)
 
     metanas.autokeras.register()
     rng = np.random.default_rng(0)

@@ -4,7 +4,13 @@ Importing this package imports keras-tuner (and so Keras), never MLflow,
 Optuna or AutoKeras.
 """
 
-from metanas.tuners.base import MetanasOracle, SavedStateError, ShortNoiseCheckWarning
+from metanas.tuners.base import (
+    MetanasOracle,
+    ResumedSettingsWarning,
+    SavedStateError,
+    ShortNoiseCheckWarning,
+    ShortSearchWarning,
+)
 from metanas.tuners.codec import SearchSpaceCodec, values_hash
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -31,6 +37,7 @@ __all__ = [
     "NSGA2Selection",
     "RandomSearch",
     "RandomSearchOracle",
+    "ResumedSettingsWarning",
     "RLControllerOracle",
     "RLControllerSearch",
     "RouletteSelection",
@@ -38,6 +45,7 @@ __all__ = [
     "SearchSpaceCodec",
     "Selection",
     "ShortNoiseCheckWarning",
+    "ShortSearchWarning",
     "StrategyTuner",
     "TournamentSelection",
     "values_hash",

@@ -13,6 +13,7 @@ import collections
 import copy
 import dataclasses
 import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -134,7 +135,23 @@ class SavedStateError(ValueError):
 KT_ORACLE_KEYS = frozenset({"hyperparameters", "seed", "tried_so_far", "end_order"})
 
 
-class ShortNoiseCheckWarning(UserWarning):
+class ShortSearchWarning(UserWarning):
+    """``max_trials`` is too few for a part of the strategy to run at all."""
+
+
+class ResumedSettingsWarning(UserWarning):
+    """A saved search is resumed with other strategy settings than it ran with."""
+
+
+#: Settings that a resumed search changes without a warning: keras-tuner's own,
+#: and the seed (a saved search keeps its own).
+SETTINGS_FREE_ON_RESUME = frozenset({
+    "seed", "hyperparameters", "allow_new_entries", "tune_new_entries",
+    "max_retries_per_trial", "max_consecutive_failed_trials", "initial_hps",
+    "heartbeat_timeout", "max_lost_retries"})
+
+
+class ShortNoiseCheckWarning(ShortSearchWarning):
     """``noisy_racing_fraction`` leaves too few trials for the noise check to run."""
 
 
@@ -1441,9 +1458,49 @@ class MetanasOracle(keras_tuner.Oracle):
                 "unused": {k: list(v) for k, v in self._unused.items()},
                 "objective": _objective_state(self.objective),
                 "oracle_class": type(self).__name__,
+                "settings": self.strategy_values(),
             }
         )
         return state
+
+    def strategy_values(self) -> Dict[str, Any]:
+        """The strategy's settings as this oracle uses them (JSON values).
+
+        Every keyword-only setting of its class but keras-tuner's and those a
+        resumed search may change freely (`SETTINGS_FREE_ON_RESUME`); a setting
+        given as an object (a `Selection`) by its class's name.
+        """
+        values: Dict[str, Any] = {}
+        for cls in type(self).__mro__:
+            if not (isinstance(cls, type) and issubclass(cls, MetanasOracle)):
+                continue
+            for name, parameter in inspect.signature(cls.__init__).parameters.items():
+                if (parameter.kind is not parameter.KEYWORD_ONLY or name in values
+                        or name in SETTINGS_FREE_ON_RESUME or not hasattr(self, name)):
+                    continue
+                value = getattr(self, name)
+                if isinstance(value, np.generic):
+                    value = value.item()
+                if not (value is None or isinstance(value, (bool, int, float, str))):
+                    value = type(value).__name__
+                values[name] = value
+        return values
+
+    def _check_settings(self, state: Dict[str, Any]) -> None:
+        """Warns when a search is resumed with other strategy settings than it
+        was saved with: the new ones apply from here on, which keras-tuner's
+        tuners do without a word."""
+        saved = state.get("settings") if isinstance(state, dict) else None
+        if not isinstance(saved, dict):  # (saved before they were recorded)
+            return
+        now = self.strategy_values()
+        changed = [f"{name} {saved[name]!r} -> {now[name]!r}" for name in sorted(now)
+                   if name in saved and saved[name] != now[name]]
+        if changed:
+            warnings.warn(
+                f"The search {self._get_oracle_fname()} is resumed with other settings than "
+                f"it ran with: {', '.join(changed)}. The new ones apply from here on; give the "
+                "earlier ones to go on as before.", ResumedSettingsWarning, stacklevel=2)
 
     def save(self) -> None:
         """Saves the oracle's state; a crash mid-write leaves the previous file."""
@@ -1568,6 +1625,7 @@ class MetanasOracle(keras_tuner.Oracle):
         if getattr(self, "_reloading", False):
             self._check_trial_files(state)
             self._check_objective(state)
+            self._check_settings(state)
         super().set_state(state)
         # keras-tuner's reload then sends every one of them to run again (`reload`).
         self._reloaded_ongoing = dict(self.ongoing_trials)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from metanas.tuners.base import MetanasOracle, Setting, check_int, check_rate
+from metanas.tuners.base import (
+    MetanasOracle,
+    Setting,
+    ShortSearchWarning,
+    check_int,
+    check_rate,
+)
 from metanas.tuners.codec import Config
 from metanas.tuners.objectives import resolve_objectives
 from metanas.tuners.selection import (
@@ -169,6 +177,13 @@ class EvolutionOracle(MetanasOracle):
                     f"tournament_size={tournament_size!r} disagrees with the selection's "
                     f"size {selection.size}; give the size once.")
             tournament_size = selection.size
+        elif tournament_size is not None and not (
+                isinstance(selection, str) and selection == "tournament"):
+            shown = repr(selection) if isinstance(selection, str) else (
+                f"{type(selection).__name__}()")
+            warnings.warn(f"tournament_size={tournament_size!r} is not used by "
+                          f"selection={shown}; only tournament selection holds "
+                          "tournaments.", UserWarning, stacklevel=2)
         if tournament_size is None:
             tournament_size = min(DEFAULT_TOURNAMENT_SIZE, self.population_size)
         self.tournament_size = check_int(
@@ -203,6 +218,17 @@ class EvolutionOracle(MetanasOracle):
         )
         # Trial ids of the current population, oldest first.
         self.population: List[str] = []
+        race = self.race_trials()  # (the early race, if the noise check is on)
+        if self.max_trials and self.max_trials - race <= self.population_size:
+            fraction = self.noisy_racing_fraction  # (< 0.9: this ends)
+            least = next(m for m in itertools.count(self.max_trials + 1)
+                         if m - int(fraction * m) > self.population_size)
+            warnings.warn(
+                f"max_trials={self.max_trials} breeds no child: the first population_size="
+                f"{self.population_size} trials are random starting points"
+                + (f" and the last {race} race the finalists" if race else "")
+                + f", so this search is a random search. Give max_trials >= {least}, or "
+                "a smaller population_size.", ShortSearchWarning, stacklevel=2)
 
     # ------------------------------------------------------------- settings
     @classmethod
@@ -229,7 +255,7 @@ class EvolutionOracle(MetanasOracle):
             # its score is that of unranked children.
             kwargs["surrogate_candidates"] = 1
         fraction = kwargs.pop("tournament_fraction", None)
-        if fraction is not None:
+        if fraction is not None and kwargs.get("selection", "tournament") == "tournament":
             size = int(kwargs.get("population_size", 10))
             kwargs["tournament_size"] = max(1, min(size, round(fraction * size)))
         return kwargs

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -414,7 +415,8 @@ class ControllerPolicy:
         Minimises ``-mean(A * log pi(a)) - entropy_weight * mean(H)``, with
         ``A`` the advantages and ``log pi(a)`` summed over the credited steps
         (see `Step`); the gradient is clipped to `clip_norm` by global norm.
-        Returns (loss, mean entropy) before the step.
+        Returns (loss, mean entropy) before the step. A gradient that is not
+        finite skips the step, with a `RuntimeWarning`: the policy is unchanged.
         """
         if not self.decisions or not batch:
             return 0.0, 0.0
@@ -430,6 +432,13 @@ class ControllerPolicy:
         for at, piece in zip(self._layout(), pieces):
             grad[at] = piece.numpy()
         norm = float(np.sqrt(np.sum(np.square(grad, dtype="float64"))))
+        if not np.isfinite(norm):
+            # An overflow somewhere: one step would make every weight NaN (Adam's
+            # moments carry it on for good). The policy keeps what it had learnt.
+            warnings.warn(f"the RL controller's policy gradient is not finite ({norm}); "
+                          "this update is skipped and the policy kept as it was",
+                          RuntimeWarning, stacklevel=3)
+            return float(loss), float(entropy)
         if self.clip_norm is not None and norm > self.clip_norm:
             grad *= np.float32(self.clip_norm / norm)
         self.adam_step += 1

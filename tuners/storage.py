@@ -233,13 +233,22 @@ def save_weights_atomically(model: Any, path: str) -> None:
 
 
 def _replace_with(path: str, data: Union[bytes, memoryview]) -> None:
-    """Writes ``data`` to a sibling temporary file and renames it over ``path``."""
+    """Writes ``data`` to a sibling temporary file and renames it over ``path``.
+
+    The file's data reach the disk (``fsync``) before the rename, and the rename
+    before this returns (the directory's ``fsync``, where the system has one), so
+    that after a power loss ``path`` holds the old data or the new, never an empty
+    or partial file (a journal may commit the rename before the data otherwise).
+    """
     # Unique per process and thread: the chief saves from gRPC threads too.
     temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         with open(temporary, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
+        _sync_directory(os.path.dirname(os.path.abspath(path)))
     except OSError as error:  # a full disk, a read-only directory: say which file
         if error.errno is None:
             raise
@@ -250,3 +259,17 @@ def _replace_with(path: str, data: Union[bytes, memoryview]) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _sync_directory(directory: str) -> None:
+    """Makes a rename in ``directory`` durable (POSIX; Windows has no such call)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:  # Windows cannot open a directory; the rename is done anyway
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems refuse fsync on a directory: best effort
+        pass
+    finally:
+        os.close(descriptor)

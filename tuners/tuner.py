@@ -55,7 +55,8 @@ def strategy_settings(oracle_class: Type[MetanasOracle], given: Dict[str, Any],
 
     With ``oracle`` (made with ``given``), a None default that the oracle
     resolved (``racing_fraction``, ``tournament_size``, ``seed``...) is the
-    value it uses, when that is a plain number, string or bool.
+    value it uses, when that is a plain number, string or bool; so is the seed
+    of a resumed search, which keeps its saved one.
     """
     settings: Dict[str, Any] = {}
     for cls in reversed(inspect.getmro(oracle_class)):
@@ -66,7 +67,9 @@ def strategy_settings(oracle_class: Type[MetanasOracle], given: Dict[str, Any],
     settings.update(given)
     for name, value in settings.items():
         resolved = getattr(oracle, name, None)
-        if value is None and isinstance(resolved, (bool, int, float, str, np.number)):
+        # (A resumed search keeps its saved seed, whatever the one given.)
+        if (value is None or name == "seed") and isinstance(
+                resolved, (bool, int, float, str, np.number)):
             settings[name] = resolved.item() if isinstance(resolved, np.number) else resolved
     return settings
 
@@ -105,6 +108,11 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
     ) -> None:
         if not isinstance(cost_measures, bool):
             raise ValueError(f"cost_measures must be True or False, got {cost_measures!r}.")
+        if "oracle" in kwargs:  # (keras-tuner's Tuner takes one; here it is made)
+            raise ValueError(
+                f"{type(self).__name__} makes its own {self.oracle_class.__name__} from the "
+                f"settings given to it, got oracle={kwargs['oracle']!r}: give the settings "
+                "here, or the oracle to a keras_tuner.Tuner.")
         size = kwargs.get("max_model_size")
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:

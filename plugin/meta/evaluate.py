@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from metanas.meta.learner import MetaTask, check_objective, normalized_regret_auc, strategy_classes
-from metanas.tuners.base import ShortNoiseCheckWarning, check_int
+from metanas.tuners.base import ShortSearchWarning, check_int
 
 __all__ = [
     "BenchEvaluator",
@@ -126,7 +126,7 @@ class BenchEvaluator:
         if initial_hps:
             kwargs["initial_hps"] = [dict(c) for c in initial_hps]
         with warnings.catch_warnings():  # a setting the meta-study tries, and learns the worth of
-            warnings.simplefilter("ignore", ShortNoiseCheckWarning)
+            warnings.simplefilter("ignore", ShortSearchWarning)
             return classes[strategy](
                 objective=keras_tuner.Objective("score", task.direction),
                 max_trials=self.budget,

@@ -27,7 +27,8 @@ from metanas.meta.learner import (
 )
 from metanas.meta.transfer import TransferStore, WarmStart
 from metanas.tuners import (
-    EvolutionOracle, MetanasOracle, SavedStateError, StrategyTuner, distributed,
+    EvolutionOracle, MetanasOracle, SavedStateError, ShortSearchWarning, StrategyTuner,
+    distributed,
 )
 from metanas.tuners.storage import save_json_atomically, searching_in
 from metanas.tuners.tuner import split_oracle_kwargs, strategy_settings
@@ -212,7 +213,10 @@ class MetaTuner(StrategyTuner):
         if self.recommendation:
             kwargs.update(self.recommendation.settings)
         self._objective_arg, self._max_trials_arg = objective, max_trials
-        super().__init__(hypermodel, objective, max_trials, **kwargs)
+        with warnings.catch_warnings():
+            if not self.recommendation:  # (the stand-in's settings are not the search's)
+                warnings.simplefilter("ignore", ShortSearchWarning)
+            super().__init__(hypermodel, objective, max_trials, **kwargs)
 
     def _check_recordable(self) -> None:
         """Raises what `MetaLearner.record` would at the end of the search, read only.

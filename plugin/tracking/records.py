@@ -69,6 +69,7 @@ _RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 _PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE"}
 _BATCH = 800  # MLflow takes at most 1000 entities (100 params, 100 tags) a log_batch
 _PARAM_BATCH = 100
+_PARAM_LENGTH = 6000  # MLflow's longest param value
 
 
 def is_permanent(error: BaseException) -> bool:
@@ -321,7 +322,14 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
         client.update_run(run_id, status="RUNNING")
     cache.runs[exp_id, key] = run_id
 
-    params = {safe_key(k): str(v)[:6000] for k, v in record.get("params", {}).items()}
+    params, artifacts = {}, dict(record.get("artifacts", {}))
+    for name, value in record.get("params", {}).items():
+        key, text = safe_key(name), str(value)
+        if len(text) > _PARAM_LENGTH:  # MLflow refuses longer values: the whole one beside
+            artifacts[f"params/{key}.txt"] = {"text": text}
+            note = f"... (cut; whole: artifact params/{key}.txt)"
+            text = text[:_PARAM_LENGTH - len(note)] + note
+        params[key] = text
     params_given = dict(params)
     if existing is not None:
         for name, value in existing.data.params.items():
@@ -346,7 +354,7 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     # Artifacts first; then everything else in as few calls as MLflow's limits
     # allow, the records tag last (with the last batch, or after the status and
     # the tags deleted), so a record half applied is applied again in full.
-    _log_artifacts(client, run_id, record.get("artifacts", {}))
+    _log_artifacts(client, run_id, artifacts)
     param_list = [Param(k, v) for k, v in params.items()]
     while len(metrics) > _BATCH or len(param_list) > _PARAM_BATCH:
         client.log_batch(run_id, metrics=metrics[:_BATCH], params=param_list[:_PARAM_BATCH])

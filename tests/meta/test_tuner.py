@@ -13,7 +13,7 @@ import pytest
 from metanas.demo import build_mlp, load_digits_split
 from metanas.meta import MetaLearner, MetaTuner, TransferStore, search_score
 from metanas.meta.learner import ObjectiveError, StrategyError
-from metanas.tuners import EvolutionOracle, RandomSearchOracle
+from metanas.tuners import EvolutionOracle, RandomSearchOracle, ShortSearchWarning
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -56,6 +56,13 @@ def test_meta_tuner_learns_in_production_and_resumes(tmp_path, digits):
     assert resumed.recommendation.source == "defaults"  # the saved choice, not a new one
     assert len(resumed.oracle.trials) == 5
     assert len(MetaLearner(storage).study.trials) == 2
+
+
+def test_the_stand_in_oracle_before_the_data_is_seen_does_not_warn(tmp_path, recwarn):
+    # Its settings are evolution's defaults, not the search's (chosen at `search`).
+    MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, record=False,
+              meta_storage=f"sqlite:///{tmp_path}/meta.db", directory=str(tmp_path))
+    assert not [w for w in recwarn if issubclass(w.category, ShortSearchWarning)]
 
 
 @pytest.mark.parametrize("tuner_id", ["chief", "tuner0"])

@@ -435,3 +435,23 @@ def test_a_rebuilt_run_is_not_logged_again_in_another_experiment_of_its_search(s
     rec.apply_record(client, {**rebuilt, "also_in": []}, rec.RunCache())  # its search's own
     assert len(client.search_runs([client.get_experiment_by_name("e2").experiment_id],
                                   "tags.`metanas.role` = 'trial'")) == 1
+
+
+def test_a_param_longer_than_mlflow_keeps_is_cut_visibly_and_kept_whole_beside(store):
+    # Was cut at 6000 characters without a word (an AutoKeras search's initial_hps).
+    client = MlflowClient(tracking_uri=store)
+    long = "[" + ", ".join(f"{{'units': {i}}}" for i in range(1000)) + "]"
+    record = trial_record("s/trial/1", "1")
+    record["params"] = {"setting.initial_hps": long, "u": "3"}
+    for _ in range(2):  # sent again (the spool, `sync`): the same, no MLflow error
+        rec.apply_record(client, record, rec.RunCache())
+    exp_id = client.get_experiment_by_name("e").experiment_id
+    (run,) = client.search_runs([exp_id], filter_string=f"tags.`{TRIAL}` = '1'")
+    shown = run.data.params["setting.initial_hps"]
+    assert len(shown) == 6000 and shown.startswith(long[:5000])
+    assert shown.endswith("... (cut; whole: artifact params/setting.initial_hps.txt)")
+    assert run.data.params["u"] == "3"
+    path = client.download_artifacts(run.info.run_id, "params/setting.initial_hps.txt",
+                                     str(store.split("///")[1] + ".artifacts"))
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read() == long

@@ -209,6 +209,7 @@ def test_an_mlflow_tracking_uri_of_an_unknown_scheme_is_a_value_error(tmp_path, 
     MlflowTracker(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")  # an explicit URI wins
 
 
+@pytest.mark.filterwarnings("ignore::metanas.tuners.ShortSearchWarning")  # 1 trial
 def test_the_demo_with_an_mlflow_tracking_uri_of_an_unknown_scheme_exits_2(tmp_path,
                                                                            monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "foo://bar")

@@ -9,7 +9,9 @@ import pytest
 from metanas.tuners import (
     EvolutionOracle,
     RandomSearchOracle,
+    ResumedSettingsWarning,
     RouletteSelection,
+    ShortSearchWarning,
     TournamentSelection,
 )
 from tests.tuners.conformance import MIN, drive, finish, make, nas_score
@@ -42,6 +44,47 @@ from tests.tuners.conformance import MIN, drive, finish, make, nas_score
 def test_bad_settings_raise_value_error_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EvolutionOracle(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        # keras-tuner's max_trials=10 with the defaults: 10 random starts, 3 race.
+        ({"max_trials": 10}, r"max_trials=10 breeds no child: the first population_size=10 trials are "
+             r"random starting points and the last 3 race the finalists, so this search "
+             r"is a random search. Give max_trials >= 15"),
+        ({"max_trials": 14}, r"max_trials=14 breeds no child.* last 4 race.* >= 15"),
+        ({"max_trials": 10, "racing_fraction": 0.0}, r"starting points, so .* >= 11"),
+        ({"max_trials": 5, "population_size": 8, "noisy_racing_fraction": 0.5,
+          "racing_fraction": 0.1}, r"max_trials=5 .* last 2 race .* >= 17"),
+    ],
+)
+def test_a_search_too_short_to_breed_says_so(kwargs, message):
+    with pytest.warns(ShortSearchWarning, match=message):
+        EvolutionOracle(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"max_trials": 15}, {"max_trials": 11, "racing_fraction": 0.0},
+    {"max_trials": 10, "population_size": 6}, {"max_trials": None},
+])
+def test_a_search_that_breeds_does_not_warn(kwargs, recwarn):
+    EvolutionOracle(**kwargs)
+    assert not [w for w in recwarn if issubclass(w.category, ShortSearchWarning)]
+
+
+def test_a_tournament_size_that_roulette_ignores_is_named():
+    with pytest.warns(UserWarning, match="tournament_size=3 is not used by "
+                      "selection='roulette'"):
+        EvolutionOracle(selection="roulette", tournament_size=3, max_trials=50)
+    with pytest.warns(UserWarning, match="not used by selection=RouletteSelection"):
+        EvolutionOracle(selection=RouletteSelection(), tournament_size=3, max_trials=50)
+    # A meta-trial's tournament_fraction is a tournament's setting only.
+    assert "tournament_size" not in EvolutionOracle.settings_from_params(
+        {"selection": "roulette", "tournament_fraction": 0.3, "population_size": 10})
+    assert EvolutionOracle.settings_from_params(
+        {"selection": "tournament", "tournament_fraction": 0.3, "population_size": 10}
+    )["tournament_size"] == 3
 
 
 def test_a_tournament_selection_object_sets_the_tournament_size():
@@ -200,6 +243,25 @@ def test_a_search_resumed_with_a_smaller_population_shrinks_to_it(tmp_path, agin
     else:
         best = sorted(resumed.end_order, key=lambda t: resumed.trials[t].score)[-3:]
         assert sorted(resumed.population) == sorted(best)
+
+
+def test_a_search_resumed_with_other_settings_names_them(tmp_path, recwarn):
+    def oracle(seed=1, **settings):
+        return make(lambda **kw: EvolutionOracle(racing_fraction=0.0, **kw), tmp_path,
+                    name="changed", max_trials=30, seed=seed, **settings)
+
+    first = oracle(population_size=6, incumbent_evaluations=2)
+    drive(first, trials=8)
+    same = oracle(seed=5, population_size=6, incumbent_evaluations=2)
+    same.reload()  # another seed: the saved search keeps its own, no warning
+    assert not [w for w in recwarn if issubclass(w.category, ResumedSettingsWarning)]
+    resumed = oracle(population_size=6, selection="roulette")  # incumbent_evaluations: 1
+    with pytest.warns(ResumedSettingsWarning, match=(
+            r"changed.oracle.json is resumed with other settings than it ran with: "
+            r"incumbent_evaluations 2 -> 1, selection 'TournamentSelection' -> "
+            r"'RouletteSelection'. The new ones apply from here on")):
+        resumed.reload()
+    assert resumed.incumbent_evaluations == 1  # (as keras-tuner's tuners do)
 
 
 def mean_best(factory, tmp_path, seeds, trials=60):

@@ -438,6 +438,11 @@ def test_the_tracked_settings_are_the_values_the_oracle_uses(tmp_path):
                               project_name="unseeded", overwrite=False, tracking=False)
     assert fresh.strategy_settings["seed"] == fresh.oracle.seed
     assert resumed.strategy_settings["seed"] == resumed.oracle.seed == fresh.oracle.seed
+    # Resumed with another seed: the saved one still (as keras-tuner's), and said so.
+    reseeded = EvolutionSearch(dense_model, objective="val_accuracy", directory=str(tmp_path),
+                               project_name="unseeded", overwrite=False, tracking=False,
+                               seed=fresh.oracle.seed + 1)
+    assert reseeded.strategy_settings["seed"] == reseeded.oracle.seed == fresh.oracle.seed
 
 
 @pytest.mark.parametrize("size", ["700", 0, -3, 2.5, True])

@@ -209,6 +209,21 @@ def test_policy_gradient_raises_the_probability_of_rewarded_actions():
     assert policy.log_prob(bad)[0] < before[1] - 1.0
 
 
+def test_a_gradient_that_is_not_finite_leaves_the_policy_as_it_was():
+    policy = ControllerPolicy(units=8, seed=0, learning_rate=0.05)
+    policy.index("a", 4)
+    policy.index("b", 3)
+    good, bad = [(0, 1), (1, 2)], [(0, 3), (1, 0)]
+    policy.update([good, bad], [1.0, -1.0])
+    learnt, step = policy.params.copy(), policy.adam_step
+    with pytest.warns(RuntimeWarning, match="not finite.*skipped"):
+        policy.update([good, bad], [float("nan"), -1.0])
+    np.testing.assert_array_equal(policy.params, learnt)  # was NaN everywhere
+    assert policy.adam_step == step
+    policy.update([good, bad], [1.0, -1.0])  # and it still learns
+    assert np.isfinite(policy.params).all() and policy.adam_step == step + 1
+
+
 def test_a_growing_space_adds_a_head_and_keeps_the_old_ones(tmp_path):
     oracle = make(factory, tmp_path, max_trials=200, seed=2)
     drive(oracle, best_count, trials=150)

@@ -52,6 +52,31 @@ def test_a_writer_killed_mid_write_leaves_a_whole_file(tmp_path):
     assert all(name.startswith("oracle.json.") and name.endswith(".tmp") for name in leftovers)
 
 
+def test_a_state_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    # Power loss: a rename can be committed before the data it names, leaving an
+    # empty file where the old state was. The data are fsync'd before the rename,
+    # and the directory (the rename itself) after it.
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def replace(source, target):
+        events.append(("replace", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(storage.os, "replace", replace)
+    path = tmp_path / "oracle.json"
+    save_json_atomically(path, {"trials": 3})
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1].startswith(str(path) + ".") and events[0][1].endswith(".tmp")
+    assert events[1][1] == str(path) and events[2][1] == str(tmp_path)
+    assert json.loads(path.read_text()) == {"trials": 3}
+
+
 def test_a_state_that_cannot_be_written_keeps_the_old_file(tmp_path):
     path = tmp_path / "trial.json"
     save_json_atomically(path, {"score": 1.0})

@@ -63,6 +63,15 @@ def test_unknown_keyword_is_rejected_by_keras_tuner(tmp_path):
         EvolutionSearch(build_mlp, objective="val_accuracy", directory=str(tmp_path), colour="red")
 
 
+def test_an_oracle_given_to_a_tuner_that_makes_its_own_is_a_value_error(tmp_path):
+    # Was keras-tuner's TypeError: "got multiple values for keyword argument 'oracle'".
+    with pytest.raises(ValueError, match=r"EvolutionSearch makes its own EvolutionOracle .*"
+                       r"got oracle=<.*EvolutionOracle.*: give the settings here, or the "
+                       r"oracle to a keras_tuner.Tuner"):
+        EvolutionSearch(build_mlp, objective="val_accuracy", directory=str(tmp_path),
+                        oracle=EvolutionOracle(max_trials=20))
+
+
 def test_a_finished_search_leaves_its_oracle_to_the_garbage_collector(tmp_path):
     # keras-tuner's `synchronized` keys module-level dicts by oracle, so every
     # oracle a process searched with stayed alive (with its trials) until exit.

@@ -191,6 +191,14 @@ class ConstrainedObjective(keras_tuner.Objective):
         return not self.hard or float(logs[self.cost]) <= self.target
 
     def get_value(self, logs) -> float:
+        if self.cost not in logs and self.metric in logs:
+            # (The tuners log the costs in the fit they run; a run_trial of one's own
+            # that trains otherwise has to add them.)
+            raise ValueError(
+                f"{self}: the trial's metrics hold {self.metric!r} but not the cost "
+                f"{self.cost!r}. A run_trial of your own that calls fit itself logs it with "
+                "metanas.tuners.objectives.CostLogger() among fit's callbacks (or returns "
+                "measure_costs(model) among its metrics).")
         value = float(logs[self.metric])
         ratio = float(logs[self.cost]) / self.target
         sign = 1.0 if self.direction == "max" else -1.0

@@ -305,8 +305,9 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
             # trial's executions), written so that a full disk keeps the last one.
             if type(callback) is tuner_utils.SaveBestEpoch:
                 callback.__class__ = _AtomicSaveBestEpoch
-        if self.cost_measures:
-            kwargs["callbacks"].append(objectives.CostLogger())
+        if self.cost_measures:  # first: every other callback (keras-tuner's best-epoch
+            # checkpoint, the user's) sees the costs, as an objective may need them
+            kwargs["callbacks"].insert(0, objectives.CostLogger())
         return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def get_best_models(self, num_models: int = 1):
@@ -332,9 +333,10 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
         completed trials come first, so a best trial that did not complete means
         none did (keras-tuner would return it)."""
         best = self.oracle.get_best_trials(num_trials)
-        if best and best[0].status != "COMPLETED":
-            # (A worker's own oracle holds no trials: the count is the chief's to tell.)
-            trials = list(getattr(self.local_oracle, "trials", {}).values())
+        # (A worker's own oracle holds no trials: the count is the chief's to tell.)
+        trials = list(getattr(self.local_oracle, "trials", {}).values())
+        if (best and best[0].status != "COMPLETED") or (  # (a hard budget returns none)
+                not best and trials and all(t.status != "COMPLETED" for t in trials)):
             oversized = sum(is_oversized(t) for t in trials or best)
             raise RuntimeError(
                 (f"no trial of {len(trials)} completed" if trials else "no trial completed")
@@ -343,8 +345,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 + "; there is no best model. See the trials' messages "
                 "(tuner.oracle.trials[...].message), or search again.")
         objective = self.oracle.objective
-        if getattr(objective, "hard", False) and not best and getattr(
-                self.local_oracle, "trials", None):
+        if getattr(objective, "hard", False) and not best and trials:
             raise ValueError(
                 f"no completed trial is within the budget {objective.cost} <= "
                 f"{objective.target:g}; raise the target or search longer."

@@ -72,6 +72,10 @@ STALE_SECONDS = 600
 #: (`_this_process`): a later process on the same machine sees at once that it
 #: is gone (killed), where a heartbeat tells only after `SILENT_SECONDS`.
 PROCESS_KEY = "metanas:process"
+#: A running meta-trial with neither a process record (`PROCESS_KEY`) nor a
+#: heartbeat this old (seconds) was abandoned between Optuna's ``ask`` and its
+#: first step, where a live process records both at once: a kill then left it.
+ORPHAN_SECONDS = 60
 DEFAULT_STUDY = "metanas-meta"
 #: The user attribute of a meta-trial queued again for one whose process was
 #: killed (`MetaLearner._fail_abandoned`): that one's number.
@@ -453,6 +457,17 @@ def _process_is_gone(record: Any) -> bool:
     except (OSError, ValueError, IndexError, KeyError, TypeError):
         return False
     return found is None or found[0] in ("Z", "X") or found[1] != record.get("start")
+
+
+def _orphaned(trial: optuna.trial.FrozenTrial, ages: Optional[Dict[int, float]]) -> bool:
+    """Whether a running ``trial`` was left between Optuna's ``ask`` and its first
+    step: no process record, no heartbeat (where the storage keeps them: ``ages``
+    not None), and started `ORPHAN_SECONDS` ago or more."""
+    if PROCESS_KEY in trial.system_attrs or ages is None or trial._trial_id in ages:
+        return False
+    started = trial.datetime_start
+    return started is not None and (
+        datetime.datetime.now() - started).total_seconds() >= ORPHAN_SECONDS
 
 
 def _upper_bound(differences: Sequence[float], level: float) -> float:
@@ -1181,7 +1196,7 @@ class MetaLearner:
         its start) is `SILENT_SECONDS` old. When the storage cannot tell its
         heartbeat (``ages`` None), it may.
         """
-        if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)):
+        if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)) or _orphaned(trial, ages):
             return False
         if ages is None:
             return True
@@ -1195,7 +1210,9 @@ class MetaLearner:
         """Fails the running meta-trials known to be abandoned.
 
         Those of a process of this machine that is gone (`_process_is_gone`),
-        at once, and those whose heartbeat is `STALE_SECONDS` old (Optuna's
+        at once; those left between Optuna's ``ask`` and their first step, with
+        no process record nor heartbeat, `ORPHAN_SECONDS` after they began
+        (`_orphaned`); and those whose heartbeat is `STALE_SECONDS` old (Optuna's
         ``fail_stale_trials``). A trial that may belong to a live process
         (another machine's, with a recent heartbeat) is left running: two
         processes may meta-train on one storage.
@@ -1209,17 +1226,19 @@ class MetaLearner:
         """
         failed, retries = [], []
         running = (optuna.trial.TrialState.RUNNING,)
+        ages = self._heartbeat_ages()
         # Gone processes first: once a heartbeat is STALE_SECONDS old, Optuna's
         # check would fail the trial itself, and its settings would not run again.
         for trial in self.study.get_trials(deepcopy=False, states=running):
-            if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)):
+            if _process_is_gone(trial.system_attrs.get(PROCESS_KEY)) or _orphaned(trial, ages):
                 try:
                     self.study._storage.set_trial_state_values(
                         trial._trial_id, state=optuna.trial.TrialState.FAIL)
                 except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
                     continue  # finished or failed meanwhile by another process
                 failed.append(trial.number)
-                params = trial.params or trial.system_attrs.get("fixed_params")
+                # A queued setting whole: a kill amid its suggestions leaves a part.
+                params = trial.system_attrs.get("fixed_params") or trial.params
                 if params and RETRY_KEY not in trial.user_attrs:
                     retries.append((trial.number, dict(params)))
         with warnings.catch_warnings():

@@ -183,3 +183,55 @@ def test_meta_train_prints_its_warnings_as_one_cli_line(tmp_path, capsys):
     assert len(ours) == 1, lines
     assert ours[0].startswith("metanas meta-train: warning: meta-trials [")
     assert not any("UserWarning" in line or "warnings.warn" in line for line in lines), lines
+
+
+def test_a_meta_trial_killed_between_ask_and_its_first_step_is_failed_and_runs_again(
+        tmp_path, monkeypatch):
+    # Was RUNNING for good: no process record, no heartbeat, so nothing failed it,
+    # and the defaults it held counted as running elsewhere (a review's kill test).
+    path = tmp_path / "meta.db"
+    learner = MetaLearner(f"sqlite:///{path}", seed=0)
+    learner.study.enqueue_trial(DEFAULTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        number = learner.study.ask().number  # and killed there
+    monkeypatch.setattr(learner_module, "ORPHAN_SECONDS", 0, raising=False)  # (60 s later)
+    with pytest.warns(UserWarning, match=rf"meta-trials \[{number}\] were left running"):
+        MetaLearner(f"sqlite:///{path}", seed=0).meta_train(
+            SMALL, evaluate, n_trials=1, strategies=("evolution",))
+    trials, defaults = states(path)
+    assert trials[number].state == optuna.trial.TrialState.FAIL
+    assert len(trials) == 2 and [t.number for t in defaults] == [number + 1]
+
+
+def test_an_orphan_younger_than_a_live_process_needs_is_left_running(tmp_path):
+    path = tmp_path / "meta.db"
+    learner = MetaLearner(f"sqlite:///{path}", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        number = learner.study.ask().number  # its process may record itself any moment
+    learner.meta_train(SMALL, evaluate, n_trials=1, strategies=("evolution",))
+    assert MetaLearner(f"sqlite:///{path}").study.trials[number].state == (
+        optuna.trial.TrialState.RUNNING)
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="a process is looked up in /proc")
+def test_a_queued_meta_trial_killed_amid_its_suggestions_runs_again_whole_and_once(tmp_path):
+    # Was: a retry with only the settings suggested before the kill fixed (the rest
+    # drawn anew, under the defaults' name), beside the defaults queued again.
+    path = tmp_path / "meta.db"
+    learner = MetaLearner(f"sqlite:///{path}", seed=0)
+    learner.study.enqueue_trial(DEFAULTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        trial = learner.study.ask()
+    trial.suggest_categorical("strategy", ["evolution", "random"])  # killed after one
+    _, record = child(alive=False)
+    learner.study._storage.set_trial_system_attr(trial._trial_id, PROCESS_KEY, record)
+    with pytest.warns(UserWarning, match=rf"meta-trials \[{trial.number}\] were left running"):
+        MetaLearner(f"sqlite:///{path}", seed=0).meta_train(
+            SMALL, evaluate, n_trials=2, strategies=("evolution", "random"))
+    trials, defaults = states(path)
+    assert trials[trial.number].state == optuna.trial.TrialState.FAIL
+    assert len(defaults) == 1 and len(trials) == 3
+    assert not [t.number for t in trials if learner_module.RETRY_KEY in t.user_attrs]

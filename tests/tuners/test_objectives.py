@@ -126,6 +126,41 @@ def test_every_trial_records_its_costs(tmp_path):
             assert trial.metrics.get_last_value(name) > 0
 
 
+def test_a_cost_objectives_checkpoint_is_its_best_epoch_and_callbacks_see_the_costs(tmp_path):
+    # Was: the costs joined the logs after keras-tuner's best-epoch checkpoint had
+    # seen them, so it found no objective value and kept the last epoch's weights.
+    def jumpy(hp):  # a learning rate this high makes the last epoch seldom the best
+        model = dense_model(hp)
+        model.compile(keras.optimizers.SGD(learning_rate=3.0),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    seen, runs = [], []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            runs.append([])
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append("cost/params" in logs)
+            runs[-1].append(logs["val_accuracy"])
+
+    keras.utils.set_random_seed(1)
+    objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=100, weight=-0.1)
+    tuner = RandomSearch(jumpy, objective=objective, max_trials=4, seed=4,
+                         directory=str(tmp_path), project_name="p")
+    tuner.search(X, Y, validation_split=0.25, epochs=6, verbose=0, callbacks=[Spy()])
+    runs = runs[-4:]  # (the first: the check that the objective is logged, before the trials)
+    last_not_best = 0
+    for trial_id, accuracies in zip(tuner.oracle.start_order, runs):
+        _, accuracy = tuner.load_model(tuner.oracle.trials[trial_id]).evaluate(
+            X[90:], Y[90:], verbose=0)
+        assert accuracy == pytest.approx(max(accuracies), abs=1e-6)  # its best epoch's
+        last_not_best += accuracies[-1] < max(accuracies)
+    assert last_not_best  # (or the test could not tell the best epoch from the last)
+    assert seen and all(seen)
+
+
 def test_a_hard_size_budget_is_never_exceeded_by_the_returned_model(tmp_path):
     objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=400, hard=True)
     tuner = search(EvolutionSearch, tmp_path, objective, max_trials=8, population_size=3)
@@ -598,3 +633,23 @@ def test_a_metrics_dict_from_run_trial_serves_a_computed_objective(tmp_path):
             best = tuner.oracle.get_best_trials(1)[0]
             assert best.hyperparameters.get("x") == 0
             assert best.score == pytest.approx(1.0)
+
+
+def test_a_run_trial_of_ones_own_without_the_cost_is_told_how_to_log_it(tmp_path):
+    # Was a bare KeyError: 'cost/params' in every trial, then get_best_* said to
+    # raise the budget's target although no trial had completed.
+    class Custom(RandomSearch):
+        def run_trial(self, trial, *args, **kwargs):  # keras-tuner's documented pattern
+            model = self.hypermodel.build(trial.hyperparameters)
+            return model.fit(X, Y, validation_split=0.25, epochs=1, verbose=0)
+
+    objective = ConstrainedObjective("val_accuracy", cost="cost/params", target=10, hard=True)
+    tuner = Custom(dense_model, objective=objective, max_trials=3, seed=0,
+                   directory=str(tmp_path), tracking=False)
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        tuner.search(verbose=0)
+    message = list(tuner.oracle.trials.values())[0].message
+    assert "metrics hold 'val_accuracy' but not the cost 'cost/params'" in message
+    assert "CostLogger() among fit's callbacks" in message
+    with pytest.raises(RuntimeError, match="no trial of 3 completed; there is no best model"):
+        tuner.get_best_hyperparameters()

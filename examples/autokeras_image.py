@@ -4,7 +4,7 @@ The image block is fixed to AutoKeras's small "vanilla" CNN: unrestricted,
 AutoKeras soon proposes ResNet/EfficientNet blocks that resize the 8x8 digits
 to 224x224 (minutes and gigabytes per trial on a CPU).
 
-Run:  python examples/autokeras_image.py --tuner evolution --max-trials 10 --epochs 5
+Run:  python examples/autokeras_image.py --tuner evolution --max-trials 15 --epochs 5
       python examples/autokeras_image.py --task regressor --tuner rl
 """
 

@@ -3,7 +3,7 @@
 Inputs: a digit image and four tabular columns; outputs: the digit (classes)
 and a number computed from both (regression).
 
-Run:  python examples/autokeras_multi_io.py --tuner evolution --max-trials 10 --epochs 3
+Run:  python examples/autokeras_multi_io.py --tuner evolution --max-trials 15 --epochs 3
 """
 
 import os

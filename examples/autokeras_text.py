@@ -3,7 +3,7 @@
 The text set is made here: short reviews whose label (or score) follows the
 share of positive words, so no download is needed.
 
-Run:  python examples/autokeras_text.py --tuner evolution --max-trials 10 --epochs 3
+Run:  python examples/autokeras_text.py --tuner evolution --max-trials 15 --epochs 3
 """
 
 import os

@@ -384,8 +384,8 @@ def test_a_demo_resumed_from_a_corrupt_search_is_one_line_and_exit_2(tmp_path, c
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     # Two trials of a population of 6 breed no child: said on a line of its own.
-    assert err == ("metanas demo: warning: max_trials=2 breeds no child: the first "
-                   "population_size=6 trials are random starting points, so this search is a "
+    assert err == ("metanas demo: warning: max_trials=2 breeds no child: the first trials "
+                   "are its population_size=6 random starting points, so this search is a "
                    "random search. Give max_trials >= 9, or a smaller population_size.\n"
                    f"metanas demo: error: The saved oracle state {project}/oracle.json is corrupt "
                    "(Expecting value: line 1 column 1 (char 0)). It was left as it is, with every "

@@ -218,19 +218,35 @@ class EvolutionOracle(MetanasOracle):
         )
         # Trial ids of the current population, oldest first.
         self.population: List[str] = []
-        race = self.race_trials()  # (the early race, if the noise check is on)
-        if self.max_trials and self.max_trials - race <= self.population_size:
-            fraction = self.noisy_racing_fraction  # (< 0.9: this ends)
+        # No child before every starting point is served (initial_hps first, then
+        # random ones up to population_size), nor in the race: its shortest one, the
+        # race a calm noise check leaves, so that the warning is never wrong.
+        starts = max(self.population_size, len(self.initial_hps or []))
+        fraction = self.racing_fraction  # (< 0.9: the search below ends)
+        race = int(fraction * self.max_trials) if self.max_trials else 0
+        if self.max_trials and self.max_trials - race <= starts:
             least = next(m for m in itertools.count(self.max_trials + 1)
-                         if m - int(fraction * m) > self.population_size)
+                         if m - int(fraction * m) > starts)
+            points = (f"{starts} initial_hps" if starts > self.population_size else
+                      f"population_size={starts} random starting points")
             warnings.warn(
-                f"max_trials={self.max_trials} breeds no child: the first population_size="
-                f"{self.population_size} trials are random starting points"
-                + (f" and the last {race} race the finalists" if race else "")
-                + f", so this search is a random search. Give max_trials >= {least}, or "
-                "a smaller population_size.", ShortSearchWarning, stacklevel=2)
+                f"max_trials={self.max_trials} breeds no child: the first trials are its "
+                f"{points}" + (f" and the last {race} race the finalists" if race else "")
+                + f", so this search is a random search. Give max_trials >= {least}"
+                + ("." if starts > self.population_size else ", or a smaller population_size."),
+                ShortSearchWarning, stacklevel=2)
 
     # ------------------------------------------------------------- settings
+    def strategy_values(self) -> Dict[str, Any]:
+        values = super().strategy_values()
+        # What follows from another setting is not one of its own: a tournament's
+        # size without tournaments, the surrogate's start at population_size.
+        if not isinstance(self.selection, TournamentSelection):
+            values.pop("tournament_size", None)
+        if values.get("surrogate_min_trials") == self.population_size:
+            values.pop("surrogate_min_trials")
+        return values
+
     @classmethod
     def settings_space(cls) -> Dict[str, Setting]:
         # The tournament is sized relative to the population, so that every

@@ -409,14 +409,16 @@ class ControllerPolicy:
             logp, _ = template.log_prob(*self._inputs(), *self._batch_arrays(batch))
         return logp.numpy()
 
-    def update(self, batch: Sequence[Sequence[Step]], advantages: Sequence[float]) -> Tuple[float, float]:
+    def update(self, batch: Sequence[Sequence[Step]],
+               advantages: Sequence[float]) -> Optional[Tuple[float, float]]:
         """One REINFORCE step (Adam, Kingma & Ba 2015) on ``batch``.
 
         Minimises ``-mean(A * log pi(a)) - entropy_weight * mean(H)``, with
         ``A`` the advantages and ``log pi(a)`` summed over the credited steps
         (see `Step`); the gradient is clipped to `clip_norm` by global norm.
-        Returns (loss, mean entropy) before the step. A gradient that is not
-        finite skips the step, with a `RuntimeWarning`: the policy is unchanged.
+        Returns (loss, mean entropy) before the step; None when the gradient is
+        not finite: the step is skipped, with a `RuntimeWarning`, and the policy
+        is unchanged.
         """
         if not self.decisions or not batch:
             return 0.0, 0.0
@@ -438,7 +440,7 @@ class ControllerPolicy:
             warnings.warn(f"the RL controller's policy gradient is not finite ({norm}); "
                           "this update is skipped and the policy kept as it was",
                           RuntimeWarning, stacklevel=3)
-            return float(loss), float(entropy)
+            return None
         if self.clip_norm is not None and norm > self.clip_norm:
             grad *= np.float32(self.clip_norm / norm)
         self.adam_step += 1

@@ -435,7 +435,10 @@ class RLControllerOracle(MetanasOracle):
         largest = float(np.max(np.abs(advantages)))
         if largest > _MAX_ADVANTAGE:
             advantages *= _MAX_ADVANTAGE / largest
-        self.last_loss, self.last_entropy = self.policy.update(steps, list(advantages))
+        done = self.policy.update(steps, list(advantages))
+        if done is None:  # not finite: skipped (the last loss is the last step's)
+            return
+        self.last_loss, self.last_entropy = done
         self.updates += 1
         self._policy_blob = None
 

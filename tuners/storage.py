@@ -246,7 +246,7 @@ def _replace_with(path: str, data: Union[bytes, memoryview]) -> None:
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            _sync(handle.fileno())
         os.replace(temporary, path)
         _sync_directory(os.path.dirname(os.path.abspath(path)))
     except OSError as error:  # a full disk, a read-only directory: say which file
@@ -259,6 +259,20 @@ def _replace_with(path: str, data: Union[bytes, memoryview]) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+#: What a file system that cannot sync says (CIFS/SMB shares, VirtualBox shared
+#: folders, some FUSE mounts): the write stands, without the sync.
+_CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF}
+
+
+def _sync(descriptor: int) -> None:
+    """``fsync``, where the file system can; a full disk or an I/O error still raises."""
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in _CANNOT_SYNC:
+            raise
 
 
 def _sync_directory(directory: str) -> None:

@@ -90,6 +90,9 @@ def _load_choice(path: str) -> Recommendation:
         if choice.strategy not in strategy_classes():
             raise ValueError(f"strategy {choice.strategy!r} is not one of "
                              f"{sorted(strategy_classes())}")
+        if choice.settings.get("selection", "tournament") != "tournament":
+            # (Saved before a tournament's size was set for tournaments only.)
+            choice.settings.pop("tournament_size", None)
         return choice
     except (ValueError, TypeError, KeyError) as error:
         raise SavedStateError.corrupt("meta-search file", path, error) from error
@@ -164,6 +167,10 @@ class MetaTuner(StrategyTuner):
         task_type: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
+        if "oracle" in kwargs:  # (before the meta-study is opened)
+            raise ValueError(f"MetaTuner chooses its strategy when it sees the data, got "
+                             f"oracle={kwargs['oracle']!r}: give an oracle to a "
+                             "keras_tuner.Tuner, or leave the choice to MetaTuner.")
         if not isinstance(transfer, bool):
             raise ValueError(f"transfer must be True or False, got {transfer!r}.")
         if task_type is not None and task_type not in TASK_TYPES:
@@ -210,8 +217,9 @@ class MetaTuner(StrategyTuner):
         )
         # The oracle keywords every strategy takes (seed, hyperparameters, ...).
         self._base_kwargs = split_oracle_kwargs(MetanasOracle, dict(kwargs))
-        if self.recommendation:
-            kwargs.update(self.recommendation.settings)
+        if self.recommendation:  # the oracle keywords given win, as in the first search
+            kwargs.update({name: value for name, value in self.recommendation.settings.items()
+                           if name not in self._base_kwargs})
         self._objective_arg, self._max_trials_arg = objective, max_trials
         with warnings.catch_warnings():
             if not self.recommendation:  # (the stand-in's settings are not the search's)
@@ -299,7 +307,7 @@ class MetaTuner(StrategyTuner):
         # What trackers log as the search's settings: the recommended strategy's.
         self.oracle_class = type(oracle)
         self.strategy_settings = strategy_settings(
-            type(oracle), {**self._base_kwargs, **self.recommendation.settings}, oracle)
+            type(oracle), {**self.recommendation.settings, **self._base_kwargs}, oracle)
         path = os.path.join(self.project_dir, CHOICE_FILE)
         save_json_atomically(path, vars(self.recommendation), default=str)
 

@@ -323,12 +323,18 @@ def apply_record(client: MlflowClient, record: Dict[str, Any], cache: RunCache) 
     cache.runs[exp_id, key] = run_id
 
     params, artifacts = {}, dict(record.get("artifacts", {}))
+    logged = {} if existing is None else existing.data.params
     for name, value in record.get("params", {}).items():
         key, text = safe_key(name), str(value)
         if len(text) > _PARAM_LENGTH:  # MLflow refuses longer values: the whole one beside
-            artifacts[f"params/{key}.txt"] = {"text": text}
-            note = f"... (cut; whole: artifact params/{key}.txt)"
-            text = text[:_PARAM_LENGTH - len(note)] + note
+            if logged.get(key) == text[:_PARAM_LENGTH]:
+                text = logged[key]  # cut without a note before metanas noted it: the same
+            else:
+                artifact = f"params/{_file_name(key)}.txt"
+                note = f"... (cut; whole: artifact {artifact})"
+                if key not in logged:  # (MLflow keeps a param's first value: its file too)
+                    artifacts[artifact] = {"text": text}
+                text = text[:_PARAM_LENGTH - len(note)] + note
         params[key] = text
     params_given = dict(params)
     if existing is not None:
@@ -408,6 +414,15 @@ def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Dict[str, Dict[
                 with open(path, "w", encoding="utf-8") as handle:
                     handle.write(content["text"])
         client.log_artifacts(run_id, tmp)
+
+
+def _file_name(key: str) -> str:
+    """``key`` as a file name any system takes: ASCII letters, digits, ``_ - .``, at
+    most 100 characters, with 8 hex digits of its hash if it had to change."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:100]
+    if name == key:
+        return name
+    return f"{name}_{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
 
 
 def safe_key(name: str) -> str:

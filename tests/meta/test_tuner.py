@@ -13,7 +13,12 @@ import pytest
 from metanas.demo import build_mlp, load_digits_split
 from metanas.meta import MetaLearner, MetaTuner, TransferStore, search_score
 from metanas.meta.learner import ObjectiveError, StrategyError
-from metanas.tuners import EvolutionOracle, RandomSearchOracle, ShortSearchWarning
+from metanas.tuners import (
+    EvolutionOracle,
+    RandomSearchOracle,
+    ResumedSettingsWarning,
+    ShortSearchWarning,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -63,6 +68,26 @@ def test_the_stand_in_oracle_before_the_data_is_seen_does_not_warn(tmp_path, rec
     MetaTuner(build_mlp, objective="val_accuracy", max_trials=2, record=False,
               meta_storage=f"sqlite:///{tmp_path}/meta.db", directory=str(tmp_path))
     assert not [w for w in recwarn if issubclass(w.category, ShortSearchWarning)]
+
+
+def test_a_resumed_meta_search_keeps_the_oracle_keywords_given(tmp_path, digits, recwarn):
+    # Was: the first search took the keyword given over the recommendation, the
+    # resumed one the recommendation's (and warned of a change nobody made).
+    storage = f"sqlite:///{tmp_path}/meta.db"
+    first = run(tmp_path, digits, storage, "p", max_trials=2, record=False,
+                incumbent_evaluations=2)
+    resumed = run(tmp_path, digits, storage, "p", max_trials=3, record=False,
+                  incumbent_evaluations=2, overwrite=False)
+    assert first.oracle.incumbent_evaluations == resumed.oracle.incumbent_evaluations == 2
+    assert resumed.strategy_settings["incumbent_evaluations"] == 2
+    assert not [w for w in recwarn if issubclass(w.category, ResumedSettingsWarning)]
+
+
+def test_an_oracle_given_to_a_meta_tuner_is_refused_before_the_study_opens(tmp_path):
+    with pytest.raises(ValueError, match="MetaTuner chooses its strategy when it sees the data"):
+        MetaTuner(build_mlp, objective="val_accuracy", oracle=EvolutionOracle(),
+                  meta_storage=f"sqlite:///{tmp_path}/meta.db", directory=str(tmp_path))
+    assert not (tmp_path / "meta.db").exists()
 
 
 @pytest.mark.parametrize("tuner_id", ["chief", "tuner0"])
@@ -348,3 +373,18 @@ def test_a_corrupt_meta_search_file_is_named_before_any_training(
             run(tmp_path, digits, storage, "p", max_trials=2, overwrite=False)
     assert path.read_text() == content
     assert sorted(p.name for p in (tmp_path / "p").glob("trial_*")) == trials  # none trained
+
+
+def test_a_roulette_choice_saved_with_a_tournament_size_loads_without_it(tmp_path):
+    # Saved before tournament_size was set for tournaments only: resuming it warned
+    # of a tournament_size nobody gave.
+    from metanas.meta.tuner import _load_choice
+
+    path = tmp_path / "choice.json"
+    path.write_text(json.dumps({"strategy": "evolution", "source": "defaults", "params": {},
+                                "settings": {"selection": "roulette", "tournament_size": 3,
+                                             "population_size": 10}}))
+    assert _load_choice(str(path)).settings == {"selection": "roulette", "population_size": 10}
+    path.write_text(json.dumps({"strategy": "evolution", "source": "defaults", "params": {},
+                                "settings": {"selection": "tournament", "tournament_size": 3}}))
+    assert _load_choice(str(path)).settings["tournament_size"] == 3

@@ -3,6 +3,7 @@
 import fcntl
 import json
 import math
+import hashlib
 import os
 import pathlib
 import shutil
@@ -455,3 +456,25 @@ def test_a_param_longer_than_mlflow_keeps_is_cut_visibly_and_kept_whole_beside(s
                                      str(store.split("///")[1] + ".artifacts"))
     with open(path, encoding="utf-8") as handle:
         assert handle.read() == long
+
+
+def test_a_long_param_of_an_odd_name_or_sent_anew_keeps_its_file_right(store):
+    client = MlflowClient(tracking_uri=store)
+    odd = "é" * 249  # a file name too long in UTF-8 bytes (failed the record for good)
+    record = trial_record("s/trial/1", "1")
+    record["params"] = {odd: "a" * 7000, "setting.x": "b" * 7000}
+    rec.apply_record(client, record, rec.RunCache())
+    later = trial_record("s/trial/1", "1")  # a resumed search's other long value
+    later["params"] = {"setting.x": "c" * 7000}
+    rec.apply_record(client, later, rec.RunCache())
+    exp_id = client.get_experiment_by_name("e").experiment_id
+    (run,) = client.search_runs([exp_id], filter_string=f"tags.`{TRIAL}` = '1'")
+    files = {f.path for f in client.list_artifacts(run.info.run_id, "params")}
+    assert files == {"params/setting.x.txt", f"params/{'_' * 100}_"
+                     f"{hashlib.sha256(rec.safe_key(odd).encode()).hexdigest()[:8]}.txt"}
+    # MLflow keeps the first value; its file is the first value's too.
+    assert run.data.params["setting.x"].startswith("b" * 5000)
+    path = client.download_artifacts(run.info.run_id, "params/setting.x.txt",
+                                     str(store.split("///")[1] + ".artifacts"))
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read() == "b" * 7000

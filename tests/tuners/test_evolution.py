@@ -50,13 +50,20 @@ def test_bad_settings_raise_value_error_naming_the_value(kwargs, message):
     "kwargs, message",
     [
         # keras-tuner's max_trials=10 with the defaults: 10 random starts, 3 race.
-        ({"max_trials": 10}, r"max_trials=10 breeds no child: the first population_size=10 trials are "
-             r"random starting points and the last 3 race the finalists, so this search "
-             r"is a random search. Give max_trials >= 15"),
+        ({"max_trials": 10}, r"max_trials=10 breeds no child: the first trials are its "
+             r"population_size=10 random starting points and the last 3 race the finalists, "
+             r"so this search is a random search. Give max_trials >= 15, or a smaller "
+             r"population_size."),
         ({"max_trials": 14}, r"max_trials=14 breeds no child.* last 4 race.* >= 15"),
         ({"max_trials": 10, "racing_fraction": 0.0}, r"starting points, so .* >= 11"),
+        # A noise check's race may be as short as racing_fraction's: 0 trials here.
         ({"max_trials": 5, "population_size": 8, "noisy_racing_fraction": 0.5,
-          "racing_fraction": 0.1}, r"max_trials=5 .* last 2 race .* >= 17"),
+          "racing_fraction": 0.1}, r"max_trials=5 .* random starting points, so .* >= 9,"),
+        # Every initial_hps is served before the first child.
+        ({"max_trials": 12, "population_size": 4, "racing_fraction": 0.0,
+          "initial_hps": [{"x": i} for i in range(12)]},
+         r"the first trials are its 12 initial_hps, so this search is a random search. "
+         r"Give max_trials >= 13.$"),
     ],
 )
 def test_a_search_too_short_to_breed_says_so(kwargs, message):
@@ -67,6 +74,8 @@ def test_a_search_too_short_to_breed_says_so(kwargs, message):
 @pytest.mark.parametrize("kwargs", [
     {"max_trials": 15}, {"max_trials": 11, "racing_fraction": 0.0},
     {"max_trials": 10, "population_size": 6}, {"max_trials": None},
+    # The race a calm noise check leaves (10%) lets children be bred.
+    {"max_trials": 20, "noisy_racing_fraction": 0.5, "racing_fraction": 0.1, "finalists": 4},
 ])
 def test_a_search_that_breeds_does_not_warn(kwargs, recwarn):
     EvolutionOracle(**kwargs)
@@ -262,6 +271,14 @@ def test_a_search_resumed_with_other_settings_names_them(tmp_path, recwarn):
             r"'RouletteSelection'. The new ones apply from here on")):
         resumed.reload()
     assert resumed.incumbent_evaluations == 1  # (as keras-tuner's tuners do)
+    # What follows from another setting is not named: the surrogate's start (at
+    # population_size), a tournament's size under roulette.
+    other = oracle(population_size=8, selection="roulette", tournament_size=8)
+    with pytest.warns(ResumedSettingsWarning) as caught:
+        other.reload()
+    assert [str(w.message).split(": ")[1].split(". ")[0] for w in caught] == [
+        "incumbent_evaluations 2 -> 1, population_size 6 -> 8, selection "
+        "'TournamentSelection' -> 'RouletteSelection'"]
 
 
 def mean_best(factory, tmp_path, seeds, trials=60):

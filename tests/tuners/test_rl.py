@@ -217,7 +217,7 @@ def test_a_gradient_that_is_not_finite_leaves_the_policy_as_it_was():
     policy.update([good, bad], [1.0, -1.0])
     learnt, step = policy.params.copy(), policy.adam_step
     with pytest.warns(RuntimeWarning, match="not finite.*skipped"):
-        policy.update([good, bad], [float("nan"), -1.0])
+        assert policy.update([good, bad], [float("nan"), -1.0]) is None  # no NaN loss
     np.testing.assert_array_equal(policy.params, learnt)  # was NaN everywhere
     assert policy.adam_step == step
     policy.update([good, bad], [1.0, -1.0])  # and it still learns

@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from metanas.tuners import storage
 from metanas.tuners.storage import save_json_atomically
@@ -75,6 +76,28 @@ def test_a_state_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, monke
     assert events[0][1].startswith(str(path) + ".") and events[0][1].endswith(".tmp")
     assert events[1][1] == str(path) and events[2][1] == str(tmp_path)
     assert json.loads(path.read_text()) == {"trials": 3}
+
+
+def test_a_file_system_that_cannot_sync_still_saves_and_a_full_disk_still_fails(
+        tmp_path, monkeypatch):
+    # CIFS/SMB shares, VirtualBox shared folders, some FUSE mounts refuse fsync
+    # with EINVAL: every save failed there (a review's finding).
+    import errno
+
+    failure = []
+
+    def fsync(descriptor):
+        raise OSError(failure[0], os.strerror(failure[0]))
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    path = tmp_path / "oracle.json"
+    failure.append(errno.EINVAL)
+    save_json_atomically(path, {"trials": 1})
+    assert json.loads(path.read_text()) == {"trials": 1}
+    failure[0] = errno.ENOSPC
+    with pytest.raises(OSError, match="could not save .*oracle.json"):
+        save_json_atomically(path, {"trials": 2})
+    assert json.loads(path.read_text()) == {"trials": 1}
 
 
 def test_a_state_that_cannot_be_written_keeps_the_old_file(tmp_path):

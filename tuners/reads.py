@@ -49,9 +49,10 @@ class _RecordingValues(dict):
     """keras-tuner's ``HyperParameters.values`` that notes what is read from it
     (its reading methods are wrapped below the class)."""
 
-    def __init__(self, values, record: ReadRecord) -> None:
+    def __init__(self, values=(), record: Optional[ReadRecord] = None) -> None:
         super().__init__(values)
-        self._record = record
+        # (A copy made as ``type(values)(...)``, by tf.nest, records for itself.)
+        self._record = ReadRecord() if record is None else record
 
     def __reduce_ex__(self, protocol):  # pickle, copy.deepcopy: a plain dict
         self._record.everything = True
@@ -78,6 +79,26 @@ for _name in ("__getitem__", "get", "pop", "setdefault", "__contains__"):
 for _name in ("__iter__", "keys", "values", "items", "copy", "popitem", "__repr__",
               "__eq__", "__ne__", "__or__", "__ror__"):
     setattr(_RecordingValues, _name, _reads_all(getattr(dict, _name)))
+
+
+def _register_with_yaml() -> None:
+    """Has PyYAML dump the values as the plain mapping they are (its safe dumper
+    refused a dict subclass, its full one tagged it as a Python object)."""
+    try:
+        import yaml
+    except ImportError:
+        return
+
+    def represent(dumper, data):
+        return dumper.represent_dict(dict(data))  # (reads every value)
+
+    for name in ("SafeDumper", "Dumper", "CSafeDumper", "CDumper"):
+        dumper = getattr(yaml, name, None)
+        if dumper is not None:
+            yaml.add_representer(_RecordingValues, represent, Dumper=dumper)
+
+
+_register_with_yaml()
 
 
 @contextlib.contextmanager

@@ -315,16 +315,18 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
 
         Raises:
             RuntimeError: Trials ran and none completed.
-            ValueError: ``num_models`` is not an int >= 1, or no completed trial
+            ValueError: ``num_models`` is not an int >= 0, or no completed trial
                 is within a hard budget.
         """
-        check_int("num_models", num_models, low=1)
+        if check_int("num_models", num_models, low=0) == 0:
+            return []  # (as keras-tuner)
         return [self.load_model(trial) for trial in self._best_trials(num_models)]
 
     def get_best_hyperparameters(self, num_trials: int = 1):
         """The best hyperparameters (of completed trials); with a hard budget,
         only those within it. Raises as `get_best_models`."""
-        check_int("num_trials", num_trials, low=1)
+        if check_int("num_trials", num_trials, low=0) == 0:
+            return []  # (as keras-tuner)
         return [trial.hyperparameters for trial in self._best_trials(num_trials)]
 
     def _best_trials(self, num_trials: int) -> list:
@@ -350,7 +352,7 @@ class StrategyTuner(hooks.HookedTunerMixin, keras_tuner.Tuner):
                 f"no completed trial is within the budget {objective.cost} <= "
                 f"{objective.target:g}; raise the target or search longer."
             )
-        return best
+        return [trial for trial in best if trial.status == "COMPLETED"]  # (not failed ones)
 
     def get_pareto_front(self, objectives_: Optional[list] = None) -> list:
         """The completed trials no other completed trial dominates.

@@ -660,7 +660,12 @@ class MlflowTracker:
                 "status": "FINISHED",
                 **self._summary(tuner),
             })
-        self.flush()
+        waiting = self.flush()
+        if waiting:  # nothing is lost, but MLflow shows the search unfinished until sent
+            logger.warning(
+                "%d MLflow record(s) wait in %s (MLflow could not take them); the next "
+                "search tracked there sends them, or now: metanas tracking sync %s",
+                waiting, self._spool.directory, self._spool.directory)
 
     def _summary(self, tuner) -> Dict[str, Any]:
         """The parent run's closing metrics and artifacts (counts, best, curve, table)."""

@@ -49,7 +49,7 @@ def test_one_tracker_given_to_two_searches_logs_two_searches(tmp_path):
     assert len(runs_of(store, "digits_b")[0]) == 2
 
 
-def test_records_meant_for_another_store_wait_for_it(tmp_path, capsys):
+def test_records_meant_for_another_store_wait_for_it(tmp_path, capsys, caplog):
     store_a, store_b = (f"sqlite:///{tmp_path}/{name}.db" for name in ("a", "b"))
     # An earlier search of the project, tracked to store A, left a record waiting
     # (A was unreachable then).
@@ -63,6 +63,9 @@ def test_records_meant_for_another_store_wait_for_it(tmp_path, capsys):
     second = search(tmp_path, "shared", MlflowTracker(tracking_uri=store_b), trials=1)
     check_search_logged(store_b, "shared", second, epochs=1)
     assert [r["id"] for r in Spool.read(spool / "tuner0.pending.jsonl")] == ["w1"]
+    # The end of the search says so (it said nothing), and how to send them.
+    assert f"1 MLflow record(s) wait in {spool} (MLflow could not take them); the next " \
+        f"search tracked there sends them, or now: metanas tracking sync {spool}" in caplog.text
     # `sync` of the project directory (its spool sits beside it) sends it where it is told.
     capsys.readouterr()
     assert cli.main(["tracking", "sync", str(tmp_path / "runs" / "shared"),

@@ -311,7 +311,7 @@ def test_a_search_resumed_without_its_race_ranks_by_score_again(tmp_path):
     assert json_state(resumed)["race"] == []
 
 
-@pytest.mark.parametrize("max_trials", [10, 30])
+@pytest.mark.parametrize("max_trials", [1, 3, 10, 30])  # 1, 3: a race of 0 trials
 def test_a_finished_race_keeps_its_winner_when_reopened_with_another_budget(tmp_path,
                                                                              max_trials):
     # Was (a review's finding): reopening with another max_trials (10 is the

@@ -48,6 +48,24 @@ def test_the_record_names_what_a_build_read_and_the_values_keep_their_identity()
     assert unread_decisions(hp, record) == []
 
 
+def test_the_values_a_build_sees_serialise_as_a_plain_dict_does():
+    # Was: yaml.safe_dump refused them (every trial failed), yaml.dump tagged them as
+    # a Python object, and tf.nest.map_structure could not rebuild them.
+    import tensorflow as tf
+    import yaml
+
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", 1, 4, default=2)
+    hp.Choice("act", ["relu", "tanh"])
+    record = ReadRecord()
+    with recording_reads(hp, record):
+        assert yaml.safe_load(yaml.safe_dump(hp.values)) == {"units": 2, "act": "relu"}
+        assert yaml.dump(hp.values) == yaml.dump({"units": 2, "act": "relu"})
+        assert tf.nest.map_structure(lambda v: v, hp.values) == {"units": 2, "act": "relu"}
+        assert json.loads(json.dumps(hp.values)) == {"units": 2, "act": "relu"}
+    assert record.everything  # dumping them reads every one
+
+
 def test_a_value_of_a_name_the_model_never_registered_is_unread():
     # An initial_hps setting of a branch the model did not build (AutoKeras's ResNet
     # start on a vanilla ImageBlock) was neither read nor listed as unused.

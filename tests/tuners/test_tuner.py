@@ -155,3 +155,29 @@ def test_a_build_collects_garbage_once_and_keeps_keras_tuners_checks(tmp_path, m
     tuner.hypermodel.build = lambda hp: "not a model"
     with pytest.raises(keras_tuner.errors.FatalTypeError, match="not a model"):
         tuner._try_build(hp)
+
+
+def test_the_best_are_completed_trials_only_and_none_asked_is_none(tmp_path):
+    # Were: a failed trial among get_best_hyperparameters(k) when fewer than k had
+    # completed (its docstring says "of completed trials"), and (0) a ValueError
+    # where keras-tuner returns [].
+    import keras_tuner
+
+    class Half(RandomSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            x = trial.hyperparameters.Int("x", 0, 9)
+            if x % 2:
+                raise keras_tuner.errors.FailedTrialError(f"odd x={x}")
+            return {"score": float(x)}
+
+    tuner = Half(objective=keras_tuner.Objective("score", "max"), max_trials=6, seed=1,
+                 directory=str(tmp_path), tracking=False, max_consecutive_failed_trials=6)
+    tuner.search(verbose=0)
+    statuses = [t.status for t in tuner.oracle.trials.values()]
+    completed = statuses.count("COMPLETED")
+    assert 0 < completed < 6 and "FAILED" in statuses
+    best = tuner.get_best_hyperparameters(6)
+    assert len(best) == completed and all(hp.get("x") % 2 == 0 for hp in best)
+    assert tuner.get_best_hyperparameters(0) == [] and tuner.get_best_models(0) == []
+    with pytest.raises(ValueError, match="num_trials must be an int >= 0, got -1"):
+        tuner.get_best_hyperparameters(-1)

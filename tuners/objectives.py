@@ -196,9 +196,10 @@ class ConstrainedObjective(keras_tuner.Objective):
             # that trains otherwise has to add them.)
             raise ValueError(
                 f"{self}: the trial's metrics hold {self.metric!r} but not the cost "
-                f"{self.cost!r}. A run_trial of your own that calls fit itself logs it with "
-                "metanas.tuners.objectives.CostLogger() among fit's callbacks (or returns "
-                "measure_costs(model) among its metrics).")
+                f"{self.cost!r}. The tuners measure the cost/ ones unless cost_measures=False "
+                "or the measure failed (a warning says why); a run_trial of your own that "
+                "calls fit itself logs them with metanas.tuners.objectives.CostLogger() among "
+                "fit's callbacks (or returns measure_costs(model) among its metrics).")
         value = float(logs[self.metric])
         ratio = float(logs[self.cost]) / self.target
         sign = 1.0 if self.direction == "max" else -1.0

@@ -92,10 +92,11 @@ def _register_with_yaml() -> None:
     def represent(dumper, data):
         return dumper.represent_dict(dict(data))  # (reads every value)
 
-    for name in ("SafeDumper", "Dumper", "CSafeDumper", "CDumper"):
-        dumper = getattr(yaml, name, None)
-        if dumper is not None:
-            yaml.add_representer(_RecordingValues, represent, Dumper=dumper)
+    # On the representers the dumpers (C ones too) inherit from: registering on a
+    # dumper would give it a table of its own, which later registrations on its
+    # representer would no longer reach.
+    for representer in (yaml.representer.SafeRepresenter, yaml.representer.Representer):
+        representer.add_representer(_RecordingValues, represent)
 
 
 _register_with_yaml()

@@ -75,7 +75,9 @@ PROCESS_KEY = "metanas:process"
 #: A running meta-trial with neither a process record (`PROCESS_KEY`) nor a
 #: heartbeat this old (seconds) was abandoned between Optuna's ``ask`` and its
 #: first step, where a live process records both at once: a kill then left it.
-ORPHAN_SECONDS = 60
+#: Optuna's grace period, as for a trial whose heartbeat stopped (a process
+#: waiting on a lock, a clock a little off, must not lose a live meta-trial).
+ORPHAN_SECONDS = STALE_SECONDS
 DEFAULT_STUDY = "metanas-meta"
 #: The user attribute of a meta-trial queued again for one whose process was
 #: killed (`MetaLearner._fail_abandoned`): that one's number.
@@ -1245,8 +1247,8 @@ class MetaLearner:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
         if failed:
-            warnings.warn(f"meta-trials {failed} were left running by a process of this machine "
-                          "that has ended (killed); they are failed, and their settings run "
+            warnings.warn(f"meta-trials {failed} were left running by a process that has ended "
+                          "(killed); they are failed, and their settings run "
                           "again (once) if this meta-training includes their strategy.",
                           stacklevel=3)
         return retries

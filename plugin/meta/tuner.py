@@ -90,6 +90,8 @@ def _load_choice(path: str) -> Recommendation:
         if choice.strategy not in strategy_classes():
             raise ValueError(f"strategy {choice.strategy!r} is not one of "
                              f"{sorted(strategy_classes())}")
+        if not isinstance(choice.settings, dict):
+            raise ValueError(f"'settings': expected an object, got {choice.settings!r}")
         if choice.settings.get("selection", "tournament") != "tournament":
             # (Saved before a tournament's size was set for tournaments only.)
             choice.settings.pop("tournament_size", None)

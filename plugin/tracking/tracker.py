@@ -660,12 +660,14 @@ class MlflowTracker:
                 "status": "FINISHED",
                 **self._summary(tuner),
             })
-        waiting = self.flush()
+        self.flush()
+        waiting = sum(self._ours(r) for p in self._spool.files() for r in Spool.read(p))
         if waiting:  # nothing is lost, but MLflow shows the search unfinished until sent
             logger.warning(
-                "%d MLflow record(s) wait in %s (MLflow could not take them); the next "
-                "search tracked there sends them, or now: metanas tracking sync %s",
-                waiting, self._spool.directory, self._spool.directory)
+                "%d MLflow record(s) of this store wait in %s (MLflow could not take them); "
+                "the next search tracked there sends them, or now: metanas tracking sync %s "
+                "--tracking-uri <this store's URI>", waiting, self._spool.directory,
+                self._spool.directory)
 
     def _summary(self, tuner) -> Dict[str, Any]:
         """The parent run's closing metrics and artifacts (counts, best, curve, table)."""

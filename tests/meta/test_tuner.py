@@ -17,6 +17,7 @@ from metanas.tuners import (
     EvolutionOracle,
     RandomSearchOracle,
     ResumedSettingsWarning,
+    SavedStateError,
     ShortSearchWarning,
 )
 
@@ -358,8 +359,6 @@ def test_a_corrupt_meta_search_file_is_named_before_any_training(
         tmp_path, digits, name, content, reason):
     # Were a bare JSONDecodeError or TypeError; the search id's only after the
     # search, whose result was then neither recorded nor kept.
-    from metanas.tuners import SavedStateError
-
     storage = f"sqlite:///{tmp_path}/meta.db"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -388,3 +387,8 @@ def test_a_roulette_choice_saved_with_a_tournament_size_loads_without_it(tmp_pat
     path.write_text(json.dumps({"strategy": "evolution", "source": "defaults", "params": {},
                                 "settings": {"selection": "tournament", "tournament_size": 3}}))
     assert _load_choice(str(path)).settings["tournament_size"] == 3
+    for bad in (None, [], "roulette"):  # a corrupt file, not an AttributeError
+        path.write_text(json.dumps({"strategy": "evolution", "source": "defaults",
+                                    "params": {}, "settings": bad}))
+        with pytest.raises(SavedStateError, match=r"meta-search file .* is corrupt \('settings'"):
+            _load_choice(str(path))

@@ -63,9 +63,8 @@ def test_records_meant_for_another_store_wait_for_it(tmp_path, capsys, caplog):
     second = search(tmp_path, "shared", MlflowTracker(tracking_uri=store_b), trials=1)
     check_search_logged(store_b, "shared", second, epochs=1)
     assert [r["id"] for r in Spool.read(spool / "tuner0.pending.jsonl")] == ["w1"]
-    # The end of the search says so (it said nothing), and how to send them.
-    assert f"1 MLflow record(s) wait in {spool} (MLflow could not take them); the next " \
-        f"search tracked there sends them, or now: metanas tracking sync {spool}" in caplog.text
+    # Another store's record: this search has nothing waiting, and says nothing.
+    assert "wait in" not in caplog.text
     # `sync` of the project directory (its spool sits beside it) sends it where it is told.
     capsys.readouterr()
     assert cli.main(["tracking", "sync", str(tmp_path / "runs" / "shared"),
@@ -157,3 +156,18 @@ def test_the_health_probe_uses_mlflows_tls_settings(monkeypatch):
 def test_a_bad_spool_dir_is_a_value_error(value):
     with pytest.raises(ValueError, match="spool_dir must be a non-empty path or None, got"):
         MlflowTracker(spool_dir=value)
+
+
+def test_a_search_that_ends_with_its_records_waiting_says_how_to_send_them(tmp_path, caplog):
+    # Was silent: the parent run showed RUNNING in MLflow until a later search or a
+    # sync sent the records, and nothing said so (a review's kill test).
+    from metanas.tracking.server import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    search(tmp_path, "away", MlflowTracker(tracking_uri=down), trials=1)
+    spool = tmp_path / "runs" / SPOOL_DIRNAME / "away"
+    waiting = sum(len(Spool.read(p)) for p in spool.glob("*.pending.jsonl"))
+    assert waiting > 0
+    assert (f"{waiting} MLflow record(s) of this store wait in {spool} (MLflow could not take "
+            f"them); the next search tracked there sends them, or now: metanas tracking sync "
+            f"{spool} --tracking-uri <this store's URI>") in caplog.text

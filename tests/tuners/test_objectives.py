@@ -350,12 +350,13 @@ def test_get_pareto_front_on_a_tuner(tmp_path):
     with pytest.raises(ValueError, match=r"no completed trial logged \['val_acc'\]; the trials "
                                          r"logged \[.*'val_accuracy'"):
         tuner.get_pareto_front([keras_tuner.Objective("val_acc", "max"), "cost/params"])
-    # How many best models: an int >= 1 (numpy's too), not -1 or "2".
+    # How many best models: an int >= 0 (numpy's too; 0: none, as keras-tuner), not -1 or "2".
     assert len(tuner.get_best_hyperparameters(np.int64(2))) == 2
     for call, name in ((tuner.get_best_models, "num_models"),
                        (tuner.get_best_hyperparameters, "num_trials")):
-        for bad in (-1, 0, "2", 1.5):
-            with pytest.raises(ValueError, match=f"{name} must be an int >= 1, got {bad!r}"):
+        assert call(0) == []
+        for bad in (-1, "2", 1.5):
+            with pytest.raises(ValueError, match=f"{name} must be an int >= 0, got {bad!r}"):
                 call(bad)
 
 

@@ -65,6 +65,13 @@ def test_the_values_a_build_sees_serialise_as_a_plain_dict_does():
         assert json.loads(json.dumps(hp.values)) == {"units": 2, "act": "relu"}
     assert record.everything  # dumping them reads every one
 
+    class Later:  # a representer another library adds later still reaches safe_dump
+        pass
+
+    yaml.representer.SafeRepresenter.add_representer(
+        Later, lambda dumper, data: dumper.represent_str("later"))
+    assert yaml.safe_dump(Later()).startswith("later")
+
 
 def test_a_value_of_a_name_the_model_never_registered_is_unread():
     # An initial_hps setting of a branch the model did not build (AutoKeras's ResNet

@@ -1667,12 +1667,12 @@ class MetanasOracle(keras_tuner.Oracle):
                 raise ValueError(f"'ran_out': expected None or [trial count, max_trials, "
                                  f"race trials], got {ran_out!r}")
             self._ran_out = ran_out
-            if self._race_start != self._race_start_trial() and (
-                    not (self.racing_fraction or self.noisy_racing_fraction)
-                    or not self.max_trials):
-                # Racing turned off on resume, or no end to race at: its finalists
-                # rank first no more. (Not a max_trials too small for a race of its
-                # own, 1 to 3: no trial is run, and the answer stays.)
+            if self._race_start != self._race_start_trial() and not (
+                    self.racing_fraction or self.noisy_racing_fraction):
+                # Racing turned off on resume: its finalists rank first no more. (Not
+                # a max_trials too small for a race of its own, 1 to 3, nor none: an
+                # oracle reopened to load the best model keeps the answer, and trials
+                # run after it, evaluated once, rank after the raced ones.)
                 # (A race planned for another max_trials keeps them first until
                 # the next race begins: a search reopened with another budget,
                 # or only to load its best model, keeps its answer.)

@@ -94,9 +94,14 @@ def _register_with_yaml() -> None:
 
     # On the representers the dumpers (C ones too) inherit from: registering on a
     # dumper would give it a table of its own, which later registrations on its
-    # representer would no longer reach.
-    for representer in (yaml.representer.SafeRepresenter, yaml.representer.Representer):
-        representer.add_representer(_RecordingValues, represent)
+    # representer would no longer reach. A dumper that has one already (someone
+    # registered on it: `yaml.add_representer` does, on Dumper) gets it there too.
+    classes = [yaml.representer.SafeRepresenter, yaml.representer.Representer]
+    classes += [getattr(yaml, name) for name in ("SafeDumper", "Dumper", "CSafeDumper",
+                                                 "CDumper") if hasattr(yaml, name)]
+    for cls in classes:
+        if cls in classes[:2] or "yaml_representers" in vars(cls):
+            cls.add_representer(_RecordingValues, represent)
 
 
 _register_with_yaml()

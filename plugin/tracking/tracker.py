@@ -665,9 +665,8 @@ class MlflowTracker:
         if waiting:  # nothing is lost, but MLflow shows the search unfinished until sent
             logger.warning(
                 "%d MLflow record(s) of this store wait in %s (MLflow could not take them); "
-                "the next search tracked there sends them, or now: metanas tracking sync %s "
-                "--tracking-uri <this store's URI>", waiting, self._spool.directory,
-                self._spool.directory)
+                "the next search tracked to it sends them, or `metanas tracking sync` (see "
+                "the README, \"When MLflow is down\")", waiting, self._spool.directory)
 
     def _summary(self, tuner) -> Dict[str, Any]:
         """The parent run's closing metrics and artifacts (counts, best, curve, table)."""

@@ -195,7 +195,7 @@ def test_a_meta_trial_killed_between_ask_and_its_first_step_is_failed_and_runs_a
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         number = learner.study.ask().number  # and killed there
-    monkeypatch.setattr(learner_module, "ORPHAN_SECONDS", 0, raising=False)  # (60 s later)
+    monkeypatch.setattr(learner_module, "ORPHAN_SECONDS", 0, raising=False)  # (600 s on)
     with pytest.warns(UserWarning, match=rf"meta-trials \[{number}\] were left running"):
         MetaLearner(f"sqlite:///{path}", seed=0).meta_train(
             SMALL, evaluate, n_trials=1, strategies=("evolution",))

@@ -169,5 +169,5 @@ def test_a_search_that_ends_with_its_records_waiting_says_how_to_send_them(tmp_p
     waiting = sum(len(Spool.read(p)) for p in spool.glob("*.pending.jsonl"))
     assert waiting > 0
     assert (f"{waiting} MLflow record(s) of this store wait in {spool} (MLflow could not take "
-            f"them); the next search tracked there sends them, or now: metanas tracking sync "
-            f"{spool} --tracking-uri <this store's URI>") in caplog.text
+            "them); the next search tracked to it sends them, or `metanas tracking sync` (see "
+            'the README, "When MLflow is down")') in caplog.text

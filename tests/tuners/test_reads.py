@@ -73,6 +73,26 @@ def test_the_values_a_build_sees_serialise_as_a_plain_dict_does():
     assert yaml.safe_dump(Later()).startswith("later")
 
 
+def test_values_dump_with_yaml_after_a_dumper_got_a_table_of_its_own():
+    # `yaml.add_representer` registers on yaml.Dumper, which then holds its own table:
+    # done before metanas registered, the base registration did not reach it.
+    import subprocess
+    import sys
+
+    script = (
+        "import yaml\n"
+        "class Mine: pass\n"
+        "yaml.add_representer(Mine, lambda d, v: d.represent_str('mine'))\n"
+        "yaml.SafeDumper.add_representer(Mine, lambda d, v: d.represent_str('mine'))\n"
+        "import importlib\n"
+        "reads = importlib.import_module('metanas.tuners.reads')\n"
+        "values = reads._RecordingValues({'units': 2})\n"
+        "assert yaml.safe_dump(values) == 'units: 2\\n', yaml.safe_dump(values)\n"
+        "assert yaml.dump(values) == 'units: 2\\n', yaml.dump(values)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
 def test_a_value_of_a_name_the_model_never_registered_is_unread():
     # An initial_hps setting of a branch the model did not build (AutoKeras's ResNet
     # start on a vanilla ImageBlock) was neither read nor listed as unused.

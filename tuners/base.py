@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import functools
 import hashlib
 import inspect
 import itertools
@@ -153,6 +154,20 @@ SETTINGS_FREE_ON_RESUME = frozenset({
 
 class ShortNoiseCheckWarning(ShortSearchWarning):
     """``noisy_racing_fraction`` leaves too few trials for the noise check to run."""
+
+
+@functools.lru_cache(maxsize=None)
+def keyword_settings(oracle_class: type) -> Tuple[Tuple[str, Any], ...]:
+    """``(name, default)`` of every keyword-only setting of ``oracle_class`` and of
+    its metanas bases, the bases' first (read once per class: a state is saved
+    at every trial)."""
+    settings: Dict[str, Any] = {}
+    for cls in reversed(inspect.getmro(oracle_class)):
+        if isinstance(cls, type) and issubclass(cls, MetanasOracle):
+            for name, parameter in inspect.signature(cls.__init__).parameters.items():
+                if parameter.kind is parameter.KEYWORD_ONLY:
+                    settings[name] = parameter.default
+    return tuple(settings.items())
 
 
 def check_int(name: str, value: Any, *, low: int, high: Optional[int] = None) -> int:
@@ -1466,24 +1481,21 @@ class MetanasOracle(keras_tuner.Oracle):
     def strategy_values(self) -> Dict[str, Any]:
         """The strategy's settings as this oracle uses them (JSON values).
 
-        Every keyword-only setting of its class but keras-tuner's and those a
-        resumed search may change freely (`SETTINGS_FREE_ON_RESUME`); a setting
-        given as an object (a `Selection`) by its class's name.
+        Every keyword-only setting of its class (`keyword_settings`) but
+        keras-tuner's and those a resumed search may change freely
+        (`SETTINGS_FREE_ON_RESUME`); a setting given as an object (a
+        `Selection`) by its class's name.
         """
         values: Dict[str, Any] = {}
-        for cls in type(self).__mro__:
-            if not (isinstance(cls, type) and issubclass(cls, MetanasOracle)):
+        for name, _ in keyword_settings(type(self)):
+            if name in SETTINGS_FREE_ON_RESUME or not hasattr(self, name):
                 continue
-            for name, parameter in inspect.signature(cls.__init__).parameters.items():
-                if (parameter.kind is not parameter.KEYWORD_ONLY or name in values
-                        or name in SETTINGS_FREE_ON_RESUME or not hasattr(self, name)):
-                    continue
-                value = getattr(self, name)
-                if isinstance(value, np.generic):
-                    value = value.item()
-                if not (value is None or isinstance(value, (bool, int, float, str))):
-                    value = type(value).__name__
-                values[name] = value
+            value = getattr(self, name)
+            if isinstance(value, np.generic):
+                value = value.item()
+            if not (value is None or isinstance(value, (bool, int, float, str))):
+                value = type(value).__name__
+            values[name] = value
         return values
 
     def _check_settings(self, state: Dict[str, Any]) -> None:

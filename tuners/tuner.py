@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import numbers
 import os
 import re
@@ -24,8 +23,8 @@ import numpy as np
 from metanas import usage
 from metanas.tuners import distributed, hooks, objectives, reads, storage
 from metanas.tuners.base import (
-    MetanasOracle, SavedStateError, check_int, is_oversized, oversized_parameters,
-    release_oracle,
+    MetanasOracle, SavedStateError, check_int, is_oversized, keyword_settings,
+    oversized_parameters, release_oracle,
 )
 from metanas.tuners.evolution import EvolutionOracle
 from metanas.tuners.random_search import RandomSearchOracle
@@ -41,11 +40,7 @@ def split_oracle_kwargs(
     oracle_class: Type[MetanasOracle], kwargs: Dict[str, Any]
 ) -> Dict[str, Any]:
     """Pops from ``kwargs`` the settings ``oracle_class`` (or its bases) accept."""
-    names = set()
-    for cls in inspect.getmro(oracle_class):
-        if issubclass(cls, MetanasOracle):
-            names.update(inspect.signature(cls.__init__).parameters)
-    names -= {"self", "kwargs", "objective", "max_trials"}
+    names = {name for name, _ in keyword_settings(oracle_class)}
     return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
 
 
@@ -58,12 +53,7 @@ def strategy_settings(oracle_class: Type[MetanasOracle], given: Dict[str, Any],
     value it uses, when that is a plain number, string or bool; so is the seed
     of a resumed search, which keeps its saved one.
     """
-    settings: Dict[str, Any] = {}
-    for cls in reversed(inspect.getmro(oracle_class)):
-        if isinstance(cls, type) and issubclass(cls, MetanasOracle):
-            for name, parameter in inspect.signature(cls.__init__).parameters.items():
-                if parameter.kind is parameter.KEYWORD_ONLY:
-                    settings[name] = parameter.default
+    settings = dict(keyword_settings(oracle_class))
     settings.update(given)
     for name, value in settings.items():
         resolved = getattr(oracle, name, None)
